@@ -1,0 +1,71 @@
+"""The one place where concrete adapters are chosen and services wired together.
+
+Entry points (CLI, API, workers) call ``bootstrap`` once with their settings; nothing is
+connected at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from servicegraph.cmdb.classes import ClassRegistry
+from servicegraph.cmdb.errors import StoreUnavailable
+from servicegraph.cmdb.history import HistoryService
+from servicegraph.cmdb.identifiers import IdentifierRules
+from servicegraph.cmdb.impact import ImpactService
+from servicegraph.cmdb.precedence import SourcePrecedence
+from servicegraph.cmdb.reconciliation import Reconciler
+from servicegraph.cmdb.relationships import RelationshipRules
+from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.config import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: GraphStore
+    classes: ClassRegistry
+    relationship_rules: RelationshipRules
+    reconciler: Reconciler
+    history: HistoryService
+    impact: ImpactService
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_store(settings: Settings) -> GraphStore:
+    if settings.store == "sqlite":
+        from servicegraph.cmdb.store.sqlite import SqliteGraphStore
+
+        return SqliteGraphStore(settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout)
+    raise StoreUnavailable(
+        f"store backend '{settings.store}' is not available in this release; "
+        "set SERVICEGRAPH_STORE=sqlite"
+    )
+
+
+def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Services:
+    settings = settings or Settings()
+    classes = ClassRegistry.build(settings.classes)
+    rules = RelationshipRules.build(classes, settings.relationship_rules)
+    store = open_store(settings)
+    if migrate:
+        store.migrate()
+    reconciler = Reconciler(
+        store,
+        classes,
+        rules,
+        IdentifierRules(settings.identifier_match_order),
+        SourcePrecedence(settings.precedence),
+        stale_after_runs=settings.stale_after_runs,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        classes=classes,
+        relationship_rules=rules,
+        reconciler=reconciler,
+        history=HistoryService(store),
+        impact=ImpactService(store, classes, rules, max_depth=settings.impact_max_depth),
+    )

@@ -1,0 +1,2 @@
+"""The configuration graph: CI classes, relationships, the store port, reconciliation,
+history, and impact analysis."""

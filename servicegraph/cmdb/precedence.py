@@ -1,0 +1,49 @@
+"""Per-attribute source precedence: which source's word counts for which fact.
+
+SNMP knows a switch's serial and firmware better than a spreadsheet; the ERP knows the cost
+centre and the owner; a human's note should not be overwritten by a collector. The policy
+maps an attribute to the sources allowed to set it, strongest first; ``"*"`` gives the
+order for attributes not listed. A source absent from a list ranks below every listed
+source; between sources of equal rank the latest report wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_PRECEDENCE: dict[str, list[str]] = {
+    # hardware facts: what the device says about itself beats what people typed
+    "model": ["snmp", "erp", "manual"],
+    "vendor": ["snmp", "erp", "manual"],
+    "os_version": ["snmp", "manual"],
+    "firmware_revision": ["snmp", "manual"],
+    "hardware_revision": ["snmp", "manual"],
+    # business facts: the ERP is the system of record
+    "cost_centre": ["erp", "manual"],
+    "owner": ["erp", "manual"],
+    "asset_tag": ["erp", "manual"],
+    # free text written by people stays theirs
+    "description": ["manual"],
+    "notes": ["manual"],
+}
+
+
+@dataclass(frozen=True)
+class SourcePrecedence:
+    rules: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(DEFAULT_PRECEDENCE))
+
+    def rank(self, attribute: str, source: str) -> int:
+        order = self.rules.get(attribute)
+        if order is None:
+            order = self.rules.get("*", ())
+        try:
+            return list(order).index(source)
+        except ValueError:
+            return len(order)
+
+    def may_override(self, attribute: str, new_source: str, current_source: str | None) -> bool:
+        """True when ``new_source`` may replace a value that ``current_source`` set."""
+        if current_source is None or current_source == new_source:
+            return True
+        return self.rank(attribute, new_source) <= self.rank(attribute, current_source)

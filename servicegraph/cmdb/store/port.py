@@ -1,0 +1,204 @@
+"""The store port: every storage backend implements these two protocols.
+
+Operations are coarse and batch-shaped (a list of CIs, a set of ids) because the callers
+are bulk reconcilers and graph analyses; a round trip per item would make Neo4j and SQLite
+equally slow.
+
+Errors: adapters raise ``StoreUnavailable`` when the backend cannot be reached or opened,
+``SchemaTooNew`` when the data was written by a newer release, and ``StoreError`` for other
+backend failures, always chained (``raise ... from exc``) to the driver's exception. Bad
+input is the services' job to reject before it reaches a store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from servicegraph.cmdb.identifiers import Identifier
+from servicegraph.cmdb.model import (
+    ConfigurationItem,
+    Conflict,
+    HistoryEntry,
+    Relationship,
+    RelationshipKey,
+    SourceSighting,
+)
+
+Direction = Literal["out", "in", "both"]
+
+
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """Optional behaviour a backend may or may not offer."""
+
+    # Several processes may write at once without external coordination.
+    concurrent_writers: bool
+    # The backend can evaluate variable-length traversals itself (Cypher); otherwise the
+    # services traverse an in-memory projection.
+    native_traversal: bool
+
+
+@dataclass(frozen=True)
+class CIQuery:
+    """Filters for listing CIs; ``after`` is the id cursor of the previous page."""
+
+    ci_class: str | None = None
+    name_contains: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    stale: bool | None = None
+    include_merged: bool = False
+    limit: int = 100
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeChange:
+    """A relationship as the impact projection needs it; ``removed`` drops it."""
+
+    from_id: str
+    type: str
+    to_id: str
+    redundancy_group: str | None
+    min_healthy: int | None
+    removed: bool
+
+
+@dataclass(frozen=True)
+class GraphDelta:
+    """Everything impact analysis needs that changed after a change sequence number."""
+
+    seq: int
+    # id -> class of every CI created or changed (merged CIs included, with their survivor)
+    cis: dict[str, tuple[str, str | None]]
+    edges: list[EdgeChange]
+    # cluster id -> its min_healthy attribute (None when unset)
+    cluster_min_healthy: dict[str, int | None]
+
+
+class GraphWriter(Protocol):
+    """One atomic unit of work. Writers are serialised: what a writer reads stays true until
+    it commits, so identification cannot race another process creating the same CI."""
+
+    def lookup_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
+        """The CI id holding each identifier that is held."""
+
+    def lookup_keys(self, source: str, keys: Iterable[str]) -> dict[str, str]:
+        """The CI id each of ``source``'s own keys was mapped to."""
+
+    def load_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
+        """The CIs (merged ones included) among ``ids``; unknown ids are absent."""
+
+    def load_relationships(
+        self, keys: Iterable[RelationshipKey]
+    ) -> dict[RelationshipKey, Relationship]:
+        """Relationships (removed ones included) among ``keys``."""
+
+    def relationships_of(self, ci_ids: Iterable[str]) -> list[Relationship]:
+        """Current (not removed) relationships with either end in ``ci_ids``."""
+
+    def insert_cis(self, cis: Sequence[ConfigurationItem]) -> None:
+        """Create CIs with their identifiers. Ids and identifiers must be new."""
+
+    def update_cis(self, cis: Sequence[ConfigurationItem]) -> None:
+        """Replace stored CIs (not their identifiers) by these versions."""
+
+    def add_identifiers(self, rows: Sequence[tuple[Identifier, str]]) -> None:
+        """Attach identifiers to CIs. An identifier held by another CI raises StoreError."""
+
+    def remove_identifiers(self, identifiers: Sequence[Identifier]) -> None: ...
+
+    def move_keys_and_sightings(self, from_ci: str, to_ci: str) -> None:
+        """Repoint every source key and sighting of ``from_ci`` to ``to_ci`` (for merges);
+        where both have a sighting by one source, ``to_ci``'s is kept."""
+
+    def set_keys(self, source: str, rows: Sequence[tuple[str, str]]) -> None:
+        """Map ``source``'s keys to CI ids (insert or replace)."""
+
+    def save_relationships(
+        self, new: Sequence[Relationship], changed: Sequence[Relationship]
+    ) -> None: ...
+
+    def record_sightings(
+        self,
+        source: str,
+        run_id: str,
+        at: dt.datetime,
+        ci_ids: Iterable[str],
+        relationship_keys: Iterable[RelationshipKey],
+    ) -> tuple[list[str], list[RelationshipKey]]:
+        """Note that ``source`` reported these items in ``run_id``; reset missed runs.
+
+        Returns the CIs and relationships that were stale for this source before."""
+
+    def sweep_unseen(
+        self, source: str, run_id: str, stale_after: int
+    ) -> tuple[list[str], list[RelationshipKey]]:
+        """Count a missed run for every item ``source`` reported before but not in
+        ``run_id``. Returns the CIs that now are stale for every source that ever reported
+        them, and the relationships that became stale for this source."""
+
+    def append_history(self, entries: Sequence[HistoryEntry]) -> None: ...
+
+    def add_conflicts(self, conflicts: Sequence[Conflict]) -> None: ...
+
+
+class GraphStore(Protocol):
+    capabilities: StoreCapabilities
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema; safe to run concurrently and repeatedly."""
+
+    def close(self) -> None: ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the backend answers."""
+
+    def write(self) -> AbstractContextManager[GraphWriter]:
+        """A unit of work: committed when the block exits normally, rolled back otherwise."""
+
+    def get_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
+        """The CIs among ``ids`` (merged ones included); unknown ids are absent."""
+
+    def find_cis(self, query: CIQuery) -> list[ConfigurationItem]:
+        """CIs matching ``query`` ordered by id, at most ``query.limit``."""
+
+    def relationships(
+        self,
+        ci_ids: Iterable[str],
+        *,
+        direction: Direction = "both",
+        types: Iterable[str] | None = None,
+        include_removed: bool = False,
+    ) -> list[Relationship]:
+        """Relationships leaving (``out``), entering (``in``) or touching these CIs."""
+
+    def history(
+        self,
+        ci_ids: Iterable[str],
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> list[HistoryEntry]:
+        """History of these CIs (entries where they are either end), ordered by ``seq``."""
+
+    def merged_into(self, ci_id: str) -> list[str]:
+        """Ids of CIs that were merged into ``ci_id``, directly or transitively."""
+
+    def sightings(self, ci_id: str) -> list[SourceSighting]:
+        """Per source: when it first and last reported the CI, and missed runs."""
+
+    def conflicts(self, *, limit: int = 1000) -> list[Conflict]:
+        """Recorded reconciliation conflicts, newest first."""
+
+    def change_seq(self) -> int:
+        """A number that grows with every committed change to CIs or relationships."""
+
+    def graph_delta(self, since_seq: int) -> GraphDelta:
+        """Relationships and cluster sizes changed after ``since_seq`` (0: everything)."""
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of CIs, relationships and history entries, for health and stats."""

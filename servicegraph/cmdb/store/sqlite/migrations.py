@@ -1,0 +1,123 @@
+"""Versioned schema of the SQLite store. ``PRAGMA user_version`` holds the applied version.
+
+Append new migrations; never edit a released one. Times are integer microseconds since the
+Unix epoch (UTC); JSON columns hold attribute maps.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: configuration graph, identification, sightings, history, conflicts
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('change_seq', 0);
+
+    CREATE TABLE ci (
+        id                TEXT PRIMARY KEY,
+        class             TEXT NOT NULL,
+        name              TEXT NOT NULL,
+        attributes        TEXT NOT NULL,
+        attribute_sources TEXT NOT NULL,
+        lifecycle         TEXT NOT NULL,
+        operational_state TEXT NOT NULL,
+        stale             INTEGER NOT NULL DEFAULT 0,
+        merged_into       TEXT,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL,
+        version           INTEGER NOT NULL,
+        change_seq        INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX ci_class ON ci (class, id);
+    CREATE INDEX ci_merged_into ON ci (merged_into) WHERE merged_into IS NOT NULL;
+    CREATE INDEX ci_seq ON ci (change_seq);
+
+    CREATE TABLE ci_identifier (
+        kind  TEXT NOT NULL,
+        value TEXT NOT NULL,
+        ci_id TEXT NOT NULL,
+        PRIMARY KEY (kind, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX ci_identifier_ci ON ci_identifier (ci_id);
+
+    CREATE TABLE source_key (
+        source TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        ci_id  TEXT NOT NULL,
+        PRIMARY KEY (source, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE ci_sighting (
+        ci_id       TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        last_run    TEXT,
+        missed_runs INTEGER NOT NULL DEFAULT 0,
+        stale       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (ci_id, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX ci_sighting_source ON ci_sighting (source, last_run);
+
+    CREATE TABLE relationship (
+        from_id    TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        to_id      TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        removed    INTEGER NOT NULL DEFAULT 0,
+        stale      INTEGER NOT NULL DEFAULT 0,
+        change_seq INTEGER NOT NULL,
+        PRIMARY KEY (from_id, type, to_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX relationship_to ON relationship (to_id, type);
+    CREATE INDEX relationship_seq ON relationship (change_seq);
+
+    CREATE TABLE relationship_sighting (
+        from_id     TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        to_id       TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        last_run    TEXT,
+        missed_runs INTEGER NOT NULL DEFAULT 0,
+        stale       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (from_id, type, to_id, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX relationship_sighting_source ON relationship_sighting (source, last_run);
+
+    CREATE TABLE history (
+        seq         INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        ci_id       TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        field       TEXT,
+        old         TEXT,
+        new         TEXT,
+        source      TEXT,
+        actor       TEXT,
+        run_id      TEXT,
+        other_ci_id TEXT
+    );
+    CREATE INDEX history_ci ON history (ci_id, seq);
+    CREATE INDEX history_other ON history (other_ci_id, seq) WHERE other_ci_id IS NOT NULL;
+
+    CREATE TABLE conflict (
+        id               INTEGER PRIMARY KEY,
+        detected_at      INTEGER NOT NULL,
+        kind             TEXT NOT NULL,
+        source           TEXT NOT NULL,
+        item             TEXT NOT NULL,
+        identifier_kind  TEXT,
+        identifier_value TEXT,
+        ci_id            TEXT,
+        other_ci_id      TEXT,
+        detail           TEXT NOT NULL,
+        run_id           TEXT
+    );
+    """,
+]

@@ -1,0 +1,764 @@
+"""SQLite adapter of the store port.
+
+Concurrency: WAL lets readers run beside one writer. Every unit of work starts with
+``BEGIN IMMEDIATE``, which takes the write lock up front: a deferred transaction that reads
+and later writes can fail with SQLITE_BUSY at once, whatever the busy timeout, when another
+process wrote in between. Waiting writers sleep in SQLite's busy handler and, past it, in a
+bounded retry loop here, so callers see a clear ``StoreError`` only after ``lock_timeout``.
+
+Sets of ids travel as one JSON array parameter (``IN (SELECT value FROM json_each(?))``):
+no limit on the number of host parameters and one statement per batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from servicegraph.cmdb.errors import SchemaTooNew, StoreError, StoreUnavailable
+from servicegraph.cmdb.identifiers import Identifier
+from servicegraph.cmdb.model import (
+    ConfigurationItem,
+    Conflict,
+    ConflictKind,
+    HistoryEntry,
+    HistoryKind,
+    Lifecycle,
+    OperationalState,
+    Relationship,
+    RelationshipKey,
+    SourceSighting,
+)
+from servicegraph.cmdb.store.port import (
+    CIQuery,
+    Direction,
+    EdgeChange,
+    GraphDelta,
+    StoreCapabilities,
+)
+from servicegraph.cmdb.store.sqlite.migrations import MIGRATIONS
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+_loads = json.loads
+
+
+def to_us(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are ambiguous; use timezone-aware UTC times")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=value)
+
+
+def _ids_param(ids: Iterable[str]) -> str:
+    return _dumps(list(ids))
+
+
+_CI_COLUMNS = (
+    "id, class, name, attributes, attribute_sources, lifecycle, operational_state, stale, "
+    "merged_into, created_at, updated_at, version"
+)
+_REL_COLUMNS = "from_id, type, to_id, attributes, created_at, updated_at, removed, stale"
+_HISTORY_COLUMNS = "seq, at, ci_id, kind, field, old, new, source, actor, run_id, other_ci_id"
+
+
+def _relationship(row: tuple[Any, ...]) -> Relationship:
+    return Relationship(
+        from_id=row[0],
+        type=row[1],
+        to_id=row[2],
+        attributes=_loads(row[3]),
+        created_at=from_us(row[4]),
+        updated_at=from_us(row[5]),
+        removed=bool(row[6]),
+        stale=bool(row[7]),
+    )
+
+
+def _history(row: tuple[Any, ...]) -> HistoryEntry:
+    return HistoryEntry(
+        seq=row[0],
+        at=from_us(row[1]),
+        ci_id=row[2],
+        kind=HistoryKind(row[3]),
+        field=row[4],
+        old=None if row[5] is None else _loads(row[5]),
+        new=None if row[6] is None else _loads(row[6]),
+        source=row[7],
+        actor=row[8],
+        run_id=row[9],
+        other_ci_id=row[10],
+    )
+
+
+class _Connections:
+    """One connection per thread: sqlite3 connections must not be shared across threads."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreUnavailable(f"{self._path}: cannot use WAL journaling (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache per connection
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA mmap_size = 268435456")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot create the data directory for {self._path}: {exc}"
+            ) from exc
+        return conn
+
+    def close_all(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+class SqliteGraphStore:
+    """The embedded store. Safe to open from several processes and threads at once."""
+
+    capabilities = StoreCapabilities(concurrent_writers=True, native_traversal=False)
+
+    def __init__(self, path: Path | str, *, lock_timeout: float = 120.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        # SQLite's own busy handler waits first; the retry loop in `_begin` covers the rest.
+        self._connections = _Connections(self.path, busy_timeout_ms=10_000)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        with self._transaction() as conn:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {current} but this servicegraph knows "
+                    f"only up to {len(MIGRATIONS)}; upgrade servicegraph"
+                )
+            for version in range(current, len(MIGRATIONS)):
+                for statement in _split_sql(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    def close(self) -> None:
+        self._connections.close_all()
+
+    def ping(self) -> None:
+        try:
+            version = self._connections.get().execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store at {self.path} does not answer: {exc}") from exc
+        if version < len(MIGRATIONS):
+            raise StoreUnavailable(
+                f"SQLite store at {self.path} is at schema {version}, expected "
+                f"{len(MIGRATIONS)}; run migrations (servicegraph migrate)"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connections.get()
+        self._begin(conn)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"commit to {self.path} failed: {exc}") from exc
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreError(f"cannot start a transaction on {self.path}: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"{self.path} stayed locked by another writer for {self.lock_timeout:.0f}"
+                        " s; a long import may be running, retry when it finishes"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    @contextmanager
+    def write(self) -> Iterator[_SqliteWriter]:
+        with self._transaction() as conn:
+            yield _SqliteWriter(conn)
+
+    def _read(self) -> sqlite3.Connection:
+        return self._connections.get()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
+        return _load_cis(self._read(), ids)
+
+    def find_cis(self, query: CIQuery) -> list[ConfigurationItem]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if query.ci_class is not None:
+            clauses.append("class = ?")
+            params.append(query.ci_class)
+        if query.name_contains:
+            clauses.append("instr(lower(name), lower(?)) > 0")
+            params.append(query.name_contains)
+        for attr, value in query.attributes.items():
+            clauses.append("json_extract(attributes, ?) IS ?")
+            params.extend((f'$."{attr}"', value))
+        if query.stale is not None:
+            clauses.append("stale = ?")
+            params.append(int(query.stale))
+        if not query.include_merged:
+            clauses.append("merged_into IS NULL")
+        if query.after is not None:
+            clauses.append("id > ?")
+            params.append(query.after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = (
+            self._read()
+            .execute(
+                f"SELECT {_CI_COLUMNS} FROM ci {where} ORDER BY id LIMIT ?", (*params, query.limit)
+            )
+            .fetchall()
+        )
+        return _rows_to_cis(self._read(), rows)
+
+    def relationships(
+        self,
+        ci_ids: Iterable[str],
+        *,
+        direction: Direction = "both",
+        types: Iterable[str] | None = None,
+        include_removed: bool = False,
+    ) -> list[Relationship]:
+        ids = _ids_param(ci_ids)
+        extra = "" if include_removed else " AND removed = 0"
+        params: list[Any] = []
+        if types is not None:
+            extra += " AND type IN (SELECT value FROM json_each(?))"
+            params.append(_dumps(list(types)))
+        parts = []
+        if direction in ("out", "both"):
+            parts.append(
+                f"SELECT {_REL_COLUMNS} FROM relationship "
+                f"WHERE from_id IN (SELECT value FROM json_each(?)){extra}"
+            )
+        if direction in ("in", "both"):
+            parts.append(
+                f"SELECT {_REL_COLUMNS} FROM relationship "
+                f"WHERE to_id IN (SELECT value FROM json_each(?)){extra}"
+            )
+        sql = " UNION ".join(parts) + " ORDER BY from_id, type, to_id"
+        all_params: list[Any] = []
+        for _ in parts:
+            all_params.extend((ids, *params))
+        return [_relationship(r) for r in self._read().execute(sql, all_params)]
+
+    def history(
+        self,
+        ci_ids: Iterable[str],
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> list[HistoryEntry]:
+        ids = _ids_param(ci_ids)
+        window = ""
+        params: list[Any] = []
+        if since is not None:
+            window += " AND at >= ?"
+            params.append(to_us(since))
+        if until is not None:
+            window += " AND at <= ?"
+            params.append(to_us(until))
+        sql = (
+            f"SELECT {_HISTORY_COLUMNS} FROM history "
+            f"WHERE ci_id IN (SELECT value FROM json_each(?)){window} "
+            f"UNION SELECT {_HISTORY_COLUMNS} FROM history "
+            f"WHERE other_ci_id IN (SELECT value FROM json_each(?)){window} ORDER BY seq"
+        )
+        rows = self._read().execute(sql, (ids, *params, ids, *params))
+        return [_history(r) for r in rows]
+
+    def merged_into(self, ci_id: str) -> list[str]:
+        rows = self._read().execute(
+            "WITH RECURSIVE m(id) AS (SELECT id FROM ci WHERE merged_into = ? "
+            "UNION SELECT ci.id FROM ci JOIN m ON ci.merged_into = m.id) "
+            "SELECT id FROM m ORDER BY id",
+            (ci_id,),
+        )
+        return [r[0] for r in rows]
+
+    def sightings(self, ci_id: str) -> list[SourceSighting]:
+        rows = self._read().execute(
+            "SELECT source, first_seen, last_seen, last_run, missed_runs, stale "
+            "FROM ci_sighting WHERE ci_id = ? ORDER BY source",
+            (ci_id,),
+        )
+        return [
+            SourceSighting(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], bool(r[5])) for r in rows
+        ]
+
+    def conflicts(self, *, limit: int = 1000) -> list[Conflict]:
+        rows = self._read().execute(
+            "SELECT id, detected_at, kind, source, item, identifier_kind, identifier_value, "
+            "ci_id, other_ci_id, detail, run_id FROM conflict ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            Conflict(
+                id=r[0],
+                detected_at=from_us(r[1]),
+                kind=ConflictKind(r[2]),
+                source=r[3],
+                item=r[4],
+                identifier=(r[5], r[6]) if r[5] is not None else None,
+                ci_id=r[7],
+                other_ci_id=r[8],
+                detail=r[9],
+                run_id=r[10],
+            )
+            for r in rows
+        ]
+
+    def change_seq(self) -> int:
+        row = self._read().execute("SELECT value FROM meta WHERE key = 'change_seq'").fetchone()
+        return int(row[0])
+
+    def graph_delta(self, since_seq: int) -> GraphDelta:
+        conn = self._read()
+        # One read transaction, so that the sequence number matches the rows returned.
+        conn.execute("BEGIN")
+        try:
+            seq = int(conn.execute("SELECT value FROM meta WHERE key = 'change_seq'").fetchone()[0])
+            edges = [
+                EdgeChange(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
+                for r in conn.execute(
+                    "SELECT from_id, type, to_id, json_extract(attributes, '$.redundancy_group'),"
+                    " json_extract(attributes, '$.min_healthy'), removed FROM relationship"
+                    + (" WHERE change_seq > ?" if since_seq else ""),
+                    (since_seq,) if since_seq else (),
+                )
+            ]
+            cis: dict[str, tuple[str, str | None]] = {}
+            cluster_min_healthy: dict[str, int | None] = {}
+            for ci_id, ci_class, merged_into, min_healthy in conn.execute(
+                "SELECT id, class, merged_into, json_extract(attributes, '$.min_healthy') FROM ci"
+                + (" WHERE change_seq > ?" if since_seq else ""),
+                (since_seq,) if since_seq else (),
+            ):
+                cis[ci_id] = (ci_class, merged_into)
+                if since_seq or min_healthy is not None:
+                    cluster_min_healthy[ci_id] = min_healthy
+        finally:
+            conn.execute("COMMIT")
+        return GraphDelta(seq=seq, cis=cis, edges=edges, cluster_min_healthy=cluster_min_healthy)
+
+    def counts(self) -> dict[str, int]:
+        conn = self._read()
+        return {
+            "cis": conn.execute("SELECT count(*) FROM ci WHERE merged_into IS NULL").fetchone()[0],
+            "relationships": conn.execute(
+                "SELECT count(*) FROM relationship WHERE removed = 0"
+            ).fetchone()[0],
+            "history_entries": conn.execute("SELECT count(*) FROM history").fetchone()[0],
+            "conflicts": conn.execute("SELECT count(*) FROM conflict").fetchone()[0],
+        }
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _rows_to_cis(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[ConfigurationItem]:
+    if not rows:
+        return []
+    identifiers: dict[str, list[Identifier]] = {}
+    for ci_id, kind, value in conn.execute(
+        "SELECT ci_id, kind, value FROM ci_identifier "
+        "WHERE ci_id IN (SELECT value FROM json_each(?))",
+        (_ids_param(r[0] for r in rows),),
+    ):
+        identifiers.setdefault(ci_id, []).append((kind, value))
+    return [
+        ConfigurationItem(
+            id=r[0],
+            ci_class=r[1],
+            name=r[2],
+            attributes=_loads(r[3]),
+            attribute_sources=_loads(r[4]),
+            lifecycle=Lifecycle(r[5]),
+            operational_state=OperationalState(r[6]),
+            stale=bool(r[7]),
+            merged_into=r[8],
+            created_at=from_us(r[9]),
+            updated_at=from_us(r[10]),
+            version=r[11],
+            identifiers=tuple(sorted(identifiers.get(r[0], ()))),
+        )
+        for r in rows
+    ]
+
+
+def _load_cis(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
+    rows = conn.execute(
+        f"SELECT {_CI_COLUMNS} FROM ci WHERE id IN (SELECT value FROM json_each(?))",
+        (_ids_param(ids),),
+    ).fetchall()
+    return {ci.id: ci for ci in _rows_to_cis(conn, rows)}
+
+
+def _ci_row(ci: ConfigurationItem, seq: int) -> tuple[Any, ...]:
+    return (
+        ci.id,
+        ci.ci_class,
+        ci.name,
+        _dumps(ci.attributes),
+        _dumps(ci.attribute_sources),
+        ci.lifecycle.value,
+        ci.operational_state.value,
+        int(ci.stale),
+        ci.merged_into,
+        to_us(ci.created_at),
+        to_us(ci.updated_at),
+        ci.version,
+        seq,
+    )
+
+
+class _SqliteWriter:
+    """The unit of work handed out by ``SqliteGraphStore.write``; lives inside one
+    ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._seq: int | None = None
+
+    @property
+    def seq(self) -> int:
+        """This transaction's change sequence number, taken on first use."""
+        if self._seq is None:
+            self._seq = int(
+                self._conn.execute(
+                    "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value"
+                ).fetchone()[0]
+            )
+        return self._seq
+
+    def lookup_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
+        rows = [[k, v] for k, v in identifiers]
+        if not rows:
+            return {}
+        result: dict[Identifier, str] = {}
+        for kind, value, ci_id in self._conn.execute(
+            "SELECT i.kind, i.value, i.ci_id FROM json_each(?) AS j "
+            "JOIN ci_identifier AS i ON i.kind = json_extract(j.value, '$[0]') "
+            "AND i.value = json_extract(j.value, '$[1]')",
+            (_dumps(rows),),
+        ):
+            result[(kind, value)] = ci_id
+        return result
+
+    def lookup_keys(self, source: str, keys: Iterable[str]) -> dict[str, str]:
+        return dict(
+            self._conn.execute(
+                "SELECT key, ci_id FROM source_key "
+                "WHERE source = ? AND key IN (SELECT value FROM json_each(?))",
+                (source, _ids_param(keys)),
+            ).fetchall()
+        )
+
+    def load_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
+        return _load_cis(self._conn, ids)
+
+    def load_relationships(
+        self, keys: Iterable[RelationshipKey]
+    ) -> dict[RelationshipKey, Relationship]:
+        rows = [list(k) for k in keys]
+        if not rows:
+            return {}
+        result: dict[RelationshipKey, Relationship] = {}
+        for row in self._conn.execute(
+            f"SELECT {', '.join('r.' + c.strip() for c in _REL_COLUMNS.split(','))} "
+            "FROM json_each(?) AS j JOIN relationship AS r "
+            "ON r.from_id = json_extract(j.value, '$[0]') "
+            "AND r.type = json_extract(j.value, '$[1]') "
+            "AND r.to_id = json_extract(j.value, '$[2]')",
+            (_dumps(rows),),
+        ):
+            rel = _relationship(row)
+            result[rel.key] = rel
+        return result
+
+    def relationships_of(self, ci_ids: Iterable[str]) -> list[Relationship]:
+        ids = _ids_param(ci_ids)
+        return [
+            _relationship(r)
+            for r in self._conn.execute(
+                f"SELECT {_REL_COLUMNS} FROM relationship WHERE removed = 0 AND "
+                "from_id IN (SELECT value FROM json_each(?)) UNION "
+                f"SELECT {_REL_COLUMNS} FROM relationship WHERE removed = 0 AND "
+                "to_id IN (SELECT value FROM json_each(?))",
+                (ids, ids),
+            )
+        ]
+
+    def insert_cis(self, cis: Sequence[ConfigurationItem]) -> None:
+        if not cis:
+            return
+        seq = self.seq
+        try:
+            self._conn.executemany(
+                f"INSERT INTO ci ({_CI_COLUMNS}, change_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_ci_row(ci, seq) for ci in cis],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"CI id already exists: {exc}") from exc
+        self.add_identifiers([(ident, ci.id) for ci in cis for ident in ci.identifiers])
+
+    def update_cis(self, cis: Sequence[ConfigurationItem]) -> None:
+        if not cis:
+            return
+        seq = self.seq
+        self._conn.executemany(
+            "UPDATE ci SET class = ?, name = ?, attributes = ?, attribute_sources = ?, "
+            "lifecycle = ?, operational_state = ?, stale = ?, merged_into = ?, created_at = ?, "
+            "updated_at = ?, version = ?, change_seq = ? WHERE id = ?",
+            [(*_ci_row(ci, seq)[1:], ci.id) for ci in cis],
+        )
+
+    def add_identifiers(self, rows: Sequence[tuple[Identifier, str]]) -> None:
+        if not rows:
+            return
+        try:
+            self._conn.executemany(
+                "INSERT INTO ci_identifier (kind, value, ci_id) VALUES (?, ?, ?)",
+                [(kind, value, ci_id) for (kind, value), ci_id in rows],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"identifier already held by another CI: {exc}") from exc
+
+    def remove_identifiers(self, identifiers: Sequence[Identifier]) -> None:
+        self._conn.executemany(
+            "DELETE FROM ci_identifier WHERE kind = ? AND value = ?", list(identifiers)
+        )
+
+    def move_keys_and_sightings(self, from_ci: str, to_ci: str) -> None:
+        self._conn.execute("UPDATE source_key SET ci_id = ? WHERE ci_id = ?", (to_ci, from_ci))
+        self._conn.execute(
+            "INSERT OR IGNORE INTO ci_sighting "
+            "(ci_id, source, first_seen, last_seen, last_run, missed_runs, stale) "
+            "SELECT ?, source, first_seen, last_seen, last_run, missed_runs, stale "
+            "FROM ci_sighting WHERE ci_id = ?",
+            (to_ci, from_ci),
+        )
+        self._conn.execute("DELETE FROM ci_sighting WHERE ci_id = ?", (from_ci,))
+
+    def set_keys(self, source: str, rows: Sequence[tuple[str, str]]) -> None:
+        self._conn.executemany(
+            "INSERT INTO source_key (source, key, ci_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (source, key) DO UPDATE SET ci_id = excluded.ci_id",
+            [(source, key, ci_id) for key, ci_id in rows],
+        )
+
+    def save_relationships(
+        self, new: Sequence[Relationship], changed: Sequence[Relationship]
+    ) -> None:
+        if not new and not changed:
+            return
+        seq = self.seq
+        rows = [
+            (
+                r.from_id,
+                r.type,
+                r.to_id,
+                _dumps(r.attributes),
+                to_us(r.created_at),
+                to_us(r.updated_at),
+                int(r.removed),
+                int(r.stale),
+                seq,
+            )
+            for r in (*new, *changed)
+        ]
+        self._conn.executemany(
+            f"INSERT INTO relationship ({_REL_COLUMNS}, change_seq) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_id, type, to_id) DO UPDATE SET "
+            "attributes = excluded.attributes, updated_at = excluded.updated_at, "
+            "removed = excluded.removed, stale = excluded.stale, change_seq = excluded.change_seq",
+            rows,
+        )
+
+    def record_sightings(
+        self,
+        source: str,
+        run_id: str,
+        at: dt.datetime,
+        ci_ids: Iterable[str],
+        relationship_keys: Iterable[RelationshipKey],
+    ) -> tuple[list[str], list[RelationshipKey]]:
+        ids = list(ci_ids)
+        keys = list(relationship_keys)
+        when = to_us(at)
+        was_stale_cis = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT ci_id FROM ci_sighting WHERE source = ? AND stale = 1 "
+                "AND ci_id IN (SELECT value FROM json_each(?))",
+                (source, _ids_param(ids)),
+            )
+        ]
+        self._conn.executemany(
+            "INSERT INTO ci_sighting (ci_id, source, first_seen, last_seen, last_run) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ci_id, source) DO UPDATE SET "
+            "last_seen = excluded.last_seen, last_run = excluded.last_run, "
+            "missed_runs = 0, stale = 0",
+            [(ci_id, source, when, when, run_id) for ci_id in ids],
+        )
+        was_stale_rels: list[RelationshipKey] = []
+        if keys:
+            was_stale_rels = [
+                (r[0], r[1], r[2])
+                for r in self._conn.execute(
+                    "SELECT s.from_id, s.type, s.to_id FROM json_each(?) AS j "
+                    "JOIN relationship_sighting AS s ON s.from_id = json_extract(j.value, '$[0]')"
+                    " AND s.type = json_extract(j.value, '$[1]') "
+                    "AND s.to_id = json_extract(j.value, '$[2]') "
+                    "WHERE s.source = ? AND s.stale = 1",
+                    (_dumps([list(k) for k in keys]), source),
+                )
+            ]
+            self._conn.executemany(
+                "INSERT INTO relationship_sighting "
+                "(from_id, type, to_id, source, first_seen, last_seen, last_run) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_id, type, to_id, source) "
+                "DO UPDATE SET last_seen = excluded.last_seen, last_run = excluded.last_run, "
+                "missed_runs = 0, stale = 0",
+                [(f, t, to, source, when, when, run_id) for f, t, to in keys],
+            )
+        return was_stale_cis, was_stale_rels
+
+    def sweep_unseen(
+        self, source: str, run_id: str, stale_after: int
+    ) -> tuple[list[str], list[RelationshipKey]]:
+        newly_stale = [
+            r[0]
+            for r in self._conn.execute(
+                "UPDATE ci_sighting SET missed_runs = missed_runs + 1, "
+                "stale = (missed_runs + 1 >= ?) "
+                "WHERE source = ? AND last_run IS NOT ? RETURNING ci_id, missed_runs",
+                (stale_after, source, run_id),
+            ).fetchall()
+            if r[1] == stale_after
+        ]
+        stale_everywhere = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM ci_sighting "
+                "WHERE ci_id = value AND stale = 0)",
+                (_ids_param(newly_stale),),
+            )
+        ]
+        stale_rels = [
+            (r[0], r[1], r[2])
+            for r in self._conn.execute(
+                "UPDATE relationship_sighting SET missed_runs = missed_runs + 1, "
+                "stale = (missed_runs + 1 >= ?) "
+                "WHERE source = ? AND last_run IS NOT ? "
+                "RETURNING from_id, type, to_id, missed_runs",
+                (stale_after, source, run_id),
+            ).fetchall()
+            if r[3] == stale_after
+        ]
+        return stale_everywhere, stale_rels
+
+    def append_history(self, entries: Sequence[HistoryEntry]) -> None:
+        if not entries:
+            return
+        self.seq  # noqa: B018 - history is a change: advance the sequence
+        self._conn.executemany(
+            "INSERT INTO history (at, ci_id, kind, field, old, new, source, actor, run_id, "
+            "other_ci_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    to_us(e.at),
+                    e.ci_id,
+                    e.kind.value,
+                    e.field,
+                    None if e.old is None else _dumps(e.old),
+                    None if e.new is None else _dumps(e.new),
+                    e.source,
+                    e.actor,
+                    e.run_id,
+                    e.other_ci_id,
+                )
+                for e in entries
+            ],
+        )
+
+    def add_conflicts(self, conflicts: Sequence[Conflict]) -> None:
+        self._conn.executemany(
+            "INSERT INTO conflict (detected_at, kind, source, item, identifier_kind, "
+            "identifier_value, ci_id, other_ci_id, detail, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    to_us(c.detected_at),
+                    c.kind.value,
+                    c.source,
+                    c.item,
+                    c.identifier[0] if c.identifier else None,
+                    c.identifier[1] if c.identifier else None,
+                    c.ci_id,
+                    c.other_ci_id,
+                    c.detail,
+                    c.run_id,
+                )
+                for c in conflicts
+            ],
+        )

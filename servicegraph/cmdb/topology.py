@@ -1,0 +1,242 @@
+"""An in-memory projection of the relationships that carry impact, built for fast failure
+propagation and kept current from the store's change sequence.
+
+Nodes are CIs numbered densely; for every CI the projection keeps who needs it
+(``dependents``) and whom it needs (``providers``), each edge tagged with the redundancy
+group it belongs to on the needing side. Group ``-1`` means "required": losing that one
+provider fails the dependent. A named group tolerates ``size - min_healthy`` failures.
+See ``servicegraph.cmdb.relationships`` for the semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from servicegraph.cmdb.relationships import (
+    MEMBERS_GROUP,
+    ImpactDirection,
+    RelationshipRules,
+)
+from servicegraph.cmdb.store.port import EdgeChange, GraphDelta
+
+REQUIRED = -1
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    dependent: int
+    name: str
+    size: int
+    min_healthy: int
+
+    @property
+    def tolerance(self) -> int:
+        return self.size - self.min_healthy
+
+
+class ImpactGraph:
+    """The projection. Not thread-safe for writers: ``apply`` under the owner's lock."""
+
+    def __init__(self, rules: RelationshipRules) -> None:
+        self._rules = rules
+        self._direction: dict[str, ImpactDirection] = {
+            name: rules.get(name).impact for name in rules.names()
+        }
+        self.seq = 0
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.classes: list[str] = []
+        self.merged: set[int] = set()
+        # provider -> {dependent: group id}
+        self.dependents: list[dict[int, int]] = []
+        # dependent -> {provider: group id}
+        self.providers: list[dict[int, int]] = []
+        # dependent -> {(provider, relationship type): (group name or None, min_healthy)}
+        self._in_edges: list[dict[tuple[int, str], tuple[str | None, int | None]]] = []
+        self.tolerance: list[int] = []  # per group id
+        self.groups: list[GroupInfo] = []
+        self._group_ids: dict[tuple[int, str], int] = {}
+        self._cluster_min: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # -- building ------------------------------------------------------------------------
+
+    def _node(self, ci_id: str, ci_class: str = "") -> int:
+        index = self.index.get(ci_id)
+        if index is None:
+            index = len(self.ids)
+            self.index[ci_id] = index
+            self.ids.append(ci_id)
+            self.classes.append(ci_class)
+            self.dependents.append({})
+            self.providers.append({})
+            self._in_edges.append({})
+        elif ci_class:
+            self.classes[index] = ci_class
+        return index
+
+    def apply(self, delta: GraphDelta) -> None:
+        """Bring the projection up to ``delta.seq``."""
+        for ci_id, (ci_class, merged_into) in delta.cis.items():
+            index = self._node(ci_id, ci_class)
+            if merged_into is None:
+                self.merged.discard(index)
+            else:
+                self.merged.add(index)
+        dirty: set[int] = set()
+        for ci_id, min_healthy in delta.cluster_min_healthy.items():
+            index = self._node(ci_id)
+            old = self._cluster_min.get(index)
+            if min_healthy is None:
+                self._cluster_min.pop(index, None)
+            else:
+                self._cluster_min[index] = int(min_healthy)
+            if old != self._cluster_min.get(index):
+                dirty.add(index)
+        for edge in delta.edges:
+            self._apply_edge(edge, dirty)
+        for dependent in dirty:
+            self._rebuild(dependent)
+        self.seq = delta.seq
+
+    def _apply_edge(self, edge: EdgeChange, dirty: set[int]) -> None:
+        direction = self._direction.get(edge.type, ImpactDirection.NONE)
+        if direction is ImpactDirection.NONE:
+            return
+        if direction is ImpactDirection.TO_FROM:
+            provider, dependent = self._node(edge.to_id), self._node(edge.from_id)
+            group = edge.redundancy_group
+            min_healthy = edge.min_healthy
+        else:
+            provider, dependent = self._node(edge.from_id), self._node(edge.to_id)
+            group = edge.redundancy_group or MEMBERS_GROUP
+            min_healthy = edge.min_healthy
+        key = (provider, edge.type)
+        in_edges = self._in_edges[dependent]
+        if edge.removed:
+            if in_edges.pop(key, None) is None:
+                return
+        else:
+            in_edges[key] = (group, None if min_healthy is None else int(min_healthy))
+        dirty.add(dependent)
+
+    def _group_id(self, dependent: int, name: str) -> int:
+        gid = self._group_ids.get((dependent, name))
+        if gid is None:
+            gid = len(self.tolerance)
+            self._group_ids[(dependent, name)] = gid
+            self.tolerance.append(0)
+            self.groups.append(GroupInfo(dependent, name, 0, 1))
+        return gid
+
+    def _rebuild(self, dependent: int) -> None:
+        """Recompute the redundancy groups of one dependent from its incoming edges."""
+        for provider in self.providers[dependent]:
+            self.dependents[provider].pop(dependent, None)
+        required: set[int] = set()
+        members: dict[str, set[int]] = {}
+        needed: dict[str, int] = {}
+        for (provider, _type), (group, min_healthy) in self._in_edges[dependent].items():
+            if group is None:
+                required.add(provider)
+                continue
+            members.setdefault(group, set()).add(provider)
+            if min_healthy is not None:
+                needed[group] = max(needed.get(group, 1), min_healthy)
+        providers: dict[int, int] = {}
+        for name, group_members in members.items():
+            if name == MEMBERS_GROUP and name not in needed:
+                min_healthy = self._cluster_min.get(dependent, 1)
+            else:
+                min_healthy = needed.get(name, 1)
+            gid = self._group_id(dependent, name)
+            info = GroupInfo(dependent, name, len(group_members), min_healthy)
+            self.groups[gid] = info
+            self.tolerance[gid] = info.tolerance
+            for provider in group_members:
+                providers.setdefault(provider, gid)
+        for provider in required:  # a required provider stays required in any group
+            providers[provider] = REQUIRED
+        self.providers[dependent] = providers
+        for provider, gid in providers.items():
+            self.dependents[provider][dependent] = gid
+
+    # -- queries -------------------------------------------------------------------------
+
+    def edge_type(self, provider: int, dependent: int) -> str:
+        """The relationship type that makes ``dependent`` need ``provider``."""
+        for p, rel_type in self._in_edges[dependent]:
+            if p == provider:
+                return rel_type
+        return "?"
+
+    def propagate(
+        self,
+        failed: Iterable[int],
+        *,
+        max_depth: int,
+        within: set[int] | None = None,
+        stop_at: int | None = None,
+    ) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+        """Failure propagation from ``failed``.
+
+        Returns ``(parent, depth, group_failures)``: for each failed node the provider whose
+        loss failed it (-1 for the initial ones) and its distance; and for every redundancy
+        group that lost members, how many. ``within`` restricts propagation to a node set;
+        ``stop_at`` ends the search as soon as that node fails.
+        """
+        parent: dict[int, int] = {}
+        depth: dict[int, int] = {}
+        frontier: list[int] = []
+        for node in failed:
+            if node not in parent:
+                parent[node] = -1
+                depth[node] = 0
+                frontier.append(node)
+        counts: dict[int, int] = {}
+        dependents = self.dependents
+        tolerance = self.tolerance
+        level = 0
+        while frontier and level < max_depth:
+            level += 1
+            next_frontier: list[int] = []
+            append = next_frontier.append
+            for node in frontier:
+                for dependent, gid in dependents[node].items():
+                    if dependent in parent:
+                        continue
+                    if within is not None and dependent not in within:
+                        continue
+                    if gid != REQUIRED:
+                        count = counts.get(gid, 0) + 1
+                        counts[gid] = count
+                        if count <= tolerance[gid]:
+                            continue
+                    parent[dependent] = node
+                    depth[dependent] = level
+                    append(dependent)
+                    if dependent == stop_at:
+                        return parent, depth, counts
+            frontier = next_frontier
+        return parent, depth, counts
+
+    def upstream(self, start: int, *, max_depth: int) -> dict[int, int]:
+        """Everything ``start`` needs, transitively: node -> the dependent it was reached
+        from (-1 for ``start``)."""
+        parent = {start: -1}
+        frontier = [start]
+        level = 0
+        providers = self.providers
+        while frontier and level < max_depth:
+            level += 1
+            next_frontier = []
+            for node in frontier:
+                for provider in providers[node]:
+                    if provider not in parent:
+                        parent[provider] = node
+                        next_frontier.append(provider)
+            frontier = next_frontier
+        return parent

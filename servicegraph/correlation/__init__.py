@@ -1,0 +1,1 @@
+"""Correlation: monitoring events -> deduplicated alerts -> incidents with a topology root cause."""

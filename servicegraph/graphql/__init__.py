@@ -1,0 +1,1 @@
+"""The strawberry GraphQL schema, composed from one module per domain area."""

@@ -1,0 +1,1 @@
+"""Ticketing: incidents, problems, changes and known errors with SLA clocks and escalation."""
