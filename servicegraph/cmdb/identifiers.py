@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from servicegraph.cmdb.errors import ValidationFailed
 
 _SPACES = re.compile(r"\s+")
+_SERIAL_SEPARATORS = re.compile(r"[\s\-_.:/]+")
 _HEX_SEPARATORS = re.compile(r"[\s:.\-]")
 
 
 def _serial(value: str) -> str:
-    return _SPACES.sub("", value).upper()
+    # Labels, ERPs and ENTITY-MIB print the same serial as "FOC-1234 X", "foc1234x" ...
+    return _SERIAL_SEPARATORS.sub("", value).upper()
 
 
 def _mac(value: str) -> str:

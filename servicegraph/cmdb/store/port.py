@@ -163,6 +163,12 @@ class GraphStore(Protocol):
     def get_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
         """The CIs among ``ids`` (merged ones included); unknown ids are absent."""
 
+    def resolve_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
+        """The CI id holding each (normalised) identifier that is held."""
+
+    def resolve_keys(self, keys: Iterable[str], source: str | None = None) -> dict[str, set[str]]:
+        """For each source key (of ``source``, or of any source), the CI ids it maps to."""
+
     def find_cis(self, query: CIQuery) -> list[ConfigurationItem]:
         """CIs matching ``query`` ordered by id, at most ``query.limit``."""
 

@@ -238,6 +238,21 @@ class SqliteGraphStore:
     def get_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
         return _load_cis(self._read(), ids)
 
+    def resolve_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
+        # The writer's lookups only read; outside a transaction they see the last commit.
+        return _SqliteWriter(self._read()).lookup_identifiers(identifiers)
+
+    def resolve_keys(self, keys: Iterable[str], source: str | None = None) -> dict[str, set[str]]:
+        sql = "SELECT key, ci_id FROM source_key WHERE key IN (SELECT value FROM json_each(?))"
+        params: tuple[Any, ...] = (_ids_param(keys),)
+        if source is not None:
+            sql += " AND source = ?"
+            params += (source,)
+        result: dict[str, set[str]] = {}
+        for key, ci_id in self._read().execute(sql, params):
+            result.setdefault(key, set()).add(ci_id)
+        return result
+
     def find_cis(self, query: CIQuery) -> list[ConfigurationItem]:
         clauses: list[str] = []
         params: list[Any] = []

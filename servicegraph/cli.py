@@ -1,0 +1,458 @@
+"""The ``servicegraph`` command line.
+
+Every command bootstraps the services from settings (environment, ``SERVICEGRAPH_CONFIG``),
+does one job and exits non-zero with one clear line when it cannot. ``--json`` gives
+output for scripts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from servicegraph.bootstrap import Services, bootstrap
+from servicegraph.cmdb.context import change_context
+from servicegraph.cmdb.errors import (
+    CmdbError,
+    ReconciliationConflicts,
+    ValidationErrors,
+)
+from servicegraph.cmdb.identifiers import IdentifierRules
+from servicegraph.cmdb.impact import AffectedCI
+from servicegraph.cmdb.importer import read_files
+from servicegraph.cmdb.lookup import resolve_ci
+from servicegraph.config import Settings
+
+app = typer.Typer(
+    name="servicegraph",
+    help="Open graph CMDB and monitoring integration for IT service desks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_ERROR = 1
+EXIT_CONFLICTS = 3
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DepthOption = Annotated[
+    int | None, typer.Option("--depth", min=1, help="Follow at most this many relationships.")
+]
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    try:
+        services = bootstrap(Settings())
+    except CmdbError as exc:
+        _fail(str(exc))
+    except (ValueError, FileNotFoundError) as exc:  # invalid settings or config file
+        _fail(f"invalid settings: {exc}")
+    try:
+        yield services
+    except ValidationErrors as exc:
+        _fail(str(exc))
+    except CmdbError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def _resolve(services: Services, refs: Sequence[str]) -> list[str]:
+    rules = IdentifierRules(services.settings.identifier_match_order)
+    return [resolve_ci(services.store, ref, rules) for ref in refs]
+
+
+def _names(services: Services, ids: Sequence[str]) -> dict[str, str]:
+    return {ci_id: ci.name for ci_id, ci in services.store.get_cis(ids).items()}
+
+
+def _path_text(item: AffectedCI, names: dict[str, str]) -> str:
+    parts = []
+    for step in item.path:
+        label = names.get(step.ci_id, step.ci_id)
+        parts.append(label if step.relationship is None else f"-{step.relationship}-> {label}")
+    return " ".join(parts)
+
+
+def _affected_table(title: str, items: Sequence[AffectedCI], names: dict[str, str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("CI", "class", "depth", "path"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            f"{names.get(item.ci_id, item.ci_id)}\n[dim]{item.ci_id}[/]",
+            item.ci_class,
+            str(item.depth),
+            _path_text(item, names),
+        )
+    return table
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,
+) -> None:
+    """Run the API (health at /healthz) on the embedded store; no server software needed."""
+    import uvicorn
+
+    from servicegraph.api import create_app
+
+    with _services() as services:
+        settings = services.settings
+        bind_host = host or settings.api_host
+        bind_port = port or settings.api_port
+        err.print(
+            f"servicegraph on http://{bind_host}:{bind_port} "
+            f"(store: {settings.store}, {settings.sqlite_file})",
+            highlight=False,
+        )
+        uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="info")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the store's schema (every command also does this on start)."""
+    with _services() as services:
+        services.store.migrate()
+        err.print("store schema is current")
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="JSON or CSV files, applied together.")],
+    source: Annotated[
+        str, typer.Option(help="Name of the data source (drives precedence and staleness).")
+    ] = "import",
+    complete: Annotated[
+        bool,
+        typer.Option(
+            help="The files are the source's whole inventory: items missing from it count a "
+            "missed run towards staleness."
+        ),
+    ] = False,
+    allow_conflicts: Annotated[
+        bool,
+        typer.Option(help="Import the rest when records conflict; conflicts are recorded."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import CIs and relationships, all or nothing. See the README for the format."""
+    with _services() as services:
+        with err.status("reading files...") as status:
+            batch = read_files(files, services.classes, source=source, complete=complete)
+            status.update(
+                f"reconciling {len(batch.cis):,} CIs and {len(batch.relationships):,} "
+                "relationships..."
+            )
+            try:
+                with change_context(actor=f"cli:{source}"):
+                    report = services.reconciler.apply(
+                        batch, on_conflict="record" if allow_conflicts else "fail"
+                    )
+            except ReconciliationConflicts as exc:
+                status.stop()
+                if as_json:
+                    _print_json({"conflicts": exc.conflicts, "written": False})
+                _fail(
+                    f"{exc}\nnothing was imported; fix the records or pass --allow-conflicts",
+                    EXIT_CONFLICTS,
+                )
+        summary = report.summary()
+        if as_json:
+            _print_json({"run_id": report.run_id, **summary, "conflict_details": report.conflicts})
+            return
+        table = Table(title=f"import from {source} (run {report.run_id})", title_justify="left")
+        table.add_column("")
+        table.add_column("count", justify="right")
+        for key, value in summary.items():
+            table.add_row(key.replace("_", " "), f"{value:,}")
+        out.print(table)
+        for conflict in report.conflicts:
+            err.print(f"[yellow]conflict:[/] {conflict}", highlight=False)
+
+
+@app.command()
+def impact(
+    cis: Annotated[list[str], typer.Argument(help="CIs that fail (id, key or kind:value).")],
+    depth: DepthOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything that fails when these CIs fail together, with the path to each."""
+    with _services() as services:
+        ids = _resolve(services, cis)
+        result = services.impact.impact(ids, depth=depth)
+        if as_json:
+            _print_json(result)
+            return
+        names = _names(
+            services,
+            [
+                *ids,
+                *(s.ci_id for a in result.affected for s in a.path),
+                *(g.ci_id for g in result.degraded),
+            ],
+        )
+        failed = ", ".join(names.get(i, i) for i in ids)
+        out.print(
+            _affected_table(
+                f"{len(result.affected)} CIs fail with {failed}; "
+                f"{len(result.business_services)} business services",
+                result.affected,
+                names,
+            )
+        )
+        for group in result.degraded:
+            out.print(
+                f"[yellow]degraded:[/] {names.get(group.ci_id, group.ci_id)} "
+                f"({group.group}: {group.failed} of {group.size} lost, "
+                f"needs {group.min_healthy})",
+                highlight=False,
+            )
+        if result.truncated:
+            err.print(f"[yellow]stopped at depth {result.max_depth}; raise --depth to see more")
+
+
+@app.command()
+def spof(
+    service: Annotated[str, typer.Argument(help="The business service (id, key or kind:value).")],
+    depth: DepthOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The single points of failure of a service: CIs whose loss alone takes it down."""
+    with _services() as services:
+        (service_id,) = _resolve(services, [service])
+        items = services.impact.single_points_of_failure(service_id, depth=depth)
+        if as_json:
+            _print_json({"service_id": service_id, "single_points_of_failure": items})
+            return
+        names = _names(services, [s.ci_id for a in items for s in a.path])
+        out.print(
+            _affected_table(
+                f"{len(items)} single points of failure of {names.get(service_id, service_id)}",
+                items,
+                names,
+            )
+        )
+
+
+@app.command()
+def deps(
+    service: Annotated[str, typer.Argument(help="The CI or service (id, key or kind:value).")],
+    depth: DepthOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything a service depends on, directly or transitively."""
+    with _services() as services:
+        (service_id,) = _resolve(services, [service])
+        result = services.impact.dependencies(service_id, depth=depth)
+        if as_json:
+            _print_json(result)
+            return
+        names = _names(services, [s.ci_id for a in result.dependencies for s in a.path])
+        out.print(
+            _affected_table(
+                f"{names.get(service_id, service_id)} depends on {len(result.dependencies)} CIs",
+                result.dependencies,
+                names,
+            )
+        )
+
+
+@app.command()
+def show(
+    ci: Annotated[str, typer.Argument(help="The CI (id, key or kind:value).")],
+    as_json: JsonOption = False,
+) -> None:
+    """A CI with its identifiers, attributes, relationships and sources."""
+    with _services() as services:
+        (ci_id,) = _resolve(services, [ci])
+        item = services.store.get_cis([ci_id])[ci_id]
+        rels = services.store.relationships([ci_id])
+        sightings = services.store.sightings(ci_id)
+        if as_json:
+            _print_json({"ci": item, "relationships": rels, "sightings": sightings})
+            return
+        out.print(
+            f"[bold]{item.name}[/] [dim]{item.id}[/]  {item.ci_class}  "
+            f"{item.lifecycle.value}  {item.operational_state.value}"
+            + ("  [yellow]stale[/]" if item.stale else "")
+        )
+        for kind, value in item.identifiers:
+            out.print(f"  {kind}: {value}", highlight=False)
+        for attr, value in sorted(item.attributes.items()):
+            source = item.attribute_sources.get(attr, "?")
+            out.print(f"  {attr} = {value!r}  [dim]({source})[/]", highlight=False)
+        names = _names(services, [r.from_id for r in rels] + [r.to_id for r in rels])
+        for rel in rels:
+            out.print(
+                f"  {names.get(rel.from_id, rel.from_id)} -{rel.type}-> "
+                f"{names.get(rel.to_id, rel.to_id)}"
+                + (f" {dict(rel.attributes)}" if rel.attributes else ""),
+                highlight=False,
+            )
+        for s in sightings:
+            out.print(
+                f"  seen by {s.source}: last {s.last_seen:%Y-%m-%d %H:%M:%S}Z, "
+                f"missed runs {s.missed_runs}" + (" (stale)" if s.stale else ""),
+                highlight=False,
+            )
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse_time(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{option}: '{value}' is not an ISO 8601 time such as 2026-11-01T12:00:00Z")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@app.command()
+def history(
+    ci: Annotated[str, typer.Argument(help="The CI (id, key or kind:value).")],
+    since: Annotated[str | None, typer.Option(help="ISO 8601 start time.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 end time.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The CI's timeline: every attribute, identifier and relationship change."""
+    with _services() as services:
+        (ci_id,) = _resolve(services, [ci])
+        entries = services.history.timeline(
+            ci_id, since=_parse_time(since, "--since"), until=_parse_time(until, "--until")
+        )
+        if as_json:
+            _print_json(entries)
+            return
+        names = _names(services, [ci_id, *(e.other_ci_id or e.ci_id for e in entries)])
+        table = Table(title=f"history of {names.get(ci_id, ci_id)} ({ci_id})", title_justify="left")
+        for column in ("time (UTC)", "change", "what", "old", "new", "source", "actor"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            what = e.field or ""
+            if e.other_ci_id:
+                what = (
+                    f"{names.get(e.ci_id, e.ci_id)} -{e.field}-> "
+                    f"{names.get(e.other_ci_id, e.other_ci_id)}"
+                )
+            elif e.ci_id != ci_id:
+                what = f"(merged {names.get(e.ci_id, e.ci_id)}) {what}"
+            table.add_row(
+                f"{e.at:%Y-%m-%d %H:%M:%S}",
+                e.kind.value,
+                what,
+                _short(e.old),
+                _short(e.new),
+                e.source or "",
+                e.actor or "",
+            )
+        out.print(table)
+
+
+@app.command("as-of")
+def as_of(
+    ci: Annotated[str, typer.Argument(help="The CI (id, key or kind:value).")],
+    at: Annotated[str, typer.Argument(help="ISO 8601 time, e.g. 2026-11-01T12:00:00Z.")],
+) -> None:
+    """The CI and its relationships as they were at a past time (JSON)."""
+    with _services() as services:
+        (ci_id,) = _resolve(services, [ci])
+        when = _parse_time(at, "AT")
+        assert when is not None
+        state = services.history.as_of(ci_id, when)
+        if state is None:
+            _fail(f"{ci_id} did not exist at {when.isoformat()}")
+        _print_json(state)
+
+
+@app.command()
+def merge(
+    survivor: Annotated[str, typer.Argument(help="The CI that stays.")],
+    duplicate: Annotated[str, typer.Argument(help="The CI merged into it and retired.")],
+) -> None:
+    """Merge a duplicate CI into another, keeping both histories."""
+    with _services() as services:
+        survivor_id, duplicate_id = _resolve(services, [survivor, duplicate])
+        with change_context(actor="cli"):
+            services.reconciler.merge(survivor_id, duplicate_id)
+        err.print(f"merged {duplicate_id} into {survivor_id}")
+
+
+@app.command()
+def conflicts(
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Reconciliation conflicts recorded so far, newest first."""
+    with _services() as services:
+        items = services.store.conflicts(limit=limit)
+        if as_json:
+            _print_json(items)
+            return
+        for c in items:
+            out.print(f"{c.detected_at:%Y-%m-%d %H:%M:%S} [{c.source}] {c}", highlight=False)
+
+
+@app.command()
+def stats(as_json: JsonOption = False) -> None:
+    """Counts of CIs, relationships, history entries and conflicts."""
+    with _services() as services:
+        counts = services.store.counts()
+        if as_json:
+            _print_json(counts)
+            return
+        for key, value in counts.items():
+            out.print(f"{key.replace('_', ' ')}: {value:,}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
