@@ -120,4 +120,86 @@ MIGRATIONS: list[str] = [
         run_id           TEXT
     );
     """,
+    # 2: monitoring: durable event inbox, alerts, incidents, problems
+    """
+    CREATE TABLE inbox (
+        seq          INTEGER PRIMARY KEY,
+        event_id     TEXT NOT NULL UNIQUE,
+        received_at  INTEGER NOT NULL,
+        event        TEXT NOT NULL,
+        processed_at INTEGER
+    );
+    CREATE INDEX inbox_pending ON inbox (seq) WHERE processed_at IS NULL;
+
+    CREATE TABLE alert (
+        fingerprint TEXT PRIMARY KEY,
+        source      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        severity    INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        labels      TEXT NOT NULL,
+        summary     TEXT NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        last_change INTEGER NOT NULL,
+        count       INTEGER NOT NULL,
+        ci_id       TEXT,
+        incident_id TEXT,
+        cleared_at  INTEGER,
+        flapping    INTEGER NOT NULL DEFAULT 0,
+        transitions TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX alert_incident ON alert (incident_id) WHERE incident_id IS NOT NULL;
+    CREATE INDEX alert_unmapped ON alert (last_seen) WHERE ci_id IS NULL;
+    CREATE INDEX alert_ci ON alert (ci_id, last_seen);
+
+    CREATE TABLE incident (
+        id               TEXT PRIMARY KEY,
+        number           INTEGER NOT NULL UNIQUE,
+        title            TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        opened_at        INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        last_alert_at    INTEGER NOT NULL,
+        priority         INTEGER NOT NULL,
+        impact           TEXT NOT NULL,
+        urgency          TEXT NOT NULL,
+        root_ci_id       TEXT,
+        root_inferred    INTEGER NOT NULL,
+        root_confidence  REAL NOT NULL,
+        root_fingerprint TEXT,
+        business_services TEXT NOT NULL,
+        flapping         INTEGER NOT NULL,
+        clear_since      INTEGER,
+        resolved_at      INTEGER,
+        reopen_count     INTEGER NOT NULL,
+        problem_id       TEXT,
+        alert_count      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX incident_status ON incident (status, last_alert_at);
+    CREATE INDEX incident_root ON incident (root_ci_id, opened_at);
+    CREATE INDEX incident_resolved ON incident (resolved_at) WHERE resolved_at IS NOT NULL;
+
+    CREATE TABLE problem (
+        id          TEXT PRIMARY KEY,
+        number      INTEGER NOT NULL UNIQUE,
+        title       TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        root_ci_id  TEXT,
+        reason      TEXT NOT NULL,
+        signature   TEXT NOT NULL UNIQUE,
+        known_error TEXT,
+        workaround  TEXT
+    ) WITHOUT ROWID;
+
+    CREATE TABLE problem_incident (
+        problem_id  TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        linked_at   INTEGER NOT NULL,
+        PRIMARY KEY (problem_id, incident_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX problem_incident_incident ON problem_incident (incident_id);
+    """,
 ]
