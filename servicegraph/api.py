@@ -1,5 +1,6 @@
-"""The HTTP entry point: FastAPI app with health, and (in later releases) GraphQL and
-webhooks. Services are created by ``bootstrap`` when the app starts, never at import."""
+"""The HTTP entry point: FastAPI app with health and the ingestion webhooks. Services are
+created by ``bootstrap`` when the app starts, never at import; without a broker the
+correlation worker runs in-process."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from servicegraph import __version__
+from servicegraph import __version__, webhooks
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError, StoreUnavailable
 from servicegraph.config import Settings
+from servicegraph.correlation.worker import CorrelationWorker
 
 
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
@@ -23,14 +25,25 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or bootstrap(settings or Settings())
+        svc = services or bootstrap(settings or Settings())
+        app.state.services = svc
+        worker = None
+        if svc.settings.embedded_worker:
+            worker = CorrelationWorker(
+                svc.correlator, poll_interval=svc.settings.correlation.poll_interval_s
+            )
+            worker.start()
+        app.state.worker = worker
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
             if owned:
-                app.state.services.close()
+                svc.close()
 
     app = FastAPI(title="servicegraph", version=__version__, lifespan=lifespan)
+    app.include_router(webhooks.router)
 
     @app.get("/healthz")
     def healthz(request: Request) -> JSONResponse:

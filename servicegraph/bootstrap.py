@@ -18,6 +18,9 @@ from servicegraph.cmdb.reconciliation import Reconciler
 from servicegraph.cmdb.relationships import RelationshipRules
 from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.config import Settings
+from servicegraph.correlation.correlator import Correlator
+from servicegraph.correlation.mapping import CIMapper
+from servicegraph.correlation.ports import IncidentStore
 
 
 @dataclass
@@ -29,6 +32,8 @@ class Services:
     reconciler: Reconciler
     history: HistoryService
     impact: ImpactService
+    incidents: IncidentStore
+    correlator: Correlator
 
     def close(self) -> None:
         self.store.close()
@@ -45,6 +50,17 @@ def open_store(settings: Settings) -> GraphStore:
     )
 
 
+def open_incident_store(settings: Settings, store: GraphStore) -> IncidentStore:
+    from servicegraph.cmdb.store.sqlite import SqliteGraphStore
+    from servicegraph.cmdb.store.sqlite.incidents import SqliteIncidentStore
+
+    if isinstance(store, SqliteGraphStore):
+        return SqliteIncidentStore(store)
+    raise StoreUnavailable(
+        f"incidents are not yet stored in '{settings.store}'; set SERVICEGRAPH_STORE=sqlite"
+    )
+
+
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Services:
     settings = settings or Settings()
     classes = ClassRegistry.build(settings.classes)
@@ -52,11 +68,14 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Serv
     store = open_store(settings)
     if migrate:
         store.migrate()
+    identifier_rules = IdentifierRules(settings.identifier_match_order)
+    impact = ImpactService(store, classes, rules, max_depth=settings.impact_max_depth)
+    incidents = open_incident_store(settings, store)
     reconciler = Reconciler(
         store,
         classes,
         rules,
-        IdentifierRules(settings.identifier_match_order),
+        identifier_rules,
         SourcePrecedence(settings.precedence),
         stale_after_runs=settings.stale_after_runs,
     )
@@ -67,5 +86,13 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Serv
         relationship_rules=rules,
         reconciler=reconciler,
         history=HistoryService(store),
-        impact=ImpactService(store, classes, rules, max_depth=settings.impact_max_depth),
+        impact=impact,
+        incidents=incidents,
+        correlator=Correlator(
+            incidents,
+            store,
+            impact,
+            CIMapper(store, identifier_rules),
+            settings.correlation.policy(),
+        ),
     )

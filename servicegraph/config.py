@@ -7,11 +7,12 @@ Precedence, strongest first: environment variables, the YAML file named by
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,8 +22,68 @@ from pydantic_settings import (
 
 from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
+from servicegraph.correlation.correlator import (
+    DEFAULT_PRIORITY_MATRIX,
+    IMPACT_LEVELS,
+    URGENCY_LEVELS,
+    CorrelationPolicy,
+)
 
 CONFIG_ENV = "SERVICEGRAPH_CONFIG"
+
+
+class CorrelationSettings(BaseModel):
+    """How events become incidents (see servicegraph.correlation.correlator)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_window_s: float = Field(default=300, gt=0)
+    topology_depth: int = Field(default=4, ge=1, le=32)
+    inferred_min_share: float = Field(default=0.5, gt=0, le=1)
+    hold_time_s: float = Field(default=60, ge=0)
+    reopen_window_s: float = Field(default=1800, ge=0)
+    flap_threshold: int = Field(default=4, ge=2)
+    flap_window_s: float = Field(default=600, gt=0)
+    problem_incidents_per_ci: int = Field(default=3, ge=2)
+    problem_recurring_cis: int = Field(default=3, ge=2)
+    problem_window_s: float = Field(default=7 * 86400, gt=0)
+    batch_size: int = Field(default=2000, ge=1)
+    poll_interval_s: float = Field(
+        default=0.05, gt=0, description="How often the in-process worker looks at the inbox."
+    )
+    priority_matrix: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRIORITY_MATRIX.items()}
+    )
+    high_impact_criticality: int = Field(default=2, ge=1, le=5)
+
+    @field_validator("priority_matrix")
+    @classmethod
+    def _full_matrix(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for impact in IMPACT_LEVELS:
+            for urgency in URGENCY_LEVELS:
+                priority = value.get(impact, {}).get(urgency)
+                if priority is None or not 1 <= priority <= 5:
+                    raise ValueError(
+                        f"priority_matrix.{impact}.{urgency} must be a priority from 1 to 5"
+                    )
+        return value
+
+    def policy(self) -> CorrelationPolicy:
+        return CorrelationPolicy(
+            group_window=dt.timedelta(seconds=self.group_window_s),
+            topology_depth=self.topology_depth,
+            inferred_min_share=self.inferred_min_share,
+            hold_time=dt.timedelta(seconds=self.hold_time_s),
+            reopen_window=dt.timedelta(seconds=self.reopen_window_s),
+            flap_threshold=self.flap_threshold,
+            flap_window=dt.timedelta(seconds=self.flap_window_s),
+            problem_incidents_per_ci=self.problem_incidents_per_ci,
+            problem_recurring_cis=self.problem_recurring_cis,
+            problem_window=dt.timedelta(seconds=self.problem_window_s),
+            batch_size=self.batch_size,
+            priority_matrix=self.priority_matrix,
+            high_impact_criticality=self.high_impact_criticality,
+        )
 
 
 class Settings(BaseSettings):
@@ -53,6 +114,12 @@ class Settings(BaseSettings):
     )
     classes: dict[str, dict[str, Any]] = Field(default_factory=dict)
     relationship_rules: dict[str, list[list[str]]] = Field(default_factory=dict)
+
+    correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    # source name -> bearer token that source's webhook must present
+    ingest_tokens: dict[str, str] = Field(default_factory=dict)
+    # run the correlation worker inside `serve` (off when separate workers run it)
+    embedded_worker: bool = True
 
     @field_validator("data_dir", "sqlite_path")
     @classmethod

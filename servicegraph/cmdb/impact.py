@@ -80,7 +80,7 @@ class ImpactService:
         self.graph = ImpactGraph(rules)
         self.max_depth = max_depth
         self._lock = threading.Lock()
-        self._business_classes = frozenset(
+        self.business_classes = frozenset(
             name for name in classes.names() if classes.get(name).is_a(BUSINESS_SERVICE)
         )
 
@@ -138,7 +138,7 @@ class ImpactService:
                 DegradedGroup(ids[info.dependent], info.name, failed, info.size, info.min_healthy)
             )
         degraded.sort(key=lambda d: (d.ci_id, d.group))
-        services = tuple(a.ci_id for a in affected if a.ci_class in self._business_classes)
+        services = tuple(a.ci_id for a in affected if a.ci_class in self.business_classes)
         return ImpactResult(
             failed=tuple(ci_ids),
             affected=tuple(affected),

@@ -1,0 +1,420 @@
+"""SQLite adapter of the monitoring port (inbox, alerts, incidents, problems).
+
+It lives in the same file as the graph and shares its connections and write lock: a
+correlation unit is one ``BEGIN IMMEDIATE`` transaction, so marking inbox events processed
+and writing their effects commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from servicegraph.cmdb.errors import StoreError
+from servicegraph.cmdb.store.sqlite.store import SqliteGraphStore, from_us, to_us
+from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
+from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+
+
+def _opt_us(value: dt.datetime | None) -> int | None:
+    return None if value is None else to_us(value)
+
+
+def _opt_dt(value: int | None) -> dt.datetime | None:
+    return None if value is None else from_us(value)
+
+
+_ALERT_COLUMNS = (
+    "fingerprint, source, name, severity, status, labels, summary, first_seen, last_seen, "
+    "last_change, count, ci_id, incident_id, cleared_at, flapping, transitions"
+)
+
+
+def _alert_row(a: Alert) -> tuple[Any, ...]:
+    return (
+        a.fingerprint,
+        a.source,
+        a.name,
+        int(a.severity),
+        a.status.value,
+        _dumps(a.labels),
+        a.summary,
+        to_us(a.first_seen),
+        to_us(a.last_seen),
+        to_us(a.last_change),
+        a.count,
+        a.ci_id,
+        a.incident_id,
+        _opt_us(a.cleared_at),
+        int(a.flapping),
+        _dumps([to_us(t) for t in a.transitions]),
+    )
+
+
+def _alert(r: tuple[Any, ...]) -> Alert:
+    return Alert(
+        fingerprint=r[0],
+        source=r[1],
+        name=r[2],
+        severity=Severity(r[3]),
+        status=EventStatus(r[4]),
+        labels=json.loads(r[5]),
+        summary=r[6],
+        first_seen=from_us(r[7]),
+        last_seen=from_us(r[8]),
+        last_change=from_us(r[9]),
+        count=r[10],
+        ci_id=r[11],
+        incident_id=r[12],
+        cleared_at=_opt_dt(r[13]),
+        flapping=bool(r[14]),
+        transitions=[from_us(t) for t in json.loads(r[15])],
+    )
+
+
+_INCIDENT_COLUMNS = (
+    "id, number, title, status, opened_at, updated_at, last_alert_at, priority, impact, "
+    "urgency, root_ci_id, root_inferred, root_confidence, root_fingerprint, business_services, "
+    "flapping, clear_since, resolved_at, reopen_count, problem_id, alert_count"
+)
+
+
+def _incident_row(i: Incident) -> tuple[Any, ...]:
+    return (
+        i.id,
+        i.number,
+        i.title,
+        i.status.value,
+        to_us(i.opened_at),
+        to_us(i.updated_at),
+        to_us(i.last_alert_at),
+        i.priority,
+        i.impact,
+        i.urgency,
+        i.root_ci_id,
+        int(i.root_inferred),
+        i.root_confidence,
+        i.root_fingerprint,
+        _dumps(i.business_services),
+        int(i.flapping),
+        _opt_us(i.clear_since),
+        _opt_us(i.resolved_at),
+        i.reopen_count,
+        i.problem_id,
+        i.alert_count,
+    )
+
+
+def _incident(r: tuple[Any, ...]) -> Incident:
+    return Incident(
+        id=r[0],
+        number=r[1],
+        title=r[2],
+        status=IncidentStatus(r[3]),
+        opened_at=from_us(r[4]),
+        updated_at=from_us(r[5]),
+        last_alert_at=from_us(r[6]),
+        priority=r[7],
+        impact=r[8],
+        urgency=r[9],
+        root_ci_id=r[10],
+        root_inferred=bool(r[11]),
+        root_confidence=r[12],
+        root_fingerprint=r[13],
+        business_services=json.loads(r[14]),
+        flapping=bool(r[15]),
+        clear_since=_opt_dt(r[16]),
+        resolved_at=_opt_dt(r[17]),
+        reopen_count=r[18],
+        problem_id=r[19],
+        alert_count=r[20],
+    )
+
+
+_PROBLEM_COLUMNS = (
+    "id, number, title, status, created_at, updated_at, root_ci_id, reason, signature, "
+    "known_error, workaround"
+)
+
+
+def _problem(r: tuple[Any, ...], incident_ids: list[str]) -> Problem:
+    return Problem(
+        id=r[0],
+        number=r[1],
+        title=r[2],
+        status=ProblemStatus(r[3]),
+        created_at=from_us(r[4]),
+        updated_at=from_us(r[5]),
+        root_ci_id=r[6],
+        reason=r[7],
+        signature=r[8],
+        known_error=r[9],
+        workaround=r[10],
+        incident_ids=incident_ids,
+    )
+
+
+def _problem_incidents(conn: sqlite3.Connection, problem_ids: list[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for problem_id, incident_id in conn.execute(
+        "SELECT problem_id, incident_id FROM problem_incident "
+        "WHERE problem_id IN (SELECT value FROM json_each(?)) ORDER BY linked_at, incident_id",
+        (_dumps(problem_ids),),
+    ):
+        result.setdefault(problem_id, []).append(incident_id)
+    return result
+
+
+class _Unit:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def state_version(self) -> int:
+        row = self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'correlation_version'"
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def advance_state_version(self) -> int:
+        row = self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('correlation_version', 1) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
+        ).fetchone()
+        return int(row[0])
+
+    def claim_pending(self, limit: int) -> list[tuple[int, Event]]:
+        rows = self._conn.execute(
+            "SELECT seq, event FROM inbox WHERE processed_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(seq, Event.from_json(json.loads(raw))) for seq, raw in rows]
+
+    def mark_processed(self, seqs: Sequence[int], at: dt.datetime) -> None:
+        self._conn.execute(
+            "UPDATE inbox SET processed_at = ? WHERE seq IN (SELECT value FROM json_each(?))",
+            (to_us(at), _dumps(list(seqs))),
+        )
+
+    def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]:
+        rows = self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alert "
+            "WHERE fingerprint IN (SELECT value FROM json_each(?))",
+            (_dumps(list(fingerprints)),),
+        )
+        return {r[0]: _alert(r) for r in rows}
+
+    def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
+        rows = self._conn.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incident WHERE status = 'open' "
+            f"UNION SELECT {_INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ?",
+            (to_us(resolved_since),),
+        )
+        return [_incident(r) for r in rows]
+
+    def alerts_of(self, incident_ids: Iterable[str]) -> dict[str, list[Alert]]:
+        result: dict[str, list[Alert]] = {}
+        for r in self._conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alert "
+            "WHERE incident_id IN (SELECT value FROM json_each(?))",
+            (_dumps(list(incident_ids)),),
+        ):
+            alert = _alert(r)
+            result.setdefault(alert.incident_id or "", []).append(alert)
+        return result
+
+    def save_alerts(self, alerts: Sequence[Alert]) -> None:
+        self._conn.executemany(
+            f"INSERT OR REPLACE INTO alert ({_ALERT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_alert_row(a) for a in alerts],
+        )
+
+    def save_incidents(self, incidents: Sequence[Incident]) -> None:
+        self._conn.executemany(
+            f"INSERT OR REPLACE INTO incident ({_INCIDENT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_incident_row(i) for i in incidents],
+        )
+
+    def next_incident_number(self) -> int:
+        row = self._conn.execute("SELECT coalesce(max(number), 0) + 1 FROM incident").fetchone()
+        return int(row[0])
+
+    def incidents_with_root(self, ci_ids: Iterable[str], since: dt.datetime) -> list[Incident]:
+        rows = self._conn.execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incident "
+            "WHERE root_ci_id IN (SELECT value FROM json_each(?)) AND opened_at >= ? "
+            "ORDER BY opened_at",
+            (_dumps(list(ci_ids)), to_us(since)),
+        )
+        return [_incident(r) for r in rows]
+
+    def incidents_named(self, signature: str, since: dt.datetime) -> list[tuple[str, str]]:
+        rows = self._conn.execute(
+            "SELECT i.id, i.root_ci_id FROM incident AS i JOIN alert AS a "
+            "ON a.fingerprint = i.root_fingerprint "
+            "WHERE a.source || '/' || a.name = ? AND i.opened_at >= ? "
+            "AND i.root_ci_id IS NOT NULL ORDER BY i.opened_at",
+            (signature, to_us(since)),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def find_problem(self, signature: str) -> Problem | None:
+        row = self._conn.execute(
+            f"SELECT {_PROBLEM_COLUMNS} FROM problem WHERE signature = ?", (signature,)
+        ).fetchone()
+        if row is None:
+            return None
+        return _problem(row, _problem_incidents(self._conn, [row[0]]).get(row[0], []))
+
+    def save_problem(self, problem: Problem) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO problem ({_PROBLEM_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                problem.id,
+                problem.number,
+                problem.title,
+                problem.status.value,
+                to_us(problem.created_at),
+                to_us(problem.updated_at),
+                problem.root_ci_id,
+                problem.reason,
+                problem.signature,
+                problem.known_error,
+                problem.workaround,
+            ),
+        )
+
+    def link_problem(self, problem_id: str, incident_ids: Sequence[str], at: dt.datetime) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO problem_incident (problem_id, incident_id, linked_at) "
+            "VALUES (?, ?, ?)",
+            [(problem_id, i, to_us(at)) for i in incident_ids],
+        )
+        self._conn.execute(
+            "UPDATE incident SET problem_id = ? WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND problem_id IS NULL",
+            (problem_id, _dumps(list(incident_ids))),
+        )
+
+    def next_problem_number(self) -> int:
+        row = self._conn.execute("SELECT coalesce(max(number), 0) + 1 FROM problem").fetchone()
+        return int(row[0])
+
+
+class SqliteIncidentStore:
+    def __init__(self, graph_store: SqliteGraphStore) -> None:
+        self._graph = graph_store
+
+    def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
+        if not events:
+            return 0
+        when = to_us(received_at)
+        rows = [(e.event_id, when, _dumps(e.to_json())) for e in events]
+        try:
+            with self._graph._transaction() as conn:
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO inbox (event_id, received_at, event) VALUES (?, ?, ?)",
+                    rows,
+                )
+                return conn.total_changes - before
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot persist events to the inbox: {exc}") from exc
+
+    @contextmanager
+    def unit(self) -> Iterator[_Unit]:
+        with self._graph._transaction() as conn:
+            yield _Unit(conn)
+
+    def _read(self) -> sqlite3.Connection:
+        return self._graph._read()
+
+    def pending_count(self) -> int:
+        row = (
+            self._read().execute("SELECT count(*) FROM inbox WHERE processed_at IS NULL").fetchone()
+        )
+        return int(row[0])
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        row = (
+            self._read()
+            .execute(f"SELECT {_INCIDENT_COLUMNS} FROM incident WHERE id = ?", (incident_id,))
+            .fetchone()
+        )
+        return None if row is None else _incident(row)
+
+    def list_incidents(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        ci_id: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+    ) -> list[Incident]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        if ci_id is not None:
+            clauses.append(
+                "(root_ci_id = ? OR id IN (SELECT incident_id FROM alert WHERE ci_id = ?))"
+            )
+            params.extend((ci_id, ci_id))
+        if since is not None:
+            clauses.append("opened_at >= ?")
+            params.append(to_us(since))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read().execute(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incident {where} ORDER BY number DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_incident(r) for r in rows]
+
+    def incident_alerts(self, incident_id: str) -> list[Alert]:
+        rows = self._read().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alert WHERE incident_id = ? ORDER BY first_seen",
+            (incident_id,),
+        )
+        return [_alert(r) for r in rows]
+
+    def unmapped_alerts(self, limit: int = 100) -> list[Alert]:
+        rows = self._read().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alert WHERE ci_id IS NULL "
+            "ORDER BY last_seen DESC LIMIT ?",
+            (limit,),
+        )
+        return [_alert(r) for r in rows]
+
+    def list_problems(self, limit: int = 100) -> list[Problem]:
+        conn = self._read()
+        rows = conn.execute(
+            f"SELECT {_PROBLEM_COLUMNS} FROM problem ORDER BY number DESC LIMIT ?", (limit,)
+        ).fetchall()
+        links = _problem_incidents(conn, [r[0] for r in rows])
+        return [_problem(r, links.get(r[0], [])) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        conn = self._read()
+
+        def one(sql: str) -> int:
+            return int(conn.execute(sql).fetchone()[0])
+
+        return {
+            "inbox_pending": one("SELECT count(*) FROM inbox WHERE processed_at IS NULL"),
+            "events": one("SELECT count(*) FROM inbox"),
+            "alerts": one("SELECT count(*) FROM alert"),
+            "alerts_firing": one("SELECT count(*) FROM alert WHERE status = 'firing'"),
+            "alerts_unmapped": one("SELECT count(*) FROM alert WHERE ci_id IS NULL"),
+            "incidents": one("SELECT count(*) FROM incident"),
+            "incidents_open": one("SELECT count(*) FROM incident WHERE status = 'open'"),
+            "problems": one("SELECT count(*) FROM problem"),
+        }

@@ -1,0 +1,606 @@
+"""The correlator: inbox events -> deduplicated alerts -> few, correct incidents.
+
+One call of ``process_pending`` is one unit of work: it claims a batch of inbox events,
+applies them, and commits their effects together with the "processed" marks, so an event's
+effect happens exactly once however often it is delivered or retried.
+
+Per event:
+- *deduplicate* by fingerprint: a repeat updates the alert's count and last-seen time;
+- a firing alert joins its open incident; an incident resolved within the reopen window
+  *reopens* when its root alert fires again; otherwise the alert joins an open incident
+  whose recent alerts are *related in the topology* (one is a hard dependency of the
+  other, or they share one within ``topology_depth`` hops) within ``group_window``, or it
+  opens a new incident;
+- a resolved event clears the alert; an incident resolves when all its alerts have been
+  clear for ``hold_time``; *flapping* alerts (``flap_threshold`` transitions within
+  ``flap_window``) keep their incident open and flagged instead of churning incidents.
+
+Per changed incident: root cause (see ``rootcause``), impacted business services, and the
+priority from the impact x urgency matrix. New incidents feed problem detection.
+
+The worker keeps the open incidents and their alerts in memory between batches; a state
+version in the store tells it when another worker has written, and it reloads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from servicegraph.cmdb.impact import ImpactService
+from servicegraph.cmdb.model import utcnow
+from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.correlation.mapping import CIMapper
+from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
+from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
+from servicegraph.correlation.rootcause import HardTopology
+from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
+
+IMPACT_LEVELS = ("high", "medium", "low")
+URGENCY_LEVELS = ("high", "medium", "low")
+
+DEFAULT_PRIORITY_MATRIX: dict[str, dict[str, int]] = {
+    "high": {"high": 1, "medium": 2, "low": 3},
+    "medium": {"high": 2, "medium": 3, "low": 4},
+    "low": {"high": 3, "medium": 4, "low": 5},
+}
+
+
+@dataclass(frozen=True)
+class CorrelationPolicy:
+    group_window: dt.timedelta = dt.timedelta(minutes=5)
+    topology_depth: int = 4
+    inferred_min_share: float = 0.5
+    hold_time: dt.timedelta = dt.timedelta(seconds=60)
+    reopen_window: dt.timedelta = dt.timedelta(minutes=30)
+    flap_threshold: int = 4
+    flap_window: dt.timedelta = dt.timedelta(minutes=10)
+    problem_incidents_per_ci: int = 3
+    problem_recurring_cis: int = 3
+    problem_window: dt.timedelta = dt.timedelta(days=7)
+    batch_size: int = 2000
+    priority_matrix: Mapping[str, Mapping[str, int]] = field(
+        default_factory=lambda: DEFAULT_PRIORITY_MATRIX
+    )
+    # business service criticality (1 = most critical) at or below which impact is high
+    high_impact_criticality: int = 2
+
+
+def urgency_of(severity: Severity) -> str:
+    if severity >= Severity.CRITICAL:
+        return "high"
+    if severity >= Severity.MAJOR:
+        return "medium"
+    return "low"
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    alerts_created: int = 0
+    duplicates: int = 0
+    incidents_opened: int = 0
+    incidents_updated: int = 0
+    incidents_resolved: int = 0
+    incidents_reopened: int = 0
+    problems_opened: int = 0
+    unmapped: int = 0
+
+    def merge(self, other: BatchResult) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _State:
+    """The worker's view of active incidents, valid at ``version``."""
+
+    version: int = -1
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    members: dict[str, dict[str, Alert]] = field(default_factory=dict)  # incident -> fp -> alert
+    # graph node -> ids of open incidents whose footprint contains it
+    index: dict[int, set[str]] = field(default_factory=dict)
+    footprints: dict[str, set[int]] = field(default_factory=dict)
+
+
+class Correlator:
+    def __init__(
+        self,
+        incidents: IncidentStore,
+        graph_store: GraphStore,
+        impact: ImpactService,
+        mapper: CIMapper,
+        policy: CorrelationPolicy | None = None,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.incidents = incidents
+        self.graph_store = graph_store
+        self.impact = impact
+        self.mapper = mapper
+        self.policy = policy or CorrelationPolicy()
+        self.clock = clock
+        self._state = _State()
+        self._hard: HardTopology | None = None
+
+    # -- entry points --------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[Event]) -> int:
+        """Persist events in the inbox; returns how many were new (not redeliveries)."""
+        return self.incidents.append_inbox(events, self.clock())
+
+    def process_pending(self, limit: int | None = None) -> BatchResult:
+        """Correlate one batch from the inbox (and resolve incidents whose hold expired)."""
+        hard = self.topology()  # refresh the projection before taking the write lock
+        try:
+            with self.incidents.unit() as unit:
+                return _Batch(self, unit, hard).run(limit or self.policy.batch_size)
+        except BaseException:
+            self._state = _State()  # in-memory state may hold uncommitted changes
+            raise
+
+    def drain(self, *, max_batches: int = 1_000_000) -> BatchResult:
+        """Process until the inbox is empty."""
+        total = BatchResult()
+        for _ in range(max_batches):
+            result = self.process_pending()
+            total.merge(result)
+            if result.events == 0:
+                break
+        return total
+
+    def topology(self) -> HardTopology:
+        graph = self.impact.refresh()
+        if self._hard is None or self._hard.graph is not graph:
+            self._hard = HardTopology(graph, self.policy.topology_depth)
+        return self._hard
+
+
+class _Batch:
+    """One unit of correlation work."""
+
+    def __init__(self, correlator: Correlator, unit: CorrelationUnit, hard: HardTopology) -> None:
+        self.c = correlator
+        self.policy = correlator.policy
+        self.unit = unit
+        self.now = correlator.clock()
+        self.hard = hard
+        self.graph = self.hard.graph
+        self.result = BatchResult()
+        self.changed_alerts: dict[str, Alert] = {}
+        self.dirty: set[str] = set()
+        self.new_incidents: list[str] = []
+        self._next_number: int | None = None
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _sync_state(self) -> _State:
+        state = self.c._state
+        version = self.unit.state_version()
+        if state.version == version:
+            return state
+        state = _State(version=version)
+        active = self.unit.active_incidents(self.now - self.policy.reopen_window)
+        state.incidents = {i.id: i for i in active}
+        for incident_id, alerts in self.unit.alerts_of(state.incidents).items():
+            state.members[incident_id] = {a.fingerprint: a for a in alerts}
+        for incident_id in state.incidents:
+            state.members.setdefault(incident_id, {})
+            self._index_incident(state, incident_id)
+        self.c._state = state
+        return state
+
+    def _node(self, ci_id: str | None) -> int | None:
+        if ci_id is None:
+            return None
+        return self.graph.index.get(ci_id)
+
+    def _index_incident(self, state: _State, incident_id: str) -> None:
+        incident = state.incidents[incident_id]
+        old = state.footprints.pop(incident_id, set())
+        for node in old:
+            holders = state.index.get(node)
+            if holders is not None:
+                holders.discard(incident_id)
+        if incident.status is not IncidentStatus.OPEN:
+            return
+        footprint: set[int] = set()
+        for alert in state.members[incident_id].values():
+            alert_node = self._node(alert.ci_id)
+            if alert_node is not None:
+                footprint |= self.hard.upstream(alert_node)
+        root = self._node(incident.root_ci_id)
+        if root is not None:
+            footprint.add(root)
+        state.footprints[incident_id] = footprint
+        for node in footprint:
+            state.index.setdefault(node, set()).add(incident_id)
+
+    # -- the batch -------------------------------------------------------------------------
+
+    def run(self, limit: int) -> BatchResult:
+        state = self._sync_state()
+        claimed = self.unit.claim_pending(limit)
+        events = [event for _, event in claimed]
+        self.result.events = len(events)
+        if events:
+            self._apply_events(state, events)
+        self._expire_flapping(state)
+        self._resolve_due(state)
+        self._recompute(state)
+        self._detect_problems(state)
+        touched = bool(self.changed_alerts or self.dirty)
+        if self.changed_alerts:
+            self.unit.save_alerts(list(self.changed_alerts.values()))
+        if self.dirty:
+            self.unit.save_incidents([state.incidents[i] for i in sorted(self.dirty)])
+        self._link_problems(state)
+        if claimed:
+            self.unit.mark_processed([seq for seq, _ in claimed], self.now)
+        if touched:
+            state.version = self.unit.advance_state_version()
+        self._forget_old(state)
+        return self.result
+
+    def _apply_events(self, state: _State, events: list[Event]) -> None:
+        known: dict[str, Alert] = {}
+        for members in state.members.values():
+            known.update(members)
+        missing = {e.fingerprint for e in events} - known.keys()
+        if missing:
+            known.update(self.unit.load_alerts(missing))
+        new_fps = {e.fingerprint for e in events if e.fingerprint not in known}
+        first_event: dict[str, Event] = {}
+        for e in events:
+            if e.fingerprint in new_fps:
+                first_event.setdefault(e.fingerprint, e)
+        mapped = self.c.mapper.map_many([e.labels for e in first_event.values()])
+        ci_of = dict(zip(first_event, mapped, strict=True))
+        for e in events:
+            self._apply(state, known, e, ci_of)
+
+    def _apply(
+        self, state: _State, known: dict[str, Alert], e: Event, ci_of: Mapping[str, str | None]
+    ) -> None:
+        t = e.occurred_at
+        alert = known.get(e.fingerprint)
+        if alert is None:
+            alert = Alert(
+                fingerprint=e.fingerprint,
+                source=e.source,
+                name=e.name,
+                severity=e.severity,
+                status=e.status,
+                labels=dict(e.labels),
+                summary=e.summary,
+                first_seen=t,
+                last_seen=t,
+                last_change=t,
+                ci_id=ci_of.get(e.fingerprint),
+                cleared_at=t if e.status is EventStatus.RESOLVED else None,
+                transitions=[t],
+            )
+            known[e.fingerprint] = alert
+            self.changed_alerts[e.fingerprint] = alert
+            self.result.alerts_created += 1
+            if alert.ci_id is None:
+                self.result.unmapped += 1
+            if alert.firing:
+                self._attach(state, alert, t)
+            return
+        self.changed_alerts[e.fingerprint] = alert
+        alert.count += 1
+        if t > alert.last_seen:
+            alert.last_seen = t
+            alert.severity = e.severity
+            alert.summary = e.summary or alert.summary
+        if e.status is alert.status or t < alert.last_change:
+            # a repeat, or a message older than the last change: counted, nothing more
+            self.result.duplicates += 1
+            if alert.firing and not self._in_open_incident(state, alert):
+                self._attach(state, alert, t)
+            return
+        alert.status = e.status
+        alert.last_change = t
+        horizon = t - self.policy.flap_window
+        alert.transitions = [x for x in alert.transitions if x >= horizon] + [t]
+        if len(alert.transitions) >= self.policy.flap_threshold:
+            alert.flapping = True
+        if e.status is EventStatus.RESOLVED:
+            alert.cleared_at = t
+            if alert.incident_id in state.incidents:
+                self.dirty.add(alert.incident_id)
+        else:
+            alert.cleared_at = None
+            self._attach(state, alert, t)
+
+    def _in_open_incident(self, state: _State, alert: Alert) -> bool:
+        incident = state.incidents.get(alert.incident_id or "")
+        return incident is not None and incident.status is IncidentStatus.OPEN
+
+    def _attach(self, state: _State, alert: Alert, t: dt.datetime) -> None:
+        """Put a firing alert into an incident: its own, a reopened, a related or a new one."""
+        incident = state.incidents.get(alert.incident_id or "")
+        if incident is not None:
+            if incident.status is IncidentStatus.OPEN:
+                self._touch(incident, t)
+                return
+            recent = (
+                incident.resolved_at is not None
+                and t - incident.resolved_at <= self.policy.reopen_window
+            )
+            is_root = incident.root_inferred or incident.root_fingerprint in (
+                None,
+                alert.fingerprint,
+            )
+            if recent and is_root:
+                incident.status = IncidentStatus.OPEN
+                incident.resolved_at = None
+                incident.reopen_count += 1
+                self.result.incidents_reopened += 1
+                self._touch(incident, t)
+                self._index_incident(state, incident.id)
+                return
+            # it left that incident for good; it starts or joins another
+            state.members.get(incident.id, {}).pop(alert.fingerprint, None)
+            alert.incident_id = None
+        node = self._node(alert.ci_id)
+        if node is not None:
+            related: set[str] = set()
+            for n in self.hard.upstream(node):
+                related |= state.index.get(n, set())
+            candidates = [
+                state.incidents[i]
+                for i in related
+                if t - state.incidents[i].last_alert_at <= self.policy.group_window
+            ]
+            if candidates:
+                target = max(candidates, key=lambda i: (i.last_alert_at, i.number))
+                self._join(state, target, alert, t)
+                return
+        self._open(state, alert, t)
+
+    def _touch(self, incident: Incident, t: dt.datetime) -> None:
+        if t > incident.last_alert_at:
+            incident.last_alert_at = t
+        incident.clear_since = None
+        self.dirty.add(incident.id)
+
+    def _join(self, state: _State, incident: Incident, alert: Alert, t: dt.datetime) -> None:
+        alert.incident_id = incident.id
+        state.members[incident.id][alert.fingerprint] = alert
+        self._touch(incident, t)
+        node = self._node(alert.ci_id)
+        if node is not None:
+            footprint = state.footprints.setdefault(incident.id, set())
+            for n in self.hard.upstream(node) - footprint:
+                footprint.add(n)
+                state.index.setdefault(n, set()).add(incident.id)
+
+    def _open(self, state: _State, alert: Alert, t: dt.datetime) -> None:
+        if self._next_number is None:
+            self._next_number = self.unit.next_incident_number()
+        incident = Incident(
+            id="inc-" + uuid.uuid4().hex[:16],
+            number=self._next_number,
+            title=alert.name,
+            status=IncidentStatus.OPEN,
+            opened_at=t,
+            updated_at=self.now,
+            last_alert_at=t,
+            root_ci_id=alert.ci_id,
+            root_fingerprint=alert.fingerprint,
+        )
+        self._next_number += 1
+        state.incidents[incident.id] = incident
+        state.members[incident.id] = {}
+        self.new_incidents.append(incident.id)
+        self.result.incidents_opened += 1
+        self._join(state, incident, alert, t)
+
+    # -- time-driven -------------------------------------------------------------------------
+
+    def _expire_flapping(self, state: _State) -> None:
+        horizon = self.now - self.policy.flap_window
+        for incident_id, members in state.members.items():
+            for alert in members.values():
+                if alert.flapping and alert.last_change < horizon:
+                    alert.flapping = False
+                    alert.transitions = []
+                    self.changed_alerts[alert.fingerprint] = alert
+                    self.dirty.add(incident_id)
+
+    def _resolve_due(self, state: _State) -> None:
+        for incident in state.incidents.values():
+            if incident.status is not IncidentStatus.OPEN:
+                continue
+            members = state.members.get(incident.id, {}).values()
+            if any(a.firing for a in members) or any(a.flapping for a in members):
+                continue
+            cleared = [a.cleared_at for a in members if a.cleared_at is not None]
+            clear_since = max(cleared) if cleared else incident.last_alert_at
+            if incident.clear_since != clear_since:
+                incident.clear_since = clear_since
+                self.dirty.add(incident.id)
+            if self.now - clear_since >= self.policy.hold_time:
+                incident.status = IncidentStatus.RESOLVED
+                incident.resolved_at = self.now
+                self.result.incidents_resolved += 1
+                self.dirty.add(incident.id)
+                self._index_incident(state, incident.id)
+
+    def _forget_old(self, state: _State) -> None:
+        horizon = self.now - self.policy.reopen_window
+        for incident_id in [
+            i.id
+            for i in state.incidents.values()
+            if i.status is IncidentStatus.RESOLVED and (i.resolved_at or self.now) < horizon
+        ]:
+            state.incidents.pop(incident_id)
+            state.members.pop(incident_id, None)
+            state.footprints.pop(incident_id, None)
+
+    # -- incident analysis -------------------------------------------------------------------
+
+    def _recompute(self, state: _State) -> None:
+        if not self.dirty:
+            return
+        graph = self.graph
+        analysed: dict[str, set[int]] = {}
+        service_ids: set[str] = set()
+        business = self.c.impact.business_classes
+        for incident_id in self.dirty:
+            incident = state.incidents[incident_id]
+            members = list(state.members.get(incident_id, {}).values())
+            incident.alert_count = len(members)
+            incident.flapping = any(a.flapping for a in members)
+            incident.updated_at = self.now
+            nodes = sorted({n for a in members if (n := self._node(a.ci_id)) is not None})
+            root = self.hard.choose_root(nodes, min_share=self.policy.inferred_min_share)
+            if root is not None:
+                root_id = graph.ids[root.node]
+                incident.root_ci_id = root_id
+                incident.root_inferred = root.inferred
+                incident.root_confidence = round(root.confidence, 3)
+                on_root = sorted(
+                    (a for a in members if a.ci_id == root_id), key=lambda a: a.first_seen
+                )
+                incident.root_fingerprint = on_root[0].fingerprint if on_root else None
+            sources = set(nodes)
+            if root is not None:
+                sources.add(root.node)
+            parent, _, _ = graph.propagate(sources, max_depth=self.c.impact.max_depth)
+            services = {n for n in parent if graph.classes[n] in business}
+            analysed[incident_id] = services
+            service_ids |= {graph.ids[n] for n in services}
+            self.result.incidents_updated += 1
+        criticality = {
+            ci.id: ci.attributes.get("criticality")
+            for ci in self.c.graph_store.get_cis(service_ids).values()
+        }
+        names = self._names(state)
+        matrix = self.policy.priority_matrix
+        for incident_id, services in analysed.items():
+            incident = state.incidents[incident_id]
+            members = list(state.members.get(incident_id, {}).values())
+            service_list = sorted(graph.ids[n] for n in services)
+            incident.business_services = service_list
+            levels = [criticality.get(s) for s in service_list]
+            if any(c is not None and c <= self.policy.high_impact_criticality for c in levels):
+                incident.impact = "high"
+            elif service_list:
+                incident.impact = "medium"
+            else:
+                incident.impact = "low"
+            firing = [a.severity for a in members if a.firing] or [a.severity for a in members]
+            incident.urgency = urgency_of(max(firing, default=Severity.WARNING))
+            incident.priority = matrix[incident.impact][incident.urgency]
+            incident.title = self._title(incident, members, names)
+
+    def _names(self, state: _State) -> dict[str, str]:
+        wanted = {
+            state.incidents[i].root_ci_id for i in self.dirty if state.incidents[i].root_ci_id
+        }
+        found = self.c.graph_store.get_cis(i for i in wanted if i is not None)
+        return {ci_id: ci.name for ci_id, ci in found.items()}
+
+    @staticmethod
+    def _title(incident: Incident, members: list[Alert], names: Mapping[str, str]) -> str:
+        root_alert = next((a for a in members if a.fingerprint == incident.root_fingerprint), None)
+        if root_alert is None and members:
+            root_alert = min(members, key=lambda a: a.first_seen)
+        what = root_alert.name if root_alert is not None else "alert"
+        where = names.get(incident.root_ci_id or "", "")
+        if incident.root_inferred:
+            title = f"{where} suspected down: {len(members)} dependent alerts"
+        else:
+            title = f"{where}: {what}" if where else what
+            if len(members) > 1:
+                title += f" (+{len(members) - 1} related)"
+        return title
+
+    # -- problems --------------------------------------------------------------------------
+
+    def _detect_problems(self, state: _State) -> None:
+        self._problem_links: list[tuple[Problem, list[str]]] = []
+        if not self.new_incidents:
+            return
+        since = self.now - self.policy.problem_window
+        roots = {
+            state.incidents[i].root_ci_id
+            for i in self.new_incidents
+            if state.incidents[i].root_ci_id is not None
+        }
+        if roots:
+            history = self.unit.incidents_with_root([r for r in roots if r is not None], since)
+            current = [
+                state.incidents[i]
+                for i in self.new_incidents
+                if state.incidents[i].root_ci_id in roots
+            ]
+            by_root: dict[str, set[str]] = {}
+            for incident in [*history, *current]:
+                if incident.root_ci_id is not None:
+                    by_root.setdefault(incident.root_ci_id, set()).add(incident.id)
+            for root, incident_ids in sorted(by_root.items()):
+                if len(incident_ids) >= self.policy.problem_incidents_per_ci:
+                    self._problem(
+                        f"ci:{root}",
+                        root,
+                        f"{len(incident_ids)} incidents on this CI within "
+                        f"{self.policy.problem_window}",
+                        sorted(incident_ids),
+                    )
+        signatures: dict[str, list[tuple[str, str]]] = {}
+        for incident_id in self.new_incidents:
+            incident = state.incidents[incident_id]
+            root_alert = state.members[incident_id].get(incident.root_fingerprint or "")
+            if root_alert is None or incident.root_ci_id is None:
+                continue
+            signature = f"{root_alert.source}/{root_alert.name}"
+            signatures.setdefault(signature, []).append((incident_id, incident.root_ci_id))
+        for signature, current_pairs in sorted(signatures.items()):
+            pairs = set(self.unit.incidents_named(signature, since)) | set(current_pairs)
+            cis = {ci for _, ci in pairs}
+            if len(cis) >= self.policy.problem_recurring_cis:
+                self._problem(
+                    f"alert:{signature}",
+                    None,
+                    f"'{signature}' was the root cause on {len(cis)} CIs within "
+                    f"{self.policy.problem_window}",
+                    sorted(i for i, _ in pairs),
+                )
+
+    def _problem(
+        self, signature: str, root_ci_id: str | None, reason: str, incident_ids: list[str]
+    ) -> None:
+        problem = self.unit.find_problem(signature)
+        if problem is None:
+            title = reason if root_ci_id is None else f"recurring incidents on {root_ci_id}"
+            problem = Problem(
+                id="prb-" + uuid.uuid4().hex[:16],
+                number=self.unit.next_problem_number(),
+                title=title,
+                status=ProblemStatus.OPEN,
+                created_at=self.now,
+                updated_at=self.now,
+                root_ci_id=root_ci_id,
+                reason=reason,
+                signature=signature,
+            )
+            self.result.problems_opened += 1
+        else:
+            problem.updated_at = self.now
+            problem.reason = reason
+        self.unit.save_problem(problem)
+        self._problem_links.append((problem, incident_ids))
+
+    def _link_problems(self, state: _State) -> None:
+        for problem, incident_ids in self._problem_links:
+            self.unit.link_problem(problem.id, incident_ids, self.now)
+            for incident_id in incident_ids:
+                incident = state.incidents.get(incident_id)
+                if incident is not None and incident.problem_id is None:
+                    incident.problem_id = problem.id

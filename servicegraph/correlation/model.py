@@ -1,0 +1,161 @@
+"""Monitoring events and the alerts they update: one normalised model for every source.
+
+An *event* is one message from a monitoring source (an Alertmanager alert in a webhook, a
+Zabbix trigger change, a trap). Its *fingerprint* names the condition it reports, so the
+firing and the resolved message of one condition share it; its *event id* names the
+message itself, so a redelivered webhook is recognised and counted once. An *alert* is the
+current state of one fingerprint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class EventStatus(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that ``max`` gives the worst."""
+
+    INFO = 1
+    WARNING = 2
+    MINOR = 3
+    MAJOR = 4
+    CRITICAL = 5
+
+    @classmethod
+    def parse(cls, value: str | None) -> Severity:
+        """Map the many spellings sources use (Prometheus, Zabbix, syslog) to our five."""
+        if value is None or not str(value).strip():
+            return cls.WARNING
+        text = str(value).strip().lower()
+        return _SEVERITY_WORDS.get(text, cls.WARNING)
+
+
+_SEVERITY_WORDS: dict[str, Severity] = {
+    "info": Severity.INFO,
+    "information": Severity.INFO,
+    "informational": Severity.INFO,
+    "notice": Severity.INFO,
+    "not classified": Severity.INFO,
+    "ok": Severity.INFO,
+    "none": Severity.INFO,
+    "warning": Severity.WARNING,
+    "warn": Severity.WARNING,
+    "minor": Severity.MINOR,
+    "low": Severity.MINOR,
+    "average": Severity.MAJOR,
+    "major": Severity.MAJOR,
+    "error": Severity.MAJOR,
+    "high": Severity.MAJOR,
+    "page": Severity.CRITICAL,
+    "critical": Severity.CRITICAL,
+    "disaster": Severity.CRITICAL,
+    "emergency": Severity.CRITICAL,
+    "alert": Severity.CRITICAL,
+    "fatal": Severity.CRITICAL,
+}
+
+# Labels that say which CI an event is about, in the order they are tried.
+CI_ID_LABEL = "ci_id"
+HOST_LABELS = ("fqdn", "hostname", "host", "nodename", "node")
+IP_LABELS = ("ip", "address", "management_ip", "agent_address")
+INTERFACE_NAME_LABELS = ("ifName", "ifname", "interface", "ifDescr")
+INTERFACE_INDEX_LABELS = ("ifIndex", "ifindex")
+
+
+def digest(*parts: Any) -> str:
+    """A stable short hash of JSON-serialisable parts."""
+    raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+
+
+def fingerprint_of(source: str, name: str, labels: Mapping[str, str], fields: Iterable[str]) -> str:
+    """Alert identity from declared fields: the source, the alert name and those labels.
+
+    Declaring the fields keeps identity apart from volatile labels (a value, a timestamp)
+    that would otherwise make every repeat look new.
+    """
+    chosen = {k: labels[k] for k in sorted(fields) if k in labels}
+    return digest(source, name, chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    source: str  # alertmanager, zabbix, generic, snmp_trap, snmp_poll
+    name: str  # alertname, trigger name, trap name
+    status: EventStatus
+    severity: Severity
+    occurred_at: dt.datetime
+    fingerprint: str
+    event_id: str  # idempotency key of this message
+    labels: Mapping[str, str] = field(default_factory=dict)
+    summary: str = ""
+    received_at: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "name": self.name,
+            "status": self.status.value,
+            "severity": self.severity.name.lower(),
+            "occurred_at": self.occurred_at.isoformat(),
+            "fingerprint": self.fingerprint,
+            "event_id": self.event_id,
+            "labels": dict(self.labels),
+            "summary": self.summary,
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Event:
+        received = data.get("received_at")
+        return cls(
+            source=data["source"],
+            name=data["name"],
+            status=EventStatus(data["status"]),
+            severity=Severity[data["severity"].upper()],
+            occurred_at=dt.datetime.fromisoformat(data["occurred_at"]),
+            fingerprint=data["fingerprint"],
+            event_id=data["event_id"],
+            labels=dict(data.get("labels") or {}),
+            summary=data.get("summary") or "",
+            received_at=dt.datetime.fromisoformat(received) if received else None,
+        )
+
+
+@dataclass(slots=True)
+class Alert:
+    """The current state of one fingerprint. Mutable: the correlator updates it in place
+    inside one unit of work."""
+
+    fingerprint: str
+    source: str
+    name: str
+    severity: Severity
+    status: EventStatus
+    labels: dict[str, str]
+    summary: str
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    last_change: dt.datetime
+    count: int = 1
+    ci_id: str | None = None
+    incident_id: str | None = None
+    cleared_at: dt.datetime | None = None
+    flapping: bool = False
+    # times of recent firing/resolved transitions, for flap detection
+    transitions: list[dt.datetime] = field(default_factory=list)
+
+    @property
+    def firing(self) -> bool:
+        return self.status is EventStatus.FIRING

@@ -1,0 +1,93 @@
+"""The storage port of monitoring: the durable event inbox, alerts, incidents, problems.
+
+Same rules as the graph store: coarse batch operations; adapters raise ``StoreUnavailable``
+or ``StoreError`` chained to the driver's exception.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from servicegraph.correlation.model import Alert, Event
+from servicegraph.ticketing.model import Incident, IncidentStatus, Problem
+
+
+class CorrelationUnit(Protocol):
+    """One atomic step of the correlator. Units are serialised across processes, so two
+    workers never process the same event, and a worker killed mid-unit leaves the inbox
+    as it was: its events are processed again, once, by whoever comes next."""
+
+    def state_version(self) -> int:
+        """A counter every unit that changes alerts or incidents advances; a worker whose
+        cached state was written at another version must reload it."""
+
+    def advance_state_version(self) -> int: ...
+
+    def claim_pending(self, limit: int) -> list[tuple[int, Event]]:
+        """Up to ``limit`` unprocessed inbox events, oldest first, with their sequence."""
+
+    def mark_processed(self, seqs: Sequence[int], at: dt.datetime) -> None: ...
+
+    def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]: ...
+
+    def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
+        """Open incidents, and those resolved at or after ``resolved_since`` (which may
+        reopen)."""
+
+    def alerts_of(self, incident_ids: Iterable[str]) -> dict[str, list[Alert]]: ...
+
+    def save_alerts(self, alerts: Sequence[Alert]) -> None: ...
+
+    def save_incidents(self, incidents: Sequence[Incident]) -> None: ...
+
+    def next_incident_number(self) -> int: ...
+
+    def incidents_with_root(self, ci_ids: Iterable[str], since: dt.datetime) -> list[Incident]:
+        """Incidents whose root CI is one of ``ci_ids``, opened at or after ``since``."""
+
+    def incidents_named(self, signature: str, since: dt.datetime) -> list[tuple[str, str]]:
+        """(incident id, root CI id) of incidents opened since ``since`` whose root alert
+        has ``signature``."""
+
+    def find_problem(self, signature: str) -> Problem | None: ...
+
+    def save_problem(self, problem: Problem) -> None: ...
+
+    def link_problem(self, problem_id: str, incident_ids: Sequence[str], at: dt.datetime) -> None:
+        """Link incidents to a problem (idempotent) and set their ``problem_id``."""
+
+    def next_problem_number(self) -> int: ...
+
+
+class IncidentStore(Protocol):
+    def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
+        """Persist events durably before returning; events whose ``event_id`` is already
+        in the inbox are ignored. Returns how many were new."""
+
+    def unit(self) -> AbstractContextManager[CorrelationUnit]: ...
+
+    def pending_count(self) -> int: ...
+
+    def get_incident(self, incident_id: str) -> Incident | None: ...
+
+    def list_incidents(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        ci_id: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+    ) -> list[Incident]:
+        """Newest first. ``ci_id`` matches the root CI or any alert's CI."""
+
+    def incident_alerts(self, incident_id: str) -> list[Alert]: ...
+
+    def unmapped_alerts(self, limit: int = 100) -> list[Alert]:
+        """Alerts whose event named no known CI, newest first: kept, never dropped."""
+
+    def list_problems(self, limit: int = 100) -> list[Problem]: ...
+
+    def counts(self) -> dict[str, int]: ...

@@ -1,0 +1,126 @@
+"""Root cause through the topology.
+
+Only *hard* dependencies count here: a provider whose loss alone fails the dependent (a
+required relationship, or a redundancy group that tolerates no loss). One of two redundant
+uplinks cannot explain a server's outage, so it is neither grouped with it nor blamed.
+
+The root cause of a set of alerting CIs is the most upstream alerting CI whose failure
+explains the others. When no alerting CI explains them all, a non-alerting CI upstream of
+them is *inferred* when most of what depends on it is alerting at once; the confidence is
+the share of its direct dependents that are down times the share of the alerts it
+explains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from servicegraph.cmdb.topology import REQUIRED, ImpactGraph
+
+
+@dataclass(frozen=True, slots=True)
+class RootCause:
+    node: int
+    inferred: bool
+    confidence: float
+    explained: int  # how many of the alerting CIs it explains
+
+
+class HardTopology:
+    """Hard-dependency views of an ImpactGraph, cached until the graph changes."""
+
+    def __init__(self, graph: ImpactGraph, depth: int) -> None:
+        self.graph = graph
+        self.depth = depth
+        self._seq = graph.seq
+        self._upstream: dict[int, frozenset[int]] = {}
+
+    def _check(self) -> None:
+        if self.graph.seq != self._seq:
+            self._upstream.clear()
+            self._seq = self.graph.seq
+
+    def hard_providers(self, node: int) -> list[int]:
+        tolerance = self.graph.tolerance
+        return [
+            p
+            for p, gid in self.graph.providers[node].items()
+            if gid == REQUIRED or tolerance[gid] <= 0
+        ]
+
+    def upstream(self, node: int) -> frozenset[int]:
+        """``node`` and everything whose loss alone fails it, within ``depth`` hops."""
+        self._check()
+        cached = self._upstream.get(node)
+        if cached is not None:
+            return cached
+        seen = {node}
+        frontier = [node]
+        for _ in range(self.depth):
+            next_frontier = []
+            for current in frontier:
+                for provider in self.hard_providers(current):
+                    if provider not in seen:
+                        seen.add(provider)
+                        next_frontier.append(provider)
+            if not next_frontier:
+                break
+            frontier = next_frontier
+        result = frozenset(seen)
+        self._upstream[node] = result
+        return result
+
+    def choose_root(self, alerting: Iterable[int], *, min_share: float) -> RootCause | None:
+        nodes = set(alerting)
+        if not nodes:
+            return None
+        graph = self.graph
+        # Alerting CIs with no alerting CI above them: the only possible alerting roots.
+        tops = sorted(n for n in nodes if not (self.upstream(n) - {n}) & nodes)
+        best: RootCause | None = None
+        for top in tops:
+            parent, _, _ = graph.propagate([top], max_depth=self.depth * 2)
+            explained = len(nodes & parent.keys())
+            if best is None or explained > best.explained:
+                best = RootCause(top, False, explained / len(nodes), explained)
+        assert best is not None
+        if best.explained == len(nodes) or len(nodes) < 2:
+            return RootCause(best.node, False, 1.0, best.explained)
+        inferred = self._infer(nodes, tops, min_share=min_share)
+        if inferred is not None and inferred.explained > best.explained:
+            return inferred
+        return best
+
+    def _infer(self, nodes: set[int], tops: list[int], *, min_share: float) -> RootCause | None:
+        candidates: set[int] = set()
+        for top in tops:
+            candidates |= self.upstream(top)
+        candidates -= nodes
+        best: RootCause | None = None
+        for candidate in sorted(candidates):
+            parent, depth, _ = self.graph.propagate([candidate], max_depth=self.depth * 2)
+            explained_nodes = nodes & parent.keys()
+            if len(explained_nodes) < 2:
+                continue
+            direct = {n for n, d in depth.items() if d == 1}
+            if not direct:
+                continue
+            # which direct dependents lead to an alerting CI (or alert themselves)
+            down = set()
+            for node in explained_nodes:
+                while node != -1 and depth.get(node, 0) > 1:
+                    node = parent[node]
+                if node != -1 and depth.get(node) == 1:
+                    down.add(node)
+            share = len(down) / len(direct)
+            if share < min_share:
+                continue
+            confidence = share * len(explained_nodes) / len(nodes)
+            result = RootCause(candidate, True, round(confidence, 3), len(explained_nodes))
+            if best is None or (result.explained, result.confidence) > (
+                best.explained,
+                best.confidence,
+            ):
+                best = result
+        return best

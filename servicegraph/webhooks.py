@@ -1,0 +1,102 @@
+"""Ingestion endpoints: Alertmanager, Zabbix and the generic event API.
+
+Each source authenticates with its own bearer token (``ingest_tokens`` setting). The body
+is validated completely before anything is stored; valid events are persisted in the
+durable inbox before the answer (202); an invalid body gets 400 naming the field and
+stores nothing; if the inbox cannot persist, 503 tells the sender to retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from servicegraph.bootstrap import Services
+from servicegraph.cmdb.errors import CmdbError, StoreError, StoreUnavailable, ValidationFailed
+from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
+from servicegraph.correlation.model import Event
+
+Parser = Callable[[bytes, dt.datetime], list[Event]]
+
+router = APIRouter(prefix="/api/v1", tags=["ingestion"])
+
+
+def _authorised(request: Request, source: str) -> JSONResponse | None:
+    services: Services = request.app.state.services
+    expected = services.settings.ingest_tokens.get(source)
+    if not expected:
+        return JSONResponse(
+            {
+                "error": f"ingestion from '{source}' is disabled: no token is configured; set "
+                f"SERVICEGRAPH_INGEST_TOKENS__{source.upper()}"
+            },
+            status_code=401,
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+        return JSONResponse(
+            {"error": f"missing or wrong bearer token for source '{source}'"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return None
+
+
+async def _ingest(request: Request, source: str, parse: Parser) -> JSONResponse:
+    denied = _authorised(request, source)
+    if denied is not None:
+        return denied
+    body = await request.body()
+    services: Services = request.app.state.services
+    received = dt.datetime.now(dt.UTC)
+    try:
+        events = parse(body, received)
+    except ValidationFailed as exc:
+        return JSONResponse(
+            {"error": str(exc), "field": exc.field, "reason": exc.reason}, status_code=400
+        )
+    try:
+        # Blocking store work goes to the thread pool, off the event loop.
+        accepted = await run_in_threadpool(services.correlator.ingest, events)
+    except (StoreUnavailable, StoreError, CmdbError) as exc:
+        return JSONResponse(
+            {"error": f"events not stored, retry later: {exc}"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.notify()
+    return JSONResponse(
+        {"accepted": accepted, "duplicates": len(events) - accepted}, status_code=202
+    )
+
+
+@router.post("/webhooks/alertmanager", status_code=202)
+async def alertmanager_webhook(request: Request) -> JSONResponse:
+    """Prometheus Alertmanager webhook receiver (payload version 4)."""
+    return await _ingest(request, alertmanager.SOURCE, alertmanager.parse)
+
+
+@router.post("/webhooks/zabbix", status_code=202)
+async def zabbix_webhook(request: Request) -> JSONResponse:
+    """Zabbix webhook media type (contrib/zabbix/servicegraph_media_type.js)."""
+    return await _ingest(request, zabbix.SOURCE, zabbix.parse)
+
+
+@router.post("/events", status_code=202)
+async def post_event(request: Request) -> JSONResponse:
+    """One event in the generic JSON format."""
+    return await _ingest(request, generic.SOURCE, generic.parse_one)
+
+
+@router.post("/events/batch", status_code=202)
+async def post_events(request: Request) -> JSONResponse:
+    """Up to 10,000 events: ``{"events": [...]}``; all valid or none stored."""
+    return await _ingest(request, generic.SOURCE, generic.parse_batch)
