@@ -386,8 +386,11 @@ class SqliteGraphStore:
 
     def graph_delta(self, since_seq: int) -> GraphDelta:
         conn = self._read()
-        # One read transaction, so that the sequence number matches the rows returned.
-        conn.execute("BEGIN")
+        # One read transaction, so that the sequence number matches the rows returned
+        # (inside a caller's unit of work, that transaction already is one).
+        own_transaction = not conn.in_transaction
+        if own_transaction:
+            conn.execute("BEGIN")
         try:
             seq = int(conn.execute("SELECT value FROM meta WHERE key = 'change_seq'").fetchone()[0])
             edges = [
@@ -410,7 +413,8 @@ class SqliteGraphStore:
                 if since_seq or min_healthy is not None:
                     cluster_min_healthy[ci_id] = min_healthy
         finally:
-            conn.execute("COMMIT")
+            if own_transaction:
+                conn.execute("COMMIT")
         return GraphDelta(seq=seq, cis=cis, edges=edges, cluster_min_healthy=cluster_min_healthy)
 
     def counts(self) -> dict[str, int]:
