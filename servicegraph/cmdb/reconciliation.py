@@ -467,12 +467,16 @@ class _Unit:
                         break
             matched.append(ci_id)
         existing = writer.load_cis({m for m in matched if m is not None} | set(explicit_ids))
-        # A CI merged into another is found through its survivor.
+        # A CI merged into another is found through its survivor, however many merges on.
         survivors = {
             ci.merged_into for ci in existing.values() if ci.merged_into is not None
         } - existing.keys()
-        if survivors:
-            existing.update(writer.load_cis(survivors))
+        while survivors:
+            loaded = writer.load_cis(survivors)
+            existing.update(loaded)
+            survivors = {
+                ci.merged_into for ci in loaded.values() if ci.merged_into is not None
+            } - existing.keys()
 
         def live(ci_id: str) -> str:
             seen = set()

@@ -138,8 +138,9 @@ class GraphWriter(Protocol):
         self, source: str, run_id: str, stale_after: int
     ) -> tuple[list[str], list[RelationshipKey]]:
         """Count a missed run for every item ``source`` reported before but not in
-        ``run_id``. Returns the CIs that now are stale for every source that ever reported
-        them, and the relationships that became stale for this source."""
+        ``run_id``. Returns the CIs and the relationships that now are stale for every
+        source that ever reported them. Sweeping the run a source swept last again (a
+        replayed run) counts nothing and returns nothing."""
 
     def append_history(self, entries: Sequence[HistoryEntry]) -> None: ...
 

@@ -202,4 +202,12 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX problem_incident_incident ON problem_incident (incident_id);
     """,
+    # 3: the last complete run each source swept, so that a replayed run (a retried task)
+    # does not count a second missed run towards staleness
+    """
+    CREATE TABLE source_sweep (
+        source TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]

@@ -705,6 +705,17 @@ class _SqliteWriter:
     def sweep_unseen(
         self, source: str, run_id: str, stale_after: int
     ) -> tuple[list[str], list[RelationshipKey]]:
+        # A run delivered twice (a retried task) counts one missed run, not two.
+        if (
+            self._conn.execute(
+                "INSERT INTO source_sweep (source, run_id) VALUES (?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET run_id = excluded.run_id "
+                "WHERE run_id IS NOT excluded.run_id RETURNING run_id",
+                (source, run_id),
+            ).fetchone()
+            is None
+        ):
+            return [], []
         newly_stale = [
             r[0]
             for r in self._conn.execute(
@@ -723,8 +734,8 @@ class _SqliteWriter:
                 (_ids_param(newly_stale),),
             )
         ]
-        stale_rels = [
-            (r[0], r[1], r[2])
+        newly_stale_rels = [
+            [r[0], r[1], r[2]]
             for r in self._conn.execute(
                 "UPDATE relationship_sighting SET missed_runs = missed_runs + 1, "
                 "stale = (missed_runs + 1 >= ?) "
@@ -733,6 +744,19 @@ class _SqliteWriter:
                 (stale_after, source, run_id),
             ).fetchall()
             if r[3] == stale_after
+        ]
+        # Like CIs: a relationship another source still reports is not stale.
+        stale_rels = [
+            (r[0], r[1], r[2])
+            for r in self._conn.execute(
+                "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
+                "json_extract(j.value, '$[2]') FROM json_each(?) AS j WHERE NOT EXISTS "
+                "(SELECT 1 FROM relationship_sighting AS s "
+                "WHERE s.from_id = json_extract(j.value, '$[0]') "
+                "AND s.type = json_extract(j.value, '$[1]') "
+                "AND s.to_id = json_extract(j.value, '$[2]') AND s.stale = 0)",
+                (_dumps(newly_stale_rels),),
+            )
         ]
         return stale_everywhere, stale_rels
 
