@@ -426,7 +426,8 @@ class _Batch:
                 self.dirty.add(incident.id)
             if self.now - clear_since >= self.policy.hold_time:
                 incident.status = IncidentStatus.RESOLVED
-                incident.resolved_at = self.now
+                # when it qualified, not when this batch noticed
+                incident.resolved_at = min(self.now, clear_since + self.policy.hold_time)
                 self.result.incidents_resolved += 1
                 self.dirty.add(incident.id)
                 self._index_incident(state, incident.id)

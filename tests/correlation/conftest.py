@@ -78,7 +78,8 @@ class World:
 def make_world(tmp_path: Path, **policy: float) -> Iterator[World]:
     clock = Clock()
     settings = Settings(
-        data_dir=tmp_path, correlation=CorrelationSettings(**policy)  # type: ignore[arg-type]
+        data_dir=tmp_path,
+        correlation=CorrelationSettings(**policy),  # type: ignore[arg-type]
     )
     services = bootstrap(settings)
     services.correlator.clock = clock

@@ -53,14 +53,18 @@ def to_event(alert: AlertmanagerAlert, received_at: dt.datetime) -> Event:
     labels = alert.labels
     name = labels.get("alertname", "unnamed alert")
     starts = aware(alert.startsAt, received_at)
-    ends = aware(alert.endsAt, received_at) if alert.endsAt else None
     status = EventStatus(alert.status)
+    # A firing alert's endsAt is a moving expiry (or Go's zero time): not part of its
+    # identity. A resolved alert's endsAt is when it ended.
+    ends = None
+    if status is EventStatus.RESOLVED:
+        ends = aware(alert.endsAt, received_at) if alert.endsAt else received_at
     fingerprint = (
         f"am:{alert.fingerprint}"
         if alert.fingerprint
         else fingerprint_of(SOURCE, name, labels, labels.keys())
     )
-    occurred = (ends or received_at) if status is EventStatus.RESOLVED else starts
+    occurred = ends if ends is not None else starts
     return Event(
         source=SOURCE,
         name=name,
@@ -68,7 +72,7 @@ def to_event(alert: AlertmanagerAlert, received_at: dt.datetime) -> Event:
         severity=Severity.parse(labels.get("severity")),
         occurred_at=occurred,
         fingerprint=fingerprint,
-        event_id=digest(SOURCE, fingerprint, status.value, starts, ends if ends else None),
+        event_id=digest(SOURCE, fingerprint, status.value, starts, ends),
         labels=labels,
         summary=alert.annotations.get("summary") or alert.annotations.get("description", ""),
         received_at=received_at,

@@ -1,0 +1,176 @@
+"""The real Prometheus Alertmanager (Debian's prometheus-alertmanager) notifying a real
+`servicegraph serve` process through its webhook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from servicegraph.bootstrap import bootstrap
+from servicegraph.cmdb.store.port import CIQuery
+from servicegraph.config import Settings
+from servicegraph.ticketing.model import Incident, IncidentStatus
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+TOKEN = "am-integration-token"
+
+pytestmark = pytest.mark.skipif(
+    ALERTMANAGER is None and not os.environ.get("CI"),
+    reason="prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture()
+def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    assert ALERTMANAGER is not None, "prometheus-alertmanager must be installed in CI"
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "SERVICEGRAPH_DATA_DIR": str(data),
+        "SERVICEGRAPH_INGEST_TOKENS__ALERTMANAGER": TOKEN,
+        "SERVICEGRAPH_CORRELATION__HOLD_TIME_S": "0",
+    }
+    env.pop("SERVICEGRAPH_CONFIG", None)
+    subprocess.run(
+        [sys.executable, "-m", "servicegraph.cli", "import", str(EXAMPLES / "small-site.json")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    api_port, am_port = free_port(), free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        f"""
+route:
+  receiver: servicegraph
+  group_by: [alertname, instance]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: servicegraph
+    webhook_configs:
+      - url: http://127.0.0.1:{api_port}/api/v1/webhooks/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials: {TOKEN}
+"""
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    api = subprocess.Popen(
+        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(api_port)],
+        env=env,
+        stdout=(logs / "api.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    am = subprocess.Popen(
+        [
+            ALERTMANAGER,
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'am'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=(logs / "am.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{api_port}/healthz").status_code == 200,
+            "servicegraph",
+        )
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{am_port}/-/ready").status_code == 200,
+            "alertmanager",
+        )
+        yield f"http://127.0.0.1:{am_port}", data
+    finally:
+        for proc in (am, api):
+            proc.terminate()
+        for proc in (am, api):
+            proc.wait(timeout=10)
+
+
+def post_alerts(am: str, alerts: list[dict[str, object]]) -> None:
+    r = httpx.post(f"{am}/api/v2/alerts", json=alerts, timeout=5)
+    assert r.status_code == 200, r.text
+
+
+def alert(name: str, instance: str, *, ended: bool = False) -> dict[str, object]:
+    now = dt.datetime.now(dt.UTC)
+    body: dict[str, object] = {
+        "labels": {"alertname": name, "instance": instance, "severity": "critical"},
+        "annotations": {"summary": f"{name} on {instance}"},
+        "startsAt": (now - dt.timedelta(minutes=1)).isoformat(),
+    }
+    if ended:
+        body["endsAt"] = (now - dt.timedelta(seconds=1)).isoformat()
+    return body
+
+
+def test_alertmanager_alerts_open_group_and_resolve_incidents(stack: tuple[str, Path]) -> None:
+    am, data = stack
+    services = bootstrap(Settings(data_dir=data))
+
+    def incidents() -> list[Incident]:
+        return services.incidents.list_incidents(limit=100)
+
+    servers = ["db-1.hq.example.com:9100", "db-2.hq.example.com:9100", "db-3.hq.example.com:9100"]
+    post_alerts(am, [alert("NodeDown", s) for s in servers] + [alert("LinkDown", "10.0.0.1:161")])
+    wait_for(
+        lambda: (
+            services.incidents.counts()["alerts"] == 4
+            and not services.incidents.counts()["inbox_pending"]
+        ),
+        "four alerts to be correlated",
+    )
+    by_title = {i.title: i for i in incidents()}
+    assert len(by_title) == 2, by_title
+    servers_incident = next(i for i in by_title.values() if i.alert_count == 3)
+    (acc1,) = services.store.find_cis(CIQuery(name_contains="acc-1"))
+    assert servers_incident.root_ci_id == acc1.id
+    assert servers_incident.root_inferred
+    assert servers_incident.priority == 1  # the Web shop is down
+
+    post_alerts(am, [alert("NodeDown", s, ended=True) for s in servers])
+    wait_for(
+        lambda: (
+            next(i for i in incidents() if i.id == servers_incident.id).status
+            is IncidentStatus.RESOLVED
+        ),
+        "the server incident to resolve",
+    )
+    still_open = [i for i in incidents() if i.status is IncidentStatus.OPEN]
+    assert [i.alert_count for i in still_open] == [1]
+    services.close()
