@@ -130,6 +130,8 @@ class ConflictKind(enum.StrEnum):
     DUPLICATE_IN_BATCH = "duplicate_in_batch"
     # The observation's class differs from the class of the CI it matched.
     CLASS_MISMATCH = "class_mismatch"
+    # A relationship whose end is a record that was not applied because of a conflict.
+    ENDPOINT_SKIPPED = "endpoint_skipped"
 
 
 @dataclass(frozen=True, slots=True)

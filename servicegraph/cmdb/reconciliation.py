@@ -6,9 +6,11 @@ store's write lock:
 
 1. identify: each observation matches an existing CI by explicit id, by the source's own
    key, or by the first identifier rule (in ``IdentifierRules.match_order``) with a hit;
-2. detect conflicts: an identifier held by another CI, two records of the batch claiming
-   one identifier, a class that differs from the matched CI. A conflicting record is not
-   applied; the conflict is recorded and reported, never resolved by overwriting;
+2. detect conflicts, recorded and reported, never resolved by overwriting: two records of
+   the batch claiming one identifier, or a class that differs from the matched CI (the
+   record is not applied, nor are relationships to it); an identifier already held by
+   another CI (the identifier stays where it is: a likely duplicate to merge; the record
+   still updates the CI its stronger identifiers matched);
 3. merge attributes by source precedence and write one history entry per changed field;
 4. upsert relationships the same way;
 5. note the sightings, and after a complete run count a missed run for everything the
@@ -606,6 +608,11 @@ class _Unit:
             for p, ci_id in zip(prepared, targets, strict=True)
             if p.obs.key is not None and ci_id is not None
         }
+        self._skipped_keys = {
+            p.obs.key: p.label
+            for p, ci_id in zip(prepared, targets, strict=True)
+            if p.obs.key is not None and ci_id is None
+        }
         return key_to_id, seen
 
     def _new_ci(
@@ -749,9 +756,22 @@ class _Unit:
         errors: list[ValidationFailed] = []
         resolved: dict[RelationshipKey, _PreparedRel] = {}
 
+        skipped: set[str] = set()
+
         def resolve(ref: CIRef, label: str, field_name: str) -> str | None:
             if ref.ci_id is not None:
                 return ref.ci_id
+            if ref.key is not None and ref.key in self._skipped_keys:
+                # Its end was not applied because of a conflict: skip it, say why.
+                if label not in skipped:
+                    skipped.add(label)
+                    self._conflict(
+                        ConflictKind.ENDPOINT_SKIPPED,
+                        label,
+                        f"not applied: its '{field_name}' end {self._skipped_keys[ref.key]} "
+                        "was not applied because of a conflict",
+                    )
+                return None
             if ref.key is not None:
                 found = key_to_id.get(ref.key)
                 what = f"key '{ref.key}'"

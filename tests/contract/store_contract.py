@@ -173,7 +173,12 @@ class StoreContract:
     def test_find_cis_filters(self, store: GraphStore) -> None:
         self.insert(
             store,
-            make_ci("ci-1", "server", name="Web-01", attributes={"os": "linux", "cpu_count": 4}),
+            make_ci(
+                "ci-1",
+                "server",
+                name="Web-01",
+                attributes={"os": "linux", "cpu_count": 4, "ip_addresses": ["10.0.0.1"]},
+            ),
             make_ci("ci-2", "server", name="web-02", attributes={"os": "windows"}),
             make_ci("ci-3", "server", name="db-01", attributes={"os": "linux"}, stale=True),
             make_ci("ci-4", "network_device", name="WEB-switch"),
@@ -191,6 +196,7 @@ class StoreContract:
         assert ids(attributes={"os": "linux"}) == ["ci-1", "ci-3"]
         assert ids(attributes={"os": "linux", "cpu_count": 4}) == ["ci-1"]
         assert ids(attributes={"os": "solaris"}) == []
+        assert ids(attributes={"ip_addresses": ["10.0.0.1"]}) == ["ci-1"]
         assert ids(stale=True) == ["ci-3"]
         assert ids(stale=False, ci_class="server") == ["ci-1", "ci-2"]
         assert ids(limit=2) == ["ci-1", "ci-2"]

@@ -3,6 +3,7 @@ lose no event and apply none twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
-from servicegraph.correlation.model import Event
+from servicegraph.correlation.model import Event, EventStatus, Severity, digest
 from tests.correlation.conftest import T0, make_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,14 +23,12 @@ KEYS = ["db-1", "db-2", "db-3", "acc-1", "core-1", "orders-app", "orders-db", "d
 
 
 def make_events(world_ids: dict[str, str], n: int) -> list[Event]:
-    from servicegraph.correlation.model import EventStatus, Severity, digest
-
     rng = random.Random(7)
     events = []
     for i in range(n):
         key = rng.choice(KEYS)
         name = rng.choice(["NodeDown", "HighLatency", "DiskFull"])
-        at = T0 + __import__("datetime").timedelta(seconds=i // 50)
+        at = T0 + dt.timedelta(seconds=i // 50)
         events.append(
             Event(
                 source="test",

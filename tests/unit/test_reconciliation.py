@@ -395,6 +395,26 @@ def test_two_records_claiming_one_serial_in_a_batch(services: Services) -> None:
     assert services.store.resolve_keys(["row-2"]) == {}
 
 
+def test_relationships_to_a_conflicting_record_are_skipped_and_reported(
+    services: Services,
+) -> None:
+    report = apply(
+        services,
+        "import",
+        [
+            obs(name="first", key="row-1", identifiers={"serial_number": "S1"}),
+            obs(name="second", key="row-2", identifiers={"serial_number": "S1"}),
+            obs("network_device", "sw", key="sw", identifiers={"serial_number": "SW"}),
+        ],
+        [rel("CONNECTED_TO", "row-1", "sw"), rel("CONNECTED_TO", "row-2", "sw")],
+    )
+    assert report.relationships_created == 1
+    kinds = sorted(c.kind for c in report.conflicts)
+    assert kinds == [ConflictKind.DUPLICATE_IN_BATCH, ConflictKind.ENDPOINT_SKIPPED]
+    skipped = next(c for c in report.conflicts if c.kind is ConflictKind.ENDPOINT_SKIPPED)
+    assert "row-2" in skipped.detail
+
+
 def test_two_records_matching_one_existing_ci_in_a_batch(services: Services) -> None:
     existing = apply(services, "snmp", [obs(name="a", identifiers={"serial_number": "S1"})])
     report = apply(

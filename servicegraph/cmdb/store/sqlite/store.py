@@ -263,6 +263,10 @@ class SqliteGraphStore:
             clauses.append("instr(lower(name), lower(?)) > 0")
             params.append(query.name_contains)
         for attr, value in query.attributes.items():
+            if isinstance(value, list | dict):  # json_extract gives compact JSON text
+                value = _dumps(value)
+            elif isinstance(value, bool):  # JSON true/false come back as 1/0
+                value = int(value)
             clauses.append("json_extract(attributes, ?) IS ?")
             params.extend((f'$."{attr}"', value))
         if query.stale is not None:
