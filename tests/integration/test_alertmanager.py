@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,15 +19,10 @@ from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.store.port import CIQuery
 from servicegraph.config import Settings
 from servicegraph.ticketing.model import Incident, IncidentStatus
+from tests.support import require_executable
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 TOKEN = "am-integration-token"
-
-pytestmark = pytest.mark.skipif(
-    ALERTMANAGER is None and not os.environ.get("CI"),
-    reason="prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)",
-)
 
 
 def free_port() -> int:
@@ -51,7 +45,11 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
 
 @pytest.fixture()
 def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    assert ALERTMANAGER is not None, "prometheus-alertmanager must be installed in CI"
+    alertmanager = require_executable(
+        "prometheus-alertmanager",
+        "alertmanager",
+        install_hint="apt-get install prometheus-alertmanager",
+    )
     data = tmp_path / "data"
     env = {
         **os.environ,
@@ -96,7 +94,7 @@ receivers:
     )
     am = subprocess.Popen(
         [
-            ALERTMANAGER,
+            alertmanager,
             f"--config.file={config}",
             f"--storage.path={tmp_path / 'am'}",
             f"--web.listen-address=127.0.0.1:{am_port}",
