@@ -28,6 +28,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import utcnow
@@ -35,7 +36,7 @@ from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
 from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
-from servicegraph.correlation.rootcause import HardTopology
+from servicegraph.correlation.rootcause import HardTopology, RootCause
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
 IMPACT_LEVELS = ("high", "medium", "low")
@@ -124,6 +125,11 @@ class Correlator:
         self.clock = clock
         self._state = _State()
         self._hard: HardTopology | None = None
+        # Analyses are pure functions of the alerting CIs and the graph: cached per graph
+        # version, so repeats and flaps that touch an incident cost nothing to re-analyse.
+        self._analyses: dict[frozenset[int], tuple[RootCause | None, frozenset[int]]] = {}
+        self._facts: dict[str, tuple[str, Any]] = {}
+        self._cache_seq = -1
 
     # -- entry points --------------------------------------------------------------------
 
@@ -150,6 +156,39 @@ class Correlator:
             if result.events == 0:
                 break
         return total
+
+    def _check_caches(self, graph_seq: int) -> None:
+        if graph_seq != self._cache_seq or len(self._analyses) > 100_000:
+            self._analyses.clear()
+            self._facts.clear()
+            self._cache_seq = graph_seq
+
+    def _analyse(
+        self, hard: HardTopology, nodes: frozenset[int]
+    ) -> tuple[RootCause | None, frozenset[int]]:
+        """Root cause and impacted business services of a set of alerting CIs."""
+        self._check_caches(hard.graph.seq)
+        cached = self._analyses.get(nodes)
+        if cached is not None:
+            return cached
+        graph = hard.graph
+        root = hard.choose_root(nodes, min_share=self.policy.inferred_min_share)
+        sources = set(nodes)
+        if root is not None:
+            sources.add(root.node)
+        parent, _, _ = graph.propagate(sources, max_depth=self.impact.max_depth)
+        business = self.impact.business_classes
+        services = frozenset(n for n in parent if graph.classes[n] in business)
+        self._analyses[nodes] = (root, services)
+        return root, services
+
+    def _ci_facts(self, ci_ids: set[str]) -> dict[str, tuple[str, Any]]:
+        """Name and criticality of CIs, cached per graph version."""
+        missing = ci_ids - self._facts.keys()
+        if missing:
+            for ci_id, ci in self.graph_store.get_cis(missing).items():
+                self._facts[ci_id] = (ci.name, ci.attributes.get("criticality"))
+        return {i: self._facts[i] for i in ci_ids if i in self._facts}
 
     def topology(self) -> HardTopology:
         graph = self.impact.refresh()
@@ -449,17 +488,16 @@ class _Batch:
         if not self.dirty:
             return
         graph = self.graph
-        analysed: dict[str, set[int]] = {}
+        analysed: dict[str, frozenset[int]] = {}
         service_ids: set[str] = set()
-        business = self.c.impact.business_classes
         for incident_id in self.dirty:
             incident = state.incidents[incident_id]
             members = list(state.members.get(incident_id, {}).values())
             incident.alert_count = len(members)
             incident.flapping = any(a.flapping for a in members)
             incident.updated_at = self.now
-            nodes = sorted({n for a in members if (n := self._node(a.ci_id)) is not None})
-            root = self.hard.choose_root(nodes, min_share=self.policy.inferred_min_share)
+            nodes = frozenset(n for a in members if (n := self._node(a.ci_id)) is not None)
+            root, services = self.c._analyse(self.hard, nodes)
             if root is not None:
                 root_id = graph.ids[root.node]
                 incident.root_ci_id = root_id
@@ -469,19 +507,15 @@ class _Batch:
                     (a for a in members if a.ci_id == root_id), key=lambda a: a.first_seen
                 )
                 incident.root_fingerprint = on_root[0].fingerprint if on_root else None
-            sources = set(nodes)
-            if root is not None:
-                sources.add(root.node)
-            parent, _, _ = graph.propagate(sources, max_depth=self.c.impact.max_depth)
-            services = {n for n in parent if graph.classes[n] in business}
             analysed[incident_id] = services
             service_ids |= {graph.ids[n] for n in services}
             self.result.incidents_updated += 1
-        criticality = {
-            ci.id: ci.attributes.get("criticality")
-            for ci in self.c.graph_store.get_cis(service_ids).values()
-        }
-        names = self._names(state)
+        facts = self.c._ci_facts(
+            service_ids
+            | {i.root_ci_id for i in (state.incidents[d] for d in self.dirty) if i.root_ci_id}
+        )
+        criticality = {ci_id: facts[ci_id][1] for ci_id in service_ids if ci_id in facts}
+        names = {ci_id: fact[0] for ci_id, fact in facts.items()}
         matrix = self.policy.priority_matrix
         for incident_id, services in analysed.items():
             incident = state.incidents[incident_id]
@@ -499,13 +533,6 @@ class _Batch:
             incident.urgency = urgency_of(max(firing, default=Severity.WARNING))
             incident.priority = matrix[incident.impact][incident.urgency]
             incident.title = self._title(incident, members, names)
-
-    def _names(self, state: _State) -> dict[str, str]:
-        wanted = {
-            state.incidents[i].root_ci_id for i in self.dirty if state.incidents[i].root_ci_id
-        }
-        found = self.c.graph_store.get_cis(i for i in wanted if i is not None)
-        return {ci_id: ci.name for ci_id, ci in found.items()}
 
     @staticmethod
     def _title(incident: Incident, members: list[Alert], names: Mapping[str, str]) -> str:

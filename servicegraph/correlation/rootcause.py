@@ -35,11 +35,26 @@ class HardTopology:
         self.depth = depth
         self._seq = graph.seq
         self._upstream: dict[int, frozenset[int]] = {}
+        self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
 
     def _check(self) -> None:
         if self.graph.seq != self._seq:
             self._upstream.clear()
+            self._failures.clear()
             self._seq = self.graph.seq
+
+    def failure_of(self, node: int) -> tuple[dict[int, int], dict[int, int]]:
+        """``(parent, depth)`` of what fails with ``node`` alone (cached: a switch's failure
+        set is asked for by every incident below it)."""
+        self._check()
+        cached = self._failures.get(node)
+        if cached is None:
+            if len(self._failures) > 50_000:
+                self._failures.clear()
+            parent, depth, _ = self.graph.propagate([node], max_depth=self.depth * 2)
+            cached = (parent, depth)
+            self._failures[node] = cached
+        return cached
 
     def hard_providers(self, node: int) -> list[int]:
         tolerance = self.graph.tolerance
@@ -75,12 +90,11 @@ class HardTopology:
         nodes = set(alerting)
         if not nodes:
             return None
-        graph = self.graph
         # Alerting CIs with no alerting CI above them: the only possible alerting roots.
         tops = sorted(n for n in nodes if not (self.upstream(n) - {n}) & nodes)
         best: RootCause | None = None
         for top in tops:
-            parent, _, _ = graph.propagate([top], max_depth=self.depth * 2)
+            parent, _ = self.failure_of(top)
             explained = len(nodes & parent.keys())
             if best is None or explained > best.explained:
                 best = RootCause(top, False, explained / len(nodes), explained)
@@ -93,13 +107,16 @@ class HardTopology:
         return best
 
     def _infer(self, nodes: set[int], tops: list[int], *, min_share: float) -> RootCause | None:
-        candidates: set[int] = set()
+        # Only a CI above two or more of the top alerting CIs can explain more than the best
+        # of them does on its own.
+        above: dict[int, int] = {}
         for top in tops:
-            candidates |= self.upstream(top)
-        candidates -= nodes
+            for node in self.upstream(top):
+                above[node] = above.get(node, 0) + 1
+        candidates = {node for node, count in above.items() if count >= 2} - nodes
         best: RootCause | None = None
         for candidate in sorted(candidates):
-            parent, depth, _ = self.graph.propagate([candidate], max_depth=self.depth * 2)
+            parent, depth = self.failure_of(candidate)
             explained_nodes = nodes & parent.keys()
             if len(explained_nodes) < 2:
                 continue
