@@ -36,6 +36,7 @@ class Services:
     correlator: Correlator
 
     def close(self) -> None:
+        self.incidents.close()
         self.store.close()
 
 

@@ -277,7 +277,8 @@ class _Batch:
             self.unit.save_incidents([state.incidents[i] for i in sorted(self.dirty)])
         self._link_problems(state)
         if claimed:
-            self.unit.mark_processed([seq for seq, _ in claimed], self.now)
+            # stamped at the end, so received -> processed measures the whole batch
+            self.unit.mark_processed([seq for seq, _ in claimed], self.c.clock())
         if touched:
             state.version = self.unit.advance_state_version()
         self._forget_old(state)

@@ -63,6 +63,8 @@ class CorrelationUnit(Protocol):
 
 
 class IncidentStore(Protocol):
+    def close(self) -> None: ...
+
     def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
         """Persist events durably before returning; events whose ``event_id`` is already
         in the inbox are ignored. Returns how many were new."""

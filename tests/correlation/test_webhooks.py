@@ -176,7 +176,7 @@ def test_inbox_failure_answers_503_so_the_sender_retries(
 
     # Another process breaks the inbox underneath the running app (what a damaged or
     # mis-migrated database looks like); the sender must be told to retry.
-    other = sqlite3.connect(tmp_path / "servicegraph.sqlite3")
+    other = sqlite3.connect(tmp_path / "servicegraph-inbox.sqlite3")
     other.execute("ALTER TABLE inbox RENAME TO inbox_away")
     other.commit()
     r = client.post(

@@ -12,7 +12,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from servicegraph.collectors.monitoring.payload import aware, parse_body
-from servicegraph.correlation.model import Event, EventStatus, Severity, digest
+from servicegraph.correlation.model import Event, EventStatus, Severity
 
 SOURCE = "zabbix"
 
@@ -72,7 +72,7 @@ def to_event(z: ZabbixEvent, received_at: dt.datetime) -> Event:
         severity=Severity.parse(z.severity),
         occurred_at=aware(z.time, received_at) if z.time else received_at,
         fingerprint=fingerprint,
-        event_id=digest(SOURCE, z.event_id, status.value, z.recovery_id),
+        event_id=f"{fingerprint}|{status.value}|{z.recovery_id}",
         labels=labels,
         summary=z.message,
         received_at=received_at,

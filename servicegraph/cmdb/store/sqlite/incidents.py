@@ -1,8 +1,15 @@
 """SQLite adapter of the monitoring port (inbox, alerts, incidents, problems).
 
-It lives in the same file as the graph and shares its connections and write lock: a
-correlation unit is one ``BEGIN IMMEDIATE`` transaction, so marking inbox events processed
-and writing their effects commit together or not at all.
+Alerts, incidents and problems live in the graph's file and share its write lock. The
+event inbox is a file of its own (``<name>-inbox.sqlite3``, synchronous=FULL so that an
+accepted event survives a power cut): webhooks append to it without ever waiting for a
+correlation batch or an import holding the graph's lock.
+
+Exactly once: the inbox is append-only and ordered by sequence number; the graph file
+keeps ``inbox_cursor``, the last sequence whose effects are committed, and a correlation
+unit advances it in the same transaction as the effects. A unit that dies commits
+neither. ``processed_at`` in the inbox is stamped after the commit, for latency figures
+only.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
-from servicegraph.cmdb.store.sqlite.store import SqliteGraphStore, from_us, to_us
+from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
@@ -171,9 +179,66 @@ def _problem_incidents(conn: sqlite3.Connection, problem_ids: list[str]) -> dict
     return result
 
 
+INBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    seq          INTEGER PRIMARY KEY,
+    event_id     TEXT NOT NULL UNIQUE,
+    received_at  INTEGER NOT NULL,
+    source       TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    severity     INTEGER NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    labels       TEXT NOT NULL,
+    summary      TEXT NOT NULL,
+    processed_at INTEGER
+)
+"""
+
+
+_INBOX_COLUMNS = (
+    "event_id, received_at, source, name, status, severity, occurred_at, fingerprint, labels, "
+    "summary"
+)
+_FAST_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _event_row(e: Event, received_us: int) -> tuple[Any, ...]:
+    return (
+        e.event_id,
+        received_us,
+        e.source,
+        e.name,
+        e.status.value,
+        int(e.severity),
+        to_us(e.occurred_at),
+        e.fingerprint,
+        _FAST_DUMPS(e.labels),
+        e.summary,
+    )
+
+
+def _event(r: tuple[Any, ...]) -> Event:
+    return Event(
+        event_id=r[0],
+        received_at=from_us(r[1]),
+        source=r[2],
+        name=r[3],
+        status=EventStatus(r[4]),
+        severity=Severity(r[5]),
+        occurred_at=from_us(r[6]),
+        fingerprint=r[7],
+        labels=json.loads(r[8]),
+        summary=r[9],
+    )
+
+
 class _Unit:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, inbox: SqliteFile) -> None:
         self._conn = conn
+        self._inbox = inbox
+        self.processed: tuple[list[int], dt.datetime] | None = None
 
     def state_version(self) -> int:
         row = self._conn.execute(
@@ -189,17 +254,28 @@ class _Unit:
         return int(row[0])
 
     def claim_pending(self, limit: int) -> list[tuple[int, Event]]:
-        rows = self._conn.execute(
-            "SELECT seq, event FROM inbox WHERE processed_at IS NULL ORDER BY seq LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [(seq, Event.from_json(json.loads(raw))) for seq, raw in rows]
+        cursor = _cursor(self._conn)
+        rows = (
+            self._inbox._read()
+            .execute(
+                f"SELECT seq, {_INBOX_COLUMNS} FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (cursor, limit),
+            )
+            .fetchall()
+        )
+        return [(r[0], _event(r[1:])) for r in rows]
 
     def mark_processed(self, seqs: Sequence[int], at: dt.datetime) -> None:
+        if not seqs:
+            return
+        if min(seqs) <= _cursor(self._conn):
+            raise StoreError("inbox events were processed twice; another worker raced this one")
         self._conn.execute(
-            "UPDATE inbox SET processed_at = ? WHERE seq IN (SELECT value FROM json_each(?))",
-            (to_us(at), _dumps(list(seqs))),
+            "INSERT INTO meta (key, value) VALUES ('inbox_cursor', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (max(seqs),),
         )
+        self.processed = (list(seqs), at)
 
     def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]:
         rows = self._conn.execute(
@@ -309,20 +385,33 @@ class _Unit:
         return int(row[0])
 
 
+def _cursor(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'inbox_cursor'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
 class SqliteIncidentStore:
-    def __init__(self, graph_store: SqliteGraphStore) -> None:
+    def __init__(self, graph_store: SqliteGraphStore, inbox_path: Path | None = None) -> None:
         self._graph = graph_store
+        path = inbox_path or graph_store.path.with_name(f"{graph_store.path.stem}-inbox.sqlite3")
+        self._inbox = SqliteFile(path, lock_timeout=graph_store.lock_timeout, synchronous="FULL")
+        with self._inbox._transaction() as conn:
+            conn.execute(INBOX_SCHEMA)
+
+    def close(self) -> None:
+        self._inbox.close()
 
     def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
         if not events:
             return 0
         when = to_us(received_at)
-        rows = [(e.event_id, when, _dumps(e.to_json())) for e in events]
+        rows = [_event_row(e, when) for e in events]
         try:
-            with self._graph._transaction() as conn:
+            with self._inbox._transaction() as conn:
                 before = conn.total_changes
                 conn.executemany(
-                    "INSERT OR IGNORE INTO inbox (event_id, received_at, event) VALUES (?, ?, ?)",
+                    f"INSERT OR IGNORE INTO inbox ({_INBOX_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 return conn.total_changes - before
@@ -332,14 +421,29 @@ class SqliteIncidentStore:
     @contextmanager
     def unit(self) -> Iterator[_Unit]:
         with self._graph._transaction() as conn:
-            yield _Unit(conn)
+            unit = _Unit(conn, self._inbox)
+            yield unit
+        if unit.processed is not None:
+            seqs, at = unit.processed
+            try:
+                with self._inbox._transaction() as inbox:
+                    inbox.execute(
+                        "UPDATE inbox SET processed_at = ? "
+                        "WHERE seq IN (SELECT value FROM json_each(?))",
+                        (to_us(at), _dumps(seqs)),
+                    )
+            except StoreError:
+                pass  # only a latency statistic; the cursor is what counts
 
     def _read(self) -> sqlite3.Connection:
         return self._graph._read()
 
     def pending_count(self) -> int:
+        cursor = _cursor(self._read())
         row = (
-            self._read().execute("SELECT count(*) FROM inbox WHERE processed_at IS NULL").fetchone()
+            self._inbox._read()
+            .execute("SELECT count(*) FROM inbox WHERE seq > ?", (cursor,))
+            .fetchone()
         )
         return int(row[0])
 
@@ -409,8 +513,8 @@ class SqliteIncidentStore:
             return int(conn.execute(sql).fetchone()[0])
 
         return {
-            "inbox_pending": one("SELECT count(*) FROM inbox WHERE processed_at IS NULL"),
-            "events": one("SELECT count(*) FROM inbox"),
+            "inbox_pending": self.pending_count(),
+            "events": int(self._inbox._read().execute("SELECT count(*) FROM inbox").fetchone()[0]),
             "alerts": one("SELECT count(*) FROM alert"),
             "alerts_firing": one("SELECT count(*) FROM alert WHERE status = 'firing'"),
             "alerts_unmapped": one("SELECT count(*) FROM alert WHERE ci_id IS NULL"),

@@ -120,16 +120,11 @@ MIGRATIONS: list[str] = [
         run_id           TEXT
     );
     """,
-    # 2: monitoring: durable event inbox, alerts, incidents, problems
+    # 2: monitoring: alerts, incidents, problems
     """
-    CREATE TABLE inbox (
-        seq          INTEGER PRIMARY KEY,
-        event_id     TEXT NOT NULL UNIQUE,
-        received_at  INTEGER NOT NULL,
-        event        TEXT NOT NULL,
-        processed_at INTEGER
-    );
-    CREATE INDEX inbox_pending ON inbox (seq) WHERE processed_at IS NULL;
+    -- the events live in a separate inbox file (see sqlite/incidents.py), this is the
+    -- sequence number of the last one whose effects are committed here
+    INSERT INTO meta (key, value) VALUES ('inbox_cursor', 0);
 
     CREATE TABLE alert (
         fingerprint TEXT PRIMARY KEY,

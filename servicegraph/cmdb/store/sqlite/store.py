@@ -105,9 +105,10 @@ def _history(row: tuple[Any, ...]) -> HistoryEntry:
 class _Connections:
     """One connection per thread: sqlite3 connections must not be shared across threads."""
 
-    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
+    def __init__(self, path: Path, busy_timeout_ms: int, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -131,7 +132,7 @@ class _Connections:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
                 raise StoreUnavailable(f"{self._path}: cannot use WAL journaling (got {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache per connection
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA mmap_size = 268435456")
@@ -151,45 +152,24 @@ class _Connections:
         self._local = threading.local()
 
 
-class SqliteGraphStore:
-    """The embedded store. Safe to open from several processes and threads at once."""
+class SqliteFile:
+    """One SQLite file shared by threads and processes: per-thread connections, and write
+    transactions that take the lock up front and wait for it (see the module docstring)."""
 
-    capabilities = StoreCapabilities(concurrent_writers=True, native_traversal=False)
-
-    def __init__(self, path: Path | str, *, lock_timeout: float = 120.0) -> None:
+    def __init__(
+        self, path: Path | str, *, lock_timeout: float = 120.0, synchronous: str = "NORMAL"
+    ) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         # SQLite's own busy handler waits first; the retry loop in `_begin` covers the rest.
-        self._connections = _Connections(self.path, busy_timeout_ms=10_000)
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def migrate(self) -> None:
-        with self._transaction() as conn:
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise SchemaTooNew(
-                    f"{self.path} has schema version {current} but this servicegraph knows "
-                    f"only up to {len(MIGRATIONS)}; upgrade servicegraph"
-                )
-            for version in range(current, len(MIGRATIONS)):
-                for statement in _split_sql(MIGRATIONS[version]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {version + 1}")
+        # NORMAL survives a crash of the process; FULL also a crash of the machine.
+        self._connections = _Connections(self.path, busy_timeout_ms=10_000, synchronous=synchronous)
 
     def close(self) -> None:
         self._connections.close_all()
 
-    def ping(self) -> None:
-        try:
-            version = self._connections.get().execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite store at {self.path} does not answer: {exc}") from exc
-        if version < len(MIGRATIONS):
-            raise StoreUnavailable(
-                f"SQLite store at {self.path} is at schema {version}, expected "
-                f"{len(MIGRATIONS)}; run migrations (servicegraph migrate)"
-            )
+    def _read(self) -> sqlite3.Connection:
+        return self._connections.get()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -225,13 +205,42 @@ class SqliteGraphStore:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
 
+
+class SqliteGraphStore(SqliteFile):
+    """The embedded store. Safe to open from several processes and threads at once."""
+
+    capabilities = StoreCapabilities(concurrent_writers=True, native_traversal=False)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        with self._transaction() as conn:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {current} but this servicegraph knows "
+                    f"only up to {len(MIGRATIONS)}; upgrade servicegraph"
+                )
+            for version in range(current, len(MIGRATIONS)):
+                for statement in _split_sql(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    def ping(self) -> None:
+        try:
+            version = self._connections.get().execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store at {self.path} does not answer: {exc}") from exc
+        if version < len(MIGRATIONS):
+            raise StoreUnavailable(
+                f"SQLite store at {self.path} is at schema {version}, expected "
+                f"{len(MIGRATIONS)}; run migrations (servicegraph migrate)"
+            )
+
     @contextmanager
     def write(self) -> Iterator[_SqliteWriter]:
         with self._transaction() as conn:
             yield _SqliteWriter(conn)
-
-    def _read(self) -> sqlite3.Connection:
-        return self._connections.get()
 
     # -- reads ---------------------------------------------------------------------------
 

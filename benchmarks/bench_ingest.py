@@ -1,0 +1,293 @@
+"""Webhook ingestion side by side with Alertmanager, and event-to-incident latency.
+
+1. Throughput: the same httpx client posts the same 20,000 alerts in batches of 100 to
+   Alertmanager's own ``POST /api/v2/alerts`` and to our Alertmanager webhook (payload
+   version 4), both on this machine; alerts/s of each and the ratio.
+2. Latency: events at a steady 1,000/s (batches of 10 every 10 ms) to the generic batch
+   endpoint of ``servicegraph serve`` with its in-process correlation worker on the
+   100,000-CI graph; per event, the time from being stored in the inbox to its incident
+   update being committed (the inbox records both), p50/p95/p99.
+
+    python -m benchmarks.bench_ingest [--cis 100000] [--alerts 20000] [--rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.bench_correlation import cached_graph, fresh_copy
+
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def start_service(data: Path, port: int, *, worker: bool) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SERVICEGRAPH_DATA_DIR": str(data),
+        "SERVICEGRAPH_INGEST_TOKENS__ALERTMANAGER": TOKEN,
+        "SERVICEGRAPH_INGEST_TOKENS__GENERIC": TOKEN,
+        "SERVICEGRAPH_EMBEDDED_WORKER": "true" if worker else "false",
+        "SERVICEGRAPH_CORRELATION__POLL_INTERVAL_S": "0.02",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200, "servicegraph"
+    )
+    return proc
+
+
+def start_alertmanager(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        raise SystemExit("prometheus-alertmanager is not installed")
+    config = workdir / "am.yml"
+    # A receiver that is never reached: Alertmanager still runs its whole pipeline.
+    config.write_text(
+        "route: {receiver: none, group_by: [alertname, instance]}\n"
+        "receivers: [{name: none, webhook_configs: [{url: 'http://127.0.0.1:9/'}]}]\n"
+    )
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/-/ready").status_code == 200, "alertmanager"
+    )
+    return proc
+
+
+def alert_batches(total: int, per_post: int) -> list[list[dict[str, Any]]]:
+    now = dt.datetime.now(dt.UTC)
+    alerts = [
+        {
+            "labels": {
+                "alertname": f"BenchAlert{i % 10}",
+                "instance": f"host-{i % 2000}.bench.example.net:9100",
+                "severity": "warning",
+                "n": str(i),
+            },
+            "annotations": {"summary": f"bench alert {i}"},
+            "startsAt": (now - dt.timedelta(minutes=1)).isoformat(),
+        }
+        for i in range(total)
+    ]
+    return [alerts[i : i + per_post] for i in range(0, total, per_post)]
+
+
+def as_webhook(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "version": "4",
+        "status": "firing",
+        "receiver": "servicegraph",
+        "groupKey": "{}:{}",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": a["labels"],
+                "annotations": a["annotations"],
+                "startsAt": a["startsAt"],
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": f"{int(a['labels']['n']):016x}",
+            }
+            for a in batch
+        ],
+    }
+
+
+def timed_posts(
+    client: httpx.Client, url: str, bodies: list[Any], headers: dict[str, str]
+) -> tuple[float, list[float]]:
+    latencies = []
+    started = time.perf_counter()
+    for body in bodies:
+        t = time.perf_counter()
+        r = client.post(url, json=body, headers=headers)
+        latencies.append(time.perf_counter() - t)
+        if r.status_code >= 300:
+            raise SystemExit(f"{url} answered {r.status_code}: {r.text[:200]}")
+    return time.perf_counter() - started, latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def throughput(args: argparse.Namespace, graph: Path, workdir: Path) -> None:
+    batches = alert_batches(args.alerts, 100)
+    results = {}
+    am_port = free_port()
+    am = start_alertmanager(am_port, workdir)
+    try:
+        with httpx.Client() as client:
+            timed_posts(client, f"http://127.0.0.1:{am_port}/api/v2/alerts", batches[:5], {})
+            wall, lat = timed_posts(
+                client, f"http://127.0.0.1:{am_port}/api/v2/alerts", batches, {}
+            )
+        results["alertmanager POST /api/v2/alerts"] = (wall, lat)
+    finally:
+        am.terminate()
+        am.wait()
+    for worker in (False, True):
+        data = fresh_copy(graph, "ingest-run")
+        port = free_port()
+        service = start_service(data, port, worker=worker)
+        try:
+            url = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            bodies = [as_webhook(b) for b in batches]
+            with httpx.Client() as client:
+                timed_posts(client, url, bodies[:5], headers)
+                wall, lat = timed_posts(client, url, bodies, headers)
+            label = "servicegraph webhook" + (" + correlating" if worker else " (inbox only)")
+            results[label] = (wall, lat)
+        finally:
+            service.terminate()
+            service.wait()
+    am_rate = args.alerts / results["alertmanager POST /api/v2/alerts"][0]
+    print(f"\ningestion, {args.alerts:,} alerts in POSTs of 100, one client, keep-alive")
+    print(f"{'endpoint':42} {'alerts/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
+    for label, (wall, lat) in results.items():
+        rate = args.alerts / wall
+        print(
+            f"{label:42} {rate:10,.0f} {pct(lat, 50) * 1000:8.1f} {pct(lat, 99) * 1000:8.1f} "
+            f"{rate / am_rate:6.2f}"
+        )
+
+
+def latency(args: argparse.Namespace, graph: Path) -> None:
+    data = fresh_copy(graph, "latency-run")
+    port = free_port()
+    service = start_service(data, port, worker=True)
+    conn = sqlite3.connect(data / "servicegraph.sqlite3")
+    inbox = sqlite3.connect(data / "servicegraph-inbox.sqlite3")
+    ci_ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM ci WHERE class IN ('server', "
+            "'virtual_machine', 'application') ORDER BY id"
+        )
+    ]
+    total = args.rate * args.seconds
+    per_post = 10
+    interval = per_post / args.rate
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/events/batch"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client() as client:
+            started = time.perf_counter()
+            for i in range(0, total, per_post):
+                due = started + (i / per_post) * interval
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                events = [
+                    {
+                        "name": ("NodeDown", "HighLatency", "DiskFull")[n % 3],
+                        "status": "resolved" if n % 5 == 4 else "firing",
+                        "severity": "major",
+                        "ci_id": ci_ids[(n * 7919) % len(ci_ids)],
+                        "event_id": f"lat-{n}",
+                    }
+                    for n in range(i, i + per_post)
+                ]
+                r = client.post(url, json={"events": events}, headers=headers)
+                if r.status_code != 202:
+                    raise SystemExit(f"answered {r.status_code}: {r.text[:200]}")
+            sent_s = time.perf_counter() - started
+        wait_until(
+            lambda: (
+                inbox.execute("SELECT count(*) FROM inbox WHERE processed_at IS NULL").fetchone()[0]
+                == 0
+            ),
+            "the worker to drain the inbox",
+        )
+        delays = [
+            (processed - received) / 1000
+            for received, processed in inbox.execute(
+                "SELECT received_at, processed_at FROM inbox WHERE event_id LIKE 'lat-%'"
+            )
+        ]
+        incidents = conn.execute("SELECT count(*) FROM incident").fetchone()[0]
+    finally:
+        conn.close()
+        inbox.close()
+        service.terminate()
+        service.wait()
+    print(
+        f"\nlatency at {args.rate:,} events/s for {args.seconds} s ({total:,} events, "
+        f"sent in {sent_s:.1f} s), graph of {args.cis:,} CIs, {incidents:,} incidents"
+    )
+    print(
+        f"inbox -> incident committed: p50 {statistics.median(delays):.1f} ms, "
+        f"p95 {pct(delays, 95):.1f} ms, p99 {pct(delays, 99):.1f} ms, max {max(delays):.1f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cis", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--alerts", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args(argv)
+    graph = cached_graph(args.cis, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_throughput:
+            throughput(args, graph, Path(tmp))
+        if not args.skip_latency:
+            latency(args, graph)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
