@@ -17,6 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import pydantic
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -45,6 +46,7 @@ out = Console()
 err = Console(stderr=True)
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_CONFLICTS = 3
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -64,6 +66,11 @@ def _services() -> Iterator[Services]:
         services = bootstrap(Settings())
     except CmdbError as exc:
         _fail(str(exc))
+    except pydantic.ValidationError as exc:  # one line per problem, not pydantic's report
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid settings: {problems}")
     except (ValueError, FileNotFoundError) as exc:  # invalid settings or config file
         _fail(f"invalid settings: {exc}")
     try:
@@ -157,7 +164,9 @@ def migrate() -> None:
 
 @app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="JSON or CSV files, applied together.")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="JSON or CSV files, applied together.")
+    ] = None,
     source: Annotated[
         str, typer.Option(help="Name of the data source (drives precedence and staleness).")
     ] = "import",
@@ -173,8 +182,26 @@ def import_(
         typer.Option(help="Import the rest when records conflict; conflicts are recorded."),
     ] = False,
     as_json: JsonOption = False,
+    from_export: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-export",
+            help="Restore a whole graph written by `servicegraph export` into this (empty) "
+            "store, with its history, ids and times.",
+        ),
+    ] = None,
+    commit_every: Annotated[
+        int, typer.Option(min=1, help="With --from-export: records per transaction.")
+    ] = 20_000,
 ) -> None:
     """Import CIs and relationships, all or nothing. See the README for the format."""
+    if from_export is not None:
+        if files:
+            _fail("give either FILES or --from-export, not both", EXIT_USAGE)
+        _restore_export(from_export, commit_every, as_json)
+        return
+    if not files:
+        _fail("give the files to import (or --from-export FILE)", EXIT_USAGE)
     with _services() as services:
         with err.status("reading files...") as status:
             batch = read_files(files, services.classes, source=source, complete=complete)
@@ -207,6 +234,65 @@ def import_(
         out.print(table)
         for conflict in report.conflicts:
             err.print(f"[yellow]conflict:[/] {conflict}", highlight=False)
+
+
+def _restore_export(path: Path, commit_every: int, as_json: bool) -> None:
+    from servicegraph.cmdb.export import import_graph, read_export
+
+    with _services() as services:
+        with err.status(f"checking {path}...") as status:
+            export = read_export(path)
+            total = sum(export.counts.values())
+            status.update(f"restoring {total:,} records...")
+            counts = import_graph(
+                services.store,
+                export,
+                commit_every=commit_every,
+                progress=lambda n: status.update(f"restoring {n:,} of {total:,} records..."),
+            )
+        if as_json:
+            _print_json({"from_export": str(path), "counts": counts})
+            return
+        err.print(
+            f"restored {counts['ci']:,} CIs, {counts['relationship']:,} relationships, "
+            f"{counts['history']:,} history entries and {counts['conflict']:,} conflicts "
+            f"from {path}",
+            highlight=False,
+        )
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(help="Where to write the export (JSON Lines).")],
+) -> None:
+    """Write the whole graph with its history, keys, sightings and conflicts to FILE, for
+    `servicegraph import --from-export` into another store (e.g. SQLite to Neo4j)."""
+    from servicegraph.cmdb.export import export_graph
+
+    with _services() as services:
+        partial = file.with_name(file.name + ".partial")
+        try:
+            with (
+                err.status(f"exporting to {file}...") as status,
+                partial.open("w", encoding="utf-8") as handle,
+            ):
+                counts = export_graph(
+                    services.store,
+                    handle,
+                    store_name=services.settings.store,
+                    progress=lambda n: status.update(f"exported {n:,} records..."),
+                )
+            partial.replace(file)
+        except OSError as exc:
+            _fail(f"cannot write {file}: {exc.strerror or exc}")
+        finally:
+            partial.unlink(missing_ok=True)
+        err.print(
+            f"exported {counts['ci']:,} CIs, {counts['relationship']:,} relationships, "
+            f"{counts['history']:,} history entries and {counts['conflict']:,} conflicts "
+            f"to {file}",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -13,7 +13,7 @@ input is the services' job to reject before it reaches a store.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -77,6 +77,68 @@ class GraphDelta:
     edges: list[EdgeChange]
     # cluster id -> its min_healthy attribute (None when unset)
     cluster_min_healthy: dict[str, int | None]
+
+
+# -- export and restore: the records beside CIs, relationships, history and conflicts ----
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKey:
+    """A source's own key for a CI (what ``GraphWriter.set_keys`` stores)."""
+
+    source: str
+    key: str
+    ci_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CISighting:
+    ci_id: str
+    sighting: SourceSighting
+
+
+@dataclass(frozen=True, slots=True)
+class RelationshipSighting:
+    key: RelationshipKey
+    sighting: SourceSighting
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSweep:
+    """The last complete run a source swept (replays of it count no missed run)."""
+
+    source: str
+    run_id: str
+
+
+class GraphSnapshot(Protocol):
+    """A consistent, read-only view of everything a store holds, for export.
+
+    Each method streams its records; a snapshot is valid only inside the ``with`` block of
+    ``GraphStore.snapshot``. CIs come ordered by id, relationships by key, history by
+    ``seq`` and conflicts by id; the order of the other records is unspecified."""
+
+    def change_seq(self) -> int: ...
+
+    def cis(self) -> Iterator[ConfigurationItem]:
+        """Every CI, merged ones included, with its identifiers."""
+
+    def source_keys(self) -> Iterator[SourceKey]: ...
+
+    def ci_sightings(self) -> Iterator[CISighting]: ...
+
+    def relationships(self) -> Iterator[Relationship]:
+        """Every relationship, removed ones included."""
+
+    def relationship_sightings(self) -> Iterator[RelationshipSighting]: ...
+
+    def source_sweeps(self) -> Iterator[SourceSweep]: ...
+
+    def history(self) -> Iterator[HistoryEntry]:
+        """Every history entry with its ``seq``."""
+
+    def conflicts(self) -> Iterator[Conflict]:
+        """Every conflict with its ``id``."""
 
 
 class GraphWriter(Protocol):
@@ -146,6 +208,28 @@ class GraphWriter(Protocol):
 
     def add_conflicts(self, conflicts: Sequence[Conflict]) -> None: ...
 
+    # Restoring an export into an empty store. CIs, keys and relationships go through
+    # ``insert_cis``, ``set_keys`` and ``save_relationships``, which keep ids and times;
+    # these keep what the ordinary writes assign themselves.
+
+    def restore_sightings(
+        self, cis: Sequence[CISighting], relationships: Sequence[RelationshipSighting]
+    ) -> None:
+        """Store sightings exactly as given (times, runs, missed runs, staleness)."""
+
+    def restore_source_sweeps(self, sweeps: Sequence[SourceSweep]) -> None: ...
+
+    def restore_history(self, entries: Sequence[HistoryEntry]) -> None:
+        """Store entries with their own ``seq`` (which must be new); later entries are
+        numbered after the highest. Order by ``seq`` is thereby kept across stores."""
+
+    def restore_conflicts(self, conflicts: Sequence[Conflict]) -> None:
+        """Store conflicts with their own ``id`` (which must be new); later ones are
+        numbered after the highest."""
+
+    def restore_change_seq(self, seq: int) -> None:
+        """Raise the change sequence to at least ``seq`` (it never goes down)."""
+
 
 class GraphStore(Protocol):
     capabilities: StoreCapabilities
@@ -209,3 +293,7 @@ class GraphStore(Protocol):
 
     def counts(self) -> dict[str, int]:
         """Numbers of CIs, relationships and history entries, for health and stats."""
+
+    def snapshot(self) -> AbstractContextManager[GraphSnapshot]:
+        """A consistent view of the whole store for export. Writers may be held back
+        while it is open (on Neo4j they are: it holds the write lock)."""

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreError, StoreUnavailable
 from servicegraph.cmdb.identifiers import Identifier
@@ -38,12 +38,18 @@ from servicegraph.cmdb.model import (
 )
 from servicegraph.cmdb.store.port import (
     CIQuery,
+    CISighting,
     Direction,
     EdgeChange,
     GraphDelta,
+    RelationshipSighting,
+    SourceSweep,
     StoreCapabilities,
 )
 from servicegraph.cmdb.store.sqlite.migrations import MIGRATIONS
+
+if TYPE_CHECKING:
+    from servicegraph.cmdb.store.sqlite.dump import SqliteSnapshot
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
@@ -441,6 +447,20 @@ class SqliteGraphStore(SqliteFile):
             "conflicts": conn.execute("SELECT count(*) FROM conflict").fetchone()[0],
         }
 
+    @contextmanager
+    def snapshot(self) -> Iterator[SqliteSnapshot]:
+        """Export view: one read transaction on a connection of its own (see dump.py)."""
+        from servicegraph.cmdb.store.sqlite import dump
+
+        try:
+            conn = dump.open_snapshot_connection(self)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path} for an export: {exc}") from exc
+        try:
+            yield dump.SqliteSnapshot(conn)
+        finally:
+            conn.close()
+
 
 def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
@@ -818,3 +838,40 @@ class _SqliteWriter:
                 for c in conflicts
             ],
         )
+
+    # -- restore (see dump.py) -----------------------------------------------------------
+
+    def restore_sightings(
+        self, cis: Sequence[CISighting], relationships: Sequence[RelationshipSighting]
+    ) -> None:
+        from servicegraph.cmdb.store.sqlite import dump
+
+        dump.restore_sightings(self._conn, cis, relationships)
+
+    def restore_source_sweeps(self, sweeps: Sequence[SourceSweep]) -> None:
+        from servicegraph.cmdb.store.sqlite import dump
+
+        dump.restore_source_sweeps(self._conn, sweeps)
+
+    def restore_history(self, entries: Sequence[HistoryEntry]) -> None:
+        from servicegraph.cmdb.store.sqlite import dump
+
+        if entries:
+            self.seq  # noqa: B018 - history is a change: advance the sequence
+            try:
+                dump.restore_history(self._conn, entries)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"history seq already taken: {exc}") from exc
+
+    def restore_conflicts(self, conflicts: Sequence[Conflict]) -> None:
+        from servicegraph.cmdb.store.sqlite import dump
+
+        try:
+            dump.restore_conflicts(self._conn, conflicts)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"conflict id already taken: {exc}") from exc
+
+    def restore_change_seq(self, seq: int) -> None:
+        from servicegraph.cmdb.store.sqlite import dump
+
+        dump.restore_change_seq(self._conn, seq)
