@@ -4,18 +4,68 @@ correlation worker runs in-process."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from servicegraph import __version__, webhooks
+from servicegraph import __version__, jobs, metrics, webhooks
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError, StoreUnavailable
 from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
+from servicegraph.scheduler import EmbeddedScheduler
+
+
+class _Background:
+    """What runs beside the API. Without a broker: the correlation worker thread and the
+    embedded scheduler. With one: Celery workers do the work, and ingestion enqueues a
+    correlation task (at most one per ``_TRIGGER_INTERVAL``) so events need not wait for
+    the next beat."""
+
+    _TRIGGER_INTERVAL = 0.1
+
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        self._worker: CorrelationWorker | None = None
+        self._scheduler: EmbeddedScheduler | None = None
+        self._celery_correlate: Any = None
+        self._last_trigger = 0.0
+        if settings.broker_url:
+            from servicegraph import tasks
+
+            tasks.configure(settings)
+            self._celery_correlate = tasks.correlate
+        elif settings.embedded_worker:
+            self._worker = CorrelationWorker(
+                services.correlator, poll_interval=settings.correlation.poll_interval_s
+            )
+            periodic = {k: v for k, v in settings.schedule.items() if k != "correlate"}
+            self._scheduler = EmbeddedScheduler(services, periodic, jobs.PERIODIC)
+
+    def start(self) -> None:
+        if self._worker is not None:
+            self._worker.start()
+        if self._scheduler is not None:
+            self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+
+    def on_ingest(self) -> None:
+        if self._worker is not None:
+            self._worker.notify()
+        elif self._celery_correlate is not None:
+            now = time.monotonic()
+            if now - self._last_trigger >= self._TRIGGER_INTERVAL:
+                self._last_trigger = now
+                self._celery_correlate.delay()
 
 
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
@@ -27,23 +77,23 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         owned = services is None
         svc = services or bootstrap(settings or Settings())
         app.state.services = svc
-        worker = None
-        if svc.settings.embedded_worker:
-            worker = CorrelationWorker(
-                svc.correlator, poll_interval=svc.settings.correlation.poll_interval_s
-            )
-            worker.start()
-        app.state.worker = worker
+        background = _Background(svc)
+        background.start()
+        app.state.on_ingest = background.on_ingest
         try:
             yield
         finally:
-            if worker is not None:
-                worker.stop()
+            background.stop()
             if owned:
                 svc.close()
 
     app = FastAPI(title="servicegraph", version=__version__, lifespan=lifespan)
     app.include_router(webhooks.router)
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     def healthz(request: Request) -> JSONResponse:

@@ -644,6 +644,41 @@ def correlate() -> None:
         _print_json(result)
 
 
+def _celery_app() -> Any:
+    from servicegraph import tasks
+
+    try:
+        return tasks.configure(Settings())
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to consume.")
+    ] = "correlate,collect,default",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Worker processes.")
+    ] = 1,
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run a Celery worker on the configured broker (SERVICEGRAPH_BROKER_URL)."""
+    celery_app = _celery_app()
+    celery_app.worker_main(
+        ["worker", "-Q", queues, "-c", str(concurrency), f"--loglevel={loglevel}", "-E"]
+    )
+
+
+@app.command()
+def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
+    """Run the Celery beat scheduler: enqueues the periodic jobs of the `schedule` setting."""
+    celery_app = _celery_app()
+    schedule_file = Settings().data_dir / "celerybeat-schedule"
+    schedule_file.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", f"--loglevel={loglevel}", "-s", str(schedule_file)])
+
+
 def main() -> None:
     app()
 

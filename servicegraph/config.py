@@ -121,6 +121,20 @@ class Settings(BaseSettings):
     # run the correlation worker inside `serve` (off when separate workers run it)
     embedded_worker: bool = True
 
+    # Background jobs: with a broker (redis://...), Celery workers run them; without one,
+    # `serve` runs them in-process.
+    broker_url: str | None = Field(default=None, description="e.g. redis://127.0.0.1:6379/0")
+    broker_visibility_timeout_s: float = Field(
+        default=300,
+        gt=0,
+        description="A task unacknowledged this long (its worker died) is delivered again.",
+    )
+    schedule: dict[str, float] = Field(
+        default_factory=lambda: {"correlate": 1.0, "housekeeping": 3600.0},
+        description="Periodic jobs: job name -> interval in seconds (0 disables).",
+    )
+    inbox_retention_days: float = Field(default=7, gt=0)
+
     @field_validator("data_dir", "sqlite_path")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:

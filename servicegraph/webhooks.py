@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from servicegraph import metrics
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.errors import CmdbError, StoreError, StoreUnavailable, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
@@ -70,9 +71,10 @@ async def _ingest(request: Request, source: str, parse: Parser) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": "5"},
         )
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        worker.notify()
+    metrics.INGESTED.labels(source).inc(accepted)
+    on_ingest = getattr(request.app.state, "on_ingest", None)
+    if on_ingest is not None and accepted:
+        on_ingest()
     return JSONResponse(
         {"accepted": accepted, "duplicates": len(events) - accepted}, status_code=202
     )

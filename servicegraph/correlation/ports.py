@@ -73,6 +73,14 @@ class IncidentStore(Protocol):
 
     def pending_count(self) -> int: ...
 
+    def inbox_lag(self) -> tuple[int, dt.datetime | None]:
+        """Events waiting, and when the oldest of them was received."""
+
+    def prune_inbox(self, before: dt.datetime) -> int:
+        """Delete processed events received before ``before``; returns how many. A
+        redelivery of a pruned event would be processed again: keep the retention longer
+        than any sender retries."""
+
     def get_incident(self, incident_id: str) -> Incident | None: ...
 
     def list_incidents(

@@ -447,6 +447,23 @@ class SqliteIncidentStore:
         )
         return int(row[0])
 
+    def inbox_lag(self) -> tuple[int, dt.datetime | None]:
+        cursor = _cursor(self._read())
+        count, oldest = (
+            self._inbox._read()
+            .execute("SELECT count(*), min(received_at) FROM inbox WHERE seq > ?", (cursor,))
+            .fetchone()
+        )
+        return int(count), _opt_dt(oldest)
+
+    def prune_inbox(self, before: dt.datetime) -> int:
+        cursor = _cursor(self._read())
+        with self._inbox._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM inbox WHERE seq <= ? AND received_at < ?", (cursor, to_us(before))
+            ).rowcount
+        return int(deleted)
+
     def get_incident(self, incident_id: str) -> Incident | None:
         row = (
             self._read()

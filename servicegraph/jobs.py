@@ -1,0 +1,71 @@
+"""The background jobs, as plain functions of the services.
+
+Celery tasks (``tasks.py``) and the embedded scheduler (``scheduler.py``) run these same
+functions; each only calls a service, so what a job does is tested without a broker.
+Every job is safe to run twice: correlation advances the inbox cursor in the same
+transaction as its effects, housekeeping deletes only what is already processed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from servicegraph import metrics
+from servicegraph.bootstrap import Services
+
+
+def correlate(services: Services, *, budget_s: float = 5.0) -> dict[str, Any]:
+    """Correlate inbox batches until the inbox is empty or ``budget_s`` is spent."""
+    with metrics.timed_job("correlate"):
+        deadline = time.monotonic() + budget_s
+        total = services.correlator.process_pending()
+        while total.events and time.monotonic() < deadline:
+            result = services.correlator.process_pending()
+            total.merge(result)
+            if result.events == 0:
+                break
+        metrics.EVENTS.inc(total.events)
+        observe_inbox(services)
+        return {**asdict(total), "pending": services.incidents.pending_count()}
+
+
+def ingest(services: Services, events: list[dict[str, Any]]) -> dict[str, int]:
+    """Persist events given as ``Event.to_json`` dicts (a trap or poll batch) in the inbox.
+
+    Idempotent: each event's ``event_id`` is stored once."""
+    from servicegraph.correlation.model import Event
+
+    with metrics.timed_job("ingest"):
+        batch = [Event.from_json(e) for e in events]
+        accepted = services.correlator.ingest(batch)
+        if batch:
+            metrics.INGESTED.labels(batch[0].source).inc(accepted)
+        return {"accepted": accepted, "duplicates": len(batch) - accepted}
+
+
+def housekeeping(services: Services) -> dict[str, int]:
+    """Delete inbox events processed longer ago than the retention period."""
+    with metrics.timed_job("housekeeping"):
+        retention = dt.timedelta(days=services.settings.inbox_retention_days)
+        removed = services.incidents.prune_inbox(dt.datetime.now(dt.UTC) - retention)
+        observe_inbox(services)
+        return {"inbox_events_removed": removed}
+
+
+def observe_inbox(services: Services) -> None:
+    pending, oldest = services.incidents.inbox_lag()
+    metrics.INBOX_PENDING.set(pending)
+    metrics.INBOX_LAG.set(
+        0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()
+    )
+
+
+# name -> job taking only the services; what the beat schedule and scheduler may run
+PERIODIC: dict[str, Callable[[Services], Any]] = {
+    "correlate": correlate,
+    "housekeeping": housekeeping,
+}

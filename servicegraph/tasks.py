@@ -1,0 +1,134 @@
+"""Celery: the jobs of ``servicegraph.jobs`` as tasks on Redis, for more than one machine.
+
+Queues: ``correlate`` (correlation, ingestion of trap/poll batches), ``collect`` (discovery
+and polling, added by the collectors), ``default`` (housekeeping). Tasks are acknowledged
+after they finish (``acks_late``) and re-queued if their worker dies
+(``task_reject_on_worker_lost``; with Redis, after ``broker_visibility_timeout_s``), so a
+killed worker loses nothing; every job is idempotent, so a redelivered task repeats
+nothing.
+
+The app object exists at import (Celery's command line needs it) but is configured from
+settings only by ``configure``; each worker process bootstraps its own services when it
+starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from servicegraph import jobs
+from servicegraph.bootstrap import Services, bootstrap
+from servicegraph.cmdb.errors import StoreError, StoreUnavailable
+from servicegraph.config import Settings
+
+log = logging.getLogger(__name__)
+
+app = Celery("servicegraph")
+
+QUEUES = ("correlate", "collect", "default")
+ROUTES = {
+    "servicegraph.correlate": {"queue": "correlate"},
+    "servicegraph.ingest": {"queue": "correlate"},
+    "servicegraph.housekeeping": {"queue": "default"},
+}
+# transient failures worth a retry with backoff: the store busy or briefly unreachable
+TRANSIENT = (StoreError, StoreUnavailable)
+
+_services: Services | None = None
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app at the broker and set the beat schedule from ``settings``."""
+    if not settings.broker_url:
+        raise ValueError(
+            "no broker configured: set SERVICEGRAPH_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"
+            ", or run `servicegraph serve`, which runs the jobs in-process"
+        )
+    unknown = sorted(set(settings.schedule) - set(jobs.PERIODIC))
+    if unknown:
+        raise ValueError(
+            f"schedule names unknown jobs {unknown}; known: {', '.join(sorted(jobs.PERIODIC))}"
+        )
+    timeout = settings.broker_visibility_timeout_s
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            # Look for abandoned tasks a few times per timeout, not kombu's default of
+            # every ~100 s, so that a dead worker's task comes back soon after it expires.
+            "unacked_restore_interval": max(1.0, min(10.0, timeout / 3)),
+            "unacked_restore_throttle": 1,
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="default",
+        task_routes=ROUTES,
+        beat_schedule={
+            f"{name} every {interval:g} s": {"task": f"servicegraph.{name}", "schedule": interval}
+            for name, interval in settings.schedule.items()
+            if interval > 0
+        },
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = bootstrap(Settings())
+    return _services
+
+
+@worker_process_init.connect
+def _open_services(**_: Any) -> None:
+    services()
+
+
+@worker_process_shutdown.connect
+def _close_services(**_: Any) -> None:
+    global _services
+    if _services is not None:
+        _services.close()
+        _services = None
+
+
+def _retry(task: Task, exc: Exception) -> Any:
+    countdown = min(2**task.request.retries, 60)
+    log.warning("%s failed (%s); retry in %s s", task.name, exc, countdown)
+    return task.retry(exc=exc, countdown=countdown, max_retries=10)
+
+
+@app.task(name="servicegraph.correlate", bind=True)
+def correlate(self: Task) -> dict[str, Any]:
+    try:
+        return jobs.correlate(services())
+    except TRANSIENT as exc:
+        raise _retry(self, exc) from exc
+
+
+@app.task(name="servicegraph.ingest", bind=True)
+def ingest(self: Task, events: list[dict[str, Any]]) -> dict[str, int]:
+    try:
+        result = jobs.ingest(services(), events)
+    except TRANSIENT as exc:
+        raise _retry(self, exc) from exc
+    correlate.delay()
+    return result
+
+
+@app.task(name="servicegraph.housekeeping", bind=True)
+def housekeeping(self: Task) -> dict[str, int]:
+    try:
+        return jobs.housekeeping(services())
+    except TRANSIENT as exc:
+        raise _retry(self, exc) from exc
