@@ -156,7 +156,7 @@ def timed_posts(
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def throughput(args: argparse.Namespace, graph: Path, workdir: Path) -> None:

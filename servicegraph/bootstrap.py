@@ -45,21 +45,51 @@ def open_store(settings: Settings) -> GraphStore:
         from servicegraph.cmdb.store.sqlite import SqliteGraphStore
 
         return SqliteGraphStore(settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout)
+    if settings.store == "neo4j":
+        from servicegraph.cmdb.store.neo4j import Neo4jGraphStore
+
+        return Neo4jGraphStore(
+            settings.neo4j_uri,
+            user=settings.neo4j_user,
+            password=settings.neo4j_password.get_secret_value(),
+            database=settings.neo4j_database,
+            batch_size=settings.neo4j_batch_size,
+            connect_timeout=settings.neo4j_connect_timeout,
+            max_retry_time=settings.neo4j_max_retry_time,
+        )
     raise StoreUnavailable(
         f"store backend '{settings.store}' is not available in this release; "
-        "set SERVICEGRAPH_STORE=sqlite"
+        "set SERVICEGRAPH_STORE=sqlite or neo4j"
     )
 
 
-def open_incident_store(settings: Settings, store: GraphStore) -> IncidentStore:
+def open_incident_store(
+    settings: Settings, store: GraphStore, *, migrate: bool = True
+) -> IncidentStore:
     from servicegraph.cmdb.store.sqlite import SqliteGraphStore
     from servicegraph.cmdb.store.sqlite.incidents import SqliteIncidentStore
 
     if isinstance(store, SqliteGraphStore):
         return SqliteIncidentStore(store)
-    raise StoreUnavailable(
-        f"incidents are not yet stored in '{settings.store}'; set SERVICEGRAPH_STORE=sqlite"
-    )
+
+    # The graph is elsewhere (Neo4j), but incidents have no adapter there yet: they stay in
+    # the embedded file under DATA_DIR, which the API and workers must share (one host, or
+    # one volume as in docker-compose.yml).
+    class EmbeddedIncidentStore(SqliteIncidentStore):
+        def __init__(self, file: SqliteGraphStore) -> None:
+            super().__init__(file)
+            self._file = file
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self._file.close()
+
+    file = SqliteGraphStore(settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout)
+    if migrate:
+        file.migrate()
+    return EmbeddedIncidentStore(file)
 
 
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Services:
@@ -71,7 +101,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Serv
         store.migrate()
     identifier_rules = IdentifierRules(settings.identifier_match_order)
     impact = ImpactService(store, classes, rules, max_depth=settings.impact_max_depth)
-    incidents = open_incident_store(settings, store)
+    incidents = open_incident_store(settings, store, migrate=migrate)
     reconciler = Reconciler(
         store,
         classes,

@@ -148,7 +148,8 @@ def serve(
         bind_port = port or settings.api_port
         err.print(
             f"servicegraph on http://{bind_host}:{bind_port} "
-            f"(store: {settings.store}, {settings.sqlite_file})",
+            f"(store: {settings.store}, "
+            f"{settings.neo4j_uri if settings.store == 'neo4j' else settings.sqlite_file})",
             highlight=False,
         )
         uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="info")

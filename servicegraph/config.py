@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +30,7 @@ from servicegraph.correlation.correlator import (
 )
 
 CONFIG_ENV = "SERVICEGRAPH_CONFIG"
+NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 
 
 class CorrelationSettings(BaseModel):
@@ -101,6 +102,20 @@ class Settings(BaseSettings):
     sqlite_lock_timeout: float = Field(
         default=120.0, gt=0, description="Seconds a writer waits for another before failing."
     )
+    neo4j_uri: str = Field(
+        default="neo4j://localhost:7687",
+        description="neo4j://host:7687 (a server or a cluster) or neo4j+s://host (TLS, Aura).",
+    )
+    neo4j_user: str = Field(default="neo4j", description="Empty when auth is disabled.")
+    neo4j_password: SecretStr = SecretStr("")
+    neo4j_database: str = "neo4j"
+    neo4j_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows per UNWIND statement."
+    )
+    neo4j_connect_timeout: float = Field(default=10.0, gt=0)
+    neo4j_max_retry_time: float = Field(
+        default=15.0, ge=0, description="Seconds reads retry transient errors and failovers."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
 
@@ -134,6 +149,17 @@ class Settings(BaseSettings):
         description="Periodic jobs: job name -> interval in seconds (0 disables).",
     )
     inbox_retention_days: float = Field(default=7, gt=0)
+
+    @field_validator("neo4j_uri")
+    @classmethod
+    def _neo4j_uri(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or not rest or scheme not in NEO4J_SCHEMES:
+            raise ValueError(
+                f"'{value}' is not a Neo4j URI; use neo4j://host:7687 or neo4j+s://host "
+                f"(schemes: {', '.join(NEO4J_SCHEMES)})"
+            )
+        return value
 
     @field_validator("data_dir", "sqlite_path")
     @classmethod

@@ -1,0 +1,159 @@
+"""The store contract, and export/restore, over the Neo4j adapter, plus what only Neo4j has.
+
+Runs when ``NEO4J_URI`` names a Neo4j 5.26+ server (``NEO4J_USER``, ``NEO4J_PASSWORD``,
+``NEO4J_DATABASE`` optional); skipped with that reason otherwise. EVERY TEST EMPTIES THE
+DATABASE: point it at a scratch server or database, never at one holding data (the
+README's "Testing against Neo4j" shows a throwaway container).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from servicegraph.cmdb.errors import SchemaTooNew, StoreUnavailable
+from servicegraph.cmdb.store.neo4j import Neo4jGraphStore, cypher
+from servicegraph.cmdb.store.neo4j.store import _consume
+from servicegraph.cmdb.store.port import GraphStore
+from tests.contract.dump_contract import DumpContract, EmptyTarget
+from tests.contract.store_contract import StoreContract, make_ci
+
+URI = os.environ.get("NEO4J_URI", "")
+
+pytestmark = pytest.mark.skipif(
+    not URI,
+    reason="NEO4J_URI is not set: the Neo4j store contract needs a Neo4j 5.26+ server "
+    "(see the README, 'Testing against Neo4j')",
+)
+
+
+def open_store(**overrides: Any) -> Neo4jGraphStore:
+    settings: dict[str, Any] = {
+        "user": os.environ.get("NEO4J_USER", "neo4j"),
+        "password": os.environ.get("NEO4J_PASSWORD", ""),
+        "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
+        # small batches, so that the contract's data crosses batch boundaries
+        "batch_size": 3,
+        **overrides,
+    }
+    return Neo4jGraphStore(URI, **settings)
+
+
+def empty(store: Neo4jGraphStore) -> Neo4jGraphStore:
+    store.delete_everything()
+    store.migrate()
+    return store
+
+
+@pytest.fixture
+def neo4j_store() -> Iterator[Neo4jGraphStore]:
+    store = open_store()
+    try:
+        yield empty(store)
+    finally:
+        store.close()
+
+
+class TestNeo4jStore(StoreContract, DumpContract):
+    __test__ = True
+
+    @pytest.fixture
+    def store(self, neo4j_store: Neo4jGraphStore) -> Neo4jGraphStore:
+        return neo4j_store
+
+    @pytest.fixture
+    def empty_target(self) -> EmptyTarget:
+        # One database: the export is on disk before the store is emptied for the restore.
+        def make(store: GraphStore) -> GraphStore:
+            assert isinstance(store, Neo4jGraphStore)
+            return empty(store)
+
+        return make
+
+
+def test_capabilities() -> None:
+    caps = Neo4jGraphStore.capabilities
+    assert caps.concurrent_writers is True
+
+
+def test_ping_before_migrate_says_what_to_do(neo4j_store: Neo4jGraphStore) -> None:
+    neo4j_store.delete_everything()
+    with pytest.raises(StoreUnavailable, match="migrat"):
+        neo4j_store.ping()
+    with pytest.raises(StoreUnavailable, match="migrat"), neo4j_store.write():
+        pass
+
+
+def test_schema_from_a_newer_release_is_refused(neo4j_store: Neo4jGraphStore) -> None:
+    newer = {"name": cypher.SCHEMA_VERSION_NAME, "version": len(cypher.MIGRATIONS) + 1}
+    neo4j_store._write_auto("test", _consume(cypher.SET_SCHEMA_VERSION, newer))
+    with pytest.raises(SchemaTooNew, match="upgrade"):
+        neo4j_store.migrate()
+
+
+def test_wrong_password_is_one_clear_error() -> None:
+    store = open_store(password="certainly-not-the-password")
+    try:
+        with pytest.raises(StoreUnavailable, match="credentials") as info:
+            store.ping()
+        assert info.value.__cause__ is not None
+    finally:
+        store.close()
+
+
+def test_unknown_database_is_one_clear_error() -> None:
+    store = open_store(database="servicegraph-no-such-database")
+    try:
+        with pytest.raises(StoreUnavailable, match="database"):
+            store.migrate()
+    finally:
+        store.close()
+
+
+def test_units_of_work_are_serialised_across_connections(
+    neo4j_store: Neo4jGraphStore,
+) -> None:
+    """A second unit waits for the first to commit before it reads anything, so two
+    units cannot both find an identifier free and both create a CI for it."""
+    other = open_store()
+    events: list[str] = []
+    first_in = threading.Event()
+
+    def second() -> None:
+        first_in.wait(5)
+        with other.write() as w:
+            events.append("second locked")
+            found = w.lookup_identifiers([("serial_number", "S1")])
+            events.append(f"second sees {found.get(('serial_number', 'S1'))}")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        with neo4j_store.write() as w:
+            first_in.set()
+            time.sleep(0.5)  # the second unit is now waiting for the lock
+            w.insert_cis([make_ci("ci-a", identifiers=[("serial_number", "S1")])])
+            events.append("first commits")
+        thread.join(10)
+    finally:
+        other.close()
+    assert events == ["first commits", "second locked", "second sees ci-a"]
+
+
+def test_attribute_projection_follows_updates(neo4j_store: Neo4jGraphStore) -> None:
+    from servicegraph.cmdb.store.port import CIQuery
+
+    with neo4j_store.write() as w:
+        w.insert_cis([make_ci("ci-a", attributes={"os": "linux", "tags": ["a", "b"]})])
+    assert [c.id for c in neo4j_store.find_cis(CIQuery(attributes={"tags": ["a", "b"]}))] == [
+        "ci-a"
+    ]
+    with neo4j_store.write() as w:
+        w.update_cis([make_ci("ci-a", attributes={"owner": "ops"}, version=2)])
+    assert neo4j_store.find_cis(CIQuery(attributes={"os": "linux"})) == []
+    assert [c.id for c in neo4j_store.find_cis(CIQuery(attributes={"os": None}))] == ["ci-a"]

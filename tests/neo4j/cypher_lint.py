@@ -1,0 +1,97 @@
+"""Runs servicegraph's Cypher through Neo4j's own front-end (tools/cypher-lint)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from servicegraph.cmdb.store.neo4j import cypher
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "cypher-lint"
+VERSIONS = ("CYPHER 5", "CYPHER 25")
+SETUP_HINT = "install Node.js 20+ and run `npm ci --prefix tools/cypher-lint` (`.ci/run` does)"
+
+
+class LintUnavailable(RuntimeError):
+    """Node or the pinned linter is missing: a setup problem, never a reason to skip."""
+
+
+def _function(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "category": "",
+        "description": "",
+        "isBuiltIn": True,
+        "argumentDescription": [],
+        "returnDescription": "",
+        "signature": f"{name}()",
+        "aggregating": name == "count",
+        "isDeprecated": False,
+    }
+
+
+def _procedure(name: str, arguments: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    signature = ", ".join(f"{arg} :: {kind}" for arg, kind in arguments)
+    return {
+        "name": name,
+        "description": "",
+        "mode": "READ",
+        "worksOnSystem": False,
+        "argumentDescription": [
+            {"name": arg, "description": "", "type": kind, "isDeprecated": False}
+            for arg, kind in arguments
+        ],
+        "returnDescription": [],
+        "signature": f"{name}({signature})",
+        "admin": False,
+        "option": {"deprecated": False},
+    }
+
+
+def db_schema() -> dict[str, Any]:
+    """What the linter is told the database holds: exactly what cypher.py declares."""
+    return {
+        "labels": list(cypher.LABELS),
+        "relationshipTypes": list(cypher.RELATIONSHIP_TYPES),
+        "propertyKeys": list(cypher.PROPERTY_KEYS),
+        "functions": {v: {f: _function(f) for f in cypher.FUNCTIONS} for v in VERSIONS},
+        "procedures": {
+            v: {p: _procedure(p, args) for p, args in cypher.PROCEDURES.items()} for v in VERSIONS
+        },
+    }
+
+
+def lint(queries: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Lint ``{name: (text, parameters)}`` in one Node process."""
+    node = shutil.which("node")
+    if node is None:
+        raise LintUnavailable(f"`node` is not on PATH; {SETUP_HINT}")
+    if not (TOOL / "node_modules" / "@neo4j-cypher" / "language-support").is_dir():
+        raise LintUnavailable(f"{TOOL}/node_modules is missing; {SETUP_HINT}")
+    payload = {
+        "schema": db_schema(),
+        "versions": list(VERSIONS),
+        "queries": {name: {"text": t, "parameters": p} for name, (t, p) in queries.items()},
+    }
+    proc = subprocess.run(
+        [node, str(TOOL / "lint.mjs")],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise LintUnavailable(f"cypher-lint failed ({proc.returncode}): {proc.stderr.strip()}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def statement_queries() -> dict[str, tuple[str, dict[str, Any]]]:
+    return {
+        s.name: (s.text, {p: cypher.PARAMETERS[p] for p in sorted(s.parameters)})
+        for s in cypher.STATEMENTS.values()
+    }
