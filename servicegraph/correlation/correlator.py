@@ -33,6 +33,7 @@ from typing import Any
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.cmdb.topology import ImpactGraph
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
 from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
@@ -94,6 +95,9 @@ class BatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+_Analysis = tuple[frozenset[int], RootCause | None, frozenset[int]]
+
+
 @dataclass
 class _State:
     """The worker's view of active incidents, valid at ``version``."""
@@ -104,6 +108,12 @@ class _State:
     # graph node -> ids of open incidents whose footprint contains it
     index: dict[int, set[str]] = field(default_factory=dict)
     footprints: dict[str, set[int]] = field(default_factory=dict)
+    # open incidents whose alerts are all clear (waiting out the hold time)
+    clearing: set[str] = field(default_factory=set)
+    # incidents with a flapping alert
+    flapping: set[str] = field(default_factory=set)
+    # incident -> its last analysis (alerting nodes, root cause, business services)
+    analysis: dict[str, _Analysis] = field(default_factory=dict)
 
 
 class Correlator:
@@ -130,6 +140,8 @@ class Correlator:
         self._analyses: dict[frozenset[int], tuple[RootCause | None, frozenset[int]]] = {}
         self._facts: dict[str, tuple[str, Any]] = {}
         self._cache_seq = -1
+        self._business: set[int] = set()
+        self._business_seq = -1
 
     # -- entry points --------------------------------------------------------------------
 
@@ -164,23 +176,45 @@ class Correlator:
             self._cache_seq = graph_seq
 
     def _analyse(
-        self, hard: HardTopology, nodes: frozenset[int]
+        self,
+        hard: HardTopology,
+        nodes: frozenset[int],
+        previous: _Analysis | None = None,
     ) -> tuple[RootCause | None, frozenset[int]]:
-        """Root cause and impacted business services of a set of alerting CIs."""
+        """Root cause and impacted business services of a set of alerting CIs.
+
+        ``previous`` is the last analysis of the same incident: when its root is an
+        alerting CI whose own failure already fails every newly alerting CI, adding them
+        as failure sources changes neither the root nor what fails, so it still holds."""
         self._check_caches(hard.graph.seq)
         cached = self._analyses.get(nodes)
         if cached is not None:
             return cached
+        if previous is not None and previous[1] is not None and not previous[1].inferred:
+            old_nodes, root, services = previous
+            if old_nodes <= nodes and root is not None and root.node in nodes:
+                fails_with_root = hard.failure_of(root.node)[0]
+                if all(n in fails_with_root for n in nodes - old_nodes):
+                    explained = root.explained + len(nodes - old_nodes)
+                    kept = (RootCause(root.node, False, 1.0, explained), services)
+                    self._analyses[nodes] = kept
+                    return kept
         graph = hard.graph
         root = hard.choose_root(nodes, min_share=self.policy.inferred_min_share)
         sources = set(nodes)
         if root is not None:
             sources.add(root.node)
         parent, _, _ = graph.propagate(sources, max_depth=self.impact.max_depth)
-        business = self.impact.business_classes
-        services = frozenset(n for n in parent if graph.classes[n] in business)
+        services = frozenset(parent.keys() & self._business_nodes(graph))
         self._analyses[nodes] = (root, services)
         return root, services
+
+    def _business_nodes(self, graph: ImpactGraph) -> set[int]:
+        if self._business_seq != graph.seq:
+            business = self.impact.business_classes
+            self._business = {i for i, c in enumerate(graph.classes) if c in business}
+            self._business_seq = graph.seq
+        return self._business
 
     def _ci_facts(self, ci_ids: set[str]) -> dict[str, tuple[str, Any]]:
         """Name and criticality of CIs, cached per graph version."""
@@ -228,6 +262,10 @@ class _Batch:
         for incident_id in state.incidents:
             state.members.setdefault(incident_id, {})
             self._index_incident(state, incident_id)
+            members = state.members[incident_id].values()
+            if any(a.flapping for a in members):
+                state.flapping.add(incident_id)
+            state.clearing.add(incident_id)  # _resolve_due keeps those really clearing
         self.c._state = state
         return state
 
@@ -444,32 +482,47 @@ class _Batch:
 
     def _expire_flapping(self, state: _State) -> None:
         horizon = self.now - self.policy.flap_window
-        for incident_id, members in state.members.items():
+        for incident_id in list(state.flapping):
+            incident = state.incidents.get(incident_id)
+            members = state.members.get(incident_id, {})
+            still = False
             for alert in members.values():
                 if alert.flapping and alert.last_change < horizon:
                     alert.flapping = False
                     alert.transitions = []
                     self.changed_alerts[alert.fingerprint] = alert
                     self.dirty.add(incident_id)
+                still = still or alert.flapping
+            if not still or incident is None:
+                state.flapping.discard(incident_id)
 
     def _resolve_due(self, state: _State) -> None:
-        for incident in state.incidents.values():
-            if incident.status is not IncidentStatus.OPEN:
+        # Only an incident that changed, or is waiting out its hold time, can resolve now.
+        for incident_id in self.dirty | state.clearing:
+            incident = state.incidents.get(incident_id)
+            if incident is None or incident.status is not IncidentStatus.OPEN:
+                state.clearing.discard(incident_id)
                 continue
             members = state.members.get(incident.id, {}).values()
-            if any(a.firing for a in members) or any(a.flapping for a in members):
+            if any(a.firing for a in members):
+                state.clearing.discard(incident_id)
+                continue
+            if any(a.flapping for a in members):
+                state.flapping.add(incident_id)
                 continue
             cleared = [a.cleared_at for a in members if a.cleared_at is not None]
             clear_since = max(cleared) if cleared else incident.last_alert_at
             if incident.clear_since != clear_since:
                 incident.clear_since = clear_since
                 self.dirty.add(incident.id)
+            state.clearing.add(incident_id)
             if self.now - clear_since >= self.policy.hold_time:
                 incident.status = IncidentStatus.RESOLVED
                 # when it qualified, not when this batch noticed
                 incident.resolved_at = min(self.now, clear_since + self.policy.hold_time)
                 self.result.incidents_resolved += 1
                 self.dirty.add(incident.id)
+                state.clearing.discard(incident_id)
                 self._index_incident(state, incident.id)
 
     def _forget_old(self, state: _State) -> None:
@@ -482,6 +535,7 @@ class _Batch:
             state.incidents.pop(incident_id)
             state.members.pop(incident_id, None)
             state.footprints.pop(incident_id, None)
+            state.analysis.pop(incident_id, None)
 
     # -- incident analysis -------------------------------------------------------------------
 
@@ -496,9 +550,12 @@ class _Batch:
             members = list(state.members.get(incident_id, {}).values())
             incident.alert_count = len(members)
             incident.flapping = any(a.flapping for a in members)
+            if incident.flapping:
+                state.flapping.add(incident_id)
             incident.updated_at = self.now
             nodes = frozenset(n for a in members if (n := self._node(a.ci_id)) is not None)
-            root, services = self.c._analyse(self.hard, nodes)
+            root, services = self.c._analyse(self.hard, nodes, state.analysis.get(incident_id))
+            state.analysis[incident_id] = (nodes, root, services)
             if root is not None:
                 root_id = graph.ids[root.node]
                 incident.root_ci_id = root_id

@@ -114,30 +114,50 @@ class HardTopology:
             for node in self.upstream(top):
                 above[node] = above.get(node, 0) + 1
         candidates = {node for node, count in above.items() if count >= 2} - nodes
-        best: RootCause | None = None
-        for candidate in sorted(candidates):
+        # Cheap first: how many alerting CIs each candidate explains; the costlier share
+        # of its dependents that are down only for those that can still win.
+        scored = []
+        for candidate in candidates:
             parent, depth = self.failure_of(candidate)
             explained_nodes = nodes & parent.keys()
-            if len(explained_nodes) < 2:
-                continue
-            direct = {n for n, d in depth.items() if d == 1}
+            if len(explained_nodes) >= 2:
+                scored.append((len(explained_nodes), candidate, explained_nodes))
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        best: RootCause | None = None
+        for explained, candidate, explained_nodes in scored:
+            if best is not None and explained < best.explained:
+                break
+            parent, depth = self.failure_of(candidate)
+            direct = [d for d in self.graph.dependents[candidate] if depth.get(d) == 1]
             if not direct:
                 continue
-            # which direct dependents lead to an alerting CI (or alert themselves)
-            down = set()
-            for node in explained_nodes:
-                while node != -1 and depth.get(node, 0) > 1:
-                    node = parent[node]
-                if node != -1 and depth.get(node) == 1:
-                    down.add(node)
-            share = len(down) / len(direct)
+            share = len(_direct_ancestors(explained_nodes, parent, depth)) / len(direct)
             if share < min_share:
                 continue
-            confidence = share * len(explained_nodes) / len(nodes)
-            result = RootCause(candidate, True, round(confidence, 3), len(explained_nodes))
+            confidence = share * explained / len(nodes)
+            result = RootCause(candidate, True, round(confidence, 3), explained)
             if best is None or (result.explained, result.confidence) > (
                 best.explained,
                 best.confidence,
             ):
                 best = result
         return best
+
+
+def _direct_ancestors(nodes: set[int], parent: dict[int, int], depth: dict[int, int]) -> set[int]:
+    """The depth-1 node above each of ``nodes`` in a propagation tree; each tree node is
+    walked once (the paths are remembered)."""
+    top_of: dict[int, int] = {}
+    result: set[int] = set()
+    for node in nodes:
+        path = []
+        current = node
+        while depth[current] > 1 and current not in top_of:
+            path.append(current)
+            current = parent[current]
+        top = top_of.get(current, current)
+        for visited in path:
+            top_of[visited] = top
+        if depth.get(top) == 1:
+            result.add(top)
+    return result
