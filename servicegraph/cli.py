@@ -42,8 +42,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# emoji off: values such as the IPv6 address 2001:db8:100::1 hold emoji codes (:100:)
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -678,6 +679,324 @@ def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
     schedule_file = Settings().data_dir / "celerybeat-schedule"
     schedule_file.parent.mkdir(parents=True, exist_ok=True)
     celery_app.start(["beat", f"--loglevel={loglevel}", "-s", str(schedule_file)])
+
+
+# -- SNMP ---------------------------------------------------------------------------------------
+
+SnmpTargets = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="IP addresses, names, HOST:PORT or CIDR ranges to sweep "
+        "[default: the snmp.targets setting]."
+    ),
+]
+CommunityOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SERVICEGRAPH_SNMP_COMMUNITY",
+        help="SNMPv1/v2c community (the variable keeps it out of the process list).",
+    ),
+]
+VersionOption = Annotated[
+    str | None, typer.Option("--snmp-version", help="1, 2c or 3 [default: 2c; 3 with --v3-user].")
+]
+V3UserOption = Annotated[str | None, typer.Option("--v3-user", help="SNMPv3 user name.")]
+V3AuthProtoOption = Annotated[
+    str | None, typer.Option("--v3-auth-protocol", help="md5, sha, sha224 ... sha512.")
+]
+V3AuthKeyOption = Annotated[
+    str | None, typer.Option("--v3-auth-key", envvar="SERVICEGRAPH_SNMP_AUTH_KEY")
+]
+V3PrivProtoOption = Annotated[
+    str | None, typer.Option("--v3-priv-protocol", help="des, 3des, aes, aes192, aes256 ...")
+]
+V3PrivKeyOption = Annotated[
+    str | None, typer.Option("--v3-priv-key", envvar="SERVICEGRAPH_SNMP_PRIV_KEY")
+]
+V3ContextOption = Annotated[str, typer.Option("--v3-context", help="SNMPv3 context name.")]
+SnmpPortOption = Annotated[
+    int | None, typer.Option("--port", min=1, max=65535, help="Agent UDP port [default: 161].")
+]
+
+
+def _snmp_setup(
+    services: Services, targets: list[str] | None, port: int | None, **credential: Any
+) -> tuple[Any, list[Any], Any]:
+    """The command-line credential, the targets and the credential set, or exit 2."""
+    from servicegraph.collectors.snmp.credentials import CredentialError
+    from servicegraph.collectors.snmp.targets import TargetError, parse_targets
+    from servicegraph.snmp_commands import cli_credential
+
+    snmp = services.settings.snmp
+    try:
+        given = cli_credential(**credential)
+        credentials = snmp.credential_set(default=given)
+        expressions = targets or snmp.targets
+        if not expressions:
+            _fail("give targets, or list the inventory in the snmp.targets setting", EXIT_USAGE)
+        found = parse_targets(
+            expressions,
+            default_port=port or snmp.port,
+            max_sweep_hosts=snmp.max_sweep_hosts,
+            credential=given,
+        )
+    except (CredentialError, TargetError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    return given, found, credentials
+
+
+@app.command()
+def discover(
+    targets: SnmpTargets = None,
+    community: CommunityOption = None,
+    snmp_version: VersionOption = None,
+    v3_user: V3UserOption = None,
+    v3_auth_protocol: V3AuthProtoOption = None,
+    v3_auth_key: V3AuthKeyOption = None,
+    v3_priv_protocol: V3PrivProtoOption = None,
+    v3_priv_key: V3PrivKeyOption = None,
+    v3_context: V3ContextOption = "",
+    port: SnmpPortOption = None,
+    crawl_depth: Annotated[
+        int | None, typer.Option(min=0, help="Follow LLDP/CDP neighbours this many steps.")
+    ] = None,
+    allow_subnet: Annotated[
+        list[str] | None, typer.Option(help="A subnet crawling may enter (repeatable).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Devices at once.")] = None,
+    timeout: Annotated[float | None, typer.Option(min=0.01, help="Seconds per answer.")] = None,
+    retries: Annotated[int | None, typer.Option(min=0)] = None,
+    max_repetitions: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
+    complete: Annotated[
+        bool | None,
+        typer.Option(
+            "--complete/--partial",
+            help="Whether this run is the whole SNMP inventory, so that what it misses counts "
+            "towards staleness [default: complete without TARGETs, partial with].",
+        ),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="Write the run's Prometheus metrics to this file.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Discover devices over SNMP into the graph: system, interfaces, hardware, addresses
+    and LLDP/CDP links; prints a summary."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry, write_to_textfile
+
+    from servicegraph.collectors.snmp.credentials import CredentialError, parse_subnets
+    from servicegraph.collectors.snmp.discovery import run_discovery, save_report
+    from servicegraph.collectors.snmp.metrics import SnmpMetrics
+    from servicegraph.snmp_commands import DiscoveryProgress, summary
+
+    with _services() as services:
+        snmp = services.settings.snmp
+        _, found, credentials = _snmp_setup(
+            services,
+            targets,
+            port,
+            community=community,
+            version=snmp_version,
+            user=v3_user,
+            auth_protocol=v3_auth_protocol,
+            auth_key=v3_auth_key,
+            priv_protocol=v3_priv_protocol,
+            priv_key=v3_priv_key,
+            context=v3_context,
+        )
+        try:
+            subnets = parse_subnets(allow_subnet, item="--allow-subnet") if allow_subnet else None
+            options = snmp.discovery_options(
+                concurrency=concurrency,
+                crawl_depth=crawl_depth,
+                allowed_subnets=subnets,
+                default_port=port,
+            )
+            session = snmp.session_options(
+                timeout=timeout, retries=retries, max_repetitions=max_repetitions
+            )
+        except (CredentialError, ValueError) as exc:
+            _fail(str(exc), EXIT_USAGE)
+        registry = CollectorRegistry()
+        progress = DiscoveryProgress(err, len(found), enabled=not as_json)
+        with progress.shown(), change_context(actor="snmp-discovery"):
+            report = asyncio.run(
+                run_discovery(
+                    services.reconciler,
+                    found,
+                    credentials=credentials,
+                    session_options=session,
+                    options=options,
+                    complete=complete if complete is not None else not targets,
+                    engine=snmp.engine,
+                    metrics=SnmpMetrics(registry),
+                    on_result=progress.update,
+                )
+            )
+        path = save_report(report, services.settings.data_dir / "snmp" / "runs")
+        if metrics_file is not None:
+            write_to_textfile(str(metrics_file), registry)
+        if as_json:
+            _print_json({**report.to_dict(), "report_file": str(path)})
+        else:
+            for table in summary(report):
+                out.print(table)
+            err.print(f"run report: {path}", highlight=False)
+        if not any(r.snapshot for r in report.results):
+            _fail("no device answered")
+
+
+@app.command()
+def poll(
+    targets: SnmpTargets = None,
+    community: CommunityOption = None,
+    snmp_version: VersionOption = None,
+    v3_user: V3UserOption = None,
+    v3_auth_protocol: V3AuthProtoOption = None,
+    v3_auth_key: V3AuthKeyOption = None,
+    v3_priv_protocol: V3PrivProtoOption = None,
+    v3_priv_key: V3PrivKeyOption = None,
+    v3_context: V3ContextOption = "",
+    port: SnmpPortOption = None,
+    interval: Annotated[
+        float | None, typer.Option(min=0.01, help="Seconds between polls [default: 60].")
+    ] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many polls.")] = None,
+    ingest: Annotated[
+        bool, typer.Option(help="Hand events to correlation (the durable inbox).")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
+) -> None:
+    """Poll devices (sysUpTime, interface status) and report changes as events: interface
+    down/up, restarts, devices that stop answering."""
+    import asyncio
+
+    from servicegraph.cmdb.model import utcnow
+    from servicegraph.collectors.snmp.client import SessionFactory
+    from servicegraph.collectors.snmp.poller import Poller
+    from servicegraph.snmp_commands import print_events
+
+    with _services() as services:
+        snmp = services.settings.snmp
+        _, found, credentials = _snmp_setup(
+            services,
+            targets,
+            port,
+            community=community,
+            version=snmp_version,
+            user=v3_user,
+            auth_protocol=v3_auth_protocol,
+            auth_key=v3_auth_key,
+            priv_protocol=v3_priv_protocol,
+            priv_key=v3_priv_key,
+            context=v3_context,
+        )
+
+        def sink(events: list[Any]) -> None:
+            print_events(events, out, as_json=as_json)
+            if ingest:
+                services.correlator.ingest([e.to_event(utcnow()) for e in events])
+
+        async def run() -> None:
+            factory = SessionFactory(snmp.session_options(), engine=snmp.engine)
+            poller = Poller(factory, credentials, concurrency=snmp.concurrency)
+            try:
+                rounds = 0
+                while count is None or rounds < count:
+                    if rounds:
+                        await asyncio.sleep(interval or snmp.poll_interval)
+                    events = await poller.poll_once(found)
+                    if events:
+                        sink(events)
+                    rounds += 1
+            finally:
+                factory.close()
+
+        try:
+            asyncio.run(run())
+        except KeyboardInterrupt:
+            err.print("stopped")
+
+
+@app.command()
+def traps(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 0.0.0.0].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="UDP port [default: 1162].")
+    ] = None,
+    community: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="SERVICEGRAPH_SNMP_TRAP_COMMUNITY",
+            help="Accepted v1/v2c community (repeatable) [default: snmp.trap_communities].",
+        ),
+    ] = None,
+    ingest: Annotated[
+        bool, typer.Option(help="Hand events to correlation (the durable inbox).")
+    ] = True,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
+) -> None:
+    """Receive SNMP traps (v1, v2c, v3) and turn them into events: linkDown/linkUp,
+    cold/warm start, authentication failures and enterprise traps."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from servicegraph.cmdb.model import utcnow
+    from servicegraph.collectors.snmp.credentials import CredentialError, Secret
+    from servicegraph.collectors.snmp.metrics import SnmpMetrics
+    from servicegraph.collectors.snmp.traps import TrapReceiver, TrapReceiverError
+    from servicegraph.snmp_commands import print_events
+
+    with _services() as services:
+        snmp = services.settings.snmp
+        try:
+            users = snmp.trap_user_list()
+        except CredentialError as exc:
+            _fail(str(exc), EXIT_USAGE)
+        communities = (
+            [Secret(c) for c in community]
+            if community
+            else [Secret(c.get_secret_value()) for c in snmp.trap_communities]
+        )
+        registry = CollectorRegistry()
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+
+        def on_event(event: Any) -> None:
+            print_events([event], out, as_json=as_json)
+            if ingest:
+                services.correlator.ingest([event.to_event(utcnow())])
+
+        async def run() -> None:
+            receiver = TrapReceiver(
+                on_event,
+                host=host or snmp.trap_host,
+                port=snmp.trap_port if port is None else port,
+                communities=communities,
+                users=users,
+                metrics=SnmpMetrics(registry),
+            )
+            await receiver.start()
+            err.print(f"listening for traps on udp {receiver.host}:{receiver.port}")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await receiver.stop()
+
+        try:
+            asyncio.run(run())
+        except TrapReceiverError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            err.print("stopped")
 
 
 def main() -> None:

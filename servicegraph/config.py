@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
+from servicegraph.collectors.snmp.settings import SnmpSettings
 from servicegraph.correlation.correlator import (
     DEFAULT_PRIORITY_MATRIX,
     IMPACT_LEVELS,
@@ -131,6 +132,8 @@ class Settings(BaseSettings):
     relationship_rules: dict[str, list[list[str]]] = Field(default_factory=dict)
 
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    # SNMP discovery, polling and the trap receiver: targets, credentials, timeouts
+    snmp: SnmpSettings = Field(default_factory=SnmpSettings)
     # source name -> bearer token that source's webhook must present
     ingest_tokens: dict[str, str] = Field(default_factory=dict)
     # run the correlation worker inside `serve` (off when separate workers run it)

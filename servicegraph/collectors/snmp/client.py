@@ -319,9 +319,10 @@ def _decode_with_pysnmp(data: bytes) -> ber.Response | None:
     from pyasn1.codec.ber import decoder
     from pyasn1.error import PyAsn1Error
     from pysnmp.proto import api
+    from pysnmp.proto.api.verdec import decode_message_version
 
     try:
-        version = int(api.decode_message_version(data))
+        version = int(decode_message_version(data))
         module = api.PROTOCOL_MODULES[version]
         message, _ = decoder.decode(data, asn1Spec=module.Message())
         pdu = module.apiMessage.get_pdu(message)
@@ -357,6 +358,8 @@ def from_pysnmp(value: Any) -> Value:
     ):
         if tag_set == cls.tagSet:
             return marker
+    if isinstance(value, univ.Null):  # before OctetString: pyasn1's Null is one
+        return None
     if isinstance(value, rfc1902.IpAddress):
         return str(ipaddress.IPv4Address(value.asOctets()))
     if isinstance(value, univ.OctetString):

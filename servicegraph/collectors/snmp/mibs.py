@@ -163,6 +163,7 @@ HR_DEVICE_PROCESSOR: Oid = (1, 3, 6, 1, 2, 1, 25, 3, 1, 3)
 # -- notifications (SNMPv2-MIB, IF-MIB) ---------------------------------------------------------
 SNMP_TRAP_OID: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 SNMP_TRAP_ADDRESS: Oid = (1, 3, 6, 1, 6, 3, 18, 1, 3, 0)  # set by proxies / relays
+SNMP_TRAP_COMMUNITY: Oid = (1, 3, 6, 1, 6, 3, 18, 1, 4, 0)  # a secret: never shown
 TRAP_COLD_START: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 5, 1)
 TRAP_WARM_START: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 5, 2)
 TRAP_LINK_DOWN: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 5, 3)
