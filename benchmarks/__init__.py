@@ -1,0 +1,1 @@
+"""Reproducible performance scripts and the data generators they use (see README.md)."""

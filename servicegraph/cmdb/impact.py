@@ -118,6 +118,7 @@ class ImpactService:
         roots = self._indices(graph, ci_ids)
         parent, depths, counts = graph.propagate(roots, max_depth=max_depth)
         ids, classes = graph.ids, graph.classes
+        paths = self._paths_up(graph, parent)
         affected = []
         truncated = False
         for node, node_depth in depths.items():
@@ -125,9 +126,7 @@ class ImpactService:
                 continue
             if node_depth == max_depth and graph.dependents[node]:
                 truncated = True
-            affected.append(
-                AffectedCI(ids[node], classes[node], node_depth, self._path_up(graph, parent, node))
-            )
+            affected.append(AffectedCI(ids[node], classes[node], node_depth, paths[node]))
         affected.sort(key=lambda a: (a.depth, a.ci_id))
         degraded = []
         for gid, failed in counts.items():
@@ -157,15 +156,30 @@ class ImpactService:
         return [ids[n] for n, p in parent.items() if p != -1]
 
     @staticmethod
-    def _path_up(graph: ImpactGraph, parent: dict[int, int], node: int) -> tuple[PathStep, ...]:
-        chain = [node]
-        while parent[chain[-1]] != -1:
-            chain.append(parent[chain[-1]])
-        chain.reverse()
-        steps = [PathStep(graph.ids[chain[0]], None)]
-        for provider, dependent in itertools.pairwise(chain):
-            steps.append(PathStep(graph.ids[dependent], graph.edge_type(provider, dependent)))
-        return tuple(steps)
+    def _paths_up(graph: ImpactGraph, parent: dict[int, int]) -> dict[int, tuple[PathStep, ...]]:
+        """The path from a failed CI to every node of ``parent``.
+
+        A node's path is its parent's plus one step, so paths share their prefixes and each
+        step is built once: linear in the affected set, where walking every node's chain
+        up to its root separately cost a step per hop per node.
+        """
+        ids = graph.ids
+        paths: dict[int, tuple[PathStep, ...]] = {}
+        for node in parent:
+            pending = []
+            current = node
+            while current not in paths:
+                up = parent[current]
+                if up == -1:
+                    paths[current] = (PathStep(ids[current], None),)
+                    break
+                pending.append(current)
+                current = up
+            for current in reversed(pending):
+                up = parent[current]
+                step = PathStep(ids[current], graph.edge_type(up, current))
+                paths[current] = (*paths[up], step)
+        return paths
 
     def dependencies(self, service_id: str, *, depth: int | None = None) -> DependencyResult:
         """Everything ``service_id`` needs, directly or transitively, with the path to each."""

@@ -22,7 +22,9 @@ Replaying a batch finds nothing to change and writes no history.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -58,6 +60,25 @@ from servicegraph.cmdb.relationships import RelationshipRules
 from servicegraph.cmdb.store.port import GraphStore, GraphWriter
 
 ConflictPolicy = Literal["record", "fail"]
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while one batch is applied.
+
+    A batch allocates millions of small, acyclic objects (prepared records, CIs,
+    relationships, history entries, rows). Every few hundred allocations trigger a
+    collection, and the full ones traverse all of them again: a fifth of the time of a
+    100,000-CI load. Reference counting still frees everything as usual; the few cycles
+    made meanwhile are collected once the collector runs again.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
@@ -196,7 +217,8 @@ class Reconciler:
         return prepared, rels
 
     def _normalise_ref(self, ref: CIRef, label: str, field_name: str) -> CIRef:
-        set_parts = sum(x is not None for x in (ref.ci_id, ref.key, ref.identifier))
+        # counted without a generator: this runs twice per relationship of a batch
+        set_parts = (ref.ci_id is not None) + (ref.key is not None) + (ref.identifier is not None)
         if set_parts != 1:
             raise ValidationFailed(
                 "give exactly one of a CI id, a key or an identifier", item=label, field=field_name
@@ -220,12 +242,13 @@ class Reconciler:
         is written; with ``"record"`` conflicting records are skipped and the conflicts
         recorded in the store and the report.
         """
-        prepared, rels = self.validate(batch)
-        with self.store.write() as writer:
-            unit = _Unit(self, writer, batch)
-            report = unit.run(prepared, rels)
-            if report.conflicts and on_conflict == "fail":
-                raise ReconciliationConflicts(list(report.conflicts))
+        with _cyclic_gc_paused():
+            prepared, rels = self.validate(batch)
+            with self.store.write() as writer:
+                unit = _Unit(self, writer, batch)
+                report = unit.run(prepared, rels)
+                if report.conflicts and on_conflict == "fail":
+                    raise ReconciliationConflicts(list(report.conflicts))
         return report
 
     # -- manual operations ---------------------------------------------------------------
@@ -395,16 +418,29 @@ class _Unit:
         self.history: list[HistoryEntry] = []
         self.conflicts: list[Conflict] = []
 
-    def _entry(self, ci_id: str, kind: HistoryKind, **kw: Any) -> None:
+    def _entry(
+        self,
+        ci_id: str,
+        kind: HistoryKind,
+        *,
+        field: str | None = None,
+        old: Any = None,
+        new: Any = None,
+        other_ci_id: str | None = None,
+    ) -> None:
+        # Explicit parameters instead of **kwargs: one entry per change, so this is hot.
         self.history.append(
             HistoryEntry(
                 at=self.at,
                 ci_id=ci_id,
                 kind=kind,
+                field=field,
+                old=old,
+                new=new,
                 source=self.source,
                 actor=self.actor,
                 run_id=self.batch.run_id,
-                **kw,
+                other_ci_id=other_ci_id,
             )
         )
 
@@ -774,12 +810,16 @@ class _Unit:
                 return None
             if ref.key is not None:
                 found = key_to_id.get(ref.key)
-                what = f"key '{ref.key}'"
             else:
                 assert ref.identifier is not None
                 found = ident_to_id.get(ref.identifier)
-                what = f"{ref.identifier[0]} '{ref.identifier[1]}'"
             if found is None:
+                # the message is built only when needed: this runs twice per relationship
+                if ref.key is not None:
+                    what = f"key '{ref.key}'"
+                else:
+                    assert ref.identifier is not None
+                    what = f"{ref.identifier[0]} '{ref.identifier[1]}'"
                 errors.append(ValidationFailed(f"no CI with {what}", item=label, field=field_name))
             return found
 

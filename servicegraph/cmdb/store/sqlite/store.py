@@ -13,7 +13,9 @@ no limit on the number of host parameters and one statement per batch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import operator
 import sqlite3
 import threading
 import time
@@ -52,8 +54,21 @@ if TYPE_CHECKING:
     from servicegraph.cmdb.store.sqlite.dump import SqliteSnapshot
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
-_loads = json.loads
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+
+
+def _dumps(value: Any) -> str:
+    # Most relationship attribute maps are empty: skip the encoder for them (bulk loads
+    # encode one map per relationship and per history entry).
+    if type(value) is dict and not value:
+        return "{}"
+    return _encode(value)
+
+
+def _loads(text: str) -> Any:
+    if text == "{}":
+        return {}
+    return json.loads(text)
 
 
 def to_us(value: dt.datetime) -> int:
@@ -63,12 +78,24 @@ def to_us(value: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+@functools.lru_cache(maxsize=4096)
 def from_us(value: int) -> dt.datetime:
+    # Cached: the rows of one batch share a handful of timestamps, and datetimes are
+    # immutable, so sharing one object is safe.
     return _EPOCH + dt.timedelta(microseconds=value)
 
 
 def _ids_param(ids: Iterable[str]) -> str:
     return _dumps(list(ids))
+
+
+def _in_key_order(rows: list[tuple[Any, ...]], *key_columns: int) -> list[tuple[Any, ...]]:
+    """``rows`` sorted by the columns of the table's primary key.
+
+    A bulk write in key order fills each B-tree page once instead of jumping between
+    pages at random, which halves the time of large upserts. The sort is stable: when a
+    key appears twice, the later row still wins, as it would unsorted."""
+    return sorted(rows, key=operator.itemgetter(*key_columns))
 
 
 _CI_COLUMNS = (
@@ -607,7 +634,7 @@ class _SqliteWriter:
             self._conn.executemany(
                 f"INSERT INTO ci ({_CI_COLUMNS}, change_seq) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_ci_row(ci, seq) for ci in cis],
+                _in_key_order([_ci_row(ci, seq) for ci in cis], 0),
             )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"CI id already exists: {exc}") from exc
@@ -621,7 +648,7 @@ class _SqliteWriter:
             "UPDATE ci SET class = ?, name = ?, attributes = ?, attribute_sources = ?, "
             "lifecycle = ?, operational_state = ?, stale = ?, merged_into = ?, created_at = ?, "
             "updated_at = ?, version = ?, change_seq = ? WHERE id = ?",
-            [(*_ci_row(ci, seq)[1:], ci.id) for ci in cis],
+            _in_key_order([(*_ci_row(ci, seq)[1:], ci.id) for ci in cis], 12),
         )
 
     def add_identifiers(self, rows: Sequence[tuple[Identifier, str]]) -> None:
@@ -630,7 +657,7 @@ class _SqliteWriter:
         try:
             self._conn.executemany(
                 "INSERT INTO ci_identifier (kind, value, ci_id) VALUES (?, ?, ?)",
-                [(kind, value, ci_id) for (kind, value), ci_id in rows],
+                _in_key_order([(kind, value, ci_id) for (kind, value), ci_id in rows], 0, 1),
             )
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"identifier already held by another CI: {exc}") from exc
@@ -655,7 +682,7 @@ class _SqliteWriter:
         self._conn.executemany(
             "INSERT INTO source_key (source, key, ci_id) VALUES (?, ?, ?) "
             "ON CONFLICT (source, key) DO UPDATE SET ci_id = excluded.ci_id",
-            [(source, key, ci_id) for key, ci_id in rows],
+            _in_key_order([(source, key, ci_id) for key, ci_id in rows], 1),
         )
 
     def save_relationships(
@@ -683,7 +710,7 @@ class _SqliteWriter:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_id, type, to_id) DO UPDATE SET "
             "attributes = excluded.attributes, updated_at = excluded.updated_at, "
             "removed = excluded.removed, stale = excluded.stale, change_seq = excluded.change_seq",
-            rows,
+            _in_key_order(rows, 0, 1, 2),
         )
 
     def record_sightings(
@@ -710,7 +737,7 @@ class _SqliteWriter:
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ci_id, source) DO UPDATE SET "
             "last_seen = excluded.last_seen, last_run = excluded.last_run, "
             "missed_runs = 0, stale = 0",
-            [(ci_id, source, when, when, run_id) for ci_id in ids],
+            _in_key_order([(ci_id, source, when, when, run_id) for ci_id in ids], 0),
         )
         was_stale_rels: list[RelationshipKey] = []
         if keys:
@@ -731,7 +758,9 @@ class _SqliteWriter:
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_id, type, to_id, source) "
                 "DO UPDATE SET last_seen = excluded.last_seen, last_run = excluded.last_run, "
                 "missed_runs = 0, stale = 0",
-                [(f, t, to, source, when, when, run_id) for f, t, to in keys],
+                _in_key_order(
+                    [(f, t, to, source, when, when, run_id) for f, t, to in keys], 0, 1, 2
+                ),
             )
         return was_stale_cis, was_stale_rels
 
