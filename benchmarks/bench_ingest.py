@@ -201,6 +201,27 @@ def throughput(args: argparse.Namespace, graph: Path, workdir: Path) -> None:
         )
 
 
+def latency_event(n: int, ci_ids: list[str], mix: str) -> dict[str, Any]:
+    """Event ``n`` of the latency stream. ``storm``: every event is about another CI (a new
+    alert, one in five a resolve); ``steady``: 90% re-sends of 2,000 firing alerts, the rest
+    new alerts and resolves, as a monitoring estate re-sends its state."""
+    names = ("NodeDown", "HighLatency", "DiskFull")
+    if mix == "storm" or n % 20 >= 18:
+        ci = ci_ids[(n * 7919) % len(ci_ids)]
+        status = "resolved" if (mix == "storm" and n % 5 == 4) or n % 20 == 19 else "firing"
+        name = names[n % 3]
+    else:
+        k = (n * 31) % 2000  # one of the standing alerts
+        ci, status, name = ci_ids[(k * 7919) % len(ci_ids)], "firing", names[k % 3]
+    return {
+        "name": name,
+        "status": status,
+        "severity": "major",
+        "ci_id": ci,
+        "event_id": f"lat-{n}",
+    }
+
+
 def latency(args: argparse.Namespace, graph: Path) -> None:
     data = fresh_copy(graph, "latency-run")
     port = free_port()
@@ -227,16 +248,7 @@ def latency(args: argparse.Namespace, graph: Path) -> None:
                 pause = due - time.perf_counter()
                 if pause > 0:
                     time.sleep(pause)
-                events = [
-                    {
-                        "name": ("NodeDown", "HighLatency", "DiskFull")[n % 3],
-                        "status": "resolved" if n % 5 == 4 else "firing",
-                        "severity": "major",
-                        "ci_id": ci_ids[(n * 7919) % len(ci_ids)],
-                        "event_id": f"lat-{n}",
-                    }
-                    for n in range(i, i + per_post)
-                ]
+                events = [latency_event(n, ci_ids, args.mix) for n in range(i, i + per_post)]
                 r = client.post(url, json={"events": events}, headers=headers)
                 if r.status_code != 202:
                     raise SystemExit(f"answered {r.status_code}: {r.text[:200]}")
@@ -261,8 +273,9 @@ def latency(args: argparse.Namespace, graph: Path) -> None:
         service.terminate()
         service.wait()
     print(
-        f"\nlatency at {args.rate:,} events/s for {args.seconds} s ({total:,} events, "
-        f"sent in {sent_s:.1f} s), graph of {args.cis:,} CIs, {incidents:,} incidents"
+        f"\nlatency, {args.mix} mix, at {args.rate:,} events/s for {args.seconds} s "
+        f"({total:,} events, sent in {sent_s:.1f} s), graph of {args.cis:,} CIs, "
+        f"{incidents:,} incidents"
     )
     print(
         f"inbox -> incident committed: p50 {statistics.median(delays):.1f} ms, "
@@ -279,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--mix", choices=("storm", "steady"), default="steady")
     args = parser.parse_args(argv)
     graph = cached_graph(args.cis, args.seed)
     with tempfile.TemporaryDirectory() as tmp:

@@ -78,6 +78,9 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         svc = services or bootstrap(settings or Settings())
         app.state.services = svc
         background = _Background(svc)
+        if svc.settings.embedded_worker and not svc.settings.broker_url:
+            # Load the topology projection before traffic arrives, not with the first event.
+            svc.impact.refresh()
         background.start()
         app.state.on_ingest = background.on_ingest
         try:

@@ -123,7 +123,7 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Serv
             incidents,
             store,
             impact,
-            CIMapper(store, identifier_rules),
+            CIMapper(store, identifier_rules, impact),
             settings.correlation.policy(),
         ),
     )

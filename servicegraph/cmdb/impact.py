@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from servicegraph.cmdb.classes import ClassRegistry
@@ -79,19 +80,28 @@ class ImpactService:
         self.classes = classes
         self.graph = ImpactGraph(rules)
         self.max_depth = max_depth
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()
         self.business_classes = frozenset(
             name for name in classes.names() if classes.get(name).is_a(BUSINESS_SERVICE)
         )
 
     def refresh(self) -> ImpactGraph:
-        """Apply committed changes to the projection; cheap when nothing changed."""
+        """Apply committed changes to the projection; cheap when nothing changed. Call it
+        outside ``reading``: it waits for readers to finish."""
         seq = self.store.change_seq()
         if seq != self.graph.seq:
-            with self._lock:
+            with self._lock.write():
                 if seq != self.graph.seq:
                     self.graph.apply(self.store.graph_delta(self.graph.seq))
         return self.graph
+
+    @contextmanager
+    def reading(self) -> Iterator[ImpactGraph]:
+        """The refreshed projection, kept unchanged until the block ends: queries in other
+        threads may read it meanwhile, a refresh waits."""
+        self.refresh()
+        with self._lock.read():
+            yield self.graph
 
     def _indices(self, graph: ImpactGraph, ci_ids: Iterable[str]) -> list[int]:
         result = []
@@ -111,9 +121,14 @@ class ImpactService:
 
     def impact(self, ci_ids: Sequence[str], *, depth: int | None = None) -> ImpactResult:
         """Everything that fails when all of ``ci_ids`` fail at once."""
+        with self.reading() as graph:
+            return self._impact(graph, ci_ids, depth=depth)
+
+    def _impact(
+        self, graph: ImpactGraph, ci_ids: Sequence[str], *, depth: int | None = None
+    ) -> ImpactResult:
         if not ci_ids:
             raise ValidationFailed("give at least one CI", field="ci_ids")
-        graph = self.refresh()
         max_depth = self._depth(depth)
         roots = self._indices(graph, ci_ids)
         parent, depths, counts = graph.propagate(roots, max_depth=max_depth)
@@ -150,7 +165,12 @@ class ImpactService:
     def affected_ids(self, ci_ids: Sequence[str], *, depth: int | None = None) -> list[str]:
         """Only the ids of what fails with ``ci_ids`` (no paths): the fast path for
         correlation and benchmarks."""
-        graph = self.refresh()
+        with self.reading() as graph:
+            return self._affected_ids(graph, ci_ids, depth=depth)
+
+    def _affected_ids(
+        self, graph: ImpactGraph, ci_ids: Sequence[str], *, depth: int | None = None
+    ) -> list[str]:
         parent, _, _ = graph.propagate(self._indices(graph, ci_ids), max_depth=self._depth(depth))
         ids = graph.ids
         return [ids[n] for n, p in parent.items() if p != -1]
@@ -183,7 +203,12 @@ class ImpactService:
 
     def dependencies(self, service_id: str, *, depth: int | None = None) -> DependencyResult:
         """Everything ``service_id`` needs, directly or transitively, with the path to each."""
-        graph = self.refresh()
+        with self.reading() as graph:
+            return self._dependencies(graph, service_id, depth=depth)
+
+    def _dependencies(
+        self, graph: ImpactGraph, service_id: str, *, depth: int | None = None
+    ) -> DependencyResult:
         (start,) = self._indices(graph, [service_id])
         parent = graph.upstream(start, max_depth=self._depth(depth))
         result = []
@@ -212,12 +237,19 @@ class ImpactService:
         Each candidate from the service's dependency set is failed on its own, with the
         propagation confined to that set, and kept when the service fails.
         """
-        graph = self.refresh()
+        with self.reading() as graph:
+            return self._single_points_of_failure(graph, service_id, depth=depth)
+
+    def _single_points_of_failure(
+        self, graph: ImpactGraph, service_id: str, *, depth: int | None = None
+    ) -> list[AffectedCI]:
         max_depth = self._depth(depth)
         (start,) = self._indices(graph, [service_id])
         upstream = graph.upstream(start, max_depth=max_depth)
         within = set(upstream)
-        dependencies = {a.ci_id: a for a in self.dependencies(service_id, depth=depth).dependencies}
+        dependencies = {
+            a.ci_id: a for a in self._dependencies(graph, service_id, depth=depth).dependencies
+        }
         spofs = []
         for node in upstream:
             if node == start:
@@ -229,3 +261,51 @@ class ImpactService:
                 spofs.append(dependencies[graph.ids[node]])
         spofs.sort(key=lambda a: (a.depth, a.ci_id))
         return spofs
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds back new readers (so a refresh
+    is not starved by a stream of queries); a thread may nest reads."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+        self._local = threading.local()
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            with self._cond:
+                while self._writer or self._writers_waiting:
+                    self._cond.wait()
+                self._readers += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                with self._cond:
+                    self._readers -= 1
+                    if self._readers == 0:
+                        self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        if getattr(self._local, "depth", 0):
+            raise RuntimeError("cannot refresh the projection while reading it")
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()

@@ -151,13 +151,15 @@ class Correlator:
 
     def process_pending(self, limit: int | None = None) -> BatchResult:
         """Correlate one batch from the inbox (and resolve incidents whose hold expired)."""
-        hard = self.topology()  # refresh the projection before taking the write lock
-        try:
-            with self.incidents.unit() as unit:
-                return _Batch(self, unit, hard).run(limit or self.policy.batch_size)
-        except BaseException:
-            self._state = _State()  # in-memory state may hold uncommitted changes
-            raise
+        # The projection is refreshed before, and stays unchanged during, the batch.
+        with self.impact.reading() as graph:
+            hard = self.topology(graph)
+            try:
+                with self.incidents.unit() as unit:
+                    return _Batch(self, unit, hard).run(limit or self.policy.batch_size)
+            except BaseException:
+                self._state = _State()  # in-memory state may hold uncommitted changes
+                raise
 
     def drain(self, *, max_batches: int = 1_000_000) -> BatchResult:
         """Process until the inbox is empty."""
@@ -190,15 +192,22 @@ class Correlator:
         cached = self._analyses.get(nodes)
         if cached is not None:
             return cached
-        if previous is not None and previous[1] is not None and not previous[1].inferred:
+        if previous is not None and previous[1] is not None:
             old_nodes, root, services = previous
-            if old_nodes <= nodes and root is not None and root.node in nodes:
+            # (an inferred root that now alerts itself is no longer inferred: recompute)
+            if root is not None and old_nodes <= nodes and root.inferred != (root.node in nodes):
                 fails_with_root = hard.failure_of(root.node)[0]
                 if all(n in fails_with_root for n in nodes - old_nodes):
-                    explained = root.explained + len(nodes - old_nodes)
-                    kept = (RootCause(root.node, False, 1.0, explained), services)
-                    self._analyses[nodes] = kept
-                    return kept
+                    updated: RootCause | None
+                    if root.inferred:  # same root; its confidence moves with the alerts
+                        updated = hard.inferred_confidence(root.node, set(nodes))
+                    else:
+                        explained = root.explained + len(nodes - old_nodes)
+                        updated = RootCause(root.node, False, 1.0, explained)
+                    if updated is not None:
+                        kept = (updated, services)
+                        self._analyses[nodes] = kept
+                        return kept
         graph = hard.graph
         root = hard.choose_root(nodes, min_share=self.policy.inferred_min_share)
         sources = set(nodes)
@@ -224,8 +233,8 @@ class Correlator:
                 self._facts[ci_id] = (ci.name, ci.attributes.get("criticality"))
         return {i: self._facts[i] for i in ci_ids if i in self._facts}
 
-    def topology(self) -> HardTopology:
-        graph = self.impact.refresh()
+    def topology(self, graph: ImpactGraph) -> HardTopology:
+        """Hard-dependency views of ``graph``; call inside ``impact.reading()``."""
         if self._hard is None or self._hard.graph is not graph:
             self._hard = HardTopology(graph, self.policy.topology_depth)
         return self._hard

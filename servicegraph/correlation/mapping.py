@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.identifiers import Identifier, IdentifierRules
+from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.correlation.model import (
     CI_ID_LABEL,
@@ -71,9 +72,17 @@ def event_hints(labels: Mapping[str, str]) -> list[Hint]:
 
 
 class CIMapper:
-    def __init__(self, store: GraphStore, identifier_rules: IdentifierRules) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        identifier_rules: IdentifierRules,
+        impact: ImpactService | None = None,
+    ) -> None:
         self.store = store
         self.rules = identifier_rules
+        # The impact projection knows every CI id: checking an explicit ci_id label there
+        # spares a store round trip per batch.
+        self.impact = impact
         self._cache: dict[Hint, str | None] = {}
         self._seq = -1
 
@@ -102,10 +111,20 @@ class CIMapper:
     def _resolve(self, hints: set[Hint]) -> None:
         cache = self._cache
         ci_ids = [h[1] for h in hints if h[0] == "ci"]
+        if self.impact is not None:
+            graph = self.impact.graph
+            live = {
+                i for i in ci_ids if (n := graph.index.get(i)) is not None and n not in graph.merged
+            }
+            for ci_id in live:
+                cache[("ci", ci_id)] = ci_id
+            ci_ids = [i for i in ci_ids if i not in live]
         existing = self.store.get_cis(ci_ids) if ci_ids else {}
         identifiers: dict[Hint, Identifier | None] = {}
         for h in hints:
             if h[0] == "ci":
+                if h in cache:
+                    continue
                 ci = existing.get(h[1])
                 cache[h] = None if ci is None else (ci.merged_into or ci.id)
             else:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from servicegraph.cmdb.topology import ImpactGraph
 from servicegraph.correlation.correlator import Correlator
+from servicegraph.ticketing.model import Incident
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,23 @@ def problem_candidates(
     limit: int = 20,
     max_incidents: int = 100_000,
 ) -> list[ProblemCandidate]:
-    hard = correlator.topology()
-    graph = hard.graph
+    incidents = correlator.incidents.list_incidents(since=since, limit=max_incidents)
+    with correlator.impact.reading() as graph:
+        return _rank(correlator, graph, incidents, until=until, limit=limit)
+
+
+def _rank(
+    correlator: Correlator,
+    graph: ImpactGraph,
+    incidents: list[Incident],
+    *,
+    until: dt.datetime | None,
+    limit: int,
+) -> list[ProblemCandidate]:
+    hard = correlator.topology(graph)
     explained: dict[int, list[str]] = {}
     as_root: dict[int, int] = {}
-    for incident in correlator.incidents.list_incidents(since=since, limit=max_incidents):
+    for incident in incidents:
         if until is not None and incident.opened_at > until:
             continue
         root = graph.index.get(incident.root_ci_id or "")
