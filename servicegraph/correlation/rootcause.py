@@ -25,6 +25,7 @@ class RootCause:
     inferred: bool
     confidence: float
     explained: int  # how many of the alerting CIs it explains
+    share: float = 1.0  # of an inferred root: the share of its direct dependents down
 
 
 class HardTopology:
@@ -36,11 +37,13 @@ class HardTopology:
         self._seq = graph.seq
         self._upstream: dict[int, frozenset[int]] = {}
         self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        self._direct: dict[int, list[int]] = {}
 
     def _check(self) -> None:
         if self.graph.seq != self._seq:
             self._upstream.clear()
             self._failures.clear()
+            self._direct.clear()
             self._seq = self.graph.seq
 
     def failure_of(self, node: int) -> tuple[dict[int, int], dict[int, int]]:
@@ -51,10 +54,32 @@ class HardTopology:
         if cached is None:
             if len(self._failures) > 50_000:
                 self._failures.clear()
+                self._direct.clear()
             parent, depth, _ = self.graph.propagate([node], max_depth=self.depth * 2)
             cached = (parent, depth)
             self._failures[node] = cached
         return cached
+
+    def direct_dependents(self, node: int) -> list[int]:
+        """What fails at once, one hop away, when ``node`` fails alone."""
+        found = self._direct.get(node)
+        if found is None:
+            depth = self.failure_of(node)[1]
+            found = [d for d in self.graph.dependents[node] if depth.get(d) == 1]
+            self._direct[node] = found
+        return found
+
+    def inferred_confidence(self, node: int, nodes: set[int]) -> RootCause | None:
+        """``node`` as an inferred root of the alerting ``nodes``, or None if too few of
+        what depends on it is alerting (see the module docstring)."""
+        parent, depth = self.failure_of(node)
+        explained_nodes = nodes & parent.keys()
+        direct = self.direct_dependents(node)
+        if len(explained_nodes) < 2 or not direct:
+            return None
+        share = len(_direct_ancestors(explained_nodes, parent, depth)) / len(direct)
+        confidence = share * len(explained_nodes) / len(nodes)
+        return RootCause(node, True, round(confidence, 3), len(explained_nodes), share)
 
     def hard_providers(self, node: int) -> list[int]:
         tolerance = self.graph.tolerance
@@ -118,24 +143,18 @@ class HardTopology:
         # of its dependents that are down only for those that can still win.
         scored = []
         for candidate in candidates:
-            parent, depth = self.failure_of(candidate)
+            parent = self.failure_of(candidate)[0]
             explained_nodes = nodes & parent.keys()
             if len(explained_nodes) >= 2:
                 scored.append((len(explained_nodes), candidate, explained_nodes))
         scored.sort(key=lambda item: (-item[0], item[1]))
         best: RootCause | None = None
-        for explained, candidate, explained_nodes in scored:
+        for explained, candidate, _ in scored:
             if best is not None and explained < best.explained:
                 break
-            parent, depth = self.failure_of(candidate)
-            direct = [d for d in self.graph.dependents[candidate] if depth.get(d) == 1]
-            if not direct:
+            result = self.inferred_confidence(candidate, nodes)
+            if result is None or result.share < min_share:
                 continue
-            share = len(_direct_ancestors(explained_nodes, parent, depth)) / len(direct)
-            if share < min_share:
-                continue
-            confidence = share * explained / len(nodes)
-            result = RootCause(candidate, True, round(confidence, 3), explained)
             if best is None or (result.explained, result.confidence) > (
                 best.explained,
                 best.confidence,
