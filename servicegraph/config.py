@@ -148,10 +148,17 @@ class Settings(BaseSettings):
         description="A task unacknowledged this long (its worker died) is delivered again.",
     )
     schedule: dict[str, float] = Field(
-        default_factory=lambda: {"correlate": 1.0, "housekeeping": 3600.0},
+        default_factory=lambda: {
+            "correlate": 1.0,
+            "housekeeping": 3600.0,
+            "stale_cleanup": 3600.0,
+        },
         description="Periodic jobs: job name -> interval in seconds (0 disables).",
     )
     inbox_retention_days: float = Field(default=7, gt=0)
+    stale_after_days: float = Field(
+        default=30, gt=0, description="Items no source reported for this long become stale."
+    )
 
     @field_validator("neo4j_uri")
     @classmethod

@@ -64,8 +64,19 @@ def observe_inbox(services: Services) -> None:
     )
 
 
+def stale_cleanup(services: Services) -> dict[str, int]:
+    """Mark stale what no source has reported for ``stale_after_days`` (never deletes)."""
+    with metrics.timed_job("stale_cleanup"):
+        report = services.reconciler.expire(dt.timedelta(days=services.settings.stale_after_days))
+        return {
+            "cis_marked_stale": report.cis_marked_stale,
+            "relationships_marked_stale": report.relationships_marked_stale,
+        }
+
+
 # name -> job taking only the services; what the beat schedule and scheduler may run
 PERIODIC: dict[str, Callable[[Services], Any]] = {
     "correlate": correlate,
     "housekeeping": housekeeping,
+    "stale_cleanup": stale_cleanup,
 }

@@ -34,6 +34,7 @@ ROUTES = {
     "servicegraph.correlate": {"queue": "correlate"},
     "servicegraph.ingest": {"queue": "correlate"},
     "servicegraph.housekeeping": {"queue": "default"},
+    "servicegraph.stale_cleanup": {"queue": "default"},
 }
 # transient failures worth a retry with backoff: the store busy or briefly unreachable
 TRANSIENT = (StoreError, StoreUnavailable)
@@ -130,5 +131,13 @@ def ingest(self: Task, events: list[dict[str, Any]]) -> dict[str, int]:
 def housekeeping(self: Task) -> dict[str, int]:
     try:
         return jobs.housekeeping(services())
+    except TRANSIENT as exc:
+        raise _retry(self, exc) from exc
+
+
+@app.task(name="servicegraph.stale_cleanup", bind=True)
+def stale_cleanup(self: Task) -> dict[str, int]:
+    try:
+        return jobs.stale_cleanup(services())
     except TRANSIENT as exc:
         raise _retry(self, exc) from exc

@@ -60,6 +60,8 @@ from servicegraph.cmdb.relationships import RelationshipRules
 from servicegraph.cmdb.store.port import GraphStore, GraphWriter
 
 ConflictPolicy = Literal["record", "fail"]
+# the source named in the history of items marked stale by age
+EXPIRY_SOURCE = "stale-cleanup"
 
 
 @contextmanager
@@ -280,6 +282,21 @@ class Reconciler:
             )
         return len(live)
 
+    def expire(
+        self, older_than: dt.timedelta, *, now: dt.datetime | None = None
+    ) -> ReconcileReport:
+        """Mark stale what no source has reported for ``older_than`` (a source that stopped
+        running never completes the runs that would mark its items stale). Nothing is
+        deleted; a later sighting makes the item fresh again."""
+        batch = ObservationBatch(source=EXPIRY_SOURCE, observed_at=now or dt.datetime.now(dt.UTC))
+        with self.store.write() as writer:
+            unit = _Unit(self, writer, batch)
+            stale_cis, stale_rels = writer.expire_sightings(batch.observed_at - older_than)
+            unit._flip([], stale_cis, [], stale_rels)
+            writer.append_history(unit.history)
+            unit.report.history_entries = len(unit.history)
+        return unit.report
+
     def merge(self, survivor_id: str, duplicate_id: str, *, source: str = "manual") -> None:
         """Merge ``duplicate_id`` into ``survivor_id``.
 
@@ -417,6 +434,7 @@ class _Unit:
         self.report = ReconcileReport(source=batch.source, run_id=batch.run_id)
         self.history: list[HistoryEntry] = []
         self.conflicts: list[Conflict] = []
+        self._changed: dict[str, ConfigurationItem] = {}
 
     def _entry(
         self,
@@ -930,6 +948,17 @@ class _Unit:
             stale_cis, stale_rels = writer.sweep_unseen(
                 self.source, self.batch.run_id, self.r.stale_after_runs
             )
+        self._flip(fresh_cis, stale_cis, fresh_rels, stale_rels)
+
+    def _flip(
+        self,
+        fresh_cis: list[str],
+        stale_cis: list[str],
+        fresh_rels: list[RelationshipKey],
+        stale_rels: list[RelationshipKey],
+    ) -> None:
+        """Set the stale flag of CIs and relationships, with their history entries."""
+        writer = self.writer
         flips: dict[str, bool] = {ci_id: False for ci_id in fresh_cis}
         flips.update({ci_id: True for ci_id in stale_cis})
         if flips:

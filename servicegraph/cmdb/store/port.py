@@ -204,6 +204,11 @@ class GraphWriter(Protocol):
         source that ever reported them. Sweeping the run a source swept last again (a
         replayed run) counts nothing and returns nothing."""
 
+    def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
+        """Mark stale every sighting last seen before ``before`` (a source that stopped
+        reporting altogether). Returns the CIs and relationships that became stale for every
+        source that ever reported them."""
+
     def append_history(self, entries: Sequence[HistoryEntry]) -> None: ...
 
     def add_conflicts(self, conflicts: Sequence[Conflict]) -> None: ...

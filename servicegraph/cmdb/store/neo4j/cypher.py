@@ -163,6 +163,7 @@ PARAMETERS: Mapping[str, Any] = {
     "after": "",
     "at": "2026-01-01T00:00:00Z",
     "attributes": {},
+    "before": "2026-01-01T00:00:00Z",
     "change_seq": 1,
     "ci_class": None,
     "ci_id": "ci-0",
@@ -707,6 +708,27 @@ SWEEP_RELATIONSHIP_SIGHTINGS = _statement(
     "stale_after",
 )
 # Of these CIs, those no source still vouches for.
+# sightings of sources that stopped reporting: stale by age, not by missed runs
+EXPIRE_CI_SIGHTINGS = _statement(
+    "EXPIRE_CI_SIGHTINGS",
+    """
+    MATCH (s:CISighting)
+    WHERE NOT s.stale AND s.last_seen < $before
+    SET s.stale = true
+    RETURN DISTINCT s.ci_id AS ci_id
+    """,
+    "before",
+)
+EXPIRE_RELATIONSHIP_SIGHTINGS = _statement(
+    "EXPIRE_RELATIONSHIP_SIGHTINGS",
+    """
+    MATCH (s:RelationshipSighting)
+    WHERE NOT s.stale AND s.last_seen < $before
+    SET s.stale = true
+    RETURN DISTINCT s.from_id AS from_id, s.type AS type, s.to_id AS to_id
+    """,
+    "before",
+)
 STALE_EVERYWHERE_CIS = _statement(
     "STALE_EVERYWHERE_CIS",
     """

@@ -1055,6 +1055,32 @@ class _Neo4jWriter:
 
         return self._do("sweeping unseen items", work)
 
+    def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
+        cutoff = to_neo4j_time(before)
+
+        def work() -> tuple[list[str], list[RelationshipKey]]:
+            expired = [
+                r["ci_id"] for r in _run(self._tx, cypher.EXPIRE_CI_SIGHTINGS, before=cutoff)
+            ]
+            expired_rels = [
+                _rel_key_row((r["from_id"], r["type"], r["to_id"]))
+                for r in _run(self._tx, cypher.EXPIRE_RELATIONSHIP_SIGHTINGS, before=cutoff)
+            ]
+            stale_cis: list[str] = []
+            for batch in _batches(expired, self._size):
+                stale_cis.extend(
+                    r["ci_id"] for r in _run(self._tx, cypher.STALE_EVERYWHERE_CIS, ids=list(batch))
+                )
+            stale_rels: list[RelationshipKey] = []
+            for rows in _batches(expired_rels, self._size):
+                stale_rels.extend(
+                    (r["from_id"], r["type"], r["to_id"])
+                    for r in _run(self._tx, cypher.STALE_EVERYWHERE_RELATIONSHIPS, rows=list(rows))
+                )
+            return stale_cis, stale_rels
+
+        return self._do("expiring old sightings", work)
+
     # -- history and conflicts -----------------------------------------------------------
 
     def append_history(self, entries: Sequence[HistoryEntry]) -> None:

@@ -822,6 +822,46 @@ class _SqliteWriter:
         ]
         return stale_everywhere, stale_rels
 
+    def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
+        cutoff = to_us(before)
+        expired = [
+            r[0]
+            for r in self._conn.execute(
+                "UPDATE ci_sighting SET stale = 1 WHERE stale = 0 AND last_seen < ? "
+                "RETURNING ci_id",
+                (cutoff,),
+            ).fetchall()
+        ]
+        stale_cis = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT DISTINCT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM "
+                "ci_sighting WHERE ci_id = value AND stale = 0)",
+                (_ids_param(expired),),
+            )
+        ]
+        expired_rels = [
+            [r[0], r[1], r[2]]
+            for r in self._conn.execute(
+                "UPDATE relationship_sighting SET stale = 1 WHERE stale = 0 AND last_seen < ? "
+                "RETURNING from_id, type, to_id",
+                (cutoff,),
+            ).fetchall()
+        ]
+        stale_rels = [
+            (r[0], r[1], r[2])
+            for r in self._conn.execute(
+                "SELECT DISTINCT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
+                "json_extract(j.value, '$[2]') FROM json_each(?) AS j WHERE NOT EXISTS "
+                "(SELECT 1 FROM relationship_sighting AS s "
+                "WHERE s.from_id = json_extract(j.value, '$[0]') "
+                "AND s.type = json_extract(j.value, '$[1]') "
+                "AND s.to_id = json_extract(j.value, '$[2]') AND s.stale = 0)",
+                (_dumps(expired_rels),),
+            )
+        ]
+        return stale_cis, stale_rels
+
     def append_history(self, entries: Sequence[HistoryEntry]) -> None:
         if not entries:
             return
