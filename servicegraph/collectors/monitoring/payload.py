@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -16,14 +15,15 @@ T = TypeVar("T")
 
 def parse_body(body: bytes, adapter: TypeAdapter[T], *, what: str) -> T:
     """Validate a JSON body; raise ValidationFailed naming the field (``alerts.0.startsAt``)."""
+    # pydantic parses and validates the bytes in one pass, without building Python dicts
     try:
-        data: Any = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"the body is not valid JSON: {exc}", item=what) from None
-    try:
-        return adapter.validate_python(data)
+        return adapter.validate_json(body)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise ValidationFailed(
+                f"the body is not valid JSON: {first['msg']}", item=what
+            ) from None
         location = ".".join(str(part) for part in first["loc"]) or None
         raise ValidationFailed(first["msg"], item=what, field=location) from None
 
