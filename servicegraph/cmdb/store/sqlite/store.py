@@ -788,14 +788,6 @@ class _SqliteWriter:
             ).fetchall()
             if r[1] == stale_after
         ]
-        stale_everywhere = [
-            r[0]
-            for r in self._conn.execute(
-                "SELECT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM ci_sighting "
-                "WHERE ci_id = value AND stale = 0)",
-                (_ids_param(newly_stale),),
-            )
-        ]
         newly_stale_rels = [
             [r[0], r[1], r[2]]
             for r in self._conn.execute(
@@ -807,20 +799,7 @@ class _SqliteWriter:
             ).fetchall()
             if r[3] == stale_after
         ]
-        # Like CIs: a relationship another source still reports is not stale.
-        stale_rels = [
-            (r[0], r[1], r[2])
-            for r in self._conn.execute(
-                "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
-                "json_extract(j.value, '$[2]') FROM json_each(?) AS j WHERE NOT EXISTS "
-                "(SELECT 1 FROM relationship_sighting AS s "
-                "WHERE s.from_id = json_extract(j.value, '$[0]') "
-                "AND s.type = json_extract(j.value, '$[1]') "
-                "AND s.to_id = json_extract(j.value, '$[2]') AND s.stale = 0)",
-                (_dumps(newly_stale_rels),),
-            )
-        ]
-        return stale_everywhere, stale_rels
+        return self._stale_everywhere(newly_stale, newly_stale_rels)
 
     def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
         cutoff = to_us(before)
@@ -832,14 +811,6 @@ class _SqliteWriter:
                 (cutoff,),
             ).fetchall()
         ]
-        stale_cis = [
-            r[0]
-            for r in self._conn.execute(
-                "SELECT DISTINCT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM "
-                "ci_sighting WHERE ci_id = value AND stale = 0)",
-                (_ids_param(expired),),
-            )
-        ]
         expired_rels = [
             [r[0], r[1], r[2]]
             for r in self._conn.execute(
@@ -847,6 +818,21 @@ class _SqliteWriter:
                 "RETURNING from_id, type, to_id",
                 (cutoff,),
             ).fetchall()
+        ]
+        return self._stale_everywhere(expired, expired_rels)
+
+    def _stale_everywhere(
+        self, ci_ids: list[str], relationship_keys: list[list[str]]
+    ) -> tuple[list[str], list[RelationshipKey]]:
+        """Those of the given CIs and relationships that no source reports any more: an
+        item another source still reports is not stale."""
+        stale_cis = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT DISTINCT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM "
+                "ci_sighting WHERE ci_id = value AND stale = 0)",
+                (_ids_param(ci_ids),),
+            )
         ]
         stale_rels = [
             (r[0], r[1], r[2])
@@ -857,7 +843,7 @@ class _SqliteWriter:
                 "WHERE s.from_id = json_extract(j.value, '$[0]') "
                 "AND s.type = json_extract(j.value, '$[1]') "
                 "AND s.to_id = json_extract(j.value, '$[2]') AND s.stale = 0)",
-                (_dumps(expired_rels),),
+                (_dumps(relationship_keys),),
             )
         ]
         return stale_cis, stale_rels
