@@ -1040,18 +1040,7 @@ class _Neo4jWriter:
                 _rel_key_row((r["from_id"], r["type"], r["to_id"]))
                 for r in _run(self._tx, cypher.SWEEP_RELATIONSHIP_SIGHTINGS, **params)
             ]
-            stale_cis: list[str] = []
-            for batch in _batches(newly_stale, self._size):
-                stale_cis.extend(
-                    r["ci_id"] for r in _run(self._tx, cypher.STALE_EVERYWHERE_CIS, ids=list(batch))
-                )
-            stale_rels: list[RelationshipKey] = []
-            for rows in _batches(newly_stale_rels, self._size):
-                stale_rels.extend(
-                    (r["from_id"], r["type"], r["to_id"])
-                    for r in _run(self._tx, cypher.STALE_EVERYWHERE_RELATIONSHIPS, rows=list(rows))
-                )
-            return stale_cis, stale_rels
+            return self._stale_everywhere(newly_stale, newly_stale_rels)
 
         return self._do("sweeping unseen items", work)
 
@@ -1066,20 +1055,27 @@ class _Neo4jWriter:
                 _rel_key_row((r["from_id"], r["type"], r["to_id"]))
                 for r in _run(self._tx, cypher.EXPIRE_RELATIONSHIP_SIGHTINGS, before=cutoff)
             ]
-            stale_cis: list[str] = []
-            for batch in _batches(expired, self._size):
-                stale_cis.extend(
-                    r["ci_id"] for r in _run(self._tx, cypher.STALE_EVERYWHERE_CIS, ids=list(batch))
-                )
-            stale_rels: list[RelationshipKey] = []
-            for rows in _batches(expired_rels, self._size):
-                stale_rels.extend(
-                    (r["from_id"], r["type"], r["to_id"])
-                    for r in _run(self._tx, cypher.STALE_EVERYWHERE_RELATIONSHIPS, rows=list(rows))
-                )
-            return stale_cis, stale_rels
+            return self._stale_everywhere(expired, expired_rels)
 
         return self._do("expiring old sightings", work)
+
+    def _stale_everywhere(
+        self, ci_ids: list[str], relationship_rows: list[dict[str, str]]
+    ) -> tuple[list[str], list[RelationshipKey]]:
+        """Those of the given CIs and relationships that no source reports any more (inside
+        the caller's transaction)."""
+        stale_cis: list[str] = []
+        for batch in _batches(ci_ids, self._size):
+            stale_cis.extend(
+                r["ci_id"] for r in _run(self._tx, cypher.STALE_EVERYWHERE_CIS, ids=list(batch))
+            )
+        stale_rels: list[RelationshipKey] = []
+        for rows in _batches(relationship_rows, self._size):
+            stale_rels.extend(
+                (r["from_id"], r["type"], r["to_id"])
+                for r in _run(self._tx, cypher.STALE_EVERYWHERE_RELATIONSHIPS, rows=list(rows))
+            )
+        return stale_cis, stale_rels
 
     # -- history and conflicts -----------------------------------------------------------
 
