@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from servicegraph.access.ports import TokenStore
+from servicegraph.access.service import TokenService
+from servicegraph.cmdb.catalog import CatalogService
 from servicegraph.cmdb.classes import ClassRegistry
 from servicegraph.cmdb.errors import StoreUnavailable
 from servicegraph.cmdb.history import HistoryService
@@ -21,6 +24,8 @@ from servicegraph.config import Settings
 from servicegraph.correlation.correlator import Correlator
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.ports import IncidentStore
+from servicegraph.ticketing.desk import ServiceDesk
+from servicegraph.ticketing.ports import TicketStore
 
 
 @dataclass
@@ -34,6 +39,9 @@ class Services:
     impact: ImpactService
     incidents: IncidentStore
     correlator: Correlator
+    catalog: CatalogService
+    desk: ServiceDesk
+    tokens: TokenService
 
     def close(self) -> None:
         self.incidents.close()
@@ -92,6 +100,17 @@ def open_incident_store(
     return EmbeddedIncidentStore(file)
 
 
+def open_ticket_stores(incidents: IncidentStore) -> tuple[TicketStore, TokenStore]:
+    """Tickets and API tokens live in the file that holds incidents."""
+    from servicegraph.cmdb.store.sqlite.incidents import SqliteIncidentStore
+    from servicegraph.cmdb.store.sqlite.tickets import SqliteTicketStore
+    from servicegraph.cmdb.store.sqlite.tokens import SqliteTokenStore
+
+    if not isinstance(incidents, SqliteIncidentStore):
+        raise StoreUnavailable("tickets and API tokens need the embedded incident store")
+    return SqliteTicketStore(incidents.file), SqliteTokenStore(incidents.file)
+
+
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Services:
     settings = settings or Settings()
     classes = ClassRegistry.build(settings.classes)
@@ -110,20 +129,26 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Serv
         SourcePrecedence(settings.precedence),
         stale_after_runs=settings.stale_after_runs,
     )
+    history = HistoryService(store)
+    correlator = Correlator(
+        incidents,
+        store,
+        impact,
+        CIMapper(store, identifier_rules, impact),
+        settings.correlation.policy(),
+    )
+    tickets, tokens = open_ticket_stores(incidents)
     return Services(
         settings=settings,
         store=store,
         classes=classes,
         relationship_rules=rules,
         reconciler=reconciler,
-        history=HistoryService(store),
+        history=history,
         impact=impact,
         incidents=incidents,
-        correlator=Correlator(
-            incidents,
-            store,
-            impact,
-            CIMapper(store, identifier_rules, impact),
-            settings.correlation.policy(),
-        ),
+        correlator=correlator,
+        catalog=CatalogService(store, classes, identifier_rules, reconciler),
+        desk=ServiceDesk.build(tickets, store, history, correlator),
+        tokens=TokenService(tokens),
     )

@@ -1,4 +1,9 @@
-"""Incident and problem records (lean; the ticketing issue deepens them)."""
+"""Incident, problem and change records, and the worklog that tells who did what.
+
+Correlation opens, updates and resolves incidents and opens problems; people work them
+through ``servicegraph.ticketing.service`` (acknowledge, assign, comment, resolve, link to
+a problem, record a known error, plan a change), each step leaving a worklog entry.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,12 @@ class Incident:
     reopen_count: int = 0
     problem_id: str | None = None
     alert_count: int = 0
+    # worked by people (servicegraph.ticketing.service)
+    acknowledged_at: dt.datetime | None = None
+    acknowledged_by: str | None = None
+    assignee: str | None = None
+    resolved_by: str | None = None  # None when correlation resolved it (all alerts clear)
+    resolution: str | None = None
 
 
 @dataclass(slots=True)
@@ -57,3 +68,58 @@ class Problem:
     incident_ids: list[str] = field(default_factory=list)
     known_error: str | None = None
     workaround: str | None = None
+
+
+class ChangeStatus(enum.StrEnum):
+    PLANNED = "planned"
+    APPROVED = "approved"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ChangeRisk(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(slots=True)
+class Change:
+    """A change to configuration items (ITIL change request), planned in a time window."""
+
+    id: str
+    number: int
+    title: str
+    status: ChangeStatus
+    risk: ChangeRisk
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    created_by: str
+    description: str = ""
+    ci_ids: list[str] = field(default_factory=list)
+    planned_start: dt.datetime | None = None
+    planned_end: dt.datetime | None = None
+
+
+class WorklogKind(enum.StrEnum):
+    CREATED = "created"
+    COMMENT = "comment"
+    ACKNOWLEDGED = "acknowledged"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+    LINKED = "linked"  # an incident linked to a problem (logged on both)
+    KNOWN_ERROR = "known_error"
+
+
+@dataclass(frozen=True, slots=True)
+class WorklogEntry:
+    """One step of work on a ticket (incident ``inc-``, problem ``prb-``, change ``chg-``)."""
+
+    ticket_id: str
+    at: dt.datetime
+    actor: str
+    kind: WorklogKind
+    text: str = ""
+    seq: int = 0  # assigned by the store; orders entries with equal times

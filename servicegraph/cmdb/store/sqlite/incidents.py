@@ -89,8 +89,10 @@ def _alert(r: tuple[Any, ...]) -> Alert:
 _INCIDENT_COLUMNS = (
     "id, number, title, status, opened_at, updated_at, last_alert_at, priority, impact, "
     "urgency, root_ci_id, root_inferred, root_confidence, root_fingerprint, business_services, "
-    "flapping, clear_since, resolved_at, reopen_count, problem_id, alert_count"
+    "flapping, clear_since, resolved_at, reopen_count, problem_id, alert_count, "
+    "acknowledged_at, acknowledged_by, assignee, resolved_by, resolution"
 )
+_INCIDENT_PLACEHOLDERS = ", ".join("?" for _ in _INCIDENT_COLUMNS.split(","))
 
 
 def _incident_row(i: Incident) -> tuple[Any, ...]:
@@ -116,6 +118,11 @@ def _incident_row(i: Incident) -> tuple[Any, ...]:
         i.reopen_count,
         i.problem_id,
         i.alert_count,
+        _opt_us(i.acknowledged_at),
+        i.acknowledged_by,
+        i.assignee,
+        i.resolved_by,
+        i.resolution,
     )
 
 
@@ -142,6 +149,11 @@ def _incident(r: tuple[Any, ...]) -> Incident:
         reopen_count=r[18],
         problem_id=r[19],
         alert_count=r[20],
+        acknowledged_at=_opt_dt(r[21]),
+        acknowledged_by=r[22],
+        assignee=r[23],
+        resolved_by=r[24],
+        resolution=r[25],
     )
 
 
@@ -314,7 +326,7 @@ class _Unit:
     def save_incidents(self, incidents: Sequence[Incident]) -> None:
         self._conn.executemany(
             f"INSERT OR REPLACE INTO incident ({_INCIDENT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"VALUES ({_INCIDENT_PLACEHOLDERS})",
             [_incident_row(i) for i in incidents],
         )
 
@@ -400,6 +412,11 @@ class SqliteIncidentStore:
 
     def close(self) -> None:
         self._inbox.close()
+
+    @property
+    def file(self) -> SqliteGraphStore:
+        """The SQLite file holding alerts and incidents (ticketing and tokens share it)."""
+        return self._graph
 
     def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
         if not events:

@@ -205,4 +205,57 @@ MIGRATIONS: list[str] = [
         run_id TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: ticketing (people working incidents, problems and changes, with a worklog) and
+    # API tokens (hashed secrets with a role) for the GraphQL API
+    """
+    ALTER TABLE incident ADD COLUMN acknowledged_at INTEGER;
+    ALTER TABLE incident ADD COLUMN acknowledged_by TEXT;
+    ALTER TABLE incident ADD COLUMN assignee TEXT;
+    ALTER TABLE incident ADD COLUMN resolved_by TEXT;
+    ALTER TABLE incident ADD COLUMN resolution TEXT;
+    CREATE INDEX incident_updated ON incident (updated_at);
+    CREATE INDEX problem_root ON problem (root_ci_id) WHERE root_ci_id IS NOT NULL;
+
+    CREATE TABLE worklog (
+        seq       INTEGER PRIMARY KEY,
+        ticket_id TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        actor     TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        text      TEXT NOT NULL
+    );
+    CREATE INDEX worklog_ticket ON worklog (ticket_id, seq);
+
+    CREATE TABLE change_request (
+        id            TEXT PRIMARY KEY,
+        number        INTEGER NOT NULL UNIQUE,
+        title         TEXT NOT NULL,
+        description   TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        risk          TEXT NOT NULL,
+        planned_start INTEGER,
+        planned_end   INTEGER,
+        created_at    INTEGER NOT NULL,
+        created_by    TEXT NOT NULL,
+        updated_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE change_ci (
+        change_id TEXT NOT NULL,
+        ci_id     TEXT NOT NULL,
+        position  INTEGER NOT NULL,
+        PRIMARY KEY (change_id, ci_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX change_ci_ci ON change_ci (ci_id);
+
+    CREATE TABLE api_token (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        role          TEXT NOT NULL,
+        secret_sha256 TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        created_by    TEXT NOT NULL,
+        revoked_at    INTEGER
+    ) WITHOUT ROWID;
+    """,
 ]

@@ -1,0 +1,97 @@
+"""API tokens: created with a role, shown once, stored as a hash, revocable.
+
+A token reads ``sgt_<id>_<secret>``: the id finds the stored record, and the SHA-256 of
+the secret is compared in constant time with the stored one. The secret is 256 random
+bits, so a plain hash is enough (no password stretching is needed for random secrets).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+
+from servicegraph.access.model import ApiToken, Principal, Role
+from servicegraph.access.ports import TokenStore
+from servicegraph.cmdb.errors import ValidationFailed
+from servicegraph.cmdb.model import utcnow
+
+PREFIX = "sgt_"
+_ID_LENGTH = 12
+_TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{{_ID_LENGTH}}})_([A-Za-z0-9_-]{{20,200}})$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class UnknownToken(ValidationFailed):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no API token with id or name '{ref}'", field="token")
+
+
+class TokenService:
+    def __init__(self, store: TokenStore, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    def create(self, name: str, role: Role | str, *, created_by: str) -> tuple[ApiToken, str]:
+        """A new token and its secret, which is shown this once and never stored."""
+        if not _NAME.match(name):
+            raise ValidationFailed(
+                "use 1-100 letters, digits and . _ @ - (starting with a letter or digit)",
+                field="name",
+            )
+        try:
+            role = Role(role)
+        except ValueError:
+            raise ValidationFailed(
+                f"unknown role '{role}'; roles: {', '.join(r.value for r in Role)}",
+                field="role",
+            ) from None
+        token_id = secrets.token_hex(_ID_LENGTH // 2)
+        secret = secrets.token_urlsafe(32)
+        token = ApiToken(
+            id=token_id,
+            name=name,
+            role=role,
+            secret_sha256=_digest(secret),
+            created_at=self.clock(),
+            created_by=created_by,
+        )
+        self.store.add_token(token)
+        return token, f"{PREFIX}{token_id}_{secret}"
+
+    def authenticate(self, presented: str) -> Principal | None:
+        """The principal of an active token, or None for anything else."""
+        match = _TOKEN.match(presented.strip())
+        if match is None:
+            return None
+        token_id, secret = match.groups()
+        token = self.store.get_token(token_id)
+        if token is None or not token.active:
+            # compare anyway, so that unknown and known ids take the same time
+            hmac.compare_digest(_digest(secret), "0" * 64)
+            return None
+        if not hmac.compare_digest(_digest(secret), token.secret_sha256):
+            return None
+        return Principal(name=token.name, role=token.role, token_id=token.id)
+
+    def all(self) -> list[ApiToken]:
+        return self.store.list_tokens()
+
+    def find(self, ref: str) -> ApiToken:
+        token = self.store.get_token(ref) or self.store.token_named(ref)
+        if token is None:
+            raise UnknownToken(ref)
+        return token
+
+    def revoke(self, ref: str) -> ApiToken:
+        """Revoke by id or name; revoking a revoked token changes nothing."""
+        token = self.find(ref)
+        self.store.revoke_token(token.id, self.clock())
+        return self.find(token.id)

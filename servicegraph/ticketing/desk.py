@@ -1,0 +1,43 @@
+"""The service desk: the ticketing services wired together (``bootstrap`` builds it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from servicegraph.cmdb.history import HistoryService
+from servicegraph.cmdb.model import utcnow
+from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.correlation.correlator import Correlator
+from servicegraph.ticketing.diagnosis import DiagnosisService
+from servicegraph.ticketing.ports import TicketStore
+from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
+from servicegraph.ticketing.timeline import TimelineService
+
+
+@dataclass
+class ServiceDesk:
+    incidents: IncidentService
+    problems: ProblemService
+    changes: ChangeService
+    timeline: TimelineService
+    diagnosis: DiagnosisService
+
+    @classmethod
+    def build(
+        cls,
+        store: TicketStore,
+        graph: GraphStore,
+        history: HistoryService,
+        correlator: Correlator,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> ServiceDesk:
+        return cls(
+            incidents=IncidentService(store, clock=clock),
+            problems=ProblemService(store, graph, clock=clock),
+            changes=ChangeService(store, graph, clock=clock),
+            timeline=TimelineService(graph, history, store),
+            diagnosis=DiagnosisService(store, correlator),
+        )
