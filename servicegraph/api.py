@@ -1,4 +1,4 @@
-"""The HTTP entry point: FastAPI app with health and the ingestion webhooks. Services are
+"""The HTTP entry point: FastAPI app with health, the ingestion webhooks and /graphql. Services are
 created by ``bootstrap`` when the app starts, never at import; without a broker the
 correlation worker runs in-process."""
 
@@ -17,6 +17,7 @@ from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError, StoreUnavailable
 from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
+from servicegraph.graphql.router import graphql_router
 from servicegraph.scheduler import EmbeddedScheduler
 
 
@@ -71,11 +72,12 @@ class _Background:
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
     """The app. Pass ``services`` to share them with the caller (tests, ``serve``);
     otherwise they are bootstrapped from ``settings`` at startup and closed at shutdown."""
+    config = services.settings if services is not None else (settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        svc = services or bootstrap(settings or Settings())
+        svc = services or bootstrap(config)
         app.state.services = svc
         background = _Background(svc)
         if svc.settings.embedded_worker and not svc.settings.broker_url:
@@ -92,6 +94,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
 
     app = FastAPI(title="servicegraph", version=__version__, lifespan=lifespan)
     app.include_router(webhooks.router)
+    app.include_router(graphql_router(config.graphql), prefix="/graphql")
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:

@@ -88,6 +88,24 @@ class CorrelationSettings(BaseModel):
         )
 
 
+class GraphQLSettings(BaseModel):
+    """Limits of the GraphQL API at /graphql (see servicegraph.graphql)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_depth: int = Field(default=12, ge=2, le=100, description="Deepest selection allowed.")
+    max_complexity: int = Field(
+        default=20_000,
+        ge=10,
+        description="Estimated fields resolved: each field 1, lists times their page size.",
+    )
+    max_aliases: int = Field(default=30, ge=1)
+    subscription_poll_s: float = Field(
+        default=0.5, gt=0, description="How often subscriptions look for changed incidents."
+    )
+    graphiql: bool = Field(default=True, description="Serve GraphiQL on GET /graphql.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SERVICEGRAPH_", env_nested_delimiter="__", extra="forbid"
@@ -132,6 +150,7 @@ class Settings(BaseSettings):
     relationship_rules: dict[str, list[list[str]]] = Field(default_factory=dict)
 
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    graphql: GraphQLSettings = Field(default_factory=GraphQLSettings)
     # SNMP discovery, polling and the trap receiver: targets, credentials, timeouts
     snmp: SnmpSettings = Field(default_factory=SnmpSettings)
     # source name -> bearer token that source's webhook must present

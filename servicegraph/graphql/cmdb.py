@@ -1,0 +1,579 @@
+"""The configuration graph in GraphQL: CIs, relationships, impact, dependencies, single
+points of failure; creating and editing CIs and relationships (source ``manual``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from servicegraph.access.model import Permission
+from servicegraph.cmdb.catalog import CIFilter, CIPage, EditResult, encode_cursor, neighbour_ids
+from servicegraph.cmdb.errors import CmdbError
+from servicegraph.cmdb.impact import AffectedCI as DomainAffected
+from servicegraph.cmdb.impact import DependencyResult, ImpactResult
+from servicegraph.cmdb.model import ConfigurationItem, Relationship
+from servicegraph.graphql.base import (
+    LifecycleEnum,
+    OperationalStateEnum,
+    mutation_field,
+    query_field,
+)
+from servicegraph.graphql.context import Info
+from servicegraph.graphql.errors import (
+    Conflicts,
+    InvalidInput,
+    NotFound,
+    argument,
+    as_failure,
+)
+
+if TYPE_CHECKING:
+    from servicegraph.graphql.monitoring import IncidentType
+    from servicegraph.graphql.timeline import TimelineEntry
+
+_MONITORING = "servicegraph.graphql.monitoring"
+_TIMELINE = "servicegraph.graphql.timeline"
+
+
+@strawberry.enum
+class Direction(enum.Enum):
+    OUT = "out"
+    IN = "in"
+    BOTH = "both"
+
+
+@strawberry.type
+class Identifier:
+    kind: str
+    value: str
+
+
+@strawberry.type(name="CI", description="A configuration item.")
+class CIType:
+    id: strawberry.ID
+    ci_class: str = strawberry.field(name="class")
+    name: str
+    attributes: JSON
+    attribute_sources: JSON = strawberry.field(
+        description="Which source set each attribute (source precedence)."
+    )
+    identifiers: list[Identifier]
+    lifecycle: LifecycleEnum  # type: ignore[valid-type]
+    operational_state: OperationalStateEnum  # type: ignore[valid-type]
+    stale: bool
+    merged_into: strawberry.ID | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+
+    @classmethod
+    def of(cls, ci: ConfigurationItem) -> CIType:
+        return cls(
+            id=strawberry.ID(ci.id),
+            ci_class=ci.ci_class,
+            name=ci.name,
+            attributes=JSON(dict(ci.attributes)),
+            attribute_sources=JSON(dict(ci.attribute_sources)),
+            identifiers=[Identifier(kind=k, value=v) for k, v in ci.identifiers],
+            lifecycle=ci.lifecycle,
+            operational_state=ci.operational_state,
+            stale=ci.stale,
+            merged_into=strawberry.ID(ci.merged_into) if ci.merged_into else None,
+            created_at=ci.created_at,
+            updated_at=ci.updated_at,
+            version=ci.version,
+        )
+
+    @strawberry.field(description="Current relationships (removed ones are in its history).")
+    async def relationships(
+        self, info: Info, direction: Direction = Direction.BOTH, types: list[str] | None = None
+    ) -> list[RelationshipType]:
+        rels = await info.context.loaders.relationships.load(str(self.id))
+        return [RelationshipType.of(r) for r in _select(str(self.id), rels, direction, types)]
+
+    @strawberry.field(description="The CIs at the other end of its relationships.")
+    async def neighbours(
+        self, info: Info, direction: Direction = Direction.BOTH, types: list[str] | None = None
+    ) -> list[CIType]:
+        rels = await info.context.loaders.relationships.load(str(self.id))
+        ids = neighbour_ids(str(self.id), _select(str(self.id), rels, direction, types))
+        found = await info.context.loaders.cis.load_many(ids)
+        return [CIType.of(ci) for ci in found if ci is not None]
+
+    @strawberry.field(description="Open incidents whose root cause or an alert is on this CI.")
+    async def open_incidents(
+        self, info: Info
+    ) -> list[Annotated[IncidentType, strawberry.lazy(_MONITORING)]]:
+        from servicegraph.graphql.monitoring import IncidentType
+
+        incidents = await info.context.loaders.open_incidents.load(str(self.id))
+        return [IncidentType.of(i) for i in incidents]
+
+    @strawberry.field(
+        description="Its timeline: changes, alerts, incidents, problems and changes, oldest first."
+    )
+    def history(
+        self, info: Info, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> list[Annotated[TimelineEntry, strawberry.lazy(_TIMELINE)]]:
+        from servicegraph.graphql.timeline import timeline_of
+
+        return timeline_of(info, str(self.id), since, until)
+
+
+def _select(
+    ci_id: str, rels: list[Relationship], direction: Direction, types: list[str] | None
+) -> list[Relationship]:
+    wanted = set(types) if types is not None else None
+    return [
+        r
+        for r in rels
+        if (wanted is None or r.type in wanted)
+        and (
+            direction is Direction.BOTH
+            or (direction is Direction.OUT and r.from_id == ci_id)
+            or (direction is Direction.IN and r.to_id == ci_id)
+        )
+    ]
+
+
+async def load_ci(info: Info, ci_id: str | None) -> CIType | None:
+    if ci_id is None:
+        return None
+    ci = await info.context.loaders.cis.load(ci_id)
+    return CIType.of(ci) if ci is not None else None
+
+
+@strawberry.type(
+    name="Relationship", description="A directed, typed relationship: from -type-> to."
+)
+class RelationshipType:
+    type: str
+    from_id: strawberry.ID
+    to_id: strawberry.ID
+    attributes: JSON
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    stale: bool
+    removed: bool
+
+    @classmethod
+    def of(cls, r: Relationship) -> RelationshipType:
+        return cls(
+            type=r.type,
+            from_id=strawberry.ID(r.from_id),
+            to_id=strawberry.ID(r.to_id),
+            attributes=JSON(dict(r.attributes)),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            stale=r.stale,
+            removed=r.removed,
+        )
+
+    @strawberry.field(name="from")
+    async def from_ci(self, info: Info) -> CIType | None:
+        return await load_ci(info, str(self.from_id))
+
+    @strawberry.field
+    async def to(self, info: Info) -> CIType | None:
+        return await load_ci(info, str(self.to_id))
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class CIEdge:
+    cursor: str
+    node: CIType
+
+
+@strawberry.type
+class CIConnection:
+    edges: list[CIEdge]
+    nodes: list[CIType]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, page: CIPage) -> CIConnection:
+        nodes = [CIType.of(ci) for ci in page.items]
+        return cls(
+            edges=[CIEdge(cursor=encode_cursor(str(n.id)), node=n) for n in nodes],
+            nodes=nodes,
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.input(description="All given conditions must hold.")
+class CIFilterInput:
+    ci_class: str | None = strawberry.field(default=None, name="class")
+    name_contains: str | None = None
+    attributes: JSON | None = strawberry.field(
+        default=None, description='Attribute values that must match exactly, e.g. {"role": "core"}.'
+    )
+    operational_state: OperationalStateEnum | None = None  # type: ignore[valid-type]
+    lifecycle: LifecycleEnum | None = None  # type: ignore[valid-type]
+    stale: bool | None = None
+
+    def to_domain(self) -> CIFilter:
+        return CIFilter(
+            ci_class=self.ci_class,
+            name_contains=self.name_contains,
+            attributes=_mapping(self.attributes, "attributes"),
+            operational_state=self.operational_state,
+            lifecycle=self.lifecycle,
+            stale=self.stale,
+        )
+
+
+# -- impact ---------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="One hop of a path: this CI needs the previous one via relationship.")
+class PathStep:
+    ci_id: strawberry.ID
+    relationship: str | None = strawberry.field(description="None for the first step.")
+
+    @strawberry.field
+    async def ci(self, info: Info) -> CIType | None:
+        return await load_ci(info, str(self.ci_id))
+
+
+@strawberry.type(description="A CI reached by an analysis, with the path that reaches it.")
+class AffectedCI:
+    ci_id: strawberry.ID
+    ci_class: str = strawberry.field(name="class")
+    depth: int
+    _path: strawberry.Private[DomainAffected]
+
+    @classmethod
+    def of(cls, item: DomainAffected) -> AffectedCI:
+        return cls(
+            ci_id=strawberry.ID(item.ci_id), ci_class=item.ci_class, depth=item.depth, _path=item
+        )
+
+    @strawberry.field(description="From the failed CI (or the service) to this one.")
+    def path(self) -> list[PathStep]:
+        return [
+            PathStep(ci_id=strawberry.ID(s.ci_id), relationship=s.relationship)
+            for s in self._path.path
+        ]
+
+    @strawberry.field
+    async def ci(self, info: Info) -> CIType | None:
+        return await load_ci(info, str(self.ci_id))
+
+
+@strawberry.type(description="A redundancy group that lost members but keeps its CI up.")
+class DegradedGroup:
+    ci_id: strawberry.ID
+    group: str
+    failed: int
+    size: int
+    min_healthy: int
+
+    @strawberry.field
+    async def ci(self, info: Info) -> CIType | None:
+        return await load_ci(info, str(self.ci_id))
+
+
+@strawberry.type
+class Impact:
+    failed_ids: list[strawberry.ID]
+    affected: list[AffectedCI] = strawberry.field(description="Nearest first.")
+    business_services: list[AffectedCI]
+    degraded: list[DegradedGroup]
+    max_depth: int
+    truncated: bool = strawberry.field(description="The depth bound stopped the propagation.")
+
+    @classmethod
+    def of(cls, result: ImpactResult) -> Impact:
+        affected = [AffectedCI.of(a) for a in result.affected]
+        services = set(result.business_services)
+        return cls(
+            failed_ids=[strawberry.ID(i) for i in result.failed],
+            affected=affected,
+            business_services=[a for a in affected if str(a.ci_id) in services],
+            degraded=[
+                DegradedGroup(
+                    ci_id=strawberry.ID(d.ci_id),
+                    group=d.group,
+                    failed=d.failed,
+                    size=d.size,
+                    min_healthy=d.min_healthy,
+                )
+                for d in result.degraded
+            ],
+            max_depth=result.max_depth,
+            truncated=result.truncated,
+        )
+
+    @strawberry.field
+    async def failed(self, info: Info) -> list[CIType]:
+        found = await info.context.loaders.cis.load_many([str(i) for i in self.failed_ids])
+        return [CIType.of(ci) for ci in found if ci is not None]
+
+
+@strawberry.type
+class Dependencies:
+    service_id: strawberry.ID
+    dependencies: list[AffectedCI] = strawberry.field(description="Nearest first.")
+
+    @classmethod
+    def of(cls, result: DependencyResult) -> Dependencies:
+        return cls(
+            service_id=strawberry.ID(result.service_id),
+            dependencies=[AffectedCI.of(a) for a in result.dependencies],
+        )
+
+    @strawberry.field
+    async def service(self, info: Info) -> CIType | None:
+        return await load_ci(info, str(self.service_id))
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+
+def resolve_ref(info: Info, ref: str, field: str) -> str:
+    with argument(field):
+        return info.context.services.catalog.resolve(ref)
+
+
+@strawberry.type
+class CmdbQuery:
+    @query_field(description="A CI by id, source key (dist-1) or identifier (hostname:db-1).")
+    def ci(self, info: Info, id: strawberry.ID) -> CIType | None:
+        catalog = info.context.services.catalog
+        try:
+            ci_id = catalog.resolve(str(id))
+        except CmdbError:
+            return None
+        return CIType.of(catalog.require(ci_id))
+
+    @query_field(description="CIs ordered by id, a page at a time (cursor: pageInfo.endCursor).")
+    def cis(
+        self,
+        info: Info,
+        filter: CIFilterInput | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> CIConnection:
+        query = filter.to_domain() if filter is not None else CIFilter()
+        page = info.context.services.catalog.find(query, first=first, after=after)
+        return CIConnection.of(page)
+
+    @query_field(description="What fails when this CI fails, with the path to each.")
+    def impact(self, info: Info, ci_id: strawberry.ID, depth: int | None = None) -> Impact:
+        target = resolve_ref(info, str(ci_id), "ciId")
+        return Impact.of(info.context.services.impact.impact([target], depth=depth))
+
+    @query_field(description="What fails when all of these CIs fail together.")
+    def impact_of_set(
+        self, info: Info, ci_ids: list[strawberry.ID], depth: int | None = None
+    ) -> Impact:
+        targets = [
+            resolve_ref(info, str(ref), f"ciIds.{index}") for index, ref in enumerate(ci_ids)
+        ]
+        return Impact.of(info.context.services.impact.impact(targets, depth=depth))
+
+    @query_field(description="Everything the service needs, directly or transitively.")
+    def dependencies(
+        self, info: Info, service_id: strawberry.ID, depth: int | None = None
+    ) -> Dependencies:
+        target = resolve_ref(info, str(service_id), "serviceId")
+        return Dependencies.of(info.context.services.impact.dependencies(target, depth=depth))
+
+    @query_field(description="CIs whose failure alone takes the service down, nearest first.")
+    def single_points_of_failure(
+        self, info: Info, service_id: strawberry.ID, depth: int | None = None
+    ) -> list[AffectedCI]:
+        target = resolve_ref(info, str(service_id), "serviceId")
+        impact = info.context.services.impact
+        return [AffectedCI.of(a) for a in impact.single_points_of_failure(target, depth=depth)]
+
+
+# -- mutations ------------------------------------------------------------------------------------
+
+
+@strawberry.input
+class CreateCIInput:
+    ci_class: str = strawberry.field(name="class")
+    name: str
+    identifiers: JSON | None = strawberry.field(
+        default=None, description='e.g. {"serial_number": "FOC123", "hostname": "web-1"}'
+    )
+    attributes: JSON | None = None
+    lifecycle: LifecycleEnum | None = None  # type: ignore[valid-type]
+    operational_state: OperationalStateEnum | None = None  # type: ignore[valid-type]
+    key: str | None = strawberry.field(
+        default=None, description="Your own stable key for it (source 'manual')."
+    )
+
+
+@strawberry.input
+class UpdateCIInput:
+    id: strawberry.ID
+    name: str | None = None
+    identifiers: JSON | None = strawberry.field(default=None, description="Identifiers to add.")
+    attributes: JSON | None = strawberry.field(
+        default=None, description="Attributes to set (null empties one); others are kept."
+    )
+    lifecycle: LifecycleEnum | None = None  # type: ignore[valid-type]
+    operational_state: OperationalStateEnum | None = None  # type: ignore[valid-type]
+
+
+@strawberry.input
+class RelationshipInput:
+    from_id: strawberry.ID
+    type: str
+    to_id: strawberry.ID
+    attributes: JSON | None = None
+
+
+@strawberry.input
+class RelationshipKeyInput:
+    from_id: strawberry.ID
+    type: str
+    to_id: strawberry.ID
+
+
+@strawberry.type
+class CIPayload:
+    ci: CIType
+    kept_by_source: JSON = strawberry.field(
+        description="Attributes you set that a stronger source keeps: name -> source."
+    )
+
+
+@strawberry.type
+class RelationshipPayload:
+    relationship: RelationshipType
+
+
+@strawberry.type
+class RemovedPayload:
+    removed: bool = strawberry.field(description="False when there was no such relationship.")
+
+
+CIResult = Annotated[CIPayload | InvalidInput | NotFound | Conflicts, strawberry.union("CIResult")]
+RelationshipResult = Annotated[
+    RelationshipPayload | InvalidInput | NotFound | Conflicts,
+    strawberry.union("RelationshipResult"),
+]
+RemoveRelationshipResult = Annotated[
+    RemovedPayload | InvalidInput | NotFound, strawberry.union("RemoveRelationshipResult")
+]
+
+
+def _ci_payload(result: EditResult) -> CIPayload:
+    return CIPayload(ci=CIType.of(result.ci), kept_by_source=JSON(result.kept_by_source))
+
+
+def _mapping(value: object, field: str) -> dict[str, object]:
+    from servicegraph.cmdb.errors import ValidationFailed
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationFailed("must be a JSON object", field=field)
+    return value
+
+
+@strawberry.type
+class CmdbMutation:
+    @mutation_field(Permission.EDIT_CMDB, description="Create a CI (source 'manual').")
+    async def create_ci(self, info: Info, input: CreateCIInput) -> CIResult:
+        catalog = info.context.services.catalog
+        try:
+            result = await info.context.write(
+                lambda: catalog.create_ci(
+                    input.ci_class,
+                    input.name,
+                    identifiers=_mapping(input.identifiers, "identifiers"),  # type: ignore[arg-type]
+                    attributes=_mapping(input.attributes, "attributes"),
+                    lifecycle=input.lifecycle,
+                    operational_state=input.operational_state,
+                    key=input.key,
+                )
+            )
+        except CmdbError as exc:
+            return _failure(exc, "input.")
+        return _ci_payload(result)
+
+    @mutation_field(Permission.EDIT_CMDB, description="Change a CI (source 'manual').")
+    async def update_ci(self, info: Info, input: UpdateCIInput) -> CIResult:
+        catalog = info.context.services.catalog
+        try:
+            result = await info.context.write(
+                lambda: catalog.update_ci(
+                    str(input.id),
+                    name=input.name,
+                    identifiers=_mapping(input.identifiers, "identifiers"),  # type: ignore[arg-type]
+                    attributes=_mapping(input.attributes, "attributes"),
+                    lifecycle=input.lifecycle,
+                    operational_state=input.operational_state,
+                )
+            )
+        except CmdbError as exc:
+            return _failure(exc, "input.")
+        return _ci_payload(result)
+
+    @mutation_field(
+        Permission.EDIT_CMDB, description="Create a relationship, or set its attributes."
+    )
+    async def create_relationship(self, info: Info, input: RelationshipInput) -> RelationshipResult:
+        return await _save_relationship(info, input, must_exist=False)
+
+    @mutation_field(Permission.EDIT_CMDB, description="Set the attributes of a relationship.")
+    async def update_relationship(self, info: Info, input: RelationshipInput) -> RelationshipResult:
+        return await _save_relationship(info, input, must_exist=True)
+
+    @mutation_field(
+        Permission.EDIT_CMDB, description="Remove a relationship (its history is kept)."
+    )
+    async def remove_relationship(
+        self, info: Info, input: RelationshipKeyInput
+    ) -> RemoveRelationshipResult:
+        catalog = info.context.services.catalog
+        try:
+            removed = await info.context.write(
+                catalog.remove_relationship, str(input.from_id), input.type, str(input.to_id)
+            )
+        except CmdbError as exc:
+            return _failure(exc, "input.")  # type: ignore[return-value]
+        return RemovedPayload(removed=removed)
+
+
+async def _save_relationship(
+    info: Info, input: RelationshipInput, *, must_exist: bool
+) -> RelationshipResult:
+    catalog = info.context.services.catalog
+    try:
+        saved = await info.context.write(
+            lambda: catalog.save_relationship(
+                str(input.from_id),
+                input.type,
+                str(input.to_id),
+                _mapping(input.attributes, "attributes"),
+                must_exist=must_exist,
+            )
+        )
+    except CmdbError as exc:
+        return _failure(exc, "input.")
+    return RelationshipPayload(relationship=RelationshipType.of(saved))
+
+
+def _failure(exc: CmdbError, prefix: str) -> InvalidInput | NotFound | Conflicts:
+    failure = as_failure(exc, prefix)
+    if failure is None or not isinstance(failure, InvalidInput | NotFound | Conflicts):
+        raise exc
+    return failure

@@ -1,0 +1,94 @@
+"""The schema, composed from one module per domain area (as NetBox composes its apps'
+queries): ``cmdb``, ``monitoring``, ``tickets``, ``timeline`` and ``subscriptions``.
+
+Limits apply to every operation before it runs: depth, aliases and estimated complexity
+(``limits``), from ``Settings.graphql``. Parsing and validation are cached per query text.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from servicegraph.access.model import ROLE_PERMISSIONS
+from servicegraph.config import GraphQLSettings
+from servicegraph.graphql.base import PermissionEnum, RoleEnum
+from servicegraph.graphql.cmdb import CmdbMutation, CmdbQuery
+from servicegraph.graphql.context import Info
+from servicegraph.graphql.limits import ComplexityLimiter
+from servicegraph.graphql.monitoring import MonitoringQuery
+from servicegraph.graphql.subscriptions import Subscription
+from servicegraph.graphql.tickets import TicketMutation, TicketQuery
+from servicegraph.graphql.timeline import TIMELINE_TYPES, TimelineQuery
+
+
+@strawberry.type(description="The API token a request is made with.")
+class Me:
+    name: str
+    role: RoleEnum  # type: ignore[valid-type]
+    permissions: list[PermissionEnum]  # type: ignore[valid-type]
+
+
+@strawberry.type
+class Query(CmdbQuery, MonitoringQuery, TicketQuery, TimelineQuery):
+    @strawberry.field(description="Who you are: null without a valid token.")
+    def me(self, info: Info) -> Me | None:
+        principal = info.context.principal
+        if principal is None:
+            return None
+        perms = sorted(ROLE_PERMISSIONS[principal.role], key=lambda p: p.value)
+        return Me(name=principal.name, role=principal.role, permissions=perms)
+
+
+@strawberry.type
+class Mutation(CmdbMutation, TicketMutation):
+    pass
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log only what went wrong on our side: errors that carry a code (input,
+        permissions, limits, states) and syntax or validation errors are the client's."""
+        unexpected = [
+            e
+            for e in errors
+            if e.original_error is not None and not (e.extensions or {}).get("code")
+        ]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def build_schema(settings: GraphQLSettings | None = None) -> strawberry.Schema:
+    limits = settings or GraphQLSettings()
+    # Rule classes are built once, so that cached validations stay valid across requests.
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    ]
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=list(TIMELINE_TYPES),
+        extensions=[
+            lambda: AddValidationRules(rules),
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+            lambda: ComplexityLimiter(limits.max_complexity),
+        ],
+    )
+
+
+def sdl(settings: GraphQLSettings | None = None) -> str:
+    """The schema in SDL, as exported to schema.graphql."""
+    return build_schema(settings).as_str() + "\n"
