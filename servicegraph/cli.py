@@ -999,6 +999,103 @@ def traps(
             err.print("stopped")
 
 
+# -- API tokens and the GraphQL schema -------------------------------------------------------
+
+token_app = typer.Typer(
+    help="API tokens for /graphql and the webhooks: roles viewer, engineer, problem_manager, "
+    "admin, integration.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[
+        str,
+        typer.Option(help="viewer, engineer, problem_manager, admin or integration."),
+    ],
+    name: Annotated[str, typer.Option(help="Who or what uses it; recorded as the actor.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create a token and print its secret, this once (only a hash is stored)."""
+    import getpass
+
+    with _services() as services:
+        token, secret = services.tokens.create(name, role, created_by=getpass.getuser())
+    if as_json:
+        _print_json({"id": token.id, "name": token.name, "role": token.role, "token": secret})
+        return
+    out.print(secret, highlight=False, soft_wrap=True)
+    err.print(
+        f"token '{token.name}' ({token.role}, id {token.id}) created; the secret above is shown "
+        "only now: keep it safe",
+        highlight=False,
+    )
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOption = False) -> None:
+    """Every token with its role and state (never the secret)."""
+    with _services() as services:
+        tokens = services.tokens.all()
+    rows = [
+        {
+            "id": t.id,
+            "name": t.name,
+            "role": t.role.value,
+            "created_at": t.created_at,
+            "created_by": t.created_by,
+            "revoked_at": t.revoked_at,
+        }
+        for t in tokens
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "role", "created", "by", "state")
+    for t in tokens:
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        table.add_row(
+            t.id, t.name, t.role.value, f"{t.created_at:%Y-%m-%d %H:%M}", t.created_by, state
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token: Annotated[str, typer.Argument(help="The token's id or name.")]) -> None:
+    """Revoke a token: it stops working at once."""
+    with _services() as services:
+        revoked = services.tokens.revoke(token)
+    err.print(f"token '{revoked.name}' ({revoked.id}) revoked", highlight=False)
+
+
+@app.command("graphql-schema")
+def graphql_schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the SDL here instead of stdout.")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="Exit 1 if --output differs from the schema (for CI).")
+    ] = False,
+) -> None:
+    """Print the GraphQL schema (SDL), as committed in schema.graphql."""
+    from servicegraph.graphql.schema import sdl
+
+    text = sdl()
+    if check:
+        if output is None:
+            _fail("--check needs --output FILE", EXIT_USAGE)
+        current = output.read_text() if output.exists() else ""
+        if current != text:
+            _fail(f"{output} is out of date: run `servicegraph graphql-schema -o {output}`")
+        return
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
 def main() -> None:
     app()
 

@@ -1,6 +1,7 @@
 """Ingestion endpoints: Alertmanager, Zabbix and the generic event API.
 
-Each source authenticates with its own bearer token (``ingest_tokens`` setting). The body
+Each source authenticates with its own bearer token (``ingest_tokens`` setting) or with an
+API token of the ``integration`` role (``servicegraph token create``). The body
 is validated completely before anything is stored; valid events are persisted in the
 durable inbox before the answer (202); an invalid body gets 400 naming the field and
 stores nothing; if the inbox cannot persist, 503 tells the sender to retry.
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from servicegraph import metrics
+from servicegraph.access.model import Permission
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.errors import CmdbError, StoreError, StoreUnavailable, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
@@ -28,25 +30,43 @@ router = APIRouter(prefix="/api/v1", tags=["ingestion"])
 
 
 def _authorised(request: Request, source: str) -> JSONResponse | None:
+    """The source's own token (``ingest_tokens``) or an API token whose role may ingest
+    (``integration``, ``admin``) lets the request in."""
     services: Services = request.app.state.services
     expected = services.settings.ingest_tokens.get(source)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        if expected and hmac.compare_digest(token.encode(), expected.encode()):
+            return None
+        principal = services.tokens.authenticate(token)
+        if principal is not None:
+            if principal.can(Permission.INGEST):
+                return None
+            return JSONResponse(
+                {
+                    "error": f"the API token '{principal.name}' has the role "
+                    f"'{principal.role.value}', which cannot post events; use an integration "
+                    "token"
+                },
+                status_code=403,
+            )
     if not expected:
         return JSONResponse(
             {
-                "error": f"ingestion from '{source}' is disabled: no token is configured; set "
-                f"SERVICEGRAPH_INGEST_TOKENS__{source.upper()}"
+                "error": f"ingestion from '{source}' needs a token: set "
+                f"SERVICEGRAPH_INGEST_TOKENS__{source.upper()}, or send an API token with the "
+                "integration role (servicegraph token create --role integration)"
             },
-            status_code=401,
-        )
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
-        return JSONResponse(
-            {"error": f"missing or wrong bearer token for source '{source}'"},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return None
+    return JSONResponse(
+        {"error": f"missing or wrong bearer token for source '{source}'"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def _ingest(request: Request, source: str, parse: Parser) -> JSONResponse:
