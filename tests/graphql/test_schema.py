@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from servicegraph.cli import app
-from servicegraph.graphql.schema import sdl
+from servicegraph.graphql.schema import build_schema, sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
@@ -41,3 +41,17 @@ def test_the_cli_exports_and_checks_the_schema(tmp_path: Path) -> None:
     assert stale.exit_code == 1 and "out of date" in stale.output
     printed = runner.invoke(app, ["graphql-schema"])
     assert printed.stdout == sdl()
+
+
+def test_the_readme_examples_are_valid_graphql() -> None:
+    from graphql import DocumentNode, parse, validate
+
+    readme = (SCHEMA_FILE.parent / "README.md").read_text()
+    blocks = readme.split("```graphql\n")[1:]
+    assert len(blocks) >= 2
+    schema = build_schema()._schema
+    for block in blocks:
+        document = parse(block.split("```", 1)[0])
+        for definition in document.definitions:
+            errors = validate(schema, DocumentNode(definitions=(definition,)))
+            assert not errors, (block, errors)
