@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 
 from servicegraph.access.model import Permission
 from servicegraph.cmdb.catalog import CIFilter, CIPage, EditResult, encode_cursor, neighbour_ids
-from servicegraph.cmdb.errors import CmdbError
+from servicegraph.cmdb.errors import CmdbError, UnknownCI, ValidationFailed
 from servicegraph.cmdb.impact import AffectedCI as DomainAffected
 from servicegraph.cmdb.impact import DependencyResult, ImpactResult
 from servicegraph.cmdb.model import ConfigurationItem, Relationship
@@ -355,8 +355,8 @@ class CmdbQuery:
         catalog = info.context.services.catalog
         try:
             ci_id = catalog.resolve(str(id))
-        except CmdbError:
-            return None
+        except (UnknownCI, ValidationFailed):
+            return None  # nothing by that name; store failures still raise
         return CIType.of(catalog.require(ci_id))
 
     @query_field(description="CIs ordered by id, a page at a time (cursor: pageInfo.endCursor).")
@@ -479,8 +479,6 @@ def _ci_payload(result: EditResult) -> CIPayload:
 
 
 def _mapping(value: object, field: str) -> dict[str, object]:
-    from servicegraph.cmdb.errors import ValidationFailed
-
     if value is None:
         return {}
     if not isinstance(value, dict):
