@@ -4,6 +4,7 @@ correlation worker runs in-process."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
 from servicegraph.graphql.router import graphql_router
 from servicegraph.scheduler import EmbeddedScheduler
+
+log = logging.getLogger(__name__)
 
 
 class _Background:
@@ -80,9 +83,13 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         svc = services or bootstrap(config)
         app.state.services = svc
         background = _Background(svc)
-        if svc.settings.embedded_worker and not svc.settings.broker_url:
-            # Load the topology projection before traffic arrives, not with the first event.
+        # Load the topology projection before traffic arrives, not with the first event or
+        # impact query (seconds on a large graph). A store that is down is reported by
+        # /healthz; the projection then loads on first use.
+        try:
             svc.impact.refresh()
+        except CmdbError as exc:
+            log.warning("topology projection not loaded at startup: %s", exc)
         background.start()
         app.state.on_ingest = background.on_ingest
         try:

@@ -425,6 +425,8 @@ class _Batch:
             if recent and is_root:
                 incident.status = IncidentStatus.OPEN
                 incident.resolved_at = None
+                incident.resolved_by = None  # a resolution the alert just proved wrong
+                incident.resolution = None
                 incident.reopen_count += 1
                 self.result.incidents_reopened += 1
                 self._touch(incident, t)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from servicegraph.cmdb.topology import ImpactGraph
 from servicegraph.correlation.correlator import Correlator
+from servicegraph.correlation.rootcause import HardTopology
 from servicegraph.ticketing.model import Incident
 
 
@@ -47,7 +48,8 @@ def _rank(
     until: dt.datetime | None,
     limit: int,
 ) -> list[ProblemCandidate]:
-    hard = correlator.topology(graph)
+    # a topology of its own: its caches are not shared with the correlation worker's thread
+    hard = HardTopology(graph, correlator.policy.topology_depth)
     explained: dict[int, list[str]] = {}
     as_root: dict[int, int] = {}
     for incident in incidents:
