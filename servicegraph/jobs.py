@@ -74,9 +74,80 @@ def stale_cleanup(services: Services) -> dict[str, int]:
         }
 
 
+def _snmp_inventory(services: Services) -> list[Any]:
+    from servicegraph.collectors.snmp.targets import parse_targets
+
+    snmp = services.settings.snmp
+    return parse_targets(snmp.targets, default_port=snmp.port, max_sweep_hosts=snmp.max_sweep_hosts)
+
+
+def discover(services: Services, *, run_id: str | None = None) -> dict[str, Any]:
+    """A complete SNMP discovery run of the inventory (``snmp.targets``).
+
+    Giving the same ``run_id`` again (a redelivered task) replays the run: reconciliation
+    changes nothing twice and the run counts one missed run towards staleness, not two."""
+    import asyncio
+
+    from servicegraph.collectors.snmp.discovery import run_discovery
+
+    with metrics.timed_job("discover"):
+        snmp = services.settings.snmp
+        targets = _snmp_inventory(services)
+        if not targets:
+            return {"skipped": "no SNMP inventory: list devices in the snmp.targets setting"}
+        report = asyncio.run(
+            run_discovery(
+                services.reconciler,
+                targets,
+                credentials=snmp.credential_set(),
+                session_options=snmp.session_options(),
+                options=snmp.discovery_options(),
+                complete=True,
+                engine=snmp.engine,
+                run_id=run_id,
+            )
+        )
+        return {
+            "run_id": report.run_id,
+            "devices": report.devices,
+            "interfaces": report.interfaces,
+            "links": report.links,
+            "outcomes": report.outcomes(),
+        }
+
+
+def poll(services: Services) -> dict[str, int]:
+    """One poll cycle of the inventory: changes since the last cycle become events."""
+    import asyncio
+
+    from servicegraph.collectors.snmp.client import SessionFactory
+    from servicegraph.collectors.snmp.poller import Poller
+    from servicegraph.collectors.snmp.state import PollState
+
+    with metrics.timed_job("poll"):
+        snmp = services.settings.snmp
+        targets = _snmp_inventory(services)
+        if not targets:
+            return {"devices": 0, "events": 0, "accepted": 0}
+        state = PollState(services.settings.data_dir / "snmp-poll-state.json")
+        with state.locked() as samples:
+            factory = SessionFactory(snmp.session_options(), engine=snmp.engine)
+            try:
+                poller = Poller(factory, snmp.credential_set(), concurrency=snmp.concurrency)
+                poller.samples = samples
+                found = asyncio.run(poller.poll_once(targets))
+            finally:
+                factory.close()
+        now = dt.datetime.now(dt.UTC)
+        accepted = services.correlator.ingest([e.to_event(now) for e in found])
+        return {"devices": len(targets), "events": len(found), "accepted": accepted}
+
+
 # name -> job taking only the services; what the beat schedule and scheduler may run
 PERIODIC: dict[str, Callable[[Services], Any]] = {
     "correlate": correlate,
     "housekeeping": housekeeping,
     "stale_cleanup": stale_cleanup,
+    "discover": discover,
+    "poll": poll,
 }

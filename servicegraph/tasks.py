@@ -35,6 +35,8 @@ ROUTES = {
     "servicegraph.ingest": {"queue": "correlate"},
     "servicegraph.housekeeping": {"queue": "default"},
     "servicegraph.stale_cleanup": {"queue": "default"},
+    "servicegraph.discover": {"queue": "collect"},
+    "servicegraph.poll": {"queue": "collect"},
 }
 # transient failures worth a retry with backoff: the store busy or briefly unreachable
 TRANSIENT = (StoreError, StoreUnavailable)
@@ -141,3 +143,25 @@ def stale_cleanup(self: Task) -> dict[str, int]:
         return jobs.stale_cleanup(services())
     except TRANSIENT as exc:
         raise _retry(self, exc) from exc
+
+
+@app.task(name="servicegraph.discover", bind=True)
+def discover(self: Task) -> dict[str, Any]:
+    # the task id names the run: a redelivered task replays the same run
+    try:
+        result = jobs.discover(services(), run_id=self.request.id)
+    except TRANSIENT as exc:
+        raise _retry(self, exc) from exc
+    correlate.delay()
+    return result
+
+
+@app.task(name="servicegraph.poll", bind=True)
+def poll(self: Task) -> dict[str, int]:
+    try:
+        result = jobs.poll(services())
+    except TRANSIENT as exc:
+        raise _retry(self, exc) from exc
+    if result["accepted"]:
+        correlate.delay()
+    return result
