@@ -136,3 +136,43 @@ def test_ingest_task_persists_and_correlates(broker: str, tmp_path: Path) -> Non
         kill_group(worker, signal.SIGTERM)
     assert world.services.incidents.counts()["incidents"] >= 1
     world.services.close()
+
+
+def test_beat_enqueues_the_scheduled_jobs(broker: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SERVICEGRAPH_DATA_DIR": str(tmp_path),
+        "SERVICEGRAPH_BROKER_URL": broker,
+        "SERVICEGRAPH_SCHEDULE": '{"housekeeping": 0.5, "correlate": 0}',
+    }
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "servicegraph.cli", "beat", "--loglevel", "WARNING"],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url(broker)
+    try:
+        wait_for(lambda: client.llen("default") >= 2, "beat to enqueue housekeeping", 30)
+    finally:
+        kill_group(beat, signal.SIGTERM)
+    assert client.llen("correlate") == 0, "a job scheduled at 0 s is off"
+
+
+def test_metrics_endpoint_counts_jobs(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from servicegraph import jobs
+    from servicegraph.api import create_app
+    from servicegraph.bootstrap import bootstrap
+
+    services = bootstrap(Settings(data_dir=tmp_path, embedded_worker=False))
+    jobs.housekeeping(services)
+    with TestClient(create_app(services)) as client:
+        body = client.get("/metrics").text
+    assert 'servicegraph_jobs_total{job="housekeeping",outcome="ok"}' in body
+    assert "servicegraph_inbox_pending" in body
+    services.close()
