@@ -180,6 +180,22 @@ def _problem(r: tuple[Any, ...], incident_ids: list[str]) -> Problem:
     )
 
 
+def _problem_row(problem: Problem) -> tuple[Any, ...]:
+    return (
+        problem.id,
+        problem.number,
+        problem.title,
+        problem.status.value,
+        to_us(problem.created_at),
+        to_us(problem.updated_at),
+        problem.root_ci_id,
+        problem.reason,
+        problem.signature,
+        problem.known_error,
+        problem.workaround,
+    )
+
+
 def _problem_incidents(conn: sqlite3.Connection, problem_ids: list[str]) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for problem_id, incident_id in conn.execute(
@@ -365,19 +381,7 @@ class _Unit:
         self._conn.execute(
             f"INSERT OR REPLACE INTO problem ({_PROBLEM_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                problem.id,
-                problem.number,
-                problem.title,
-                problem.status.value,
-                to_us(problem.created_at),
-                to_us(problem.updated_at),
-                problem.root_ci_id,
-                problem.reason,
-                problem.signature,
-                problem.known_error,
-                problem.workaround,
-            ),
+            _problem_row(problem),
         )
 
     def link_problem(self, problem_id: str, incident_ids: Sequence[str], at: dt.datetime) -> None:

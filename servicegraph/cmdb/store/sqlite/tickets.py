@@ -26,6 +26,7 @@ from servicegraph.cmdb.store.sqlite.incidents import (
     _opt_us,
     _problem,
     _problem_incidents,
+    _problem_row,
 )
 from servicegraph.cmdb.store.sqlite.store import SqliteGraphStore, from_us, to_us
 from servicegraph.correlation.model import Alert
@@ -138,19 +139,7 @@ class _TicketUnit:
         self._conn.execute(
             f"INSERT OR REPLACE INTO problem ({_PROBLEM_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                problem.id,
-                problem.number,
-                problem.title,
-                problem.status.value,
-                to_us(problem.created_at),
-                to_us(problem.updated_at),
-                problem.root_ci_id,
-                problem.reason,
-                problem.signature,
-                problem.known_error,
-                problem.workaround,
-            ),
+            _problem_row(problem),
         )
 
     def next_problem_number(self) -> int:
