@@ -47,8 +47,11 @@ def recording(name: str) -> Path:
 
 
 def copy_recording(source: Path, target: Path) -> Path:
-    """Copy, decompressing .bz2 (snmpsim seeks in the file; bz2 makes that slow)."""
+    """Copy, decompressing .bz2 (snmpsim seeks in the file; bz2 makes that slow). A copy
+    newer than its source is kept: snmpsim rebuilds the index of a file that changed."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
     if source.suffix == ".bz2":
         with bz2.open(source, "rb") as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst)
