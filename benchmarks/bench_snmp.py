@@ -126,19 +126,29 @@ def bench_fleet(count: int, concurrency: int, engine: str) -> FleetResult:
         with tempfile.TemporaryDirectory() as tmp:
             services = bootstrap(Settings(data_dir=Path(tmp)))
             try:
-                factory = SessionFactory(SessionOptions(timeout=5, retries=1), engine=engine)
-                discovery = Discovery(
-                    factory,
-                    CredentialSet(default=Credential("bench", "2c", community=Secret("public"))),
-                    DiscoveryOptions(concurrency=concurrency, device_timeout=300),
+                credentials = CredentialSet(
+                    default=Credential("bench", "2c", community=Secret("public"))
                 )
                 targets = [Target(h, sim.port) for h in hosts]
+
+                async def collect() -> list[Any]:
+                    # a pysnmp engine belongs to the loop it was made in: close it there
+                    factory = SessionFactory(SessionOptions(timeout=5, retries=1), engine=engine)
+                    try:
+                        discovery = Discovery(
+                            factory,
+                            credentials,
+                            DiscoveryOptions(concurrency=concurrency, device_timeout=300),
+                        )
+                        return await discovery.collect_all(targets)
+                    finally:
+                        factory.close()
+
                 cpu = time.process_time()
                 t0 = time.perf_counter()
-                results = asyncio.run(discovery.collect_all(targets))
+                results = asyncio.run(collect())
                 collect_s = time.perf_counter() - t0
                 collect_cpu = time.process_time() - cpu
-                factory.close()
                 snapshots = [r.snapshot for r in results if r.snapshot is not None]
                 t1 = time.perf_counter()
                 plan, _, warnings = sync(
@@ -209,9 +219,12 @@ def netsnmp_walk(port: int, community: str, repetitions: int) -> WalkRun:
                 check=True,
                 timeout=600,
             ).stdout
-            lines = [line for line in out.splitlines() if line.startswith(b".")]
-            if (lines and b"No Such Object" in lines[0]) or b"No more variables" in out:
-                lines = []
+            # an empty subtree: net-snmp GETs the root and prints "No Such Object/Instance"
+            lines = [
+                line
+                for line in out.splitlines()
+                if line.startswith(b".") and b"No Such" not in line and b"No more" not in line
+            ]
             counts[_dotted(column)] = len(lines)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -311,15 +324,21 @@ def bench_walk(repeats: int, repetitions: int, profile: bool) -> dict[str, Any]:
         priv_key=Secret(user.priv_key),
         context="big",
     )
-    clients: dict[str, Callable[[], Awaitable[WalkRun]]] = {}
-    factory = SessionFactory(options, engine="pysnmp")
 
-    clients["fast"] = lambda: _session_walk(FastSession("127.0.0.1", port, public, options))
-    clients["pysnmp tuned"] = lambda: _session_walk(factory.open("127.0.0.1", port, public))
-    clients["pysnmp tuned, v3 authPriv"] = lambda: _session_walk(
-        factory.open("127.0.0.1", port, v3)
-    )
-    clients["pysnmp out of the box"] = lambda: _hlapi_walk(port, "big", repetitions)
+    async def pysnmp(credential: Credential) -> WalkRun:
+        # a pysnmp engine belongs to the loop it was made in: one per walk, closed in it
+        factory = SessionFactory(options, engine="pysnmp")
+        try:
+            return await _session_walk(factory.open("127.0.0.1", port, credential))
+        finally:
+            factory.close()
+
+    clients: dict[str, Callable[[], Awaitable[WalkRun]]] = {
+        "fast": lambda: _session_walk(FastSession("127.0.0.1", port, public, options)),
+        "pysnmp tuned": lambda: pysnmp(public),
+        "pysnmp tuned, v3 authPriv": lambda: pysnmp(v3),
+        "pysnmp out of the box": lambda: _hlapi_walk(port, "big", repetitions),
+    }
     runs: dict[str, list[WalkRun]] = {name: [] for name in ["net-snmp", *clients]}
     try:
         startup = netsnmp_startup_cpu(port, "big")
@@ -344,7 +363,6 @@ def bench_walk(repeats: int, repetitions: int, profile: bool) -> dict[str, Any]:
             print("\npysnmp tuned, by own CPU time:")
             pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
     finally:
-        factory.close()
         sim.stop()
     medians = {name: _median(r) for name, r in runs.items() if r}
     return {"medians": medians, "startup": startup, "subtrees": sum(len(g) for g in GROUPS)}
