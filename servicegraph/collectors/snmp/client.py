@@ -18,6 +18,7 @@ community or key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import random
@@ -522,6 +523,10 @@ class SessionFactory:
         return PysnmpSession(self._snmp_engine, host, port, credential, options)
 
     def close(self) -> None:
-        if self._snmp_engine is not None:
-            self._snmp_engine.close_dispatcher()
-            self._snmp_engine = None
+        """Release the pysnmp engine, in the event loop its sessions ran in (pysnmp binds its
+        transport to that loop). Called after that loop has closed, it only drops it."""
+        engine, self._snmp_engine = self._snmp_engine, None
+        if engine is None:
+            return
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed": nothing to stop
+            engine.close_dispatcher()
