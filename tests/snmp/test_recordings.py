@@ -54,3 +54,41 @@ def test_devices_missing_from_complete_runs_become_stale(
 
     discover(services, both)  # back: fresh again, never deleted
     assert not services.store.get_cis([c3560.id])[c3560.id].stale
+
+
+def test_snmpv1_discovery_uses_getnext(
+    simulator: Simulator, recordings: dict[str, Path], services: Services
+) -> None:
+    want = expected(recordings["c3560"])
+    target = Target("127.0.0.1", simulator.port, credential=community("c3560", version="1"))
+
+    report = discover(services, [target])
+
+    (result,) = report.results
+    assert result.outcome == "ok", result.error
+    device = find(services, "serial_number", want.serial or "")
+    assert [i.attributes["if_name"] for i in interfaces_of(services, device.id)] == (
+        want.interface_names
+    )
+
+
+def test_a_cidr_sweep_finds_the_agents_in_range(simulator: Simulator, services: Services) -> None:
+    from servicegraph.collectors.snmp.client import SessionOptions
+    from servicegraph.collectors.snmp.credentials import CredentialSet
+    from servicegraph.collectors.snmp.targets import parse_targets
+
+    targets = parse_targets(["127.0.0.0/28"], default_port=simulator.port)
+    assert [t.origin for t in targets] == ["sweep"] * 14
+
+    report = discover(
+        services,
+        targets,
+        credentials=CredentialSet(default=community("public")),
+        session=SessionOptions(timeout=0.3, retries=0),
+        complete=False,
+    )
+
+    outcomes = {r.target.host: r.outcome for r in report.results}
+    # .1 serves a one-line "public" recording, .2-.6 the topology; nothing listens above
+    assert outcomes == {f"127.0.0.{i}": "ok" if i < 7 else "timeout" for i in range(1, 15)}
+    assert report.devices == 6
