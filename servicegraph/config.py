@@ -108,7 +108,11 @@ class GraphQLSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SERVICEGRAPH_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="SERVICEGRAPH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        # an invalid value must not be echoed: it may be a password or a token
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(
