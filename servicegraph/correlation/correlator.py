@@ -140,8 +140,7 @@ class Correlator:
         self._analyses: dict[frozenset[int], tuple[RootCause | None, frozenset[int]]] = {}
         self._facts: dict[str, tuple[str, Any]] = {}
         self._cache_seq = -1
-        self._business: set[int] = set()
-        self._business_seq = -1
+        self._business: set[int] | None = None  # graph nodes of business-service classes
 
     # -- entry points --------------------------------------------------------------------
 
@@ -175,6 +174,7 @@ class Correlator:
         if graph_seq != self._cache_seq or len(self._analyses) > 100_000:
             self._analyses.clear()
             self._facts.clear()
+            self._business = None
             self._cache_seq = graph_seq
 
     def _analyse(
@@ -219,10 +219,10 @@ class Correlator:
         return root, services
 
     def _business_nodes(self, graph: ImpactGraph) -> set[int]:
-        if self._business_seq != graph.seq:
+        """Cached with the analyses (``_check_caches`` drops it when the graph changes)."""
+        if self._business is None:
             business = self.impact.business_classes
             self._business = {i for i, c in enumerate(graph.classes) if c in business}
-            self._business_seq = graph.seq
         return self._business
 
     def _ci_facts(self, ci_ids: set[str]) -> dict[str, tuple[str, Any]]:
