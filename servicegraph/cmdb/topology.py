@@ -240,3 +240,62 @@ class ImpactGraph:
                         next_frontier.append(provider)
             frontier = next_frontier
         return parent
+
+
+class FailureCone:
+    """What fails jointly when a growing set of CIs has failed, kept current one source at
+    a time: the set ``ImpactGraph.propagate`` gives for all the sources so far.
+
+    Failure only spreads (each failed provider adds one loss to each of its dependents'
+    groups, in whatever order), so the failed set does not depend on the order of the
+    sources, and a new source only needs its own spread over what has already failed.
+    ``max_depth`` bounds each source's spread, counted from that source: a chain so deep
+    that it binds is where the batch propagation and the cone may differ.
+    """
+
+    def __init__(self, graph: ImpactGraph, max_depth: int) -> None:
+        self.graph = graph
+        self.seq = graph.seq
+        self.max_depth = max_depth
+        self.failed: set[int] = set()
+        self._counts: dict[int, int] = {}  # group id -> providers lost
+
+    @property
+    def current(self) -> bool:
+        return self.graph.seq == self.seq
+
+    def add(self, source: int) -> set[int]:
+        """Fail ``source`` too; returns what newly fails."""
+        spread = self._spread(source, self._counts)
+        self.failed |= spread
+        return spread
+
+    def with_source(self, source: int) -> set[int]:
+        """What would newly fail if ``source`` failed too; the cone stays as it is."""
+        return self._spread(source, dict(self._counts))
+
+    def _spread(self, source: int, counts: dict[int, int]) -> set[int]:
+        failed = self.failed
+        if source in failed:
+            return set()
+        dependents = self.graph.dependents
+        tolerance = self.graph.tolerance
+        spread = {source}
+        frontier = [source]
+        level = 0
+        while frontier and level < self.max_depth:
+            level += 1
+            next_frontier = []
+            for node in frontier:
+                for dependent, gid in dependents[node].items():
+                    if dependent in failed or dependent in spread:
+                        continue
+                    if gid != REQUIRED:
+                        count = counts.get(gid, 0) + 1
+                        counts[gid] = count
+                        if count <= tolerance[gid]:
+                            continue
+                    spread.add(dependent)
+                    next_frontier.append(dependent)
+            frontier = next_frontier
+        return spread

@@ -28,16 +28,17 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.store.port import GraphStore
-from servicegraph.cmdb.topology import ImpactGraph
+from servicegraph.cmdb.topology import FailureCone, ImpactGraph
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
 from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
-from servicegraph.correlation.rootcause import HardTopology, RootCause
+from servicegraph.correlation.rootcause import HardTopology, RootCause, RootCauseTracker
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
 IMPACT_LEVELS = ("high", "medium", "low")
@@ -95,7 +96,34 @@ class BatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-_Analysis = tuple[frozenset[int], RootCause | None, frozenset[int]]
+class _Analysis:
+    """An incident's root cause and impacted business services, kept current as alerting
+    CIs join it (a storm adds a few CIs per batch to incidents of hundreds)."""
+
+    def __init__(self, hard: HardTopology, max_depth: int, business: set[int]) -> None:
+        self.hard = hard
+        self.tracker = RootCauseTracker(hard)
+        self.cone = FailureCone(hard.graph, max_depth)  # what the alerting CIs take down
+        self.business = business
+        self._hit: set[int] = set()  # business services in the cone
+        self._result: tuple[RootCause | None, frozenset[int]] | None = None
+
+    def current(self, hard: HardTopology) -> bool:
+        return hard is self.hard and self.tracker.current
+
+    def add(self, node: int) -> None:
+        if self.tracker.add(node):
+            self._hit |= self.cone.add(node) & self.business
+            self._result = None
+
+    def result(self, min_share: float) -> tuple[RootCause | None, frozenset[int]]:
+        if self._result is None:
+            root = self.tracker.root(min_share=min_share)
+            services = set(self._hit)
+            if root is not None and root.inferred:  # what its failure adds to the alerts'
+                services |= self.cone.with_source(root.node) & self.business
+            self._result = (root, frozenset(services))
+        return self._result
 
 
 @dataclass
@@ -105,6 +133,7 @@ class _State:
     version: int = -1
     incidents: dict[str, Incident] = field(default_factory=dict)
     members: dict[str, dict[str, Alert]] = field(default_factory=dict)  # incident -> fp -> alert
+    alerts: dict[str, Alert] = field(default_factory=dict)  # fp -> alert, of all members
     # graph node -> ids of open incidents whose footprint contains it
     index: dict[int, set[str]] = field(default_factory=dict)
     footprints: dict[str, set[int]] = field(default_factory=dict)
@@ -112,7 +141,7 @@ class _State:
     clearing: set[str] = field(default_factory=set)
     # incidents with a flapping alert
     flapping: set[str] = field(default_factory=set)
-    # incident -> its last analysis (alerting nodes, root cause, business services)
+    # incident -> its analysis, built when first needed and grown as alerts join
     analysis: dict[str, _Analysis] = field(default_factory=dict)
 
 
@@ -135,9 +164,6 @@ class Correlator:
         self.clock = clock
         self._state = _State()
         self._hard: HardTopology | None = None
-        # Analyses are pure functions of the alerting CIs and the graph: cached per graph
-        # version, so repeats and flaps that touch an incident cost nothing to re-analyse.
-        self._analyses: dict[frozenset[int], tuple[RootCause | None, frozenset[int]]] = {}
         self._facts: dict[str, tuple[str, Any]] = {}
         self._cache_seq = -1
         self._business: set[int] | None = None  # graph nodes of business-service classes
@@ -153,6 +179,7 @@ class Correlator:
         # The projection is refreshed before, and stays unchanged during, the batch.
         with self.impact.reading() as graph:
             hard = self.topology(graph)
+            self._check_caches(graph.seq)
             try:
                 with self.incidents.unit() as unit:
                     return _Batch(self, unit, hard).run(limit or self.policy.batch_size)
@@ -171,62 +198,20 @@ class Correlator:
         return total
 
     def _check_caches(self, graph_seq: int) -> None:
-        if graph_seq != self._cache_seq or len(self._analyses) > 100_000:
-            self._analyses.clear()
+        if graph_seq != self._cache_seq or len(self._facts) > 100_000:
             self._facts.clear()
             self._business = None
             self._cache_seq = graph_seq
 
-    def _analyse(
-        self,
-        hard: HardTopology,
-        nodes: frozenset[int],
-        previous: _Analysis | None = None,
-    ) -> tuple[RootCause | None, frozenset[int]]:
-        """Root cause and impacted business services of a set of alerting CIs.
-
-        ``previous`` is the last analysis of the same incident: when its root is an
-        alerting CI whose own failure already fails every newly alerting CI, adding them
-        as failure sources changes neither the root nor what fails, so it still holds."""
-        self._check_caches(hard.graph.seq)
-        cached = self._analyses.get(nodes)
-        if cached is not None:
-            return cached
-        if previous is not None and previous[1] is not None:
-            old_nodes, root, services = previous
-            # (an inferred root that now alerts itself is no longer inferred: recompute)
-            if root is not None and old_nodes <= nodes and root.inferred != (root.node in nodes):
-                fails_with_root = hard.failure_of(root.node)[0]
-                if all(n in fails_with_root for n in nodes - old_nodes):
-                    updated: RootCause | None
-                    if root.inferred:  # same root; its confidence moves with the alerts
-                        updated = hard.inferred_confidence(root.node, set(nodes))
-                    else:
-                        explained = root.explained + len(nodes - old_nodes)
-                        updated = RootCause(root.node, False, 1.0, explained)
-                    if updated is not None:
-                        kept = (updated, services)
-                        self._analyses[nodes] = kept
-                        return kept
-        graph = hard.graph
-        root = hard.choose_root(nodes, min_share=self.policy.inferred_min_share)
-        sources = set(nodes)
-        if root is not None:
-            sources.add(root.node)
-        parent, _, _ = graph.propagate(sources, max_depth=self.impact.max_depth)
-        services = frozenset(parent.keys() & self._business_nodes(graph))
-        self._analyses[nodes] = (root, services)
-        return root, services
-
     def _business_nodes(self, graph: ImpactGraph) -> set[int]:
-        """Cached with the analyses (``_check_caches`` drops it when the graph changes)."""
+        """Cached per graph version (``_check_caches``)."""
         if self._business is None:
             business = self.impact.business_classes
             self._business = {i for i, c in enumerate(graph.classes) if c in business}
         return self._business
 
     def _ci_facts(self, ci_ids: set[str]) -> dict[str, tuple[str, Any]]:
-        """Name and criticality of CIs, cached per graph version."""
+        """Name and criticality of CIs, cached per graph version (``_check_caches``)."""
         missing = ci_ids - self._facts.keys()
         if missing:
             for ci_id, ci in self.graph_store.get_cis(missing).items():
@@ -268,6 +253,7 @@ class _Batch:
         state.incidents = {i.id: i for i in active}
         for incident_id, alerts in self.unit.alerts_of(state.incidents).items():
             state.members[incident_id] = {a.fingerprint: a for a in alerts}
+            state.alerts.update(state.members[incident_id])
         for incident_id in state.incidents:
             state.members.setdefault(incident_id, {})
             self._index_incident(state, incident_id)
@@ -316,12 +302,13 @@ class _Batch:
         self._expire_flapping(state)
         self._resolve_due(state)
         self._recompute(state)
-        self._detect_problems(state)
         touched = bool(self.changed_alerts or self.dirty)
         if self.changed_alerts:
             self.unit.save_alerts(list(self.changed_alerts.values()))
         if self.dirty:
             self.unit.save_incidents([state.incidents[i] for i in sorted(self.dirty)])
+        # after saving: the store's answers about past incidents include this batch's
+        self._detect_problems(state)
         self._link_problems(state)
         if claimed:
             # stamped at the end, so received -> processed measures the whole batch
@@ -332,13 +319,10 @@ class _Batch:
         return self.result
 
     def _apply_events(self, state: _State, events: list[Event]) -> None:
-        known: dict[str, Alert] = {}
-        for members in state.members.values():
-            known.update(members)
-        missing = {e.fingerprint for e in events} - known.keys()
-        if missing:
-            known.update(self.unit.load_alerts(missing))
-        new_fps = {e.fingerprint for e in events if e.fingerprint not in known}
+        # alerts outside the tracked incidents (``state.alerts``): loaded or new
+        missing = {e.fingerprint for e in events} - state.alerts.keys()
+        known = self.unit.load_alerts(missing) if missing else {}
+        new_fps = missing - known.keys()
         first_event: dict[str, Event] = {}
         for e in events:
             if e.fingerprint in new_fps:
@@ -352,7 +336,7 @@ class _Batch:
         self, state: _State, known: dict[str, Alert], e: Event, ci_of: Mapping[str, str | None]
     ) -> None:
         t = e.occurred_at
-        alert = known.get(e.fingerprint)
+        alert = state.alerts.get(e.fingerprint) or known.get(e.fingerprint)
         if alert is None:
             alert = Alert(
                 fingerprint=e.fingerprint,
@@ -434,6 +418,7 @@ class _Batch:
                 return
             # it left that incident for good; it starts or joins another
             state.members.get(incident.id, {}).pop(alert.fingerprint, None)
+            state.analysis.pop(incident.id, None)  # analyses only grow: rebuilt if needed
             alert.incident_id = None
         node = self._node(alert.ci_id)
         if node is not None:
@@ -460,9 +445,13 @@ class _Batch:
     def _join(self, state: _State, incident: Incident, alert: Alert, t: dt.datetime) -> None:
         alert.incident_id = incident.id
         state.members[incident.id][alert.fingerprint] = alert
+        state.alerts[alert.fingerprint] = alert
         self._touch(incident, t)
         node = self._node(alert.ci_id)
         if node is not None:
+            analysis = state.analysis.get(incident.id)
+            if analysis is not None:
+                analysis.add(node)
             footprint = state.footprints.setdefault(incident.id, set())
             for n in self.hard.upstream(node) - footprint:
                 footprint.add(n)
@@ -544,7 +533,9 @@ class _Batch:
             if i.status is IncidentStatus.RESOLVED and (i.resolved_at or self.now) < horizon
         ]:
             state.incidents.pop(incident_id)
-            state.members.pop(incident_id, None)
+            for fingerprint, alert in state.members.pop(incident_id, {}).items():
+                if alert.incident_id == incident_id:
+                    state.alerts.pop(fingerprint, None)
             state.footprints.pop(incident_id, None)
             state.analysis.pop(incident_id, None)
 
@@ -564,9 +555,9 @@ class _Batch:
             if incident.flapping:
                 state.flapping.add(incident_id)
             incident.updated_at = self.now
-            nodes = frozenset(n for a in members if (n := self._node(a.ci_id)) is not None)
-            root, services = self.c._analyse(self.hard, nodes, state.analysis.get(incident_id))
-            state.analysis[incident_id] = (nodes, root, services)
+            root, services = self._analysis(state, incident_id).result(
+                self.policy.inferred_min_share
+            )
             if root is not None:
                 root_id = graph.ids[root.node]
                 incident.root_ci_id = root_id
@@ -603,6 +594,19 @@ class _Batch:
             incident.priority = matrix[incident.impact][incident.urgency]
             incident.title = self._title(incident, members, names)
 
+    def _analysis(self, state: _State, incident_id: str) -> _Analysis:
+        analysis = state.analysis.get(incident_id)
+        if analysis is None or not analysis.current(self.hard):
+            analysis = _Analysis(
+                self.hard, self.c.impact.max_depth, self.c._business_nodes(self.graph)
+            )
+            for alert in state.members.get(incident_id, {}).values():
+                node = self._node(alert.ci_id)
+                if node is not None:
+                    analysis.add(node)
+            state.analysis[incident_id] = analysis
+        return analysis
+
     @staticmethod
     def _title(incident: Incident, members: list[Alert], names: Mapping[str, str]) -> str:
         root_alert = next((a for a in members if a.fingerprint == incident.root_fingerprint), None)
@@ -625,22 +629,13 @@ class _Batch:
         if not self.new_incidents:
             return
         since = self.now - self.policy.problem_window
-        roots = {
-            state.incidents[i].root_ci_id
-            for i in self.new_incidents
-            if state.incidents[i].root_ci_id is not None
-        }
+        new = [state.incidents[i] for i in self.new_incidents]
+        roots = sorted({i.root_ci_id for i in new if i.root_ci_id is not None})
         if roots:
-            history = self.unit.incidents_with_root([r for r in roots if r is not None], since)
-            current = [
-                state.incidents[i]
-                for i in self.new_incidents
-                if state.incidents[i].root_ci_id in roots
-            ]
-            by_root: dict[str, set[str]] = {}
-            for incident in [*history, *current]:
+            by_root: dict[str, list[str]] = {}
+            for incident in self.unit.incidents_with_root(roots, since):
                 if incident.root_ci_id is not None:
-                    by_root.setdefault(incident.root_ci_id, set()).add(incident.id)
+                    by_root.setdefault(incident.root_ci_id, []).append(incident.id)
             for root, incident_ids in sorted(by_root.items()):
                 if len(incident_ids) >= self.policy.problem_incidents_per_ci:
                     self._problem(
@@ -648,31 +643,41 @@ class _Batch:
                         root,
                         f"{len(incident_ids)} incidents on this CI within "
                         f"{self.policy.problem_window}",
-                        sorted(incident_ids),
+                        new_ids=[i.id for i in new if i.root_ci_id == root],
+                        all_ids=partial(list, incident_ids),
                     )
-        signatures: dict[str, list[tuple[str, str]]] = {}
-        for incident_id in self.new_incidents:
-            incident = state.incidents[incident_id]
-            root_alert = state.members[incident_id].get(incident.root_fingerprint or "")
-            if root_alert is None or incident.root_ci_id is None:
-                continue
-            signature = f"{root_alert.source}/{root_alert.name}"
-            signatures.setdefault(signature, []).append((incident_id, incident.root_ci_id))
-        for signature, current_pairs in sorted(signatures.items()):
-            pairs = set(self.unit.incidents_named(signature, since)) | set(current_pairs)
-            cis = {ci for _, ci in pairs}
-            if len(cis) >= self.policy.problem_recurring_cis:
+        by_signature: dict[str, list[str]] = {}
+        for incident in new:
+            root_alert = state.members[incident.id].get(incident.root_fingerprint or "")
+            if root_alert is not None and incident.root_ci_id is not None:
+                signature = f"{root_alert.source}/{root_alert.name}"
+                by_signature.setdefault(signature, []).append(incident.id)
+        for signature, new_ids in sorted(by_signature.items()):
+            cis = self.unit.count_roots_named(signature, since)
+            if cis >= self.policy.problem_recurring_cis:
                 self._problem(
                     f"alert:{signature}",
                     None,
-                    f"'{signature}' was the root cause on {len(cis)} CIs within "
+                    f"'{signature}' was the root cause on {cis} CIs within "
                     f"{self.policy.problem_window}",
-                    sorted(i for i, _ in pairs),
+                    new_ids=new_ids,
+                    all_ids=partial(self._incidents_named, signature, since),
                 )
 
+    def _incidents_named(self, signature: str, since: dt.datetime) -> list[str]:
+        return [incident_id for incident_id, _ in self.unit.incidents_named(signature, since)]
+
     def _problem(
-        self, signature: str, root_ci_id: str | None, reason: str, incident_ids: list[str]
+        self,
+        signature: str,
+        root_ci_id: str | None,
+        reason: str,
+        *,
+        new_ids: list[str],
+        all_ids: Callable[[], list[str]],
     ) -> None:
+        """Open the problem ``signature`` with all its incidents, or link this batch's new
+        ones (``new_ids``) to it: the others were linked when they were new."""
         problem = self.unit.find_problem(signature)
         if problem is None:
             title = reason if root_ci_id is None else f"recurring incidents on {root_ci_id}"
@@ -688,11 +693,13 @@ class _Batch:
                 signature=signature,
             )
             self.result.problems_opened += 1
+            linked = sorted(all_ids())
         else:
             problem.updated_at = self.now
             problem.reason = reason
+            linked = sorted(new_ids)
         self.unit.save_problem(problem)
-        self._problem_links.append((problem, incident_ids))
+        self._problem_links.append((problem, linked))
 
     def _link_problems(self, state: _State) -> None:
         for problem, incident_ids in self._problem_links:

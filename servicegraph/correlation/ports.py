@@ -52,7 +52,12 @@ class CorrelationUnit(Protocol):
         """(incident id, root CI id) of incidents opened since ``since`` whose root alert
         has ``signature``."""
 
-    def find_problem(self, signature: str) -> Problem | None: ...
+    def count_roots_named(self, signature: str, since: dt.datetime) -> int:
+        """How many distinct root CIs the incidents of ``incidents_named`` have."""
+
+    def find_problem(self, signature: str) -> Problem | None:
+        """The problem with ``signature``, without its ``incident_ids`` (not needed here,
+        and a recurring problem collects many)."""
 
     def save_problem(self, problem: Problem) -> None: ...
 

@@ -38,12 +38,14 @@ class HardTopology:
         self._upstream: dict[int, frozenset[int]] = {}
         self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
         self._direct: dict[int, list[int]] = {}
+        self._reach: dict[int, frozenset[int]] = {}
 
     def _check(self) -> None:
         if self.graph.seq != self._seq:
             self._upstream.clear()
             self._failures.clear()
             self._direct.clear()
+            self._reach.clear()
             self._seq = self.graph.seq
 
     def failure_of(self, node: int) -> tuple[dict[int, int], dict[int, int]]:
@@ -60,6 +62,18 @@ class HardTopology:
             self._failures[node] = cached
         return cached
 
+    def reach(self, node: int) -> frozenset[int]:
+        """Every CI whose failure alone could fail ``node``: all it needs, soft or hard,
+        as far as ``failure_of`` looks (a superset of the CIs whose failure set holds it)."""
+        self._check()
+        cached = self._reach.get(node)
+        if cached is None:
+            if len(self._reach) > 50_000:
+                self._reach.clear()
+            cached = frozenset(self.graph.upstream(node, max_depth=self.depth * 2))
+            self._reach[node] = cached
+        return cached
+
     def direct_dependents(self, node: int) -> list[int]:
         """What fails at once, one hop away, when ``node`` fails alone."""
         found = self._direct.get(node)
@@ -68,18 +82,6 @@ class HardTopology:
             found = [d for d in self.graph.dependents[node] if depth.get(d) == 1]
             self._direct[node] = found
         return found
-
-    def inferred_confidence(self, node: int, nodes: set[int]) -> RootCause | None:
-        """``node`` as an inferred root of the alerting ``nodes``, or None if too few of
-        what depends on it is alerting (see the module docstring)."""
-        parent, depth = self.failure_of(node)
-        explained_nodes = nodes & parent.keys()
-        direct = self.direct_dependents(node)
-        if len(explained_nodes) < 2 or not direct:
-            return None
-        share = len(_direct_ancestors(explained_nodes, parent, depth)) / len(direct)
-        confidence = share * len(explained_nodes) / len(nodes)
-        return RootCause(node, True, round(confidence, 3), len(explained_nodes), share)
 
     def hard_providers(self, node: int) -> list[int]:
         tolerance = self.graph.tolerance
@@ -112,55 +114,126 @@ class HardTopology:
         return result
 
     def choose_root(self, alerting: Iterable[int], *, min_share: float) -> RootCause | None:
-        nodes = set(alerting)
+        """The root cause of ``alerting`` computed from scratch (see ``RootCauseTracker``
+        for the incremental form the correlator keeps per incident)."""
+        tracker = RootCauseTracker(self)
+        for node in alerting:
+            tracker.add(node)
+        return tracker.root(min_share=min_share)
+
+
+class RootCauseTracker:
+    """The root cause of a growing set of alerting CIs, kept current as CIs join.
+
+    In a storm a large incident gains a few alerting CIs per batch. Choosing its root from
+    scratch compares every top alerting CI's failure set with every alerting CI; keeping,
+    for every candidate, which alerting CIs its failure explains costs a lookup per
+    candidate when a CI joins. Candidates are the alerting CIs and everything
+    hard-upstream of them (``HardTopology.upstream``): the roots ``choose_root`` may pick.
+
+    Valid for the graph version it was built on (``current``); CIs never leave it: when an
+    incident loses an alert, build a new one.
+    """
+
+    def __init__(self, hard: HardTopology) -> None:
+        self.hard = hard
+        self.seq = hard.graph.seq
+        self.nodes: set[int] = set()
+        # alerting CIs with no alerting CI hard-upstream of them: the possible alerting roots
+        self._tops: set[int] = set()
+        self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        self._explains: dict[int, int] = {}  # candidate -> alerting CIs its failure explains
+        # candidate -> its direct dependents on the way to the alerting CIs it explains
+        self._down: dict[int, set[int]] = {}
+        self._above: dict[int, set[int]] = {}  # candidate -> tops it is hard-upstream of
+
+    @property
+    def current(self) -> bool:
+        return self.hard.graph.seq == self.seq
+
+    def add(self, node: int) -> bool:
+        """Count ``node`` as alerting; False if it already was."""
+        nodes = self.nodes
+        if node in nodes:
+            return False
+        hard = self.hard
+        explains = self._explains
+        down = self._down
+        failures = self._failures
+        reach = hard.reach(node)
+        for candidate in reach if len(reach) < len(failures) else list(failures):
+            found = failures.get(candidate)
+            if found is not None and node in found[0]:
+                explains[candidate] += 1
+                direct = _direct_ancestor(node, *found)
+                if direct is not None:
+                    down[candidate].add(direct)
+        nodes.add(node)
+        upstream = hard.upstream(node)
+        for candidate in upstream:
+            if candidate not in self._failures:
+                parent, depth = hard.failure_of(candidate)
+                self._failures[candidate] = (parent, depth)
+                if len(nodes) < len(parent):
+                    explained = {n for n in nodes if n in parent}
+                else:
+                    explained = {n for n in parent if n in nodes}
+                explains[candidate] = len(explained)
+                down[candidate] = _direct_ancestors(explained, parent, depth)
+        # Once an alerting CI is upstream of a top it stays so: tops only ever leave.
+        above = self._above
+        for top in above.get(node, set()) - {node}:
+            self._tops.discard(top)
+            for candidate in hard.upstream(top):
+                above[candidate].discard(top)
+        if not any(n in nodes for n in upstream if n != node):
+            self._tops.add(node)
+            for candidate in upstream:
+                above.setdefault(candidate, set()).add(node)
+        return True
+
+    def root(self, *, min_share: float) -> RootCause | None:
+        """The most upstream alerting CI explaining the most alerting CIs; or, when it does
+        not explain them all, a silent CI above two or more tops that explains more and
+        has at least ``min_share`` of its direct dependents down (see the module)."""
+        nodes = self.nodes
         if not nodes:
             return None
-        # Alerting CIs with no alerting CI above them: the only possible alerting roots.
-        tops = sorted(n for n in nodes if not (self.upstream(n) - {n}) & nodes)
+        explains = self._explains
+        # (no tops when the alerting CIs are all on one hard-dependency cycle)
+        top = min(self._tops or nodes, key=lambda t: (-explains[t], t))
+        explained = explains[top]
+        if explained == len(nodes) or len(nodes) < 2:
+            return RootCause(top, False, 1.0, explained)
+        # Only a silent CI above two or more tops can explain more than the best top does.
+        above = self._above
         best: RootCause | None = None
-        for top in tops:
-            parent, _ = self.failure_of(top)
-            explained = len(nodes & parent.keys())
-            if best is None or explained > best.explained:
-                best = RootCause(top, False, explained / len(nodes), explained)
-        assert best is not None
-        if best.explained == len(nodes) or len(nodes) < 2:
-            return RootCause(best.node, False, 1.0, best.explained)
-        inferred = self._infer(nodes, tops, min_share=min_share)
-        if inferred is not None and inferred.explained > best.explained:
-            return inferred
-        return best
-
-    def _infer(self, nodes: set[int], tops: list[int], *, min_share: float) -> RootCause | None:
-        # Only a CI above two or more of the top alerting CIs can explain more than the best
-        # of them does on its own.
-        above: dict[int, int] = {}
-        for top in tops:
-            for node in self.upstream(top):
-                above[node] = above.get(node, 0) + 1
-        candidates = {node for node, count in above.items() if count >= 2} - nodes
-        # Cheap first: how many alerting CIs each candidate explains; the costlier share
-        # of its dependents that are down only for those that can still win.
-        scored = []
-        for candidate in candidates:
-            parent = self.failure_of(candidate)[0]
-            explained_nodes = nodes & parent.keys()
-            if len(explained_nodes) >= 2:
-                scored.append((len(explained_nodes), candidate, explained_nodes))
-        scored.sort(key=lambda item: (-item[0], item[1]))
-        best: RootCause | None = None
-        for explained, candidate, _ in scored:
-            if best is not None and explained < best.explained:
-                break
-            result = self.inferred_confidence(candidate, nodes)
-            if result is None or result.share < min_share:
+        for candidate, count in explains.items():
+            if count <= explained or candidate in nodes or len(above.get(candidate, ())) < 2:
                 continue
-            if best is None or (result.explained, result.confidence) > (
+            direct = self.hard.direct_dependents(candidate)
+            if not direct:
+                continue
+            share = len(self._down[candidate]) / len(direct)
+            if share < min_share:
+                continue
+            result = RootCause(candidate, True, round(share * count / len(nodes), 3), count, share)
+            if best is None or (result.explained, result.confidence, -candidate) > (
                 best.explained,
                 best.confidence,
+                -best.node,
             ):
                 best = result
-        return best
+        if best is not None:
+            return best
+        return RootCause(top, False, explained / len(nodes), explained)
+
+
+def _direct_ancestor(node: int, parent: dict[int, int], depth: dict[int, int]) -> int | None:
+    """The depth-1 node above ``node`` in a propagation tree (None for its source)."""
+    while depth[node] > 1:
+        node = parent[node]
+    return node if depth[node] == 1 else None
 
 
 def _direct_ancestors(nodes: set[int], parent: dict[int, int], depth: dict[int, int]) -> set[int]:

@@ -175,6 +175,13 @@ def test_recurring_incidents_on_one_ci_open_a_problem(world: World) -> None:
     assert problem.root_ci_id == world.ids["db-1"]
     assert len(problem.incident_ids) == 3
     assert {i.problem_id for i in world.incidents()} == {problem.id}
+    assert problem.reason.startswith("3 incidents")
+    # the next recurrence joins the open problem
+    world.send(world.event("NodeDown", "db-1"))
+    (problem,) = world.services.incidents.list_problems()
+    assert len(problem.incident_ids) == 4
+    assert problem.reason.startswith("4 incidents")
+    assert {i.problem_id for i in world.incidents()} == {problem.id}
 
 
 def test_the_same_root_cause_on_several_cis_opens_a_problem(world: World) -> None:
@@ -184,6 +191,20 @@ def test_the_same_root_cause_on_several_cis_opens_a_problem(world: World) -> Non
     (problem,) = world.services.incidents.list_problems()
     assert problem.signature == "alert:test/CertificateExpired"
     assert len(problem.incident_ids) == 3
+    assert "on 3 CIs" in problem.reason
+    world.send(world.event("CertificateExpired", "acc-1"))
+    (problem,) = world.services.incidents.list_problems()
+    assert len(problem.incident_ids) == 4
+    assert "on 4 CIs" in problem.reason
+    # another alert on a CI already counted: a fifth incident, still four CIs
+    world.clock.advance(minutes=40)
+    world.send(world.event("CertificateExpired", "core-1", "resolved"))
+    world.clock.advance(minutes=40)
+    world.services.correlator.process_pending()
+    world.send(world.event("CertificateExpired", "core-1"))
+    (problem,) = world.services.incidents.list_problems()
+    assert len(problem.incident_ids) == 5
+    assert "on 4 CIs" in problem.reason
 
 
 def test_two_correlators_sharing_one_store_stay_consistent(tmp_path: Path) -> None:

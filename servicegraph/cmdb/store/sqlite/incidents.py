@@ -341,9 +341,10 @@ class _Unit:
 
     def save_incidents(self, incidents: Sequence[Incident]) -> None:
         self._conn.executemany(
-            f"INSERT OR REPLACE INTO incident ({_INCIDENT_COLUMNS}) "
-            f"VALUES ({_INCIDENT_PLACEHOLDERS})",
-            [_incident_row(i) for i in incidents],
+            f"INSERT OR REPLACE INTO incident ({_INCIDENT_COLUMNS}, root_signature) "
+            f"VALUES ({_INCIDENT_PLACEHOLDERS}, "
+            "(SELECT source || '/' || name FROM alert WHERE fingerprint = ?))",
+            [(*_incident_row(i), i.root_fingerprint) for i in incidents],
         )
 
     def next_incident_number(self) -> int:
@@ -361,21 +362,25 @@ class _Unit:
 
     def incidents_named(self, signature: str, since: dt.datetime) -> list[tuple[str, str]]:
         rows = self._conn.execute(
-            "SELECT i.id, i.root_ci_id FROM incident AS i JOIN alert AS a "
-            "ON a.fingerprint = i.root_fingerprint "
-            "WHERE a.source || '/' || a.name = ? AND i.opened_at >= ? "
-            "AND i.root_ci_id IS NOT NULL ORDER BY i.opened_at",
+            "SELECT id, root_ci_id FROM incident WHERE root_signature = ? AND opened_at >= ? "
+            "AND root_ci_id IS NOT NULL ORDER BY opened_at",
             (signature, to_us(since)),
         )
         return [(r[0], r[1]) for r in rows]
+
+    def count_roots_named(self, signature: str, since: dt.datetime) -> int:
+        row = self._conn.execute(
+            "SELECT count(DISTINCT root_ci_id) FROM incident "
+            "WHERE root_signature = ? AND opened_at >= ?",
+            (signature, to_us(since)),
+        ).fetchone()
+        return int(row[0])
 
     def find_problem(self, signature: str) -> Problem | None:
         row = self._conn.execute(
             f"SELECT {_PROBLEM_COLUMNS} FROM problem WHERE signature = ?", (signature,)
         ).fetchone()
-        if row is None:
-            return None
-        return _problem(row, _problem_incidents(self._conn, [row[0]]).get(row[0], []))
+        return None if row is None else _problem(row, [])
 
     def save_problem(self, problem: Problem) -> None:
         self._conn.execute(

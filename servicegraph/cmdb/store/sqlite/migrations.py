@@ -258,4 +258,15 @@ MIGRATIONS: list[str] = [
         revoked_at    INTEGER
     ) WITHOUT ROWID;
     """,
+    # 5: the root alert's "source/name" on the incident, so that problem detection finds
+    # the incidents with the same root alert through an index instead of a join per row
+    """
+    ALTER TABLE incident ADD COLUMN root_signature TEXT;
+    UPDATE incident SET root_signature = (
+        SELECT a.source || '/' || a.name FROM alert AS a
+        WHERE a.fingerprint = incident.root_fingerprint
+    );
+    CREATE INDEX incident_root_signature ON incident (root_signature, opened_at)
+        WHERE root_signature IS NOT NULL;
+    """,
 ]
