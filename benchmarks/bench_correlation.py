@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest_s = time.perf_counter() - started
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     total = None
     batches = 0
     while True:
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             total.merge(result)
     drain_s = time.perf_counter() - started
+    drain_cpu_s = time.process_time() - cpu_started
     counts = services.incidents.counts()
     services.close()
 
@@ -148,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"graph: {len(graph_view):,} CIs (projection built in {projection_s:.2f} s)")
     print(f"events: {args.events:,} ({args.mix} mix) in {batches} batches of {args.batch}")
     print(f"inbox write:   {ingest_s:6.2f} s  {args.events / ingest_s:10,.0f} events/s")
-    print(f"correlation:   {drain_s:6.2f} s  {args.events / drain_s:10,.0f} events/s")
+    print(
+        f"correlation:   {drain_s:6.2f} s  {args.events / drain_s:10,.0f} events/s "
+        f"(CPU {drain_cpu_s:.2f} s: {args.events / drain_cpu_s:,.0f} events per CPU second)"
+    )
     print(
         f"alerts created {total.alerts_created:,}, duplicates {total.duplicates:,}, "
         f"incidents opened {total.incidents_opened:,}, resolved {total.incidents_resolved:,}, "

@@ -106,7 +106,7 @@ class _Analysis:
         self.cone = FailureCone(hard.graph, max_depth)  # what the alerting CIs take down
         self.business = business
         self._hit: set[int] = set()  # business services in the cone
-        self._result: tuple[RootCause | None, frozenset[int]] | None = None
+        self._result: tuple[RootCause | None, tuple[str, ...]] | None = None
 
     def current(self, hard: HardTopology) -> bool:
         return hard is self.hard and self.tracker.current
@@ -116,13 +116,15 @@ class _Analysis:
             self._hit |= self.cone.add(node) & self.business
             self._result = None
 
-    def result(self, min_share: float) -> tuple[RootCause | None, frozenset[int]]:
+    def result(self, min_share: float) -> tuple[RootCause | None, tuple[str, ...]]:
+        """The root cause, and the impacted business services' CI ids in order."""
         if self._result is None:
             root = self.tracker.root(min_share=min_share)
             services = set(self._hit)
             if root is not None and root.inferred:  # what its failure adds to the alerts'
                 services |= self.cone.with_source(root.node) & self.business
-            self._result = (root, frozenset(services))
+            ids = self.hard.graph.ids
+            self._result = (root, tuple(sorted(ids[n] for n in services)))
         return self._result
 
 
@@ -545,15 +547,12 @@ class _Batch:
         if not self.dirty:
             return
         graph = self.graph
-        analysed: dict[str, frozenset[int]] = {}
-        service_ids: set[str] = set()
+        analysed: list[tuple[Incident, list[Alert], tuple[str, ...]]] = []
+        wanted: set[str] = set()  # CIs whose name or criticality the titles and impact need
         for incident_id in self.dirty:
             incident = state.incidents[incident_id]
             members = list(state.members.get(incident_id, {}).values())
             incident.alert_count = len(members)
-            incident.flapping = any(a.flapping for a in members)
-            if incident.flapping:
-                state.flapping.add(incident_id)
             incident.updated_at = self.now
             root, services = self._analysis(state, incident_id).result(
                 self.policy.inferred_min_share
@@ -563,36 +562,41 @@ class _Batch:
                 incident.root_ci_id = root_id
                 incident.root_inferred = root.inferred
                 incident.root_confidence = round(root.confidence, 3)
-                on_root = sorted(
-                    (a for a in members if a.ci_id == root_id), key=lambda a: a.first_seen
+                first_on_root = None  # the root CI's first alert
+                for alert in members:
+                    if alert.ci_id == root_id and (
+                        first_on_root is None or alert.first_seen < first_on_root.first_seen
+                    ):
+                        first_on_root = alert
+                incident.root_fingerprint = (
+                    first_on_root.fingerprint if first_on_root is not None else None
                 )
-                incident.root_fingerprint = on_root[0].fingerprint if on_root else None
-            analysed[incident_id] = services
-            service_ids |= {graph.ids[n] for n in services}
+            incident.flapping = any(a.flapping for a in members)
+            if incident.flapping:
+                state.flapping.add(incident_id)
+            analysed.append((incident, members, services))
+            wanted.update(services)
+            if incident.root_ci_id is not None:
+                wanted.add(incident.root_ci_id)
             self.result.incidents_updated += 1
-        facts = self.c._ci_facts(
-            service_ids
-            | {i.root_ci_id for i in (state.incidents[d] for d in self.dirty) if i.root_ci_id}
-        )
-        criticality = {ci_id: facts[ci_id][1] for ci_id in service_ids if ci_id in facts}
-        names = {ci_id: fact[0] for ci_id, fact in facts.items()}
+        facts = self.c._ci_facts(wanted)
         matrix = self.policy.priority_matrix
-        for incident_id, services in analysed.items():
-            incident = state.incidents[incident_id]
-            members = list(state.members.get(incident_id, {}).values())
-            service_list = sorted(graph.ids[n] for n in services)
-            incident.business_services = service_list
-            levels = [criticality.get(s) for s in service_list]
-            if any(c is not None and c <= self.policy.high_impact_criticality for c in levels):
+        high = self.policy.high_impact_criticality
+        for incident, members, services in analysed:
+            incident.business_services = list(services)
+            if any(
+                (c := facts[s][1] if s in facts else None) is not None and c <= high
+                for s in services
+            ):
                 incident.impact = "high"
-            elif service_list:
+            elif services:
                 incident.impact = "medium"
             else:
                 incident.impact = "low"
             firing = [a.severity for a in members if a.firing] or [a.severity for a in members]
             incident.urgency = urgency_of(max(firing, default=Severity.WARNING))
             incident.priority = matrix[incident.impact][incident.urgency]
-            incident.title = self._title(incident, members, names)
+            incident.title = self._title(incident, members, state.members[incident.id], facts)
 
     def _analysis(self, state: _State, incident_id: str) -> _Analysis:
         analysis = state.analysis.get(incident_id)
@@ -608,12 +612,18 @@ class _Batch:
         return analysis
 
     @staticmethod
-    def _title(incident: Incident, members: list[Alert], names: Mapping[str, str]) -> str:
-        root_alert = next((a for a in members if a.fingerprint == incident.root_fingerprint), None)
+    def _title(
+        incident: Incident,
+        members: list[Alert],
+        by_fingerprint: Mapping[str, Alert],
+        facts: Mapping[str, tuple[str, Any]],
+    ) -> str:
+        root_alert = by_fingerprint.get(incident.root_fingerprint or "")
         if root_alert is None and members:
             root_alert = min(members, key=lambda a: a.first_seen)
         what = root_alert.name if root_alert is not None else "alert"
-        where = names.get(incident.root_ci_id or "", "")
+        fact = facts.get(incident.root_ci_id or "")
+        where = fact[0] if fact is not None else ""
         if incident.root_inferred:
             title = f"{where} suspected down: {len(members)} dependent alerts"
         else:

@@ -13,8 +13,10 @@ explains.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import compress, repeat
 
 from servicegraph.cmdb.topology import REQUIRED, ImpactGraph
 
@@ -38,14 +40,12 @@ class HardTopology:
         self._upstream: dict[int, frozenset[int]] = {}
         self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
         self._direct: dict[int, list[int]] = {}
-        self._reach: dict[int, frozenset[int]] = {}
 
     def _check(self) -> None:
         if self.graph.seq != self._seq:
             self._upstream.clear()
             self._failures.clear()
             self._direct.clear()
-            self._reach.clear()
             self._seq = self.graph.seq
 
     def failure_of(self, node: int) -> tuple[dict[int, int], dict[int, int]]:
@@ -60,18 +60,6 @@ class HardTopology:
             parent, depth, _ = self.graph.propagate([node], max_depth=self.depth * 2)
             cached = (parent, depth)
             self._failures[node] = cached
-        return cached
-
-    def reach(self, node: int) -> frozenset[int]:
-        """Every CI whose failure alone could fail ``node``: all it needs, soft or hard,
-        as far as ``failure_of`` looks (a superset of the CIs whose failure set holds it)."""
-        self._check()
-        cached = self._reach.get(node)
-        if cached is None:
-            if len(self._reach) > 50_000:
-                self._reach.clear()
-            cached = frozenset(self.graph.upstream(node, max_depth=self.depth * 2))
-            self._reach[node] = cached
         return cached
 
     def direct_dependents(self, node: int) -> list[int]:
@@ -141,7 +129,11 @@ class RootCauseTracker:
         self.nodes: set[int] = set()
         # alerting CIs with no alerting CI hard-upstream of them: the possible alerting roots
         self._tops: set[int] = set()
-        self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        # candidates and what fails with each, side by side so that a joining CI is looked
+        # up in all of them by one C-level map
+        self._candidates: list[int] = []
+        self._failed: list[dict[int, int]] = []
+        self._depths: list[dict[int, int]] = []
         self._explains: dict[int, int] = {}  # candidate -> alerting CIs its failure explains
         # candidate -> its direct dependents on the way to the alerting CIs it explains
         self._down: dict[int, set[int]] = {}
@@ -159,21 +151,22 @@ class RootCauseTracker:
         hard = self.hard
         explains = self._explains
         down = self._down
-        failures = self._failures
-        reach = hard.reach(node)
-        for candidate in reach if len(reach) < len(failures) else list(failures):
-            found = failures.get(candidate)
-            if found is not None and node in found[0]:
-                explains[candidate] += 1
-                direct = _direct_ancestor(node, *found)
-                if direct is not None:
-                    down[candidate].add(direct)
+        failed = self._failed
+        hits = compress(range(len(failed)), map(operator.contains, failed, repeat(node)))
+        for i in hits:
+            candidate = self._candidates[i]
+            explains[candidate] += 1
+            direct = _direct_ancestor(node, failed[i], self._depths[i])
+            if direct is not None:
+                down[candidate].add(direct)
         nodes.add(node)
         upstream = hard.upstream(node)
         for candidate in upstream:
-            if candidate not in self._failures:
+            if candidate not in explains:
                 parent, depth = hard.failure_of(candidate)
-                self._failures[candidate] = (parent, depth)
+                self._candidates.append(candidate)
+                failed.append(parent)
+                self._depths.append(depth)
                 if len(nodes) < len(parent):
                     explained = {n for n in nodes if n in parent}
                 else:
