@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.topology import generate
 from servicegraph.bootstrap import bootstrap
-from servicegraph.config import Settings
+from servicegraph.config import CorrelationSettings, Settings
 from servicegraph.correlation.model import Event, EventStatus, Severity, digest
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cis", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=CorrelationSettings().batch_size)
     parser.add_argument("--mix", choices=sorted(MIXES), default="storm")
     args = parser.parse_args(argv)
 

@@ -49,7 +49,12 @@ class CorrelationSettings(BaseModel):
     problem_incidents_per_ci: int = Field(default=3, ge=2)
     problem_recurring_cis: int = Field(default=3, ge=2)
     problem_window_s: float = Field(default=7 * 86400, gt=0)
-    batch_size: int = Field(default=2000, ge=1)
+    batch_size: int = Field(
+        default=5000,
+        ge=1,
+        description="Most events one correlation transaction takes from the inbox; under a "
+        "backlog bigger batches update each busy incident once for more events.",
+    )
     poll_interval_s: float = Field(
         default=0.05, gt=0, description="How often the in-process worker looks at the inbox."
     )

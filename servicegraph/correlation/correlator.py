@@ -63,7 +63,7 @@ class CorrelationPolicy:
     problem_incidents_per_ci: int = 3
     problem_recurring_cis: int = 3
     problem_window: dt.timedelta = dt.timedelta(days=7)
-    batch_size: int = 2000
+    batch_size: int = 5000
     priority_matrix: Mapping[str, Mapping[str, int]] = field(
         default_factory=lambda: DEFAULT_PRIORITY_MATRIX
     )

@@ -35,6 +35,9 @@ class Severity(enum.IntEnum):
     @classmethod
     def parse(cls, value: str | None) -> Severity:
         """Map the many spellings sources use (Prometheus, Zabbix, syslog) to our five."""
+        found = _SEVERITY_WORDS.get(value)  # type: ignore[arg-type]
+        if found is not None:  # the usual spelling, without the string work
+            return found
         if value is None or not str(value).strip():
             return cls.WARNING
         text = str(value).strip().lower()
@@ -89,7 +92,7 @@ def fingerprint_of(source: str, name: str, labels: Mapping[str, str], fields: It
     return digest(source, name, chosen)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value: never changed once made (not frozen: 1.4 us less each)
 class Event:
     source: str  # alertmanager, zabbix, generic, snmp_trap, snmp_poll
     name: str  # alertname, trigger name, trap name

@@ -98,20 +98,26 @@ def incident_like_sets(graph: ImpactGraph, rng: random.Random, count: int) -> li
 def test_tracker_matches_the_definition_in_any_order(graph: ImpactGraph) -> None:
     rng = random.Random(11)
     hard = HardTopology(graph, 4)
-    inferred = 0
-    for alerting in incident_like_sets(graph, rng, 150):
-        rng.shuffle(alerting)
-        tracker = RootCauseTracker(hard)
-        for i, node in enumerate(alerting):
-            tracker.add(node)
-            if i % 7 == 0 or i == len(alerting) - 1:  # also mid-way, as batches do
-                root = tracker.root(min_share=MIN_SHARE)
-                expected = reference_root(hard, set(alerting[: i + 1]), MIN_SHARE)
-                got = None if root is None else (root.node, root.inferred, root.confidence)
-                assert got == expected, alerting[: i + 1]
-        inferred += bool(root is not None and root.inferred)
-    assert inferred >= 10  # the inferred path was exercised, not only alerting roots
-    assert not tracker.add(alerting[0])  # a CI counts once
+    # CI numbering follows generated ids, so the sets differ from run to run: compare until
+    # both kinds of root have been seen often enough (bounded).
+    kinds: Counter[bool] = Counter()
+    for _ in range(20):
+        for alerting in incident_like_sets(graph, rng, 50):
+            rng.shuffle(alerting)
+            tracker = RootCauseTracker(hard)
+            for i, node in enumerate(alerting):
+                tracker.add(node)
+                if i % 7 == 0 or i == len(alerting) - 1:  # also mid-way, as batches do
+                    root = tracker.root(min_share=MIN_SHARE)
+                    expected = reference_root(hard, set(alerting[: i + 1]), MIN_SHARE)
+                    got = None if root is None else (root.node, root.inferred, root.confidence)
+                    assert got == expected, alerting[: i + 1]
+            assert root is not None
+            kinds[root.inferred] += 1
+            assert not tracker.add(alerting[0])  # a CI counts once
+        if kinds[True] >= 15 and kinds[False] >= 15:
+            break
+    assert kinds[True] >= 15 and kinds[False] >= 15, kinds
 
 
 def test_choose_root_is_the_tracker_from_scratch(graph: ImpactGraph) -> None:

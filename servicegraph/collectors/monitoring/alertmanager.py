@@ -53,7 +53,7 @@ def to_event(alert: AlertmanagerAlert, received_at: dt.datetime) -> Event:
     labels = alert.labels
     name = labels.get("alertname", "unnamed alert")
     starts = aware(alert.startsAt, received_at)
-    status = EventStatus(alert.status)
+    status = EventStatus.FIRING if alert.status == "firing" else EventStatus.RESOLVED
     # A firing alert's endsAt is a moving expiry (or Go's zero time): not part of its
     # identity. A resolved alert's endsAt is when it ended.
     ends = None

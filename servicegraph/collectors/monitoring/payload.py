@@ -34,4 +34,6 @@ def aware(value: dt.datetime, default: dt.datetime) -> dt.datetime:
         return default
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
+    if value.tzinfo is dt.UTC:
+        return value
     return value.astimezone(dt.UTC)
