@@ -255,14 +255,9 @@ class FailureCone:
 
     def __init__(self, graph: ImpactGraph, max_depth: int) -> None:
         self.graph = graph
-        self.seq = graph.seq
         self.max_depth = max_depth
         self.failed: set[int] = set()
         self._counts: dict[int, int] = {}  # group id -> providers lost
-
-    @property
-    def current(self) -> bool:
-        return self.graph.seq == self.seq
 
     def add(self, source: int) -> set[int]:
         """Fail ``source`` too; returns what newly fails."""

@@ -452,8 +452,10 @@ class _Batch:
         node = self._node(alert.ci_id)
         if node is not None:
             analysis = state.analysis.get(incident.id)
-            if analysis is not None:
+            if analysis is not None and analysis.current(self.hard):
                 analysis.add(node)
+            else:  # built afresh when next needed
+                state.analysis.pop(incident.id, None)
             footprint = state.footprints.setdefault(incident.id, set())
             for n in self.hard.upstream(node) - footprint:
                 footprint.add(n)

@@ -244,3 +244,35 @@ def test_problem_candidates_rank_the_upstream_item_behind_most_incidents(world: 
     by_id = {c.ci_id: c for c in ranked}
     assert by_id[world.ids["db-1"]].incidents_explained == 2
     assert by_id[world.ids["orders-app"]].incidents_explained == 1
+
+
+def test_an_open_incident_follows_a_topology_change(world: World) -> None:
+    # Incidents keep their analysis between batches; a changed graph must rebuild it.
+    from servicegraph.cmdb.observation import (
+        CIObservation,
+        CIRef,
+        ObservationBatch,
+        RelationshipObservation,
+    )
+
+    world.send(*(world.event("NodeDown", k) for k in ("db-1", "db-2")))
+    (incident,) = world.incidents()
+    assert (incident.root_ci_id, incident.root_inferred) == (world.ids["acc-1"], True)
+    assert incident.root_confidence == 0.667  # two of acc-1's three servers
+    report = world.services.reconciler.apply(
+        ObservationBatch(
+            source="import",
+            cis=[CIObservation("server", "db-4", {"hostname": "db-4.hq.example.com"}, key="db-4")],
+            relationships=[
+                RelationshipObservation(
+                    "CONNECTED_TO", CIRef(key="db-4"), CIRef(ci_id=world.ids["acc-1"])
+                )
+            ],
+        )
+    )
+    world.ids["db-4"] = report.ci_ids[0]
+    world.send(world.event("NodeDown", "db-4"))
+    (incident,) = world.incidents()
+    assert incident.alert_count == 3
+    assert (incident.root_ci_id, incident.root_inferred) == (world.ids["acc-1"], True)
+    assert incident.root_confidence == 0.75  # now three of its four servers
