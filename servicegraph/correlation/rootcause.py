@@ -115,9 +115,10 @@ class RootCauseTracker:
 
     In a storm a large incident gains a few alerting CIs per batch. Choosing its root from
     scratch compares every top alerting CI's failure set with every alerting CI; keeping,
-    for every candidate, which alerting CIs its failure explains costs a lookup per
-    candidate when a CI joins. Candidates are the alerting CIs and everything
-    hard-upstream of them (``HardTopology.upstream``): the roots ``choose_root`` may pick.
+    for every candidate, how many alerting CIs its failure explains (and through which of
+    its direct dependents) costs a lookup per candidate when a CI joins. Candidates are
+    the alerting CIs and everything hard-upstream of them (``HardTopology.upstream``): the
+    roots ``choose_root`` may pick.
 
     Valid for the graph version it was built on (``current``); CIs never leave it: when an
     incident loses an alert, build a new one.
