@@ -205,11 +205,8 @@ class RootCauseTracker:
         for candidate, count in explains.items():
             if count <= explained or candidate in nodes or len(above.get(candidate, ())) < 2:
                 continue
-            direct = self.hard.direct_dependents(candidate)
-            if not direct:
-                continue
-            share = len(self._down[candidate]) / len(direct)
-            if share < min_share:
+            share = self._share_down(candidate)
+            if share is None or share < min_share:
                 continue
             result = RootCause(candidate, True, round(share * count / len(nodes), 3), count, share)
             if best is None or (result.explained, result.confidence, -candidate) > (
@@ -221,6 +218,27 @@ class RootCauseTracker:
         if best is not None:
             return best
         return RootCause(top, False, explained / len(nodes), explained)
+
+    def candidates(self) -> dict[int, tuple[float, int]]:
+        """Every plausible root with its (confidence, alerting CIs explained): the tops, and
+        the silent CIs above them whose failure explains some alerting CI; what an engineer
+        weighs against the chosen root."""
+        total = len(self.nodes)
+        explains = self._explains
+        result = {top: (explains[top] / total, explains[top]) for top in self._tops}
+        for candidate, tops in self._above.items():
+            count = explains[candidate]
+            if not tops or not count or candidate in self.nodes:
+                continue
+            share = self._share_down(candidate)
+            if share is not None:
+                result[candidate] = (share * count / total, count)
+        return result
+
+    def _share_down(self, candidate: int) -> float | None:
+        """The share of ``candidate``'s direct dependents that lead to alerting CIs."""
+        direct = self.hard.direct_dependents(candidate)
+        return len(self._down[candidate]) / len(direct) if direct else None
 
 
 def _direct_ancestor(node: int, parent: dict[int, int], depth: dict[int, int]) -> int | None:

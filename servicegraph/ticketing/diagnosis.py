@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from servicegraph.correlation.correlator import Correlator
 from servicegraph.correlation.model import Alert
-from servicegraph.correlation.rootcause import HardTopology
+from servicegraph.correlation.rootcause import HardTopology, RootCauseTracker
 from servicegraph.ticketing.errors import TicketNotFound
 from servicegraph.ticketing.model import Incident
 from servicegraph.ticketing.ports import TicketStore
@@ -119,27 +119,7 @@ class DiagnosisService:
     @staticmethod
     def _score(hard: HardTopology, nodes: set[int]) -> dict[int, tuple[float, int]]:
         """node -> (confidence, alerting CIs explained) for every plausible root."""
-        total = len(nodes)
-        tops = [n for n in nodes if not (hard.upstream(n) - {n}) & nodes]
-        result: dict[int, tuple[float, int]] = {}
-        for top in tops:
-            parent, _ = hard.failure_of(top)
-            explains = len(nodes & parent.keys())
-            result[top] = (explains / total, explains)
-        silent = set().union(*(hard.upstream(t) for t in tops)) - nodes
-        for candidate in silent:
-            parent, depth = hard.failure_of(candidate)
-            explained = nodes & parent.keys()
-            direct = hard.direct_dependents(candidate)
-            if not explained or not direct:
-                continue
-            failing_direct = set()
-            for node in explained:
-                current = node
-                while depth.get(current, 0) > 1:
-                    current = parent[current]
-                if depth.get(current) == 1:
-                    failing_direct.add(current)
-            share = len(failing_direct) / len(direct)
-            result[candidate] = (share * len(explained) / total, len(explained))
-        return result
+        tracker = RootCauseTracker(hard)
+        for node in nodes:
+            tracker.add(node)
+        return tracker.candidates()

@@ -120,6 +120,48 @@ def test_tracker_matches_the_definition_in_any_order(graph: ImpactGraph) -> None
     assert kinds[True] >= 15 and kinds[False] >= 15, kinds
 
 
+def reference_candidates(hard: HardTopology, nodes: set[int]) -> dict[int, tuple[float, int]]:
+    """Every plausible root with (confidence, explained), over the whole set at once."""
+    tops = [n for n in nodes if not (hard.upstream(n) - {n}) & nodes]
+    result: dict[int, tuple[float, int]] = {}
+    for top in tops:
+        explained = len(nodes & hard.failure_of(top)[0].keys())
+        result[top] = (explained / len(nodes), explained)
+    for candidate in set().union(*(hard.upstream(t) for t in tops)) - nodes:
+        parent, depth = hard.failure_of(candidate)
+        down = nodes & parent.keys()
+        direct = hard.direct_dependents(candidate)
+        if not down or not direct:
+            continue
+        heads = set()
+        for node in down:
+            while depth[node] > 1:
+                node = parent[node]
+            if depth[node] == 1:
+                heads.add(node)
+        result[candidate] = (len(heads) / len(direct) * len(down) / len(nodes), len(down))
+    return result
+
+
+def test_candidates_rank_every_plausible_root(graph: ImpactGraph) -> None:
+    rng = random.Random(8)
+    hard = HardTopology(graph, 4)
+    silent = 0
+    for alerting in incident_like_sets(graph, rng, 60):
+        rng.shuffle(alerting)
+        tracker = RootCauseTracker(hard)
+        for node in alerting:
+            tracker.add(node)
+        got = tracker.candidates()
+        expected = reference_candidates(hard, set(alerting))
+        assert got.keys() == expected.keys()
+        for node, (confidence, explained) in expected.items():
+            assert got[node][1] == explained
+            assert got[node][0] == pytest.approx(confidence)
+        silent += len(got.keys() - set(alerting))
+    assert silent >= 20
+
+
 def test_choose_root_is_the_tracker_from_scratch(graph: ImpactGraph) -> None:
     hard = HardTopology(graph, 4)
     for alerting in incident_like_sets(graph, random.Random(5), 30):
