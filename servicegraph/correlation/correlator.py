@@ -673,11 +673,8 @@ class _Batch:
                     f"'{signature}' was the root cause on {cis} CIs within "
                     f"{self.policy.problem_window}",
                     new_ids=new_ids,
-                    all_ids=partial(self._incidents_named, signature, since),
+                    all_ids=partial(self.unit.incidents_named, signature, since),
                 )
-
-    def _incidents_named(self, signature: str, since: dt.datetime) -> list[str]:
-        return [incident_id for incident_id, _ in self.unit.incidents_named(signature, since)]
 
     def _problem(
         self,

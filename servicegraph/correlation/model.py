@@ -35,7 +35,7 @@ class Severity(enum.IntEnum):
     @classmethod
     def parse(cls, value: str | None) -> Severity:
         """Map the many spellings sources use (Prometheus, Zabbix, syslog) to our five."""
-        found = _SEVERITY_WORDS.get(value)  # type: ignore[arg-type]
+        found = _SEVERITY_WORDS.get(value or "")
         if found is not None:  # the usual spelling, without the string work
             return found
         if value is None or not str(value).strip():

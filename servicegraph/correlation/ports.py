@@ -48,9 +48,9 @@ class CorrelationUnit(Protocol):
     def incidents_with_root(self, ci_ids: Iterable[str], since: dt.datetime) -> list[Incident]:
         """Incidents whose root CI is one of ``ci_ids``, opened at or after ``since``."""
 
-    def incidents_named(self, signature: str, since: dt.datetime) -> list[tuple[str, str]]:
-        """(incident id, root CI id) of incidents opened since ``since`` whose root alert
-        has ``signature``."""
+    def incidents_named(self, signature: str, since: dt.datetime) -> list[str]:
+        """Ids of incidents opened since ``since`` whose root alert has ``signature`` and
+        whose root CI is known."""
 
     def count_roots_named(self, signature: str, since: dt.datetime) -> int:
         """How many distinct root CIs the incidents of ``incidents_named`` have."""

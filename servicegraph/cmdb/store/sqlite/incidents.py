@@ -360,13 +360,13 @@ class _Unit:
         )
         return [_incident(r) for r in rows]
 
-    def incidents_named(self, signature: str, since: dt.datetime) -> list[tuple[str, str]]:
+    def incidents_named(self, signature: str, since: dt.datetime) -> list[str]:
         rows = self._conn.execute(
-            "SELECT id, root_ci_id FROM incident WHERE root_signature = ? AND opened_at >= ? "
+            "SELECT id FROM incident WHERE root_signature = ? AND opened_at >= ? "
             "AND root_ci_id IS NOT NULL ORDER BY opened_at",
             (signature, to_us(since)),
         )
-        return [(r[0], r[1]) for r in rows]
+        return [r[0] for r in rows]
 
     def count_roots_named(self, signature: str, since: dt.datetime) -> int:
         row = self._conn.execute(
