@@ -13,10 +13,10 @@ explains.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
+from operator import contains
 
 from servicegraph.cmdb.topology import REQUIRED, ImpactGraph
 
@@ -110,6 +110,9 @@ class HardTopology:
         return tracker.root(min_share=min_share)
 
 
+_SMALL_FAILURE = 64  # failure sets up to this size are indexed by their members
+
+
 class RootCauseTracker:
     """The root cause of a growing set of alerting CIs, kept current as CIs join.
 
@@ -130,11 +133,13 @@ class RootCauseTracker:
         self.nodes: set[int] = set()
         # alerting CIs with no alerting CI hard-upstream of them: the possible alerting roots
         self._tops: set[int] = set()
-        # candidates and what fails with each, side by side so that a joining CI is looked
-        # up in all of them by one C-level map
-        self._candidates: list[int] = []
-        self._failed: list[dict[int, int]] = []
-        self._depths: list[dict[int, int]] = []
+        # Which candidates a joining CI's failure is explained by: a candidate whose failure
+        # set is small is indexed by its members; the few large ones (a site, a core
+        # switch, a cluster) are looked up side by side, by one C-level map.
+        self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        self._covering: dict[int, list[int]] = {}  # CI -> small candidates failing it
+        self._large: list[int] = []
+        self._large_failed: list[dict[int, int]] = []
         self._explains: dict[int, int] = {}  # candidate -> alerting CIs its failure explains
         # candidate -> its direct dependents on the way to the alerting CIs it explains
         self._down: dict[int, set[int]] = {}
@@ -152,22 +157,24 @@ class RootCauseTracker:
         hard = self.hard
         explains = self._explains
         down = self._down
-        failed = self._failed
-        hits = compress(range(len(failed)), map(operator.contains, failed, repeat(node)))
-        for i in hits:
-            candidate = self._candidates[i]
+        large = self._large_failed
+        covering = self._covering.get(node, [])
+        for candidate in chain(covering, compress(self._large, map(contains, large, repeat(node)))):
             explains[candidate] += 1
-            direct = _direct_ancestor(node, failed[i], self._depths[i])
+            direct = _direct_ancestor(node, *self._failures[candidate])
             if direct is not None:
                 down[candidate].add(direct)
         nodes.add(node)
         upstream = hard.upstream(node)
         for candidate in upstream:
             if candidate not in explains:
-                parent, depth = hard.failure_of(candidate)
-                self._candidates.append(candidate)
-                failed.append(parent)
-                self._depths.append(depth)
+                parent, depth = self._failures[candidate] = hard.failure_of(candidate)
+                if len(parent) <= _SMALL_FAILURE:
+                    for failing in parent:
+                        self._covering.setdefault(failing, []).append(candidate)
+                else:
+                    self._large.append(candidate)
+                    large.append(parent)
                 if len(nodes) < len(parent):
                     explained = {n for n in nodes if n in parent}
                 else:

@@ -260,13 +260,14 @@ MIGRATIONS: list[str] = [
     """,
     # 5: the root alert's "source/name" on the incident, so that problem detection finds
     # the incidents with the same root alert through an index instead of a join per row
+    # (root_ci_id in the index: counting their root CIs reads the index alone)
     """
     ALTER TABLE incident ADD COLUMN root_signature TEXT;
     UPDATE incident SET root_signature = (
         SELECT a.source || '/' || a.name FROM alert AS a
         WHERE a.fingerprint = incident.root_fingerprint
     );
-    CREATE INDEX incident_root_signature ON incident (root_signature, opened_at)
+    CREATE INDEX incident_root_signature ON incident (root_signature, opened_at, root_ci_id)
         WHERE root_signature IS NOT NULL;
     """,
 ]
