@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import uuid
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,8 +50,14 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def new_id(prefix: str) -> str:
+    """``<prefix>-`` and 16 random hex digits: the ids of CIs, incidents, problems and
+    changes (64 random bits; cheaper than a UUID when a storm opens thousands)."""
+    return f"{prefix}-{secrets.token_hex(8)}"
+
+
 def new_ci_id() -> str:
-    return "ci-" + uuid.uuid4().hex[:16]
+    return new_id("ci")
 
 
 @dataclass(frozen=True, slots=True)

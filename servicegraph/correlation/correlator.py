@@ -25,14 +25,13 @@ version in the store tells it when another worker has written, and it reloads.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from servicegraph.cmdb.impact import ImpactService
-from servicegraph.cmdb.model import utcnow
+from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.cmdb.topology import FailureCone, ImpactGraph
 from servicegraph.correlation.mapping import CIMapper
@@ -465,7 +464,7 @@ class _Batch:
         if self._next_number is None:
             self._next_number = self.unit.next_incident_number()
         incident = Incident(
-            id="inc-" + uuid.uuid4().hex[:16],
+            id=new_id("inc"),
             number=self._next_number,
             title=alert.name,
             status=IncidentStatus.OPEN,
@@ -691,7 +690,7 @@ class _Batch:
         if problem is None:
             title = reason if root_ci_id is None else f"recurring incidents on {root_ci_id}"
             problem = Problem(
-                id="prb-" + uuid.uuid4().hex[:16],
+                id=new_id("prb"),
                 number=self.unit.next_problem_number(),
                 title=title,
                 status=ProblemStatus.OPEN,

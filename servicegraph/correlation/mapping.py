@@ -34,11 +34,12 @@ def _host_identifiers(value: str) -> list[tuple[str, str]]:
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # host:port
         text = text.split(":", 1)[0]
-    try:
-        ipaddress.ip_address(text)
-        return [("management_ip", text)]
-    except ValueError:
-        pass
+    if text[:1].isdigit() or ":" in text:  # (a name cannot be an address: skip the parse)
+        try:
+            ipaddress.ip_address(text)
+            return [("management_ip", text)]
+        except ValueError:
+            pass
     if "." in text:
         return [("fqdn", text), ("hostname", text)]
     return [("hostname", text)]

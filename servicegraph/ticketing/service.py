@@ -19,13 +19,12 @@ hand while its root alert still fires reopens on the alert's next repeat.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from servicegraph.cmdb.context import current_change_context
 from servicegraph.cmdb.errors import ValidationFailed
-from servicegraph.cmdb.model import utcnow
+from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.correlation.model import Alert
 from servicegraph.ticketing.errors import InvalidTransition, TicketNotFound
@@ -285,7 +284,7 @@ class ProblemService:
             (root,) = _existing_cis(self.graph, [new.root_ci_id], "root_ci_id")
         incident_ids = list(dict.fromkeys(new.incident_ids))
         now, actor = self.clock(), _actor()
-        problem_id = "prb-" + uuid.uuid4().hex[:16]
+        problem_id = new_id("prb")
         with self.store.unit() as unit:
             incidents = unit.load_incidents(incident_ids)
             for index, incident_id in enumerate(incident_ids):
@@ -413,7 +412,7 @@ class ChangeService:
         now, actor = self.clock(), _actor()
         with self.store.unit() as unit:
             change = Change(
-                id="chg-" + uuid.uuid4().hex[:16],
+                id=new_id("chg"),
                 number=unit.next_change_number(),
                 title=title,
                 description=description,
