@@ -1,35 +1,55 @@
-"""The in-process correlation worker: drains the inbox in a background thread.
+"""The embedded correlation worker: drains the inbox in a loop.
 
-Used when no broker is configured (``serve`` on the embedded store). Ingestion calls
-``notify`` after persisting events, so latency is one batch, not one poll interval; the
-poll interval still matters for events written by other processes, and for resolving
-incidents whose hold time expires while no events arrive.
+Used when no broker is configured (``serve`` on the embedded store), in a thread of the API
+process or, with ``embedded_worker_process``, in a child process of its own
+(``servicegraph.correlation_process``). Ingestion calls ``notify`` after persisting events,
+so latency is one batch, not one poll interval; the poll interval still matters for events
+written by other processes, and for resolving incidents whose hold time expires while no
+events arrive.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Protocol
 
 from servicegraph.correlation.correlator import BatchResult, Correlator
 
 log = logging.getLogger(__name__)
 
 
+class Signal(Protocol):
+    """``threading.Event``, or a ``multiprocessing`` one when the loop runs in a child."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class CorrelationWorker:
-    def __init__(self, correlator: Correlator, *, poll_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        correlator: Correlator,
+        *,
+        poll_interval: float = 0.05,
+        wake: Signal | None = None,
+        stop: Signal | None = None,
+    ) -> None:
         self.correlator = correlator
         self.poll_interval = poll_interval
         self.totals = BatchResult()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._wake: Signal = wake if wake is not None else threading.Event()
+        self._stop: Signal = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Run the loop in a daemon thread."""
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="correlation", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="correlation", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -42,9 +62,12 @@ class CorrelationWorker:
     def notify(self) -> None:
         self._wake.set()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Correlate until stopped: batch after batch while events wait, then sleep until
+        notified or the poll interval passes."""
         backoff = self.poll_interval
         while not self._stop.is_set():
+            self._wake.clear()  # before the batch: a notice that comes during it is kept
             try:
                 result = self.correlator.process_pending()
                 self.totals.merge(result)
@@ -56,4 +79,3 @@ class CorrelationWorker:
                 continue
             if result.events == 0:
                 self._wake.wait(self.poll_interval)
-                self._wake.clear()
