@@ -18,6 +18,7 @@ from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError, StoreUnavailable
 from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
+from servicegraph.correlation_process import CorrelationProcess
 from servicegraph.graphql.router import graphql_router
 from servicegraph.scheduler import EmbeddedScheduler
 
@@ -25,16 +26,16 @@ log = logging.getLogger(__name__)
 
 
 class _Background:
-    """What runs beside the API. Without a broker: the correlation worker thread and the
-    embedded scheduler. With one: Celery workers do the work, and ingestion enqueues a
-    correlation task (at most one per ``_TRIGGER_INTERVAL``) so events need not wait for
-    the next beat."""
+    """What runs beside the API. Without a broker: the correlation worker (a thread, or a
+    child process with ``embedded_worker_process``) and the embedded scheduler. With one:
+    Celery workers do the work, and ingestion enqueues a correlation task (at most one per
+    ``_TRIGGER_INTERVAL``) so events need not wait for the next beat."""
 
     _TRIGGER_INTERVAL = 0.1
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
-        self._worker: CorrelationWorker | None = None
+        self.worker: CorrelationWorker | CorrelationProcess | None = None
         self._scheduler: EmbeddedScheduler | None = None
         self._celery_correlate: Any = None
         self._last_trigger = 0.0
@@ -44,27 +45,30 @@ class _Background:
             tasks.configure(settings)
             self._celery_correlate = tasks.correlate
         elif settings.embedded_worker:
-            self._worker = CorrelationWorker(
-                services.correlator, poll_interval=settings.correlation.poll_interval_s
-            )
+            if settings.embedded_worker_process:
+                self.worker = CorrelationProcess(settings)
+            else:
+                self.worker = CorrelationWorker(
+                    services.correlator, poll_interval=settings.correlation.poll_interval_s
+                )
             periodic = {k: v for k, v in settings.schedule.items() if k != "correlate"}
             self._scheduler = EmbeddedScheduler(services, periodic, jobs.PERIODIC)
 
     def start(self) -> None:
-        if self._worker is not None:
-            self._worker.start()
+        if self.worker is not None:
+            self.worker.start()
         if self._scheduler is not None:
             self._scheduler.start()
 
     def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
+        if self.worker is not None:
+            self.worker.stop()
         if self._scheduler is not None:
             self._scheduler.stop()
 
     def on_ingest(self) -> None:
-        if self._worker is not None:
-            self._worker.notify()
+        if self.worker is not None:
+            self.worker.notify()
         elif self._celery_correlate is not None:
             now = time.monotonic()
             if now - self._last_trigger >= self._TRIGGER_INTERVAL:
@@ -91,6 +95,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         except CmdbError as exc:
             log.warning("topology projection not loaded at startup: %s", exc)
         background.start()
+        app.state.background = background
         app.state.on_ingest = background.on_ingest
         try:
             yield

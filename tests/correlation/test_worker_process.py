@@ -1,0 +1,64 @@
+"""The embedded correlation worker in a child process of `serve`: it correlates what the
+API ingests, comes back when killed, and stops with the app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from servicegraph.api import create_app
+from servicegraph.bootstrap import bootstrap
+from servicegraph.config import Settings
+from servicegraph.correlation_process import CorrelationProcess
+
+TOKEN = {"generic": "gen-secret"}
+HEADERS = {"Authorization": "Bearer gen-secret"}
+
+
+def eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0): look at its state
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[1].split()[0] != "Z"
+
+
+def test_worker_process_correlates_restarts_and_stops(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, ingest_tokens=TOKEN, embedded_worker_process=True)
+    services = bootstrap(settings)
+    with TestClient(create_app(services)) as client:
+        worker = client.app.state.background.worker  # type: ignore[attr-defined]
+        assert isinstance(worker, CorrelationProcess)
+        first_pid = worker.pid
+        assert first_pid is not None and first_pid != os.getpid()
+
+        r = client.post("/api/v1/events", json={"name": "Ping", "labels": {}}, headers=HEADERS)
+        assert r.status_code == 202
+        assert eventually(lambda: services.incidents.counts()["incidents"] == 1)
+
+        os.kill(first_pid, signal.SIGKILL)  # the supervisor brings it back
+        assert eventually(lambda: worker.pid not in (None, first_pid))
+        r = client.post("/api/v1/events", json={"name": "Pong", "labels": {}}, headers=HEADERS)
+        assert r.status_code == 202
+        assert eventually(lambda: services.incidents.counts()["incidents"] == 2)
+        second_pid = worker.pid
+    # the app stopped: so did its worker process
+    assert second_pid is not None and not alive(second_pid)
+    assert services.incidents.counts()["inbox_pending"] == 0
+    services.close()
