@@ -112,6 +112,11 @@ class HardTopology:
 
 _SMALL_FAILURE = 64  # failure sets up to this size are indexed by their members
 
+# A set of CIs as a dict of int keys: unlike a set, the cyclic garbage collector leaves
+# such a dict alone, and a storm makes hundreds of thousands of them (every full collection
+# would walk them all, a pause that shows in the event-to-incident latency).
+_Nodes = dict[int, None]
+
 
 class RootCauseTracker:
     """The root cause of a growing set of alerting CIs, kept current as CIs join.
@@ -137,13 +142,13 @@ class RootCauseTracker:
         # set is small is indexed by its members; the few large ones (a site, a core
         # switch, a cluster) are looked up side by side, by one C-level map.
         self._failures: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
-        self._covering: dict[int, list[int]] = {}  # CI -> small candidates failing it
+        self._covering: dict[int, _Nodes] = {}  # CI -> small candidates failing it
         self._large: list[int] = []
         self._large_failed: list[dict[int, int]] = []
         self._explains: dict[int, int] = {}  # candidate -> alerting CIs its failure explains
         # candidate -> its direct dependents on the way to the alerting CIs it explains
-        self._down: dict[int, set[int]] = {}
-        self._above: dict[int, set[int]] = {}  # candidate -> tops it is hard-upstream of
+        self._down: dict[int, _Nodes] = {}
+        self._above: dict[int, _Nodes] = {}  # candidate -> tops it is hard-upstream of
 
     @property
     def current(self) -> bool:
@@ -158,12 +163,12 @@ class RootCauseTracker:
         explains = self._explains
         down = self._down
         large = self._large_failed
-        covering = self._covering.get(node, [])
+        covering = self._covering.get(node, {})
         for candidate in chain(covering, compress(self._large, map(contains, large, repeat(node)))):
             explains[candidate] += 1
             direct = _direct_ancestor(node, *self._failures[candidate])
             if direct is not None:
-                down[candidate].add(direct)
+                down[candidate][direct] = None
         nodes.add(node)
         upstream = hard.upstream(node)
         for candidate in upstream:
@@ -171,7 +176,7 @@ class RootCauseTracker:
                 parent, depth = self._failures[candidate] = hard.failure_of(candidate)
                 if len(parent) <= _SMALL_FAILURE:
                     for failing in parent:
-                        self._covering.setdefault(failing, []).append(candidate)
+                        self._covering.setdefault(failing, {})[candidate] = None
                 else:
                     self._large.append(candidate)
                     large.append(parent)
@@ -180,17 +185,17 @@ class RootCauseTracker:
                 else:
                     explained = {n for n in parent if n in nodes}
                 explains[candidate] = len(explained)
-                down[candidate] = _direct_ancestors(explained, parent, depth)
+                down[candidate] = dict.fromkeys(_direct_ancestors(explained, parent, depth))
         # Once an alerting CI is upstream of a top it stays so: tops only ever leave.
         above = self._above
-        for top in above.get(node, set()) - {node}:
+        for top in [t for t in above.get(node, ()) if t != node]:
             self._tops.discard(top)
             for candidate in hard.upstream(top):
-                above[candidate].discard(top)
+                del above[candidate][top]
         if not any(n in nodes for n in upstream if n != node):
             self._tops.add(node)
             for candidate in upstream:
-                above.setdefault(candidate, set()).add(node)
+                above.setdefault(candidate, {})[node] = None
         return True
 
     def root(self, *, min_share: float) -> RootCause | None:
