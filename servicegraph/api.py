@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from servicegraph import __version__, jobs, metrics, webhooks
-from servicegraph.bootstrap import Services, bootstrap
+from servicegraph.bootstrap import Services, bootstrap, settle_heap
 from servicegraph.cmdb.errors import CmdbError, StoreUnavailable
 from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
@@ -94,6 +94,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
             svc.impact.refresh()
         except CmdbError as exc:
             log.warning("topology projection not loaded at startup: %s", exc)
+        settle_heap()
         background.start()
         app.state.background = background
         app.state.on_ingest = background.on_ingest

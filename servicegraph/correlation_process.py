@@ -96,7 +96,7 @@ class _Stop:
 
 
 def _child(settings: Settings, connection: Connection) -> None:
-    from servicegraph.bootstrap import bootstrap
+    from servicegraph.bootstrap import bootstrap, settle_heap
 
     # Ctrl-C reaches the whole process group: the API stops the child by closing the pipe
     # once it has stopped taking requests.
@@ -106,6 +106,7 @@ def _child(settings: Settings, connection: Connection) -> None:
     services = bootstrap(settings)
     try:
         services.impact.refresh()
+        settle_heap()
         worker = CorrelationWorker(
             services.correlator,
             poll_interval=settings.correlation.poll_interval_s,
