@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     graph = cached_graph(args.cis, args.seed)
     data = fresh_copy(graph, "correlation-run")
     services = bootstrap(
-        Settings(data_dir=data, correlation={"batch_size": args.batch})  # type: ignore[arg-type]
+        Settings(data_dir=data, correlation=CorrelationSettings(batch_size=args.batch))
     )
     correlator = services.correlator
     clock_at = [T0]
