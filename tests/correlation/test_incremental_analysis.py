@@ -34,6 +34,18 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImpactGraph]:
     services.close()
 
 
+def failing_direct(hard: HardTopology, candidate: int, down: set[int]) -> set[int]:
+    """The direct dependents of ``candidate`` through which its failure reaches ``down``."""
+    parent, depth = hard.failure_of(candidate)
+    heads = set()
+    for node in down:
+        while depth[node] > 1:
+            node = parent[node]
+        if depth[node] == 1:
+            heads.add(node)
+    return heads
+
+
 def reference_root(
     hard: HardTopology, nodes: set[int], min_share: float
 ) -> tuple[int, bool, float] | None:
@@ -54,18 +66,11 @@ def reference_root(
     for candidate in sorted(above):
         if above[candidate] < 2 or candidate in nodes:
             continue
-        parent, depth = hard.failure_of(candidate)
         down = explained_by(candidate)
         direct = hard.direct_dependents(candidate)
         if len(down) <= explained or not direct:
             continue
-        heads = set()
-        for node in down:
-            while depth[node] > 1:
-                node = parent[node]
-            if depth[node] == 1:
-                heads.add(node)
-        share = len(heads) / len(direct)
+        share = len(failing_direct(hard, candidate, down)) / len(direct)
         if share < min_share:
             continue
         confidence = round(share * len(down) / len(nodes), 3)
@@ -128,18 +133,12 @@ def reference_candidates(hard: HardTopology, nodes: set[int]) -> dict[int, tuple
         explained = len(nodes & hard.failure_of(top)[0].keys())
         result[top] = (explained / len(nodes), explained)
     for candidate in set().union(*(hard.upstream(t) for t in tops)) - nodes:
-        parent, depth = hard.failure_of(candidate)
-        down = nodes & parent.keys()
+        down = nodes & hard.failure_of(candidate)[0].keys()
         direct = hard.direct_dependents(candidate)
         if not down or not direct:
             continue
-        heads = set()
-        for node in down:
-            while depth[node] > 1:
-                node = parent[node]
-            if depth[node] == 1:
-                heads.add(node)
-        result[candidate] = (len(heads) / len(direct) * len(down) / len(nodes), len(down))
+        share = len(failing_direct(hard, candidate, down)) / len(direct)
+        result[candidate] = (share * len(down) / len(nodes), len(down))
     return result
 
 
