@@ -1,22 +1,24 @@
 """Webhook ingestion side by side with Alertmanager, and event-to-incident latency.
 
-1. Throughput: the same httpx client posts the same 20,000 alerts in batches of 100 to
+1. Throughput: the same httpx clients post the same 20,000 alerts in batches of 100 to
    Alertmanager's own ``POST /api/v2/alerts`` and to our Alertmanager webhook (payload
-   version 4: API only ingesting; correlating in a thread; correlating in a child
-   process), both on this machine, in ``--rounds`` rounds; alerts/s of each and the
-   median ratio.
+   version 4, with fingerprints hashed from the labels as Alertmanager's are: API only
+   ingesting; correlating in a thread; correlating in a child process), all on this
+   machine, in ``--rounds`` rounds, with one sender and with several at once
+   (``--senders``); alerts/s of each and the median ratio.
 2. Latency: events at a steady 1,000/s (batches of 10 every 10 ms) to the generic batch
    endpoint of ``servicegraph serve`` with its in-process correlation worker on the
    100,000-CI graph; per event, the time from being stored in the inbox to its incident
    update being committed (the inbox records both), p50/p95/p99.
 
-    python -m benchmarks.bench_ingest [--cis 100000] [--alerts 20000] [--rate 1000]
+    python -m benchmarks.bench_ingest [--cis 100000] [--alerts 20000] [--senders 1,4]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import os
 import shutil
 import socket
@@ -25,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -139,7 +142,10 @@ def as_webhook(batch: list[dict[str, Any]]) -> dict[str, Any]:
                 "annotations": a["annotations"],
                 "startsAt": a["startsAt"],
                 "endsAt": "0001-01-01T00:00:00Z",
-                "fingerprint": f"{int(a['labels']['n']):016x}",
+                # as Alertmanager's own: a hash of the label set (random order on disk)
+                "fingerprint": hashlib.blake2b(
+                    repr(sorted(a["labels"].items())).encode(), digest_size=8
+                ).hexdigest(),
             }
             for a in batch
         ],
@@ -147,23 +153,48 @@ def as_webhook(batch: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def timed_posts(
-    client: httpx.Client, url: str, bodies: list[Any], headers: dict[str, str]
+    clients: list[httpx.Client], url: str, bodies: list[Any], headers: dict[str, str]
 ) -> tuple[float, list[float]]:
-    latencies = []
+    """All bodies posted by as many senders as clients, each waiting for its answer before
+    it sends the next (as Alertmanager's notifiers and Prometheus' senders do)."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    queue = iter(bodies)
+    lock = threading.Lock()
+
+    def sender(client: httpx.Client) -> None:
+        while not failures:
+            with lock:
+                body = next(queue, None)
+            if body is None:
+                return
+            t = time.perf_counter()
+            r = client.post(url, json=body, headers=headers)
+            latencies.append(time.perf_counter() - t)
+            if r.status_code >= 300:
+                failures.append(f"{url} answered {r.status_code}: {r.text[:200]}")
+
     started = time.perf_counter()
-    for body in bodies:
-        t = time.perf_counter()
-        r = client.post(url, json=body, headers=headers)
-        latencies.append(time.perf_counter() - t)
-        if r.status_code >= 300:
-            raise SystemExit(f"{url} answered {r.status_code}: {r.text[:200]}")
-    return time.perf_counter() - started, latencies
+    if len(clients) == 1:
+        sender(clients[0])
+    else:
+        threads = [threading.Thread(target=sender, args=(c,)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    wall = time.perf_counter() - started
+    if failures:
+        raise SystemExit(failures[0])
+    return wall, latencies
 
 
 def inbox_drained(data: Path) -> bool:
     with sqlite3.connect(data / "servicegraph-inbox.sqlite3") as inbox:
-        row = inbox.execute("SELECT count(*) FROM inbox WHERE processed_at IS NULL").fetchone()
-    return bool(row[0] == 0)
+        (last,) = inbox.execute("SELECT coalesce(max(seq), 0) FROM inbox").fetchone()
+    with sqlite3.connect(data / "servicegraph.sqlite3") as graph:
+        (cursor,) = graph.execute("SELECT value FROM meta WHERE key = 'inbox_cursor'").fetchone()
+    return bool(int(cursor) >= last)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -194,26 +225,40 @@ def throughput(args: argparse.Namespace, graph: Path, workdir: Path) -> None:
             targets[label] = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
             if worker:
                 correlating.append(data)
-        results: dict[str, list[tuple[float, list[float]]]] = {label: [] for label in targets}
-        with httpx.Client() as client:
-            warm_up = alert_batches(500, 100, first=-1000)
-            for label, url in targets.items():
-                timed_posts(client, url, _bodies(label, am_label, warm_up), headers)
-            for r in range(args.rounds):
-                batches = alert_batches(args.alerts, 100, first=r * args.alerts)
+        clients = [httpx.Client() for _ in range(max(args.senders))]
+        warm_up = alert_batches(500, 100, first=-1000)
+        for label, url in targets.items():
+            timed_posts(clients[:1], url, _bodies(label, am_label, warm_up), headers)
+        first = 0
+        for senders in args.senders:
+            results: dict[str, list[tuple[float, list[float]]]] = {t: [] for t in targets}
+            for _ in range(args.rounds):
+                batches = alert_batches(args.alerts, 100, first=first)
+                first += args.alerts
                 for label, url in targets.items():
                     for data in correlating:  # none still busy with the last run
                         wait_until(partial(inbox_drained, data), "the workers to catch up")
-                    results[label].append(
-                        timed_posts(client, url, _bodies(label, am_label, batches), headers)
-                    )
+                    bodies = _bodies(label, am_label, batches)
+                    results[label].append(timed_posts(clients[:senders], url, bodies, headers))
+            _report(args, senders, am_label, results)
+        for client in clients:
+            client.close()
     finally:
         for child in processes:
             child.terminate()
             child.wait()
+
+
+def _report(
+    args: argparse.Namespace,
+    senders: int,
+    am_label: str,
+    results: dict[str, list[tuple[float, list[float]]]],
+) -> None:
     am_walls = [wall for wall, _ in results[am_label]]
     print(
-        f"\ningestion, {args.alerts:,} alerts in POSTs of 100, one client, keep-alive, "
+        f"\ningestion, {args.alerts:,} alerts in POSTs of 100, "
+        f"{'one sender' if senders == 1 else f'{senders} concurrent senders'}, keep-alive, "
         f"{args.rounds} rounds (median of each; ratio: median of the per-round ratios)"
     )
     print(f"{'endpoint':46} {'alerts/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
@@ -295,7 +340,8 @@ def latency(args: argparse.Namespace, graph: Path) -> None:
         delays = [
             (processed - received) / 1000
             for received, processed in inbox.execute(
-                "SELECT received_at, processed_at FROM inbox WHERE event_id LIKE 'lat-%'"
+                "SELECT received_at, (SELECT min(processed_at) FROM inbox_processed "
+                "WHERE last_seq >= seq) FROM inbox WHERE event_id LIKE 'lat-%'"
             )
         ]
         incidents = conn.execute("SELECT count(*) FROM incident").fetchone()[0]
@@ -323,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--senders",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 4],
+        help="concurrent senders, one throughput table each (comma-separated)",
+    )
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--skip-throughput", action="store_true")

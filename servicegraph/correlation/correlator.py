@@ -81,6 +81,7 @@ def urgency_of(severity: Severity) -> str:
 @dataclass
 class BatchResult:
     events: int = 0
+    redeliveries: int = 0  # events dropped: their event id was correlated before
     alerts_created: int = 0
     duplicates: int = 0
     incidents_opened: int = 0
@@ -172,7 +173,8 @@ class Correlator:
     # -- entry points --------------------------------------------------------------------
 
     def ingest(self, events: Sequence[Event]) -> int:
-        """Persist events in the inbox; returns how many were new (not redeliveries)."""
+        """Persist events in the inbox; returns how many were stored (redeliveries
+        recognised at once are not)."""
         return self.incidents.append_inbox(events, self.clock())
 
     def process_pending(self, limit: int | None = None) -> BatchResult:
@@ -296,8 +298,9 @@ class _Batch:
     def run(self, limit: int) -> BatchResult:
         state = self._sync_state()
         claimed = self.unit.claim_pending(limit)
-        events = [event for _, event in claimed]
-        self.result.events = len(events)
+        events = claimed.events
+        self.result.events = claimed.read
+        self.result.redeliveries = claimed.read - len(events)
         if events:
             self._apply_events(state, events)
         self._expire_flapping(state)
@@ -311,9 +314,9 @@ class _Batch:
         # after saving: the store's answers about past incidents include this batch's
         self._detect_problems(state)
         self._link_problems(state)
-        if claimed:
+        if claimed.read:
             # stamped at the end, so received -> processed measures the whole batch
-            self.unit.mark_processed([seq for seq, _ in claimed], self.c.clock())
+            self.unit.mark_processed(self.c.clock())
         if touched:
             state.version = self.unit.advance_state_version()
         self._forget_old(state)

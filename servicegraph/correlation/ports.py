@@ -9,10 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from servicegraph.correlation.model import Alert, Event
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem
+
+
+class Claim(NamedTuple):
+    read: int  # inbox events consumed, redeliveries included
+    events: list[Event]  # those to correlate
 
 
 class CorrelationUnit(Protocol):
@@ -26,10 +31,12 @@ class CorrelationUnit(Protocol):
 
     def advance_state_version(self) -> int: ...
 
-    def claim_pending(self, limit: int) -> list[tuple[int, Event]]:
-        """Up to ``limit`` unprocessed inbox events, oldest first, with their sequence."""
+    def claim_pending(self, limit: int) -> Claim:
+        """The next ``limit`` unprocessed inbox events, oldest first, less redeliveries of
+        events already correlated."""
 
-    def mark_processed(self, seqs: Sequence[int], at: dt.datetime) -> None: ...
+    def mark_processed(self, at: dt.datetime) -> None:
+        """Everything claimed in this unit is processed (committed with the unit)."""
 
     def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]: ...
 
@@ -71,8 +78,9 @@ class IncidentStore(Protocol):
     def close(self) -> None: ...
 
     def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
-        """Persist events durably before returning; events whose ``event_id`` is already
-        in the inbox are ignored. Returns how many were new."""
+        """Persist events durably before returning; returns how many were stored.
+        Redeliveries (an ``event_id`` seen before) recognised at once are not stored; the
+        others are dropped when claimed, so that every event takes effect once."""
 
     def unit(self) -> AbstractContextManager[CorrelationUnit]: ...
 

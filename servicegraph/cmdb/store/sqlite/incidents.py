@@ -7,9 +7,10 @@ correlation batch or an import holding the graph's lock.
 
 Exactly once: the inbox is append-only and ordered by sequence number; the graph file
 keeps ``inbox_cursor``, the last sequence whose effects are committed, and a correlation
-unit advances it in the same transaction as the effects. A unit that dies commits
-neither. ``processed_at`` in the inbox is stamped after the commit, for latency figures
-only.
+unit advances it in the same transaction as the effects, and records the keys of the
+events it claimed (``inbox_seen``: a redelivery is dropped, see sqlite/inbox.py). A unit
+that dies commits neither. ``inbox_processed`` in the inbox file is written after the
+commit, for latency figures only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
+from servicegraph.cmdb.store.sqlite.inbox import (
+    SELECT_EVENTS,
+    InboxWriter,
+    migrate_inbox,
+    row_event,
+)
 from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
+from servicegraph.correlation.ports import Claim
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
@@ -207,66 +215,12 @@ def _problem_incidents(conn: sqlite3.Connection, problem_ids: list[str]) -> dict
     return result
 
 
-INBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS inbox (
-    seq          INTEGER PRIMARY KEY,
-    event_id     TEXT NOT NULL UNIQUE,
-    received_at  INTEGER NOT NULL,
-    source       TEXT NOT NULL,
-    name         TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    severity     INTEGER NOT NULL,
-    occurred_at  INTEGER NOT NULL,
-    fingerprint  TEXT NOT NULL,
-    labels       TEXT NOT NULL,
-    summary      TEXT NOT NULL,
-    processed_at INTEGER
-)
-"""
-
-
-_INBOX_COLUMNS = (
-    "event_id, received_at, source, name, status, severity, occurred_at, fingerprint, labels, "
-    "summary"
-)
-_FAST_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _event_row(e: Event, received_us: int) -> tuple[Any, ...]:
-    return (
-        e.event_id,
-        received_us,
-        e.source,
-        e.name,
-        e.status.value,
-        int(e.severity),
-        to_us(e.occurred_at),
-        e.fingerprint,
-        _FAST_DUMPS(e.labels),
-        e.summary,
-    )
-
-
-def _event(r: tuple[Any, ...]) -> Event:
-    return Event(
-        event_id=r[0],
-        received_at=from_us(r[1]),
-        source=r[2],
-        name=r[3],
-        status=EventStatus(r[4]),
-        severity=Severity(r[5]),
-        occurred_at=from_us(r[6]),
-        fingerprint=r[7],
-        labels=json.loads(r[8]),
-        summary=r[9],
-    )
-
-
 class _Unit:
     def __init__(self, conn: sqlite3.Connection, inbox: SqliteFile) -> None:
         self._conn = conn
         self._inbox = inbox
-        self.processed: tuple[list[int], dt.datetime] | None = None
+        self._claimed: tuple[int, int] | None = None  # (cursor before, last seq claimed)
+        self.processed: tuple[int, dt.datetime] | None = None
 
     def state_version(self) -> int:
         row = self._conn.execute(
@@ -281,29 +235,45 @@ class _Unit:
         ).fetchone()
         return int(row[0])
 
-    def claim_pending(self, limit: int) -> list[tuple[int, Event]]:
+    def claim_pending(self, limit: int) -> Claim:
         cursor = _cursor(self._conn)
         rows = (
             self._inbox._read()
-            .execute(
-                f"SELECT seq, {_INBOX_COLUMNS} FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                (cursor, limit),
-            )
+            .execute(f"{SELECT_EVENTS} WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit))
             .fetchall()
         )
-        return [(r[0], _event(r[1:])) for r in rows]
+        if not rows:
+            return Claim(0, [])
+        self._claimed = (cursor, rows[-1][0])
+        # the keys not seen before: a redelivery the webhook did not recognise is dropped
+        first = {
+            key
+            for (key,) in self._conn.execute(
+                "INSERT OR IGNORE INTO inbox_seen (key, seq) "
+                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?) RETURNING key",
+                (_dumps([(r[1], r[0]) for r in rows]),),
+            )
+        }
+        events = []
+        for r in rows:
+            if r[1] in first:
+                first.discard(r[1])  # the same event twice in one claim counts once
+                events.append(row_event(r[2:]))
+        return Claim(len(rows), events)
 
-    def mark_processed(self, seqs: Sequence[int], at: dt.datetime) -> None:
-        if not seqs:
+    def mark_processed(self, at: dt.datetime) -> None:
+        if self._claimed is None:
             return
-        if min(seqs) <= _cursor(self._conn):
+        claimed_after, last = self._claimed
+        if _cursor(self._conn) != claimed_after:
             raise StoreError("inbox events were processed twice; another worker raced this one")
         self._conn.execute(
             "INSERT INTO meta (key, value) VALUES ('inbox_cursor', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (max(seqs),),
+            (last,),
         )
-        self.processed = (list(seqs), at)
+        self.processed = (last, at)
 
     def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]:
         rows = self._conn.execute(
@@ -416,8 +386,8 @@ class SqliteIncidentStore:
         self._graph = graph_store
         path = inbox_path or graph_store.path.with_name(f"{graph_store.path.stem}-inbox.sqlite3")
         self._inbox = SqliteFile(path, lock_timeout=graph_store.lock_timeout, synchronous="FULL")
-        with self._inbox._transaction() as conn:
-            conn.execute(INBOX_SCHEMA)
+        migrate_inbox(self._inbox, graph_store)
+        self._writer = InboxWriter(self._inbox)
 
     def close(self) -> None:
         self._inbox.close()
@@ -428,21 +398,7 @@ class SqliteIncidentStore:
         return self._graph
 
     def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
-        if not events:
-            return 0
-        when = to_us(received_at)
-        rows = [_event_row(e, when) for e in events]
-        try:
-            with self._inbox._transaction() as conn:
-                before = conn.total_changes
-                conn.executemany(
-                    f"INSERT OR IGNORE INTO inbox ({_INBOX_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                return conn.total_changes - before
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot persist events to the inbox: {exc}") from exc
+        return self._writer.append(events, received_at)
 
     @contextmanager
     def unit(self) -> Iterator[_Unit]:
@@ -450,13 +406,13 @@ class SqliteIncidentStore:
             unit = _Unit(conn, self._inbox)
             yield unit
         if unit.processed is not None:
-            seqs, at = unit.processed
+            last, at = unit.processed
             try:
                 with self._inbox._transaction() as inbox:
                     inbox.execute(
-                        "UPDATE inbox SET processed_at = ? "
-                        "WHERE seq IN (SELECT value FROM json_each(?))",
-                        (to_us(at), _dumps(seqs)),
+                        "INSERT OR REPLACE INTO inbox_processed (last_seq, processed_at) "
+                        "VALUES (?, ?)",
+                        (last, to_us(at)),
                     )
             except StoreError:
                 pass  # only a latency statistic; the cursor is what counts
@@ -485,9 +441,17 @@ class SqliteIncidentStore:
     def prune_inbox(self, before: dt.datetime) -> int:
         cursor = _cursor(self._read())
         with self._inbox._transaction() as conn:
-            deleted = conn.execute(
-                "DELETE FROM inbox WHERE seq <= ? AND received_at < ?", (cursor, to_us(before))
-            ).rowcount
+            # a prefix of the sequence: the first event kept bounds what the graph file forgets
+            row = conn.execute(
+                "SELECT seq FROM inbox WHERE seq > ? OR received_at >= ? ORDER BY seq LIMIT 1",
+                (cursor, to_us(before)),
+            ).fetchone()
+            through = cursor if row is None else min(cursor, int(row[0]) - 1)
+            deleted = conn.execute("DELETE FROM inbox WHERE seq <= ?", (through,)).rowcount
+            conn.execute("DELETE FROM inbox_processed WHERE last_seq <= ?", (through,))
+        with self._graph._transaction() as graph:
+            graph.execute("DELETE FROM inbox_seen WHERE seq <= ?", (through,))
+        self._writer.forget()
         return int(deleted)
 
     def get_incident(self, incident_id: str) -> Incident | None:

@@ -270,4 +270,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX incident_root_signature ON incident (root_signature, opened_at, root_ci_id)
         WHERE root_signature IS NOT NULL;
     """,
+    # 6: the key of every inbox event correlated (sqlite/inbox.py): a redelivery that the
+    # webhook did not recognise is dropped by the correlation unit that claims it
+    """
+    CREATE TABLE inbox_seen (
+        key INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX inbox_seen_seq ON inbox_seen (seq);
+    """,
 ]
