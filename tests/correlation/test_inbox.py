@@ -46,7 +46,8 @@ def test_a_redelivery_the_webhook_no_longer_remembers_is_dropped_when_correlated
     assert correlator.ingest([first]) == 1
     assert correlator.drain().events == 1
     # enough other events that the first is out of the webhook's memory
-    assert correlator.ingest([_event(n) for n in range(1, 8)]) == 7
+    for n in range(1, 8):
+        assert correlator.ingest([_event(n)]) == 1
     assert correlator.ingest([first]) == 1, "not recognised at once: stored"
     result = correlator.drain()
     assert (result.events, result.redeliveries) == (8, 1)

@@ -53,18 +53,19 @@ def to_event(alert: AlertmanagerAlert, received_at: dt.datetime) -> Event:
     labels = alert.labels
     name = labels.get("alertname", "unnamed alert")
     starts = aware(alert.startsAt, received_at)
-    status = EventStatus.FIRING if alert.status == "firing" else EventStatus.RESOLVED
     # A firing alert's endsAt is a moving expiry (or Go's zero time): not part of its
     # identity. A resolved alert's endsAt is when it ended.
-    ends = None
-    if status is EventStatus.RESOLVED:
+    if alert.status == "firing":
+        status, ends, occurred = EventStatus.FIRING, None, starts
+    else:
         ends = aware(alert.endsAt, received_at) if alert.endsAt else received_at
+        status, occurred = EventStatus.RESOLVED, ends
     fingerprint = (
         f"am:{alert.fingerprint}"
         if alert.fingerprint
         else fingerprint_of(SOURCE, name, labels, labels.keys())
     )
-    occurred = ends if ends is not None else starts
+    annotations = alert.annotations
     return Event(
         source=SOURCE,
         name=name,
@@ -75,6 +76,6 @@ def to_event(alert: AlertmanagerAlert, received_at: dt.datetime) -> Event:
         # plain text, not a hash: cheap, and readable when an operator looks at the inbox
         event_id=f"{fingerprint}|{status.value}|{starts.isoformat()}|{ends or ''}",
         labels=labels,
-        summary=alert.annotations.get("summary") or alert.annotations.get("description", ""),
+        summary=annotations.get("summary") or annotations.get("description", ""),
         received_at=received_at,
     )

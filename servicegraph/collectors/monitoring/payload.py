@@ -28,12 +28,16 @@ def parse_body(body: bytes, adapter: TypeAdapter[T], *, what: str) -> T:
         raise ValidationFailed(first["msg"], item=what, field=location) from None
 
 
+_ZERO = dt.timedelta(0)
+
+
 def aware(value: dt.datetime, default: dt.datetime) -> dt.datetime:
     """UTC-aware time; Go's zero time (0001-01-01) and naive times are handled."""
     if value.year <= 1:
         return default
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    if value.tzinfo is dt.UTC:
+    tz = value.tzinfo
+    if tz is dt.UTC:
         return value
+    if tz is None or tz.utcoffset(value) == _ZERO:  # pydantic's own UTC is not dt.UTC
+        return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)

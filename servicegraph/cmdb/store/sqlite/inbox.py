@@ -30,7 +30,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from servicegraph.cmdb.errors import CmdbError, SchemaTooNew, StoreError
@@ -76,7 +76,18 @@ INSERT_EVENTS = (
 )
 SELECT_EVENTS = f"SELECT seq, event_key, {_EVENT_COLUMNS} FROM inbox"
 
-_FAST_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+def _labels_encoder() -> Callable[[Mapping[str, str]], str]:
+    """Compact JSON of one event's labels. ``JSONEncoder.encode`` sets up a new C encoder
+    at every call, which costs more than encoding a handful of labels: one is made here."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without CPython's accelerator
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    chunks = make(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    return lambda labels: "".join(chunks(labels, 0))
+
+
+_encode_labels = _labels_encoder()
 
 
 def event_key(event_id: str) -> int:
@@ -96,7 +107,7 @@ def event_row(e: Event, received_us: int) -> tuple[Any, ...]:
         int(e.severity),
         to_us(e.occurred_at),
         e.fingerprint,
-        _FAST_DUMPS(e.labels),
+        _encode_labels(e.labels),
         e.summary,
     )
 
@@ -187,8 +198,8 @@ class RecentKeys:
     def __contains__(self, key: int) -> bool:
         return key in self._new or key in self._old
 
-    def add(self, key: int) -> None:
-        self._new.add(key)
+    def update(self, keys: set[int]) -> None:
+        self._new |= keys
         if len(self._new) >= self.capacity:
             self._old, self._new = self._new, set()
 
@@ -264,8 +275,7 @@ class InboxWriter:
             for job in jobs:
                 job.error = exc
             return
-        for key in fresh:  # only once committed: a failed append is not a duplicate later
-            recent.add(key)
+        recent.update(fresh)  # only once committed: a failed append is no duplicate later
         for job, count in zip(jobs, stored, strict=True):
             job.stored = count
 
@@ -280,6 +290,7 @@ class InboxWriter:
             )
             .fetchall()
         )
-        for (key,) in rows:
-            recent.add(key)
+        step = max(1, self.RECENT_KEYS // 2)
+        for start in range(0, len(rows), step):
+            recent.update({key for (key,) in rows[start : start + step]})
         return recent
