@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 
 from servicegraph import __version__, jobs, metrics, webhooks
 from servicegraph.bootstrap import Services, bootstrap, settle_heap
@@ -105,7 +106,10 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
             if owned:
                 svc.close()
 
-    app = FastAPI(title="servicegraph", version=__version__, lifespan=lifespan)
+    telemetry: TelemetryConfig | None = None
+    if not config.opentelemetry:
+        telemetry = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(title="servicegraph", version=__version__, lifespan=lifespan, telemetry=telemetry)
     app.include_router(webhooks.router)
     app.include_router(graphql_router(config.graphql), prefix="/graphql")
 
