@@ -21,7 +21,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from servicegraph import jobs
-from servicegraph.bootstrap import Services, bootstrap
+from servicegraph.bootstrap import Services, bootstrap, settle_heap
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.config import Settings
 
@@ -42,6 +42,7 @@ ROUTES = {
 TRANSIENT = (StoreError, StoreUnavailable)
 
 _services: Services | None = None
+_heap_settled = False  # see `correlate`
 
 
 def configure(settings: Settings) -> Celery:
@@ -113,10 +114,18 @@ def _retry(task: Task, exc: Exception) -> Any:
 
 @app.task(name="servicegraph.correlate", bind=True)
 def correlate(self: Task) -> dict[str, Any]:
+    global _heap_settled
     try:
-        return jobs.correlate(services())
+        result = jobs.correlate(services())
     except TRANSIENT as exc:
         raise _retry(self, exc) from exc
+    if not _heap_settled:
+        # The first correlation loaded the topology projection: out of the garbage
+        # collector's full passes from now on, as `serve` does at start (workers that
+        # never correlate never load it).
+        settle_heap()
+        _heap_settled = True
+    return result
 
 
 @app.task(name="servicegraph.ingest", bind=True)
