@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from servicegraph.bootstrap import bootstrap
+from servicegraph.cmdb.errors import StoreError
 from servicegraph.cmdb.store.sqlite.inbox import INBOX_VERSION, InboxWriter
 from servicegraph.config import Settings
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
@@ -180,3 +181,33 @@ def test_a_version_0_inbox_is_upgraded_without_losing_or_repeating_events(
         assert result.alerts_created == 2, "events 4 and 5, once each"
     finally:
         services.close()
+
+
+def test_a_failed_group_commit_fails_every_sender_of_it_and_stores_nothing(
+    world: World,
+) -> None:
+    incidents = world.services.incidents
+    settings = world.services.settings
+    inbox = settings.sqlite_file.with_name(f"{settings.sqlite_file.stem}-inbox.sqlite3")
+    with sqlite3.connect(inbox) as other:  # broken underneath the running store
+        other.execute("ALTER TABLE inbox RENAME TO inbox_away")
+    outcomes: list[str] = []
+
+    def sender(k: int) -> None:
+        try:
+            incidents.append_inbox([_event(k * 100 + i) for i in range(5)], T0)
+            outcomes.append("stored")
+        except StoreError:
+            outcomes.append("failed")
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes == ["failed"] * 6, "every sender answered, none stored"
+    with sqlite3.connect(inbox) as other:
+        other.execute("ALTER TABLE inbox_away RENAME TO inbox")
+    # a failed append is no duplicate later: the sender's retry is stored
+    assert incidents.append_inbox([_event(k) for k in range(5)], T0) == 5
+    assert incidents.counts()["events"] == 5

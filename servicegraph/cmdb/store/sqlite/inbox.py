@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from servicegraph.cmdb.errors import CmdbError, SchemaTooNew, StoreError
+from servicegraph.cmdb.errors import SchemaTooNew, StoreError
 from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
 from servicegraph.correlation.model import Event, EventStatus, Severity
 
@@ -266,14 +266,12 @@ class InboxWriter:
             if rows:
                 with self._inbox._transaction() as conn:
                     conn.executemany(INSERT_EVENTS, rows)
-        except sqlite3.Error as exc:
-            error: BaseException = StoreError(f"cannot persist events to the inbox: {exc}")
+        except BaseException as exc:  # each sender of the group gets it; none waits on
+            error = exc  # a commit that will not come (CmdbError: the store's own errors)
+            if isinstance(exc, sqlite3.Error):
+                error = StoreError(f"cannot persist events to the inbox: {exc}")
             for job in jobs:
                 job.error = error
-            return
-        except CmdbError as exc:
-            for job in jobs:
-                job.error = exc
             return
         recent.update(fresh)  # only once committed: a failed append is no duplicate later
         for job, count in zip(jobs, stored, strict=True):
