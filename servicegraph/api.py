@@ -50,7 +50,9 @@ class _Background:
                 self.worker = CorrelationProcess(settings)
             else:
                 self.worker = CorrelationWorker(
-                    services.correlator, poll_interval=settings.correlation.poll_interval_s
+                    services.correlator,
+                    poll_interval=settings.correlation.poll_interval_s,
+                    on_batch=jobs.WorkerMetrics(services),
                 )
             periodic = {k: v for k, v in settings.schedule.items() if k != "correlate"}
             self._scheduler = EmbeddedScheduler(services, periodic, jobs.PERIODIC)

@@ -96,6 +96,7 @@ class _Stop:
 
 
 def _child(settings: Settings, connection: Connection) -> None:
+    from servicegraph import jobs
     from servicegraph.bootstrap import bootstrap, settle_heap
 
     # Ctrl-C reaches the whole process group: the API stops the child by closing the pipe
@@ -112,6 +113,7 @@ def _child(settings: Settings, connection: Connection) -> None:
             poll_interval=settings.correlation.poll_interval_s,
             wake=_Wake(pipe),
             stop=_Stop(pipe),
+            on_batch=jobs.WorkerMetrics(services),  # shown with PROMETHEUS_MULTIPROC_DIR
         )
         worker.run()
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from servicegraph import metrics
 from servicegraph.bootstrap import Services
+from servicegraph.correlation.correlator import BatchResult
 
 
 def correlate(services: Services, *, budget_s: float = 5.0) -> dict[str, Any]:
@@ -28,9 +29,32 @@ def correlate(services: Services, *, budget_s: float = 5.0) -> dict[str, Any]:
             total.merge(result)
             if result.events == 0:
                 break
-        metrics.EVENTS.inc(total.events)
+        record_batch(total)
         observe_inbox(services)
         return {**asdict(total), "pending": services.incidents.pending_count()}
+
+
+def record_batch(result: BatchResult) -> None:
+    metrics.EVENTS.inc(result.events - result.redeliveries)
+    metrics.REDELIVERED.inc(result.redeliveries)
+
+
+class WorkerMetrics:
+    """What the embedded correlation worker reports after each batch: the event counters,
+    and the inbox backlog gauges at most every ``interval`` seconds (counting the waiting
+    events reads all of them)."""
+
+    def __init__(self, services: Services, interval: float = 5.0) -> None:
+        self._services = services
+        self._interval = interval
+        self._observed = -interval
+
+    def __call__(self, result: BatchResult) -> None:
+        record_batch(result)
+        now = time.monotonic()
+        if now - self._observed >= self._interval:
+            self._observed = now
+            observe_inbox(self._services)
 
 
 def ingest(services: Services, events: list[dict[str, Any]]) -> dict[str, int]:

@@ -35,6 +35,11 @@ JOB_SECONDS = Histogram(
 EVENTS = Counter(
     "servicegraph_events_correlated_total", "Inbox events correlated (each exactly once)."
 )
+REDELIVERED = Counter(
+    "servicegraph_events_redelivered_total",
+    "Inbox events correlation dropped: redeliveries of events correlated before that the "
+    "ingestion endpoint did not recognise.",
+)
 INBOX_PENDING = Gauge(
     "servicegraph_inbox_pending",
     "Events waiting in the inbox when last measured (the queue lag in events).",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from servicegraph.correlation.correlator import BatchResult, Correlator
@@ -36,8 +37,10 @@ class CorrelationWorker:
         poll_interval: float = 0.05,
         wake: Signal | None = None,
         stop: Signal | None = None,
+        on_batch: Callable[[BatchResult], None] | None = None,
     ) -> None:
         self.correlator = correlator
+        self.on_batch = on_batch  # metrics, for instance: called after every batch
         self.poll_interval = poll_interval
         self.totals = BatchResult()
         self._wake: Signal = wake if wake is not None else threading.Event()
@@ -71,6 +74,8 @@ class CorrelationWorker:
             try:
                 result = self.correlator.process_pending()
                 self.totals.merge(result)
+                if self.on_batch is not None:
+                    self.on_batch(result)
                 backoff = self.poll_interval
             except Exception:  # keep the worker alive; the batch was rolled back
                 log.exception("correlation batch failed; retrying in %.1f s", backoff)

@@ -195,6 +195,13 @@ def test_inbox_failure_answers_503_so_the_sender_retries(
     assert services.incidents.counts()["events"] == 1
 
 
+def _correlated(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("servicegraph_events_correlated_total "):
+            return float(line.split()[1])
+    raise AssertionError("no servicegraph_events_correlated_total in /metrics")
+
+
 def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
     svc = bootstrap(Settings(data_dir=tmp_path, ingest_tokens=TOKENS))
     with TestClient(create_app(svc)) as client:
@@ -204,10 +211,16 @@ def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
         assert r.status_code == 202
         import time
 
+        before = _correlated(client)
         for _ in range(100):
             if svc.incidents.counts()["incidents"] == 1:
                 break
             time.sleep(0.05)
         assert svc.incidents.counts()["incidents"] == 1
+        for _ in range(100):  # the worker reports its batch after committing it
+            if _correlated(client) == before + 1:
+                break
+            time.sleep(0.05)
+        assert _correlated(client) == before + 1, "the embedded worker counts into /metrics"
     svc.close()
     assert json.dumps(svc.incidents.counts())
