@@ -46,7 +46,7 @@ class _Background:
             tasks.configure(settings)
             self._celery_correlate = tasks.correlate
         elif settings.embedded_worker:
-            if settings.embedded_worker_process:
+            if settings.embedded_worker_process:  # None (unset): a thread
                 self.worker = CorrelationProcess(settings)
             else:
                 self.worker = CorrelationWorker(

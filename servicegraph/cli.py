@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -145,12 +146,23 @@ def serve(
 
     with _services() as services:
         settings = services.settings
+        if settings.embedded_worker_process is None:
+            # correlation on a core of its own, when there is a second one
+            settings.embedded_worker_process = (os.cpu_count() or 1) > 1
         bind_host = host or settings.api_host
         bind_port = port or settings.api_port
+        if settings.broker_url:
+            correlation = "by Celery workers"
+        elif not settings.embedded_worker:
+            correlation = "off (embedded_worker is false)"
+        else:
+            where = "a child process" if settings.embedded_worker_process else "a thread"
+            correlation = f"in {where}"
         err.print(
             f"servicegraph on http://{bind_host}:{bind_port} "
             f"(store: {settings.store}, "
-            f"{settings.neo4j_uri if settings.store == 'neo4j' else settings.sqlite_file})",
+            f"{settings.neo4j_uri if settings.store == 'neo4j' else settings.sqlite_file}; "
+            f"correlation {correlation})",
             highlight=False,
         )
         uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="info")

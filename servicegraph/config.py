@@ -169,9 +169,11 @@ class Settings(BaseSettings):
     ingest_tokens: dict[str, str] = Field(default_factory=dict)
     # run the correlation worker inside `serve` (off when separate workers run it)
     embedded_worker: bool = True
-    # ... in a child process of `serve` instead of a thread: correlation then has a core
-    # of its own and does not slow the API down during an alert storm
-    embedded_worker_process: bool = False
+    # ... in a child process instead of a thread: correlation then has a core of its own
+    # and does not slow the API down during an alert storm, at the cost of a second copy
+    # of the topology. Unset: a child process when `serve` runs on more than one CPU, a
+    # thread otherwise and in apps made with `create_app` (tests, embedding)
+    embedded_worker_process: bool | None = None
 
     # Background jobs: with a broker (redis://...), Celery workers run them; without one,
     # `serve` runs them in-process.

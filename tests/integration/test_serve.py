@@ -50,6 +50,11 @@ def test_serve_answers_healthz(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    assert proc.stdout is not None
+    output = proc.stdout.read().decode()
+    # unset, the correlation worker gets a core of its own when there is a second one
+    where = "a child process" if (os.cpu_count() or 1) > 1 else "a thread"
+    assert f"correlation in {where}" in output, output
 
 
 def test_healthz_reports_a_broken_store_as_down(tmp_path: Path) -> None:
