@@ -52,7 +52,7 @@ INBOX_LAG = Gauge(
 )
 INGESTED = Counter(
     "servicegraph_events_ingested_total",
-    "Events accepted by the ingestion endpoints, by source (redeliveries excluded).",
+    "Events stored by the ingestion endpoints, by source (redeliveries it recognised excluded).",
     ["source"],
 )
 
