@@ -47,7 +47,7 @@ class _Background:
             self._celery_correlate = tasks.correlate
         elif settings.embedded_worker:
             if settings.embedded_worker_process:  # None (unset): a thread
-                self.worker = CorrelationProcess(settings)
+                self.worker = CorrelationProcess(settings, on_batch=jobs.WorkerMetrics(services))
             else:
                 self.worker = CorrelationWorker(
                     services.correlator,

@@ -9,6 +9,9 @@ pipe; a supervisor thread restarts it if it dies. A pipe rather than a
 ``multiprocessing.Event``: an event's lock, taken by a process that is then killed, would
 stay taken and hang whoever wakes the worker next. Exactly-once holds as with any worker:
 its batches commit together with the inbox position.
+
+The child reports each batch's counts back through a second pipe, so that the API's
+``/metrics`` counts what it correlates without a shared metrics directory.
 """
 
 from __future__ import annotations
@@ -19,17 +22,21 @@ import multiprocessing
 import os
 import select
 import signal
+import struct
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 
 from servicegraph.config import Settings
+from servicegraph.correlation.correlator import BatchResult
 from servicegraph.correlation.worker import CorrelationWorker
 
 log = logging.getLogger(__name__)
 
 _MAX_RESTART_DELAY = 30.0
+_QUIET = 5.0  # seconds without a report after which ``on_batch`` hears of an empty batch
 _HEALTHY_RUN = 60.0  # a process that ran this long before dying restarts at once
 
 
@@ -95,8 +102,25 @@ class _Stop:
         return self._pipe.closed
 
 
-def _child(settings: Settings, connection: Connection) -> None:
-    from servicegraph import jobs
+_REPORT = struct.Struct("<II")  # events claimed, redeliveries dropped
+
+
+def _reporter(connection: Connection) -> Callable[[BatchResult], None]:
+    """The child's side of the report pipe: one record per batch that claimed events."""
+    fd = connection.fileno()
+    os.set_blocking(fd, False)
+
+    def report(result: BatchResult) -> None:
+        if result.events:
+            # a full pipe (the API is not reading): the count is lost, not the batch;
+            # a broken one: the API is gone and the worker stops on its own
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                os.write(fd, _REPORT.pack(result.events, result.redeliveries))
+
+    return report
+
+
+def _child(settings: Settings, connection: Connection, reports: Connection) -> None:
     from servicegraph.bootstrap import bootstrap, settle_heap
 
     # Ctrl-C reaches the whole process group: the API stops the child by closing the pipe
@@ -113,7 +137,7 @@ def _child(settings: Settings, connection: Connection) -> None:
             poll_interval=settings.correlation.poll_interval_s,
             wake=_Wake(pipe),
             stop=_Stop(pipe),
-            on_batch=jobs.WorkerMetrics(services),  # shown with PROMETHEUS_MULTIPROC_DIR
+            on_batch=_reporter(reports),
         )
         worker.run()
     finally:
@@ -123,8 +147,17 @@ def _child(settings: Settings, connection: Connection) -> None:
 class CorrelationProcess:
     """Starts, wakes, restarts and stops the worker process."""
 
-    def __init__(self, settings: Settings, *, restart_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        restart_delay: float = 1.0,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> None:
         self._settings = settings
+        # what the child reports, in a thread of this process; also called with an empty
+        # result when it reported nothing for ``_QUIET`` seconds (gauges stay current)
+        self._on_batch = on_batch
         self._restart_delay = restart_delay
         self._context = multiprocessing.get_context("spawn")
         self._halt = threading.Event()
@@ -180,18 +213,49 @@ class CorrelationProcess:
     def _spawn(self) -> None:
         reader, writer = self._context.Pipe(duplex=False)
         os.set_blocking(writer.fileno(), False)
+        report_reader, report_writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_child,
-            args=(self._settings, reader),
+            args=(self._settings, reader, report_writer),
             name="servicegraph-correlation",
             daemon=True,
         )
         process.start()
         reader.close()  # the child has its own copy; without ours, its death breaks the pipe
+        report_writer.close()  # likewise: the child's death ends the reports
+        threading.Thread(
+            target=self._relay, args=(report_reader,), name="correlation-reports", daemon=True
+        ).start()
         with self._lock:
             self._close_writer()
             self._process, self._writer = process, writer
             self._spawned_at = time.monotonic()
+
+    def _relay(self, reports: Connection) -> None:
+        """Hand the child's batch reports to ``on_batch`` until the child is gone."""
+        fd = reports.fileno()
+        try:
+            while True:
+                ready, _, _ = select.select([fd], [], [], _QUIET)
+                if not ready:
+                    self._report(BatchResult())
+                    continue
+                # writes of one record are atomic: reads return whole records
+                data = os.read(fd, _REPORT.size * 256)
+                if not data:
+                    return
+                for events, redeliveries in _REPORT.iter_unpack(data):
+                    self._report(BatchResult(events=events, redeliveries=redeliveries))
+        finally:
+            reports.close()
+
+    def _report(self, result: BatchResult) -> None:
+        if self._on_batch is None:
+            return
+        try:
+            self._on_batch(result)
+        except Exception:  # metrics must not end the relay
+            log.exception("reporting a correlation batch failed")
 
     def _supervise(self) -> None:
         delay = self._restart_delay

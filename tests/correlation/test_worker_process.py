@@ -39,6 +39,13 @@ def alive(pid: int) -> bool:
         return stat.read().split(")")[1].split()[0] != "Z"
 
 
+def correlated(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("servicegraph_events_correlated_total "):
+            return float(line.split()[1])
+    raise AssertionError("no servicegraph_events_correlated_total in /metrics")
+
+
 def test_worker_process_correlates_restarts_and_stops(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, ingest_tokens=TOKEN, embedded_worker_process=True)
     services = bootstrap(settings)
@@ -47,16 +54,20 @@ def test_worker_process_correlates_restarts_and_stops(tmp_path: Path) -> None:
         assert isinstance(worker, CorrelationProcess)
         first_pid = worker.pid
         assert first_pid is not None and first_pid != os.getpid()
+        before = correlated(client)
 
         r = client.post("/api/v1/events", json={"name": "Ping", "labels": {}}, headers=HEADERS)
         assert r.status_code == 202
         assert eventually(lambda: services.incidents.counts()["incidents"] == 1)
+        # the child's counts reach this process's /metrics through its report pipe
+        assert eventually(lambda: correlated(client) == before + 1)
 
         os.kill(first_pid, signal.SIGKILL)  # the supervisor brings it back
         assert eventually(lambda: worker.pid not in (None, first_pid))
         r = client.post("/api/v1/events", json={"name": "Pong", "labels": {}}, headers=HEADERS)
         assert r.status_code == 202
         assert eventually(lambda: services.incidents.counts()["incidents"] == 2)
+        assert eventually(lambda: correlated(client) == before + 2), "reports after a restart"
         second_pid = worker.pid
     # the app stopped: so did its worker process
     assert second_pid is not None and not alive(second_pid)
