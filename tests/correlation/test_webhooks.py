@@ -205,13 +205,13 @@ def _correlated(client: TestClient) -> float:
 def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
     svc = bootstrap(Settings(data_dir=tmp_path, ingest_tokens=TOKENS))
     with TestClient(create_app(svc)) as client:
+        before = _correlated(client)
         r = client.post(
             "/api/v1/events", json={"name": "Ping", "labels": {}}, headers=auth("generic")
         )
         assert r.status_code == 202
         import time
 
-        before = _correlated(client)
         for _ in range(100):
             if svc.incidents.counts()["incidents"] == 1:
                 break
