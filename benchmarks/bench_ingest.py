@@ -3,9 +3,9 @@
 1. Throughput: the same httpx clients post the same 20,000 alerts in batches of 100 to
    Alertmanager's own ``POST /api/v2/alerts`` and to our Alertmanager webhook (payload
    version 4, with fingerprints hashed from the labels as Alertmanager's are: API only
-   ingesting; correlating in a thread; correlating in a child process), all on this
-   machine, in ``--rounds`` rounds, with one sender and with several at once
-   (``--senders``); alerts/s of each and the median ratio.
+   ingesting; correlating in a thread; correlating in a child process; the first and the
+   last with two API processes), all on this machine, in ``--rounds`` rounds, with one
+   sender and with several at once (``--senders``); alerts/s of each and the median ratio.
 2. Latency: events at a steady 1,000/s (batches of 10 every 10 ms) to the generic batch
    endpoint of ``servicegraph serve`` with its in-process correlation worker on the
    100,000-CI graph; per event, the time from being stored in the inbox to its incident
@@ -60,7 +60,7 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
 
 
 def start_service(
-    data: Path, port: int, *, worker: bool, process: bool = False
+    data: Path, port: int, *, worker: bool, process: bool = False, api_workers: int = 1
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -69,6 +69,7 @@ def start_service(
         "SERVICEGRAPH_INGEST_TOKENS__GENERIC": TOKEN,
         "SERVICEGRAPH_EMBEDDED_WORKER": "true" if worker else "false",
         "SERVICEGRAPH_EMBEDDED_WORKER_PROCESS": "true" if process else "false",
+        "SERVICEGRAPH_API_WORKERS": str(api_workers),
         "SERVICEGRAPH_CORRELATION__POLL_INTERVAL_S": "0.02",
     }
     proc = subprocess.Popen(
@@ -207,10 +208,12 @@ def throughput(args: argparse.Namespace, graph: Path, workdir: Path) -> None:
     with every worker caught up before each timed run: the host's load moves all of them
     within a round, and the median of the per-round ratios is what is reported."""
     am_label = "alertmanager POST /api/v2/alerts"
-    modes = {
-        "servicegraph webhook (inbox only)": (False, False),
-        "servicegraph webhook + correlating (thread)": (True, False),
-        "servicegraph webhook + correlating (process)": (True, True),
+    modes = {  # label: correlating, in a child process, API processes
+        "servicegraph webhook (inbox only)": (False, False, 1),
+        "servicegraph webhook + correlating (thread)": (True, False, 1),
+        "servicegraph webhook + correlating (process)": (True, True, 1),
+        "servicegraph, 2 API processes (inbox only)": (False, False, 2),
+        "servicegraph, 2 API processes + correlating": (True, True, 2),
     }
     headers = {"Authorization": f"Bearer {TOKEN}"}
     am_port = free_port()
@@ -218,10 +221,12 @@ def throughput(args: argparse.Namespace, graph: Path, workdir: Path) -> None:
     processes = [start_alertmanager(am_port, workdir)]
     correlating = []  # data directories whose worker correlates
     try:
-        for i, (label, (worker, process)) in enumerate(modes.items()):
+        for i, (label, (worker, process, api_workers)) in enumerate(modes.items()):
             data = fresh_copy(graph, f"ingest-run-{i}")
             port = free_port()
-            processes.append(start_service(data, port, worker=worker, process=process))
+            processes.append(
+                start_service(data, port, worker=worker, process=process, api_workers=api_workers)
+            )
             targets[label] = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
             if worker:
                 correlating.append(data)

@@ -5,6 +5,7 @@ correlation worker runs in-process."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
 from servicegraph.correlation_process import CorrelationProcess
 from servicegraph.graphql.router import graphql_router
+from servicegraph.leader import Leadership
 from servicegraph.scheduler import EmbeddedScheduler
 
 log = logging.getLogger(__name__)
@@ -28,14 +30,19 @@ log = logging.getLogger(__name__)
 
 class _Background:
     """What runs beside the API. Without a broker: the correlation worker (a thread, or a
-    child process with ``embedded_worker_process``) and the embedded scheduler. With one:
-    Celery workers do the work, and ingestion enqueues a correlation task (at most one per
-    ``_TRIGGER_INTERVAL``) so events need not wait for the next beat."""
+    child process with ``embedded_worker_process``) and the embedded scheduler, in one of
+    the API processes when there are several (``api_workers``; ``leader.py``). With a
+    broker: Celery workers do the work, and ingestion enqueues a correlation task (at most
+    one per ``_TRIGGER_INTERVAL``) so events need not wait for the next beat."""
 
     _TRIGGER_INTERVAL = 0.1
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
+        self._settings = settings
+        self._leadership: Leadership | None = None
+        self._jobs_lock = threading.Lock()  # the election thread may start them late
+        self._jobs_running = False
         self.worker: CorrelationWorker | CorrelationProcess | None = None
         self._scheduler: EmbeddedScheduler | None = None
         self._celery_correlate: Any = None
@@ -58,25 +65,51 @@ class _Background:
             self._scheduler = EmbeddedScheduler(services, periodic, jobs.PERIODIC)
 
     def start(self) -> None:
-        if self.worker is not None:
-            self.worker.start()
-        if self._scheduler is not None:
-            self._scheduler.start()
+        if self.worker is None and self._scheduler is None:
+            return
+        if self._settings.api_workers > 1:  # one of several API processes: one runs them
+            self._leadership = Leadership(
+                self._settings.data_dir / "serve-leader.lock", self._start_jobs
+            )
+            self._leadership.start()
+        else:
+            self._start_jobs()
+
+    def _start_jobs(self) -> None:
+        with self._jobs_lock:
+            if self.worker is not None:
+                self.worker.start()
+            if self._scheduler is not None:
+                self._scheduler.start()
+            self._jobs_running = True
 
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-        if self._scheduler is not None:
-            self._scheduler.stop()
+        if self._leadership is not None:
+            self._leadership.stop()
+        with self._jobs_lock:
+            if self._jobs_running:
+                if self.worker is not None:
+                    self.worker.stop()
+                if self._scheduler is not None:
+                    self._scheduler.stop()
+                self._jobs_running = False
+        if self._leadership is not None:
+            self._leadership.release()
 
     def on_ingest(self) -> None:
         if self.worker is not None:
-            self.worker.notify()
+            self.worker.notify()  # not started here (another API process leads): a no-op
         elif self._celery_correlate is not None:
             now = time.monotonic()
             if now - self._last_trigger >= self._TRIGGER_INTERVAL:
                 self._last_trigger = now
                 self._celery_correlate.delay()
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of ``serve --workers N``'s processes (uvicorn imports it by name):
+    settings from the environment, which ``serve`` prepared."""
+    return create_app(settings=Settings())
 
 
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:

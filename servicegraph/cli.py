@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -138,6 +140,12 @@ def _affected_table(title: str, items: Sequence[AffectedCI], names: dict[str, st
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="API processes, for more webhook throughput [default: 1]."
+        ),
+    ] = None,
 ) -> None:
     """Run the API (health at /healthz) on the embedded store; no server software needed."""
     import uvicorn
@@ -150,6 +158,7 @@ def serve(
             # correlation on a core of its own, when there is a second one
             settings.embedded_worker_process = (os.cpu_count() or 1) > 1
         bind_host = host or settings.api_host
+        processes = workers or settings.api_workers
         bind_port = port or settings.api_port
         if settings.broker_url:
             correlation = "by Celery workers"
@@ -162,10 +171,36 @@ def serve(
             f"servicegraph on http://{bind_host}:{bind_port} "
             f"(store: {settings.store}, "
             f"{settings.neo4j_uri if settings.store == 'neo4j' else settings.sqlite_file}; "
-            f"correlation {correlation})",
+            f"correlation {correlation}"
+            + (f"; {processes} API processes)" if processes > 1 else ")"),
             highlight=False,
+            soft_wrap=True,  # one line, whatever the terminal's width
         )
-        uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="info")
+        if processes == 1:
+            uvicorn.run(create_app(services), host=bind_host, port=bind_port, log_level="info")
+            return
+        # Several API processes: uvicorn starts each from the environment, and one of them,
+        # elected through a lock file, runs the correlation worker and the periodic jobs.
+        os.environ["SERVICEGRAPH_API_WORKERS"] = str(processes)
+        os.environ["SERVICEGRAPH_EMBEDDED_WORKER_PROCESS"] = str(
+            bool(settings.embedded_worker_process)
+        ).lower()
+        metrics_dir = None
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics sums all processes
+            metrics_dir = tempfile.mkdtemp(prefix="servicegraph-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run(
+                "servicegraph.api:app_from_environment",
+                factory=True,
+                workers=processes,
+                host=bind_host,
+                port=bind_port,
+                log_level="info",
+            )
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes of `serve`: webhooks and queries spread over more cores.",
+    )
     # FastAPI's own OpenTelemetry spans and metrics (with an OpenTelemetry SDK configured);
     # off, requests skip the check, which costs about 5% of a webhook's CPU
     opentelemetry: bool = False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -69,3 +71,83 @@ def test_healthz_reports_a_broken_store_as_down(tmp_path: Path) -> None:
         response = client.get("/healthz")
         assert response.status_code == 503
         assert response.json()["store"]["status"] == "down"
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie answers kill(0) too
+        return stat.read().split(")")[1].split()[0] != "Z"
+
+
+def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path) -> None:
+    """`serve --workers 2`: both answer, one runs the correlation worker, another takes over
+    when it is killed, and /metrics adds up what every process did."""
+    port = free_port()
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "SERVICEGRAPH_DATA_DIR": str(data),
+        "SERVICEGRAPH_INGEST_TOKENS__GENERIC": "tok",
+    }
+    for name in ("SERVICEGRAPH_CONFIG", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    lock = data / "serve-leader.lock"
+
+    def post(name: str) -> None:
+        r = httpx.post(
+            f"{base}/api/v1/events",
+            json={"name": name, "labels": {}},
+            headers={"Authorization": "Bearer tok"},
+            timeout=10,
+        )
+        assert r.status_code == 202, r.text
+
+    def correlated() -> float:
+        for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+            if line.startswith("servicegraph_events_correlated_total "):
+                return float(line.split()[1])
+        return 0.0
+
+    try:
+        _wait_for(lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "serve")
+        _wait_for(lambda: lock.is_file() and lock.read_text().strip() != "", "a leader")
+        leader = int(lock.read_text())
+        for n in range(10):  # each on a new connection: either process may take it
+            post(f"Ping{n}")
+        _wait_for(lambda: correlated() == 10, "10 events correlated")
+
+        os.kill(leader, signal.SIGKILL)
+        _wait_for(lambda: lock.read_text().strip() not in ("", str(leader)), "a new leader")
+        for n in range(10, 15):
+            post(f"Ping{n}")
+        _wait_for(lambda: correlated() == 15, "the new leader to correlate")
+        new_leader = int(lock.read_text())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.stdout is not None
+    output = proc.stdout.read().decode()
+    assert "2 API processes" in output, output
+    _wait_for(lambda: not _alive(new_leader), "the API processes to stop", timeout=10)
