@@ -1,4 +1,5 @@
-"""Helpers for tests that need real external programs (Alertmanager, net-snmp, Node).
+"""Helpers for tests that need real external programs (Alertmanager, net-snmp, Node) or
+talk to servers they start.
 
 On a developer's machine a missing program skips the test with the reason; in CI
 (``SG_REQUIRE_EXTERNAL=1``, set by .ci/run) it fails, so that a broken install can never
@@ -9,8 +10,31 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import time
+from collections.abc import Callable
 
+import httpx
 import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Until ``check`` holds (a server not answering yet counts as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def require_executable(*names: str, install_hint: str) -> str:

@@ -217,10 +217,11 @@ def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
                 break
             time.sleep(0.05)
         assert svc.incidents.counts()["incidents"] == 1
+        # at least: the registry is the test process's, shared with whatever else correlates
         for _ in range(100):  # the worker reports its batch after committing it
-            if _correlated(client) == before + 1:
+            if _correlated(client) >= before + 1:
                 break
             time.sleep(0.05)
-        assert _correlated(client) == before + 1, "the embedded worker counts into /metrics"
+        assert _correlated(client) >= before + 1, "the embedded worker counts into /metrics"
     svc.close()
     assert json.dumps(svc.incidents.counts())

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,28 +17,10 @@ from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.store.port import CIQuery
 from servicegraph.config import Settings
 from servicegraph.ticketing.model import Incident, IncidentStatus
-from tests.support import require_executable
+from tests.support import free_port, require_executable, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "am-integration-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture()

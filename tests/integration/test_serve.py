@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,12 +15,7 @@ from fastapi.testclient import TestClient
 from servicegraph.api import create_app
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import free_port, wait_for
 
 
 def test_serve_answers_healthz(tmp_path: Path) -> None:
@@ -73,18 +66,6 @@ def test_healthz_reports_a_broken_store_as_down(tmp_path: Path) -> None:
         assert response.json()["store"]["status"] == "down"
 
 
-def _wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -131,18 +112,18 @@ def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path
         return 0.0
 
     try:
-        _wait_for(lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "serve")
-        _wait_for(lambda: lock.is_file() and lock.read_text().strip() != "", "a leader")
+        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "serve")
+        wait_for(lambda: lock.is_file() and lock.read_text().strip() != "", "a leader")
         leader = int(lock.read_text())
         for n in range(10):  # each on a new connection: either process may take it
             post(f"Ping{n}")
-        _wait_for(lambda: correlated() == 10, "10 events correlated")
+        wait_for(lambda: correlated() == 10, "10 events correlated")
 
         os.kill(leader, signal.SIGKILL)
-        _wait_for(lambda: lock.read_text().strip() not in ("", str(leader)), "a new leader")
+        wait_for(lambda: lock.read_text().strip() not in ("", str(leader)), "a new leader")
         for n in range(10, 15):
             post(f"Ping{n}")
-        _wait_for(lambda: correlated() == 15, "the new leader to correlate")
+        wait_for(lambda: correlated() == 15, "the new leader to correlate")
         new_leader = int(lock.read_text())
     finally:
         proc.send_signal(signal.SIGINT)
@@ -150,4 +131,4 @@ def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path
     assert proc.stdout is not None
     output = proc.stdout.read().decode()
     assert "2 API processes" in output, output
-    _wait_for(lambda: not _alive(new_leader), "the API processes to stop", timeout=10)
+    wait_for(lambda: not _alive(new_leader), "the API processes to stop", timeout=10)
