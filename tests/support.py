@@ -47,3 +47,23 @@ def require_executable(*names: str, install_hint: str) -> str:
     if os.environ.get("SG_REQUIRE_EXTERNAL") == "1":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def events_correlated(metrics_page: str, *, required: bool = True) -> float:
+    """``servicegraph_events_correlated_total`` on a ``/metrics`` page. A multi-process
+    page shows a counter only once some process counted: ``required=False`` reads it as 0."""
+    for line in metrics_page.splitlines():
+        if line.startswith("servicegraph_events_correlated_total "):
+            return float(line.split()[1])
+    if required:
+        raise AssertionError("no servicegraph_events_correlated_total in /metrics")
+    return 0.0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie answers kill(0) too
+        return stat.read().split(")")[1].split()[0] != "Z"

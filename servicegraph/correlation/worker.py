@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class Signal(Protocol):
-    """``threading.Event``, or a ``multiprocessing`` one when the loop runs in a child."""
+    """``threading.Event``, or the pipe-backed signals of ``correlation_process`` when the
+    loop runs in a child process."""
 
     def set(self) -> None: ...
     def clear(self) -> None: ...

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
+from tests.support import events_correlated
 
 TOKENS = {"alertmanager": "am-secret", "zabbix": "zbx-secret", "generic": "gen-secret"}
 
@@ -196,10 +197,7 @@ def test_inbox_failure_answers_503_so_the_sender_retries(
 
 
 def _correlated(client: TestClient) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("servicegraph_events_correlated_total "):
-            return float(line.split()[1])
-    raise AssertionError("no servicegraph_events_correlated_total in /metrics")
+    return events_correlated(client.get("/metrics").text)
 
 
 def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:

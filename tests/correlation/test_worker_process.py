@@ -15,6 +15,7 @@ from servicegraph.api import create_app
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
 from servicegraph.correlation_process import CorrelationProcess
+from tests.support import alive, events_correlated
 
 TOKEN = {"generic": "gen-secret"}
 HEADERS = {"Authorization": "Bearer gen-secret"}
@@ -29,21 +30,8 @@ def eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:
     return check()
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie still answers kill(0): look at its state
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[1].split()[0] != "Z"
-
-
 def correlated(client: TestClient) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("servicegraph_events_correlated_total "):
-            return float(line.split()[1])
-    raise AssertionError("no servicegraph_events_correlated_total in /metrics")
+    return events_correlated(client.get("/metrics").text)
 
 
 def test_worker_process_correlates_restarts_and_stops(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from servicegraph.api import create_app
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
-from tests.support import free_port, wait_for
+from tests.support import alive, events_correlated, free_port, wait_for
 
 
 def test_serve_answers_healthz(tmp_path: Path) -> None:
@@ -66,15 +66,6 @@ def test_healthz_reports_a_broken_store_as_down(tmp_path: Path) -> None:
         assert response.json()["store"]["status"] == "down"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie answers kill(0) too
-        return stat.read().split(")")[1].split()[0] != "Z"
-
-
 def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path) -> None:
     """`serve --workers 2`: both answer, one runs the correlation worker, another takes over
     when it is killed, and /metrics adds up what every process did."""
@@ -106,10 +97,7 @@ def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path
         assert r.status_code == 202, r.text
 
     def correlated() -> float:
-        for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
-            if line.startswith("servicegraph_events_correlated_total "):
-                return float(line.split()[1])
-        return 0.0
+        return events_correlated(httpx.get(f"{base}/metrics", timeout=10).text, required=False)
 
     try:
         wait_for(lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "serve")
@@ -131,4 +119,4 @@ def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path
     assert proc.stdout is not None
     output = proc.stdout.read().decode()
     assert "2 API processes" in output, output
-    wait_for(lambda: not _alive(new_leader), "the API processes to stop", timeout=10)
+    wait_for(lambda: not alive(new_leader), "the API processes to stop", timeout=10)
