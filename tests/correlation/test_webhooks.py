@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -124,6 +126,44 @@ def test_invalid_payload_names_the_field_and_stores_nothing(
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["error"]
     assert services.incidents.counts()["events"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (lambda a: a.pop("startsAt"), "alerts.0.startsAt", "Field required"),
+        (lambda a: a["labels"].update(instance=9100), "alerts.0.labels", "Expected `str`"),
+        (lambda a: a.update(status="pending"), "alerts.0.status", "Invalid enum value"),
+    ],
+)
+def test_alertmanager_errors_name_the_alert_and_field(
+    client: TestClient, services: Services, change: Any, field: str, reason: str
+) -> None:
+    payload = am_payload()
+    change(payload["alerts"][0])
+    r = client.post("/api/v1/webhooks/alertmanager", json=payload, headers=auth("alertmanager"))
+    assert r.status_code == 400
+    assert (r.json()["field"], r.json()["reason"].startswith(reason)) == (field, True)
+    assert "alertmanager webhook: field" in r.json()["error"]
+    for bad in ({**am_payload(), "version": "5"}, {**am_payload(), "alerts": []}, []):
+        r = client.post("/api/v1/webhooks/alertmanager", json=bad, headers=auth("alertmanager"))
+        assert r.status_code == 400, bad
+    assert services.incidents.counts()["events"] == 0
+
+
+def test_alertmanager_fields_we_do_not_know_are_accepted(
+    client: TestClient, services: Services
+) -> None:
+    """Newer Alertmanagers add fields; Go writes nanoseconds and offsets."""
+    payload = am_payload()
+    payload["newField"] = {"x": [1, 2]}
+    payload["alerts"][0]["silencedBy"] = []
+    payload["alerts"][0]["startsAt"] = "2026-11-01T13:00:00.123456789+01:00"
+    r = client.post("/api/v1/webhooks/alertmanager", json=payload, headers=auth("alertmanager"))
+    assert r.status_code == 202, r.text
+    services.correlator.drain()
+    (alert,) = services.incidents.unmapped_alerts()
+    assert alert.first_seen == dt.datetime(2026, 11, 1, 12, 0, 0, 123457, tzinfo=dt.UTC)
 
 
 def test_generic_single_and_batch(client: TestClient, services: Services) -> None:

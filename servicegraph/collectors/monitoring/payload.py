@@ -1,10 +1,14 @@
-"""Shared helpers: parse a JSON body with pydantic and report the first bad field."""
+"""Shared helpers: parse a JSON body and report the first bad field, the same way whichever
+validator a source uses (pydantic for the hand-written formats; msgspec for Alertmanager's
+machine-written one, the busiest, where it decodes and validates 5x faster)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TypeVar
 
+import msgspec
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
@@ -26,6 +30,29 @@ def parse_body(body: bytes, adapter: TypeAdapter[T], *, what: str) -> T:
             ) from None
         location = ".".join(str(part) for part in first["loc"]) or None
         raise ValidationFailed(first["msg"], item=what, field=location) from None
+
+
+# msgspec ends its messages with the path: "... - at `$.alerts[1].startsAt`"
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+
+
+def decode_body(body: bytes, decoder: msgspec.json.Decoder[T], *, what: str) -> T:
+    """``parse_body`` for msgspec: the same errors, with the field as pydantic names it."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        match = _MSGSPEC_PATH.match(str(exc))
+        assert match is not None  # the pattern matches any text
+        message, path = match["msg"], match["path"] or ""
+        parts = [p for p in re.split(r"[.\[\]]+", path) if p and p != "..."]
+        missing = _MISSING.match(message)
+        if missing:
+            parts.append(missing["name"])
+            message = "Field required"
+        raise ValidationFailed(message, item=what, field=".".join(parts) or None) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationFailed(f"the body is not valid JSON: {exc}", item=what) from None
 
 
 _ZERO = dt.timedelta(0)

