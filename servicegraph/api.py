@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -131,6 +132,9 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         except CmdbError as exc:
             log.warning("topology projection not loaded at startup: %s", exc)
         settle_heap()
+        app.state.inbox_threads = ThreadPoolExecutor(8, thread_name_prefix="inbox")
+        quiet = webhooks.QuietAcceptedEvents()
+        logging.getLogger("uvicorn.access").addFilter(quiet)
         background.start()
         app.state.background = background
         app.state.on_ingest = background.on_ingest
@@ -138,6 +142,8 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
             yield
         finally:
             background.stop()
+            app.state.inbox_threads.shutdown()
+            logging.getLogger("uvicorn.access").removeFilter(quiet)
             if owned:
                 svc.close()
 

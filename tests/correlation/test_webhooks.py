@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,20 @@ def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
         assert _correlated(client) >= before + 1, "the embedded worker counts into /metrics"
     svc.close()
     assert json.dumps(svc.incidents.counts())
+
+
+def test_access_log_keeps_rejected_event_posts_only() -> None:
+    from servicegraph.webhooks import QuietAcceptedEvents
+
+    def line(method: str, path: str, status: int) -> logging.LogRecord:
+        # the shape uvicorn's access logger uses
+        args = ("127.0.0.1:5000", method, path, "1.1", status)
+        return logging.LogRecord("uvicorn.access", 20, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
+
+    quiet = QuietAcceptedEvents()
+    assert not quiet.filter(line("POST", "/api/v1/webhooks/alertmanager", 202))
+    assert not quiet.filter(line("POST", "/api/v1/events/batch", 202))
+    assert quiet.filter(line("POST", "/api/v1/webhooks/alertmanager", 401))
+    assert quiet.filter(line("POST", "/api/v1/events", 503))
+    assert quiet.filter(line("POST", "/graphql", 200))
+    assert quiet.filter(line("GET", "/healthz", 200))
