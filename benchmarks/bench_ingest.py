@@ -347,8 +347,10 @@ def latency(args: argparse.Namespace, graph: Path) -> None:
         delays = [
             (processed - received) / 1000
             for received, processed in inbox.execute(
-                "SELECT received_at, (SELECT min(processed_at) FROM inbox_processed "
-                "WHERE last_seq >= seq) FROM inbox WHERE event_id LIKE 'lat-%'"
+                # an inbox row holds the events of one POST, numbered up to its seq
+                "SELECT i.received_at, (SELECT min(processed_at) FROM inbox_processed "
+                "WHERE last_seq >= i.seq - i.events + 1 + e.key) "
+                "FROM inbox i, json_each(i.body) e WHERE e.value ->> 'event_id' LIKE 'lat-%'"
             )
         ]
         incidents = conn.execute("SELECT count(*) FROM incident").fetchone()[0]

@@ -183,6 +183,81 @@ def test_a_version_0_inbox_is_upgraded_without_losing_or_repeating_events(
         services.close()
 
 
+def _version_1_inbox(path: Path, events: int, pruned: int, processed: int) -> None:
+    """An inbox file with a row per event (version 1), its first ``pruned`` events gone."""
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_key INTEGER NOT NULL, "
+        "event_id TEXT NOT NULL, received_at INTEGER NOT NULL, source TEXT NOT NULL, "
+        "name TEXT NOT NULL, status TEXT NOT NULL, severity INTEGER NOT NULL, "
+        "occurred_at INTEGER NOT NULL, fingerprint TEXT NOT NULL, labels TEXT NOT NULL, "
+        "summary TEXT NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE inbox_processed (last_seq INTEGER PRIMARY KEY, processed_at INTEGER)"
+    )
+    at = int(T0.timestamp() * 1_000_000)
+    conn.executemany(
+        "INSERT INTO inbox VALUES (?, 0, ?, ?, 'test', 'NodeDown', 'firing', 4, ?, ?, ?, 's')",
+        [
+            (n, f"event-{n}", at, at, f"fp-{n}", '{"ci_id":"x","é":"ü"}')
+            for n in range(1, events + 1)
+        ],
+    )
+    conn.execute("DELETE FROM inbox WHERE seq <= ?", (pruned,))
+    conn.execute("INSERT INTO inbox_processed VALUES (?, ?)", (processed, at + 1000))
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(("events", "pruned"), [(8, 3), (4, 4)])
+def test_a_version_1_inbox_is_upgraded_keeping_sequence_and_events(
+    tmp_path: Path, events: int, pruned: int
+) -> None:
+    settings = Settings(data_dir=tmp_path)
+    services = bootstrap(settings)
+    inbox_path = settings.sqlite_file.with_name(f"{settings.sqlite_file.stem}-inbox.sqlite3")
+    services.close()
+    inbox_path.unlink()
+    _version_1_inbox(inbox_path, events=events, pruned=pruned, processed=4)
+    with sqlite3.connect(settings.sqlite_file) as graph:
+        graph.execute("UPDATE meta SET value = 4 WHERE key = 'inbox_cursor'")
+
+    services = bootstrap(settings)
+    try:
+        with sqlite3.connect(inbox_path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == INBOX_VERSION
+            assert conn.execute("SELECT last_seq FROM inbox_processed").fetchall() == [(4,)]
+        incidents = services.incidents
+        assert incidents.counts()["events"] == events - pruned
+        assert incidents.pending_count() == events - 4
+        assert services.correlator.ingest([_event(100)]) == 1
+        with sqlite3.connect(inbox_path) as conn:  # numbered after the highest ever used
+            assert conn.execute("SELECT max(seq) FROM inbox").fetchone()[0] == events + 1
+        assert services.correlator.drain().events == events - 4 + 1
+        waiting = [a for a in incidents.unmapped_alerts() if a.fingerprint != "fp-100"]
+        assert sorted(a.fingerprint for a in waiting) == [f"fp-{n}" for n in range(5, events + 1)]
+        assert all(a.labels == {"ci_id": "x", "é": "ü"} and a.summary == "s" for a in waiting)
+    finally:
+        services.close()
+
+
+def test_a_claim_may_end_inside_what_one_append_stored(world: World) -> None:
+    correlator = world.services.correlator
+    incidents = world.services.incidents
+    assert correlator.ingest([_event(n) for n in range(10)]) == 10
+    assert correlator.ingest([_event(n) for n in range(10, 13)]) == 3
+    seen = []
+    while incidents.pending_count():
+        before = incidents.pending_count()
+        result = correlator.process_pending(limit=4)
+        assert incidents.pending_count() == before - result.events
+        seen.append(result.events)
+    assert seen == [4, 4, 4, 1]
+    assert incidents.counts()["alerts"] == 13, "each event once"
+
+
 def test_a_failed_group_commit_fails_every_sender_of_it_and_stores_nothing(
     world: World,
 ) -> None:

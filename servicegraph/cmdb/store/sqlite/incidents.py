@@ -24,12 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
-from servicegraph.cmdb.store.sqlite.inbox import (
-    SELECT_EVENTS,
-    InboxWriter,
-    migrate_inbox,
-    row_event,
-)
+from servicegraph.cmdb.store.sqlite import inbox as inbox_file
+from servicegraph.cmdb.store.sqlite.inbox import InboxWriter, event_key, migrate_inbox
 from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
 from servicegraph.correlation.ports import Claim
@@ -237,14 +233,11 @@ class _Unit:
 
     def claim_pending(self, limit: int) -> Claim:
         cursor = _cursor(self._conn)
-        rows = (
-            self._inbox._read()
-            .execute(f"{SELECT_EVENTS} WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit))
-            .fetchall()
-        )
-        if not rows:
+        claimed = inbox_file.read_events(self._inbox._read(), cursor, limit)
+        if not claimed:
             return Claim(0, [])
-        self._claimed = (cursor, rows[-1][0])
+        self._claimed = (cursor, claimed[-1][0])
+        keys = [event_key(event.event_id) for _, event in claimed]
         # the keys not seen before: a redelivery the webhook did not recognise is dropped
         first = {
             key
@@ -252,15 +245,15 @@ class _Unit:
                 "INSERT OR IGNORE INTO inbox_seen (key, seq) "
                 "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
                 "FROM json_each(?) RETURNING key",
-                (_dumps([(r[1], r[0]) for r in rows]),),
+                (_dumps([(key, seq) for key, (seq, _) in zip(keys, claimed, strict=True)]),),
             )
         }
         events = []
-        for r in rows:
-            if r[1] in first:
-                first.discard(r[1])  # the same event twice in one claim counts once
-                events.append(row_event(r[2:]))
-        return Claim(len(rows), events)
+        for key, (_, event) in zip(keys, claimed, strict=True):
+            if key in first:
+                first.discard(key)  # the same event twice in one claim counts once
+                events.append(event)
+        return Claim(len(claimed), events)
 
     def mark_processed(self, at: dt.datetime) -> None:
         if self._claimed is None:
@@ -421,38 +414,20 @@ class SqliteIncidentStore:
         return self._graph._read()
 
     def pending_count(self) -> int:
-        cursor = _cursor(self._read())
-        row = (
-            self._inbox._read()
-            .execute("SELECT count(*) FROM inbox WHERE seq > ?", (cursor,))
-            .fetchone()
-        )
-        return int(row[0])
+        return self.inbox_lag()[0]
 
     def inbox_lag(self) -> tuple[int, dt.datetime | None]:
-        cursor = _cursor(self._read())
-        count, oldest = (
-            self._inbox._read()
-            .execute("SELECT count(*), min(received_at) FROM inbox WHERE seq > ?", (cursor,))
-            .fetchone()
-        )
-        return int(count), _opt_dt(oldest)
+        return inbox_file.waiting(self._inbox._read(), _cursor(self._read()))
 
     def prune_inbox(self, before: dt.datetime) -> int:
         cursor = _cursor(self._read())
         with self._inbox._transaction() as conn:
-            # a prefix of the sequence: the first event kept bounds what the graph file forgets
-            row = conn.execute(
-                "SELECT seq FROM inbox WHERE seq > ? OR received_at >= ? ORDER BY seq LIMIT 1",
-                (cursor, to_us(before)),
-            ).fetchone()
-            through = cursor if row is None else min(cursor, int(row[0]) - 1)
-            deleted = conn.execute("DELETE FROM inbox WHERE seq <= ?", (through,)).rowcount
-            conn.execute("DELETE FROM inbox_processed WHERE last_seq <= ?", (through,))
+            deleted, through = inbox_file.prune(conn, cursor, before)
+        # what the graph file remembers of them goes with them: a pruned event is new again
         with self._graph._transaction() as graph:
             graph.execute("DELETE FROM inbox_seen WHERE seq <= ?", (through,))
         self._writer.forget()
-        return int(deleted)
+        return deleted
 
     def get_incident(self, incident_id: str) -> Incident | None:
         row = (
@@ -521,7 +496,7 @@ class SqliteIncidentStore:
 
         return {
             "inbox_pending": self.pending_count(),
-            "events": int(self._inbox._read().execute("SELECT count(*) FROM inbox").fetchone()[0]),
+            "events": inbox_file.stored(self._inbox._read()),
             "alerts": one("SELECT count(*) FROM alert"),
             "alerts_firing": one("SELECT count(*) FROM alert WHERE status = 'firing'"),
             "alerts_unmapped": one("SELECT count(*) FROM alert WHERE ci_id IS NULL"),
