@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
+from starlette.types import Receive, Scope, Send
 
 from servicegraph import __version__, jobs, metrics, webhooks
 from servicegraph.bootstrap import Services, bootstrap, settle_heap
@@ -107,6 +108,28 @@ class _Background:
                 self._celery_correlate.delay()
 
 
+class ServiceGraphAPI(FastAPI):
+    """FastAPI, with the ingestion endpoints (``webhooks``) answered before its middleware
+    and routing: they take most of the traffic, and need neither."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ingestion = webhooks.IngestionEndpoints(self.state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in webhooks.ENDPOINTS:
+            await self.ingestion(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            schema.setdefault("paths", {}).update(webhooks.openapi_paths())
+            self.openapi_schema = schema
+        return self.openapi_schema
+
+
 def app_from_environment() -> FastAPI:
     """The app of one of ``serve --workers N``'s processes (uvicorn imports it by name):
     settings from the environment, which ``serve`` prepared."""
@@ -150,8 +173,9 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     telemetry: TelemetryConfig | None = None
     if not config.opentelemetry:
         telemetry = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
-    app = FastAPI(title="servicegraph", version=__version__, lifespan=lifespan, telemetry=telemetry)
-    app.include_router(webhooks.router)
+    app = ServiceGraphAPI(
+        title="servicegraph", version=__version__, lifespan=lifespan, telemetry=telemetry
+    )
     app.include_router(graphql_router(config.graphql), prefix="/graphql")
 
     @app.get("/metrics")

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
+from servicegraph.webhooks import IngestionEndpoints
 from tests.support import events_correlated
 
 TOKENS = {"alertmanager": "am-secret", "zabbix": "zbx-secret", "generic": "gen-secret"}
@@ -281,3 +282,30 @@ def test_access_log_keeps_rejected_event_posts_only() -> None:
     assert quiet.filter(line("POST", "/api/v1/events", 503))
     assert quiet.filter(line("POST", "/graphql", 200))
     assert quiet.filter(line("GET", "/healthz", 200))
+
+
+def test_ingestion_endpoints_answer_other_methods_and_oversized_bodies(
+    services: Services,
+) -> None:
+    app = create_app(services)
+    app.ingestion = IngestionEndpoints(app.state, max_body_bytes=1000)
+    with TestClient(app) as client:
+        r = client.get("/api/v1/webhooks/alertmanager")
+        assert (r.status_code, r.headers["allow"]) == (405, "POST")
+        payload = am_payload()
+        payload["alerts"] *= 20
+        r = client.post("/api/v1/webhooks/alertmanager", json=payload, headers=auth("alertmanager"))
+        assert r.status_code == 413
+        assert "smaller batches" in r.json()["error"]
+        r = client.post(
+            "/api/v1/webhooks/alertmanager", json=am_payload(), headers=auth("alertmanager")
+        )
+        assert r.status_code == 202
+    assert services.incidents.counts()["events"] == 1
+
+
+def test_the_ingestion_endpoints_are_documented_in_openapi(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/webhooks/alertmanager", "/api/v1/webhooks/zabbix", "/api/v1/events"):
+        assert "202" in paths[path]["post"]["responses"], path
+    assert "/graphql" in paths
