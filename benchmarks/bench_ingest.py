@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -200,6 +203,25 @@ def inbox_drained(data: Path) -> bool:
     return bool(int(cursor) >= last)
 
 
+def event_delays(inbox: sqlite3.Connection, prefix: str) -> list[float]:
+    """Per event whose id starts with ``prefix``: ms from being stored in the inbox to the
+    commit of the correlation batch that took it. A row holds the events of one POST
+    (zlib-compressed JSON), numbered up to its ``seq``; a batch records its last number."""
+    batches = inbox.execute(
+        "SELECT last_seq, processed_at FROM inbox_processed ORDER BY last_seq"
+    ).fetchall()
+    ends = [last for last, _ in batches]
+    delays = []
+    for seq, count, received, body in inbox.execute(
+        "SELECT seq, events, received_at, body FROM inbox ORDER BY seq"
+    ):
+        for offset, event in enumerate(json.loads(zlib.decompress(body))):
+            if event["event_id"].startswith(prefix):
+                batch = bisect.bisect_left(ends, seq - count + 1 + offset)
+                delays.append((batches[batch][1] - received) / 1000)
+    return delays
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -344,15 +366,7 @@ def latency(args: argparse.Namespace, graph: Path) -> None:
                     raise SystemExit(f"answered {r.status_code}: {r.text[:200]}")
             sent_s = time.perf_counter() - started
         wait_until(lambda: inbox_drained(data), "the worker to drain the inbox")
-        delays = [
-            (processed - received) / 1000
-            for received, processed in inbox.execute(
-                # an inbox row holds the events of one POST, numbered up to its seq
-                "SELECT i.received_at, (SELECT min(processed_at) FROM inbox_processed "
-                "WHERE last_seq >= i.seq - i.events + 1 + e.key) "
-                "FROM inbox i, json_each(i.body) e WHERE e.value ->> 'event_id' LIKE 'lat-%'"
-            )
-        ]
+        delays = event_delays(inbox, "lat-")
         incidents = conn.execute("SELECT count(*) FROM incident").fetchone()[0]
     finally:
         conn.close()

@@ -685,6 +685,35 @@ def unmapped(limit: Annotated[int, typer.Option(min=1)] = 50, as_json: JsonOptio
 
 
 @app.command()
+def inbox(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False) -> None:
+    """The last events received (did the sender's POST arrive, and has it been correlated?)."""
+    with _services() as services:
+        items = services.incidents.latest_events(limit)
+        pending = services.incidents.pending_count()
+        if as_json:
+            _print_json([{"seq": seq, "correlated": done, **e.to_json()} for seq, e, done in items])
+            return
+        table = Table(
+            title=f"last {len(items)} events received, {pending:,} waiting for correlation",
+            title_justify="left",
+        )
+        for column in ("seq", "received", "source", "event", "status", "labels", "correlated"):
+            table.add_column(column, overflow="fold")
+        for seq, e, done in items:
+            received = e.received_at or e.occurred_at
+            table.add_row(
+                str(seq),
+                f"{received:%Y-%m-%d %H:%M:%S}",
+                e.source,
+                f"{e.name}\n[dim]{e.event_id}[/]",
+                e.status.value,
+                " ".join(f"{k}={v}" for k, v in e.labels.items()),
+                "yes" if done else "waiting",
+            )
+        out.print(table)
+
+
+@app.command()
 def correlate() -> None:
     """Process every event waiting in the inbox now (the worker does this continuously)."""
     with _services() as services:

@@ -86,6 +86,9 @@ class IncidentStore(Protocol):
 
     def pending_count(self) -> int: ...
 
+    def latest_events(self, limit: int) -> list[tuple[int, Event, bool]]:
+        """The last events received, newest first: (number, event, correlated yet)."""
+
     def inbox_lag(self) -> tuple[int, dt.datetime | None]:
         """Events waiting, and when the oldest of them was received."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -187,3 +188,31 @@ def test_unknown_ci_is_one_clear_line(cli: CliRunner) -> None:
     result = cli.invoke(app, ["impact", "no-such-thing"])
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: no configuration item with id 'no-such-thing'"
+
+
+def test_inbox_lists_the_last_events_and_whether_they_were_correlated(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    from servicegraph.bootstrap import bootstrap
+    from servicegraph.config import Settings
+    from servicegraph.correlation.model import Event, EventStatus, Severity
+
+    services = bootstrap(Settings(data_dir=tmp_path / "data"))
+    at = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+
+    def event(n: int) -> Event:
+        return Event(
+            "generic", f"Check{n}", EventStatus.FIRING, Severity.MAJOR, at, f"fp{n}", f"e{n}"
+        )
+
+    services.correlator.ingest([event(1), event(2), event(3)])
+    services.correlator.drain()
+    services.correlator.ingest([event(4), event(5)])
+    services.close()
+    items = json.loads(run(cli, "inbox", "--limit", "3", "--json"))
+    assert [(i["seq"], i["name"], i["correlated"]) for i in items] == [
+        (5, "Check5", False),
+        (4, "Check4", False),
+        (3, "Check3", True),
+    ]
+    assert "2 waiting for correlation" in run(cli, "inbox")

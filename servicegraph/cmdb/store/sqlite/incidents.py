@@ -416,6 +416,13 @@ class SqliteIncidentStore:
     def pending_count(self) -> int:
         return self.inbox_lag()[0]
 
+    def latest_events(self, limit: int) -> list[tuple[int, Event, bool]]:
+        cursor = _cursor(self._read())
+        return [
+            (seq, event, seq <= cursor)
+            for seq, event in inbox_file.latest(self._inbox._read(), limit)
+        ]
+
     def inbox_lag(self) -> tuple[int, dt.datetime | None]:
         return inbox_file.waiting(self._inbox._read(), _cursor(self._read()))
 
