@@ -128,7 +128,8 @@ def alert_batches(total: int, per_post: int, first: int = 0) -> list[list[dict[s
                 "n": str(i),
             },
             "annotations": {"summary": f"bench alert {i}"},
-            "startsAt": (now - dt.timedelta(minutes=1)).isoformat(),
+            # started at one of 20 rule evaluations, 15 s apart
+            "startsAt": (now - dt.timedelta(seconds=60 + i % 20 * 15)).isoformat(),
         }
         for i in range(first, first + total)
     ]
