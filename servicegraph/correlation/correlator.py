@@ -128,6 +128,9 @@ class _Analysis:
         return self._result
 
 
+_FORGET_EVERY = dt.timedelta(seconds=1)
+
+
 @dataclass
 class _State:
     """The worker's view of active incidents, valid at ``version``."""
@@ -145,6 +148,8 @@ class _State:
     flapping: set[str] = field(default_factory=set)
     # incident -> its analysis, built when first needed and grown as alerts join
     analysis: dict[str, _Analysis] = field(default_factory=dict)
+    # when resolved incidents past the reopen window were last dropped
+    forgotten_at: dt.datetime | None = None
 
 
 class Correlator:
@@ -213,13 +218,16 @@ class Correlator:
             self._business = {i for i, c in enumerate(graph.classes) if c in business}
         return self._business
 
-    def _ci_facts(self, ci_ids: set[str]) -> dict[str, tuple[str, Any]]:
-        """Name and criticality of CIs, cached per graph version (``_check_caches``)."""
-        missing = ci_ids - self._facts.keys()
+    def _ci_facts(self, ci_ids: set[str]) -> Mapping[str, tuple[str, Any]]:
+        """Name and criticality of CIs, cached per graph version (``_check_caches``): the
+        cache itself, holding at least those of ``ci_ids`` that exist (not a copy: a storm's
+        incidents name thousands of business services, and each batch asks again)."""
+        # not ``ci_ids - self._facts.keys()``: that walks every key of the cache
+        missing = {i for i in ci_ids if i not in self._facts}
         if missing:
             for ci_id, ci in self.graph_store.get_cis(missing).items():
                 self._facts[ci_id] = (ci.name, ci.attributes.get("criticality"))
-        return {i: self._facts[i] for i in ci_ids if i in self._facts}
+        return self._facts
 
     def topology(self, graph: ImpactGraph) -> HardTopology:
         """Hard-dependency views of ``graph``; call inside ``impact.reading()``."""
@@ -324,7 +332,8 @@ class _Batch:
 
     def _apply_events(self, state: _State, events: list[Event]) -> None:
         # alerts outside the tracked incidents (``state.alerts``): loaded or new
-        missing = {e.fingerprint for e in events} - state.alerts.keys()
+        # not ``... - state.alerts.keys()``: that walks every alert tracked, each batch
+        missing = {e.fingerprint for e in events if e.fingerprint not in state.alerts}
         known = self.unit.load_alerts(missing) if missing else {}
         new_fps = missing - known.keys()
         first_event: dict[str, Event] = {}
@@ -532,6 +541,11 @@ class _Batch:
                 self._index_incident(state, incident.id)
 
     def _forget_old(self, state: _State) -> None:
+        # a walk over every incident held: once a second is enough for a window of minutes,
+        # and small batches (a steady trickle of events) do not pay it each time
+        if state.forgotten_at is not None and self.now - state.forgotten_at < _FORGET_EVERY:
+            return
+        state.forgotten_at = self.now
         horizon = self.now - self.policy.reopen_window
         for incident_id in [
             i.id
