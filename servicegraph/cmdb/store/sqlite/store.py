@@ -6,6 +6,11 @@ and later writes can fail with SQLITE_BUSY at once, whatever the busy timeout, w
 process wrote in between. Waiting writers sleep in SQLite's busy handler and, past it, in a
 bounded retry loop here, so callers see a clear ``StoreError`` only after ``lock_timeout``.
 
+Checkpoints (copying the write-ahead log into the database file) run in a thread of their
+own (``_Checkpointer``), not in whichever commit crosses SQLite's threshold: that commit
+would otherwise wait for 4 MB of pages to be written and synced, half a second here, in
+the middle of a webhook or a correlation batch.
+
 Sets of ids travel as one JSON array parameter (``IN (SELECT value FROM json_each(?))``):
 no limit on the number of host parameters and one statement per batch.
 """
@@ -15,7 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import operator
+import os
 import sqlite3
 import threading
 import time
@@ -135,6 +142,9 @@ def _history(row: tuple[Any, ...]) -> HistoryEntry:
     )
 
 
+log = logging.getLogger(__name__)
+
+
 class _Connections:
     """One connection per thread: sqlite3 connections must not be shared across threads."""
 
@@ -166,6 +176,7 @@ class _Connections:
             if mode != "wal":
                 raise StoreUnavailable(f"{self._path}: cannot use WAL journaling (got {mode})")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the _Checkpointer's job
             conn.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache per connection
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA mmap_size = 268435456")
@@ -185,6 +196,41 @@ class _Connections:
         self._local = threading.local()
 
 
+class _Checkpointer:
+    """Checkpoints one SQLite file every ``interval`` seconds from a daemon thread, in
+    PASSIVE mode: it never waits for, nor blocks, readers and writers. Another process's
+    checkpointer may be at it: that one is simply skipped. The last connection to close
+    checkpoints what is left."""
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self._path = path
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"checkpoint {path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:  # the file went away before the thread started
+            log.debug("no checkpoints of %s: %s", self._path, exc)
+            return
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy, or the file is gone: next time
+                    log.debug("checkpoint of %s skipped: %s", self._path, exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
 class SqliteFile:
     """One SQLite file shared by threads and processes: per-thread connections, and write
     transactions that take the lock up front and wait for it (see the module docstring)."""
@@ -197,15 +243,34 @@ class SqliteFile:
         # SQLite's own busy handler waits first; the retry loop in `_begin` covers the rest.
         # NORMAL survives a crash of the process; FULL also a crash of the machine.
         self._connections = _Connections(self.path, busy_timeout_ms=10_000, synchronous=synchronous)
+        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer_pid = 0  # a forked child starts its own
+        self._checkpointer_lock = threading.Lock()
+
+    checkpoint_interval = 1.0
 
     def close(self) -> None:
+        with self._checkpointer_lock:
+            if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
+                self._checkpointer.stop()
+            self._checkpointer = None
         self._connections.close_all()
+
+    def _checkpoint_in_background(self) -> None:
+        """Started with the first write: readers and short commands need no thread."""
+        if self._checkpointer is not None and self._checkpointer_pid == os.getpid():
+            return
+        with self._checkpointer_lock:
+            if self._checkpointer is None or self._checkpointer_pid != os.getpid():
+                self._checkpointer = _Checkpointer(self.path, self.checkpoint_interval)
+                self._checkpointer_pid = os.getpid()
 
     def _read(self) -> sqlite3.Connection:
         return self._connections.get()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._checkpoint_in_background()
         conn = self._connections.get()
         self._begin(conn)
         try:
