@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,21 @@ def test_an_emptied_inbox_keeps_counting_up(world: World) -> None:
     assert _db1_alert(world).count == 1
 
 
+def _with_old_inbox(
+    tmp_path: Path, write: Callable[[Path], None], *, cursor: int
+) -> tuple[Settings, Path]:
+    """A graph file at the current version beside an inbox file ``write`` makes, with
+    the events up to ``cursor`` correlated."""
+    settings = Settings(data_dir=tmp_path)
+    bootstrap(settings).close()
+    inbox_path = settings.sqlite_file.with_name(f"{settings.sqlite_file.stem}-inbox.sqlite3")
+    inbox_path.unlink()
+    write(inbox_path)
+    with sqlite3.connect(settings.sqlite_file) as graph:
+        graph.execute("UPDATE meta SET value = ? WHERE key = 'inbox_cursor'", (cursor,))
+    return settings, inbox_path
+
+
 def _version_0_inbox(path: Path, events: int, processed: int) -> None:
     """An inbox file as servicegraph wrote it before the inbox had a version."""
     conn = sqlite3.connect(path)
@@ -153,15 +169,9 @@ def _version_0_inbox(path: Path, events: int, processed: int) -> None:
 def test_a_version_0_inbox_is_upgraded_without_losing_or_repeating_events(
     tmp_path: Path,
 ) -> None:
-    settings = Settings(data_dir=tmp_path)
-    services = bootstrap(settings)  # a graph file at the current version
-    inbox_path = settings.sqlite_file.with_name(f"{settings.sqlite_file.stem}-inbox.sqlite3")
-    services.close()
-    inbox_path.unlink()
-    _version_0_inbox(inbox_path, events=5, processed=3)
-    with sqlite3.connect(settings.sqlite_file) as graph:
-        graph.execute("UPDATE meta SET value = 3 WHERE key = 'inbox_cursor'")
-
+    settings, inbox_path = _with_old_inbox(
+        tmp_path, lambda path: _version_0_inbox(path, events=5, processed=3), cursor=3
+    )
     services = bootstrap(settings)
     try:
         with sqlite3.connect(inbox_path) as conn:
@@ -215,15 +225,11 @@ def _version_1_inbox(path: Path, events: int, pruned: int, processed: int) -> No
 def test_a_version_1_inbox_is_upgraded_keeping_sequence_and_events(
     tmp_path: Path, events: int, pruned: int
 ) -> None:
-    settings = Settings(data_dir=tmp_path)
-    services = bootstrap(settings)
-    inbox_path = settings.sqlite_file.with_name(f"{settings.sqlite_file.stem}-inbox.sqlite3")
-    services.close()
-    inbox_path.unlink()
-    _version_1_inbox(inbox_path, events=events, pruned=pruned, processed=4)
-    with sqlite3.connect(settings.sqlite_file) as graph:
-        graph.execute("UPDATE meta SET value = 4 WHERE key = 'inbox_cursor'")
-
+    settings, inbox_path = _with_old_inbox(
+        tmp_path,
+        lambda path: _version_1_inbox(path, events=events, pruned=pruned, processed=4),
+        cursor=4,
+    )
     services = bootstrap(settings)
     try:
         with sqlite3.connect(inbox_path) as conn:
