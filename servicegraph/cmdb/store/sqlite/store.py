@@ -60,6 +60,8 @@ from servicegraph.cmdb.store.sqlite.migrations import MIGRATIONS
 if TYPE_CHECKING:
     from servicegraph.cmdb.store.sqlite.dump import SqliteSnapshot
 
+log = logging.getLogger(__name__)
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
 
@@ -140,9 +142,6 @@ def _history(row: tuple[Any, ...]) -> HistoryEntry:
         run_id=row[9],
         other_ci_id=row[10],
     )
-
-
-log = logging.getLogger(__name__)
 
 
 class _Connections:
@@ -235,6 +234,8 @@ class SqliteFile:
     """One SQLite file shared by threads and processes: per-thread connections, and write
     transactions that take the lock up front and wait for it (see the module docstring)."""
 
+    checkpoint_interval = 1.0  # seconds between background checkpoints
+
     def __init__(
         self, path: Path | str, *, lock_timeout: float = 120.0, synchronous: str = "NORMAL"
     ) -> None:
@@ -246,8 +247,6 @@ class SqliteFile:
         self._checkpointer: _Checkpointer | None = None
         self._checkpointer_pid = 0  # a forked child starts its own
         self._checkpointer_lock = threading.Lock()
-
-    checkpoint_interval = 1.0
 
     def close(self) -> None:
         with self._checkpointer_lock:
