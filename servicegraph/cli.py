@@ -698,7 +698,8 @@ def inbox(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption =
             title_justify="left",
         )
         for column in ("seq", "received", "source", "event", "status", "labels", "correlated"):
-            table.add_column(column, overflow="fold")
+            short = column in ("seq", "status", "correlated")
+            table.add_column(column, overflow="fold", no_wrap=short)
         for seq, e, done in items:
             received = e.received_at or e.occurred_at
             table.add_row(
