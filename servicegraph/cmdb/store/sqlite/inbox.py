@@ -93,6 +93,17 @@ def event_key(event_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _row_events(last: int, count: int, received_us: int, body: bytes) -> list[Event]:
+    """The events of one row, received when the row was."""
+    events = _decode_events(body)
+    if len(events) != count:
+        raise StoreError(f"inbox row {last} holds {len(events)} events, not {count}")
+    received = from_us(received_us)
+    for event in events:
+        event.received_at = received
+    return events
+
+
 def read_events(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, Event]]:
     """Up to ``limit`` events numbered above ``after``, in sequence, with their numbers."""
     result: list[tuple[int, Event]] = []
@@ -100,16 +111,11 @@ def read_events(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[
         "SELECT seq, events, received_at, body FROM inbox WHERE seq > ? ORDER BY seq", (after,)
     )
     for last, count, received_us, body in rows:
-        received = from_us(received_us)
+        events = _row_events(last, count, received_us, body)
         first = last - count + 1
-        events = _decode_events(body)
-        if len(events) != count:
-            raise StoreError(f"inbox row {last} holds {len(events)} events, not {count}")
         skip = max(0, after - first + 1)  # the row's first events were claimed before
         for offset in range(skip, min(count, skip + limit - len(result))):
-            event = events[offset]
-            event.received_at = received
-            result.append((first + offset, event))
+            result.append((first + offset, events[offset]))
         if len(result) >= limit:
             break
     rows.close()
@@ -119,13 +125,10 @@ def read_events(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[
 def latest(conn: sqlite3.Connection, limit: int) -> list[tuple[int, Event]]:
     """The last ``limit`` events received, newest first, with their numbers."""
     result: list[tuple[int, Event]] = []
-    rows = conn.execute("SELECT seq, received_at, body FROM inbox ORDER BY seq DESC")
-    for last, received_us, body in rows:
-        received = from_us(received_us)
-        for offset, event in enumerate(reversed(_decode_events(body))):
-            if len(result) >= limit:
-                break
-            event.received_at = received
+    rows = conn.execute("SELECT seq, events, received_at, body FROM inbox ORDER BY seq DESC")
+    for last, count, received_us, body in rows:
+        events = _row_events(last, count, received_us, body)
+        for offset, event in enumerate(reversed(events[-(limit - len(result)) :])):
             result.append((last - offset, event))
         if len(result) >= limit:
             break
