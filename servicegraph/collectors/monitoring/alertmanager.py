@@ -70,12 +70,10 @@ def _iso(value: dt.datetime) -> str:
 
 def to_event(alert: AlertmanagerAlert, received_at: dt.datetime) -> Event:
     # Written for speed (100 alerts per POST, thousands of POSTs in a storm): positional
-    # arguments, no calls where a comparison does. 3.5 -> 2 us per alert.
+    # arguments, start times in text cached. 3.5 -> 2 us per alert.
     labels = alert.labels
     name = labels.get("alertname", "unnamed alert")
-    starts = alert.startsAt
-    if starts.tzinfo is not dt.UTC or starts.year <= 1:
-        starts = aware(starts, received_at)
+    starts = aware(alert.startsAt, received_at)
     # A firing alert's endsAt is a moving expiry (or Go's zero time): not part of its
     # identity. A resolved alert's endsAt is when it ended.
     if alert.status == "firing":
