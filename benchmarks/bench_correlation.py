@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 from benchmarks.topology import generate
-from servicegraph.bootstrap import bootstrap, settle_heap
+from servicegraph.bootstrap import bootstrap
 from servicegraph.config import CorrelationSettings, Settings
 from servicegraph.correlation.model import Event, EventStatus, Severity, digest
+from servicegraph.heap import BatchHeap, settle_heap
 
 OUT = Path(__file__).resolve().parent / "out"
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -103,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch", type=int, default=CorrelationSettings().batch_size)
     parser.add_argument("--mix", choices=sorted(MIXES), default="storm")
+    parser.add_argument(
+        "--heap",
+        choices=("worker", "thread"),
+        default="worker",
+        help="the garbage collector as in a worker process (survivors of each batch "
+        "frozen) or as in an API process correlating in a thread (frozen once at start)",
+    )
     args = parser.parse_args(argv)
 
     graph = cached_graph(args.cis, args.seed)
@@ -122,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         if ci_class in ("server", "virtual_machine", "application", "database", "network_device")
     ]
     events = make_events(ci_ids, args.events, args.seed, args.mix)
-    settle_heap()  # as every long-running process does once the projection is loaded
+    heap = BatchHeap()
+    if args.heap == "worker":
+        heap.settle()
+    else:
+        settle_heap()
     started = time.perf_counter()
     for i in range(0, len(events), 1000):
         correlator.ingest(events[i : i + 1000])
@@ -138,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         if result.events == 0:
             break
         batches += 1
+        if args.heap == "worker":
+            heap.after_batch()
         if total is None:
             total = result
         else:
@@ -149,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
 
     assert total is not None
     print(f"graph: {len(graph_view):,} CIs (projection built in {projection_s:.2f} s)")
-    print(f"events: {args.events:,} ({args.mix} mix) in {batches} batches of {args.batch}")
+    print(
+        f"events: {args.events:,} ({args.mix} mix) in {batches} batches of {args.batch}, "
+        f"heap as in a {args.heap}"
+    )
     print(f"inbox write:   {ingest_s:6.2f} s  {args.events / ingest_s:10,.0f} events/s")
     print(
         f"correlation:   {drain_s:6.2f} s  {args.events / drain_s:10,.0f} events/s "

@@ -18,12 +18,13 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.types import Receive, Scope, Send
 
 from servicegraph import __version__, jobs, metrics, webhooks
-from servicegraph.bootstrap import Services, bootstrap, settle_heap
+from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError, StoreUnavailable
 from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
 from servicegraph.correlation_process import CorrelationProcess
 from servicegraph.graphql.router import graphql_router
+from servicegraph.heap import settle_heap
 from servicegraph.leader import Leadership
 from servicegraph.scheduler import EmbeddedScheduler
 

@@ -6,7 +6,6 @@ connected at import time.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 
 from servicegraph.access.ports import TokenStore
@@ -110,16 +109,6 @@ def open_ticket_stores(incidents: IncidentStore) -> tuple[TicketStore, TokenStor
     if not isinstance(incidents, SqliteIncidentStore):
         raise StoreUnavailable("tickets and API tokens need the embedded incident store")
     return SqliteTicketStore(incidents.file), SqliteTokenStore(incidents.file)
-
-
-def settle_heap() -> None:
-    """Exclude what a long-running process has loaded (modules, the app, the topology
-    projection) from the cyclic garbage collector's full passes: they would otherwise
-    walk the whole projection again and again, pauses of a tenth of a second and more on
-    a large graph that show as latency spikes. Garbage is collected first; objects frozen
-    here are still freed by reference counting when dropped."""
-    gc.collect()
-    gc.freeze()
 
 
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Services:

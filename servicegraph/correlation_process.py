@@ -121,7 +121,8 @@ def _reporter(connection: Connection) -> Callable[[BatchResult], None]:
 
 
 def _child(settings: Settings, connection: Connection, reports: Connection) -> None:
-    from servicegraph.bootstrap import bootstrap, settle_heap
+    from servicegraph.bootstrap import bootstrap
+    from servicegraph.heap import BatchHeap
 
     # Ctrl-C reaches the whole process group: the API stops the child by closing the pipe
     # once it has stopped taking requests.
@@ -131,13 +132,21 @@ def _child(settings: Settings, connection: Connection, reports: Connection) -> N
     services = bootstrap(settings)
     try:
         services.impact.refresh()
-        settle_heap()
+        heap = BatchHeap()
+        heap.settle()
+        report = _reporter(reports)
+
+        def after_batch(result: BatchResult) -> None:
+            report(result)
+            if result.events:
+                heap.after_batch()
+
         worker = CorrelationWorker(
             services.correlator,
             poll_interval=settings.correlation.poll_interval_s,
             wake=_Wake(pipe),
             stop=_Stop(pipe),
-            on_batch=_reporter(reports),
+            on_batch=after_batch,
         )
         worker.run()
     finally:

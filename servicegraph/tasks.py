@@ -21,9 +21,10 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from servicegraph import jobs
-from servicegraph.bootstrap import Services, bootstrap, settle_heap
+from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.config import Settings
+from servicegraph.heap import BatchHeap
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ ROUTES = {
 TRANSIENT = (StoreError, StoreUnavailable)
 
 _services: Services | None = None
-_heap_settled = False  # see `correlate`
+_heap = BatchHeap()  # see `correlate`
 
 
 def configure(settings: Settings) -> Celery:
@@ -114,17 +115,13 @@ def _retry(task: Task, exc: Exception) -> Any:
 
 @app.task(name="servicegraph.correlate", bind=True)
 def correlate(self: Task) -> dict[str, Any]:
-    global _heap_settled
     try:
         result = jobs.correlate(services())
     except TRANSIENT as exc:
         raise _retry(self, exc) from exc
-    if not _heap_settled:
-        # The first correlation loaded the topology projection: out of the garbage
-        # collector's full passes from now on, as `serve` does at start (workers that
-        # never correlate never load it).
-        settle_heap()
-        _heap_settled = True
+    # The first correlation loaded the topology projection, and settles the heap (workers
+    # that never correlate never load it); later ones freeze what their batches left.
+    _heap.after_batch()
     return result
 
 
