@@ -146,6 +146,12 @@ class RootCauseTracker:
         self._large: list[int] = []
         self._large_failed: list[dict[int, int]] = []
         self._explains: dict[int, int] = {}  # candidate -> alerting CIs its failure explains
+        # The same counts the other way round, for candidates and for tops: ``root`` reads
+        # only the candidates explaining more than the best top, not all of them (hundreds
+        # per alert in a large incident, whose root is asked for after every batch).
+        self._with_count: dict[int, _Nodes] = {}
+        self._tops_with_count: dict[int, _Nodes] = {}
+        self._most = 0  # the highest count
         # candidate -> its direct dependents on the way to the alerting CIs it explains
         self._down: dict[int, _Nodes] = {}
         self._above: dict[int, _Nodes] = {}  # candidate -> tops it is hard-upstream of
@@ -164,8 +170,10 @@ class RootCauseTracker:
         down = self._down
         large = self._large_failed
         covering = self._covering.get(node, {})
+        tops = self._tops
         for candidate in chain(covering, compress(self._large, map(contains, large, repeat(node)))):
-            explains[candidate] += 1
+            count = explains[candidate]
+            self._recount(candidate, count, count + 1, candidate in tops)
             direct = _direct_ancestor(node, *self._failures[candidate])
             if direct is not None:
                 down[candidate][direct] = None
@@ -184,19 +192,33 @@ class RootCauseTracker:
                     explained = {n for n in nodes if n in parent}
                 else:
                     explained = {n for n in parent if n in nodes}
-                explains[candidate] = len(explained)
+                self._recount(candidate, 0, len(explained), False)
                 down[candidate] = dict.fromkeys(_direct_ancestors(explained, parent, depth))
         # Once an alerting CI is upstream of a top it stays so: tops only ever leave.
         above = self._above
         for top in [t for t in above.get(node, ()) if t != node]:
             self._tops.discard(top)
+            del self._tops_with_count[explains[top]][top]
             for candidate in hard.upstream(top):
                 del above[candidate][top]
         if not any(n in nodes for n in upstream if n != node):
             self._tops.add(node)
+            self._tops_with_count.setdefault(explains[node], {})[node] = None
             for candidate in upstream:
                 above.setdefault(candidate, {})[node] = None
         return True
+
+    def _recount(self, candidate: int, old: int, new: int, top: bool) -> None:
+        explains = self._explains
+        explains[candidate] = new
+        buckets = (self._with_count, self._tops_with_count) if top else (self._with_count,)
+        for by_count in buckets:  # count 0 is in no bucket: no root explains nothing
+            if old:
+                del by_count[old][candidate]
+            if new:
+                by_count.setdefault(new, {})[candidate] = None
+        if new > self._most:
+            self._most = new
 
     def root(self, *, min_share: float) -> RootCause | None:
         """The most upstream alerting CI explaining the most alerting CIs; or, when it does
@@ -206,20 +228,32 @@ class RootCauseTracker:
         if not nodes:
             return None
         explains = self._explains
-        # (no tops when the alerting CIs are all on one hard-dependency cycle)
-        top = min(self._tops or nodes, key=lambda t: (-explains[t], t))
-        explained = explains[top]
+        if not self._tops:  # all the alerting CIs on one hard-dependency cycle
+            top = min(nodes, key=lambda t: (-explains[t], t))
+            explained = explains[top]
+            better = [c for c, n in explains.items() if n > explained]
+        else:
+            # the best top, and the candidates that explain more (only those can beat it)
+            better = []
+            top = explained = 0
+            for count in range(self._most, 0, -1):
+                tops = self._tops_with_count.get(count)
+                if tops:
+                    top, explained = min(tops), count
+                    break
+                better.extend(self._with_count.get(count, ()))
         if explained == len(nodes) or len(nodes) < 2:
             return RootCause(top, False, 1.0, explained)
         # Only a silent CI above two or more tops can explain more than the best top does.
         above = self._above
         best: RootCause | None = None
-        for candidate, count in explains.items():
-            if count <= explained or candidate in nodes or len(above.get(candidate, ())) < 2:
+        for candidate in better:
+            if candidate in nodes or len(above.get(candidate, ())) < 2:
                 continue
             share = self._share_down(candidate)
             if share is None or share < min_share:
                 continue
+            count = explains[candidate]
             result = RootCause(candidate, True, round(share * count / len(nodes), 3), count, share)
             if best is None or (result.explained, result.confidence, -candidate) > (
                 best.explained,
