@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.cmdb.store.sqlite import inbox as inbox_file
 from servicegraph.cmdb.store.sqlite.inbox import InboxWriter, event_key, migrate_inbox
@@ -31,7 +33,13 @@ from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
 from servicegraph.correlation.ports import Claim
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text with sorted keys (labels compare as text), by msgspec: a storm
+    saves a hundred alerts and incidents per batch, at a fifth of the json module's cost."""
+    return _encode(value).decode()
 
 
 def _opt_us(value: dt.datetime | None) -> int | None:
@@ -46,6 +54,22 @@ _ALERT_COLUMNS = (
     "fingerprint, source, name, severity, status, labels, summary, first_seen, last_seen, "
     "last_change, count, ci_id, incident_id, cleared_at, flapping, transitions"
 )
+
+
+def _upsert(table: str, columns: str, values: str) -> str:
+    """Insert a row or update it in place. Not ``INSERT OR REPLACE``: that deletes the old
+    row and inserts a new one, rewriting every index entry of the row where an update
+    touches only the indexed columns that changed (an incident updated in a storm keeps
+    its number, root and opening time)."""
+    names = [c.strip() for c in columns.split(",")]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names[1:])
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({values}) "
+        f"ON CONFLICT ({names[0]}) DO UPDATE SET {updates}"
+    )
+
+
+_SAVE_ALERT = _upsert("alert", _ALERT_COLUMNS, ", ".join("?" * 16))
 
 
 def _alert_row(a: Alert) -> tuple[Any, ...]:
@@ -97,6 +121,12 @@ _INCIDENT_COLUMNS = (
     "acknowledged_at, acknowledged_by, assignee, resolved_by, resolution"
 )
 _INCIDENT_PLACEHOLDERS = ", ".join("?" for _ in _INCIDENT_COLUMNS.split(","))
+# the root alert's signature, for problems that recur across CIs
+_SAVE_INCIDENT = _upsert(
+    "incident",
+    f"{_INCIDENT_COLUMNS}, root_signature",
+    f"{_INCIDENT_PLACEHOLDERS}, (SELECT source || '/' || name FROM alert WHERE fingerprint = ?)",
+)
 
 
 def _incident_row(i: Incident) -> tuple[Any, ...]:
@@ -296,18 +326,11 @@ class _Unit:
         return result
 
     def save_alerts(self, alerts: Sequence[Alert]) -> None:
-        self._conn.executemany(
-            f"INSERT OR REPLACE INTO alert ({_ALERT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [_alert_row(a) for a in alerts],
-        )
+        self._conn.executemany(_SAVE_ALERT, [_alert_row(a) for a in alerts])
 
     def save_incidents(self, incidents: Sequence[Incident]) -> None:
         self._conn.executemany(
-            f"INSERT OR REPLACE INTO incident ({_INCIDENT_COLUMNS}, root_signature) "
-            f"VALUES ({_INCIDENT_PLACEHOLDERS}, "
-            "(SELECT source || '/' || name FROM alert WHERE fingerprint = ?))",
-            [(*_incident_row(i), i.root_fingerprint) for i in incidents],
+            _SAVE_INCIDENT, [(*_incident_row(i), i.root_fingerprint) for i in incidents]
         )
 
     def next_incident_number(self) -> int:
