@@ -225,8 +225,8 @@ class Correlator:
         # not ``ci_ids - self._facts.keys()``: that walks every key of the cache
         missing = {i for i in ci_ids if i not in self._facts}
         if missing:
-            for ci_id, ci in self.graph_store.get_cis(missing).items():
-                self._facts[ci_id] = (ci.name, ci.attributes.get("criticality"))
+            for ci_id, ci in self.graph_store.summaries(missing).items():
+                self._facts[ci_id] = (ci.name, ci.criticality)
         return self._facts
 
     def topology(self, graph: ImpactGraph) -> HardTopology:

@@ -26,7 +26,7 @@ from servicegraph.cmdb.model import (
     OperationalState,
     Relationship,
 )
-from servicegraph.cmdb.store.port import CIQuery, EdgeChange, GraphStore
+from servicegraph.cmdb.store.port import CIQuery, CISummary, EdgeChange, GraphStore
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -148,6 +148,20 @@ class StoreContract:
         assert found["ci-a"] == original
         assert found["ci-b"] == other
         assert found["ci-a"].created_at.tzinfo is not None
+
+    def test_summaries_give_name_and_criticality(self, store: GraphStore) -> None:
+        self.insert(
+            store,
+            make_ci("ci-a", name="core-1", attributes={"criticality": 1, "model": "C9300"}),
+            make_ci("ci-b"),
+            make_ci("ci-c", merged_into="ci-a"),
+        )
+        assert store.summaries(["ci-a", "ci-b", "ci-c", "ci-missing", "ci-a"]) == {
+            "ci-a": CISummary("core-1", 1),
+            "ci-b": CISummary("ci-b", None),
+            "ci-c": CISummary("ci-c", None),
+        }
+        assert store.summaries([]) == {}
 
     def test_insert_existing_id_raises_store_error(self, store: GraphStore) -> None:
         self.insert(store, make_ci("ci-a"))

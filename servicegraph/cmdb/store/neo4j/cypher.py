@@ -473,6 +473,12 @@ LOAD_CIS = _statement(
     f"UNWIND $ids AS id MATCH (c:CI {{id: id}}) RETURN {_CI_COLUMNS}",
     "ids",
 )
+CI_SUMMARIES = _statement(
+    "CI_SUMMARIES",
+    "UNWIND $ids AS id MATCH (c:CI {id: id}) RETURN c.id AS id, c.name AS name, "
+    "c.attributes AS attributes",
+    "ids",
+)
 FIND_CIS = _statement(
     "FIND_CIS",
     f"""

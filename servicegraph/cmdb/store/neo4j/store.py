@@ -80,6 +80,7 @@ from servicegraph.cmdb.store.neo4j.cypher import Statement
 from servicegraph.cmdb.store.port import (
     CIQuery,
     CISighting,
+    CISummary,
     Direction,
     EdgeChange,
     GraphDelta,
@@ -556,6 +557,19 @@ class Neo4jGraphStore:
     def get_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
         wanted = _unique(ids)
         return self._read("reading CIs", lambda tx: _load_cis(tx, wanted, self.batch_size))
+
+    def summaries(self, ids: Iterable[str]) -> dict[str, CISummary]:
+        wanted = _unique(ids)
+
+        def read(tx: Tx) -> dict[str, CISummary]:
+            result: dict[str, CISummary] = {}
+            for batch in _batches(wanted, self.batch_size):
+                for r in _run(tx, cypher.CI_SUMMARIES, ids=list(batch)):
+                    attributes = json.loads(r["attributes"])
+                    result[r["id"]] = CISummary(r["name"], attributes.get("criticality"))
+            return result
+
+        return self._read("reading CI summaries", read)
 
     def resolve_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
         wanted = _unique(identifiers)

@@ -48,6 +48,7 @@ from servicegraph.cmdb.model import (
 from servicegraph.cmdb.store.port import (
     CIQuery,
     CISighting,
+    CISummary,
     Direction,
     EdgeChange,
     GraphDelta,
@@ -343,6 +344,14 @@ class SqliteGraphStore(SqliteFile):
 
     def get_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
         return _load_cis(self._read(), ids)
+
+    def summaries(self, ids: Iterable[str]) -> dict[str, CISummary]:
+        rows = self._read().execute(
+            "SELECT id, name, json_extract(attributes, '$.criticality') FROM ci "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            (_ids_param(ids),),
+        )
+        return {ci_id: CISummary(name, criticality) for ci_id, name, criticality in rows}
 
     def resolve_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
         # The writer's lookups only read; outside a transaction they see the last commit.
