@@ -148,10 +148,14 @@ class RootCauseTracker:
         self._explains: dict[int, int] = {}  # candidate -> alerting CIs its failure explains
         # The same counts the other way round, for candidates and for tops: ``root`` reads
         # only the candidates explaining more than the best top, not all of them (hundreds
-        # per alert in a large incident, whose root is asked for after every batch).
+        # per alert in a large incident, whose root is asked for after every batch). Filed
+        # when ``root`` asks: a batch counts thousands of times between two questions.
         self._with_count: dict[int, _Nodes] = {}
         self._tops_with_count: dict[int, _Nodes] = {}
-        self._most = 0  # the highest count
+        self._filed: dict[int, int] = {}  # candidate -> the count it is filed under
+        self._top_filed: dict[int, int] = {}  # top -> the count it is filed under
+        self._moved: set[int] = set()  # candidates counted since they were filed
+        self._most = 0  # the highest count filed
         # candidate -> its direct dependents on the way to the alerting CIs it explains
         self._down: dict[int, _Nodes] = {}
         self._above: dict[int, _Nodes] = {}  # candidate -> tops it is hard-upstream of
@@ -170,12 +174,18 @@ class RootCauseTracker:
         down = self._down
         large = self._large_failed
         covering = self._covering.get(node, {})
-        tops = self._tops
+        failures = self._failures
+        moved = self._moved
         for candidate in chain(covering, compress(self._large, map(contains, large, repeat(node)))):
-            count = explains[candidate]
-            self._recount(candidate, count, count + 1, candidate in tops)
-            direct = _direct_ancestor(node, *self._failures[candidate])
-            if direct is not None:
+            explains[candidate] += 1
+            moved.add(candidate)
+            # the direct dependent of the candidate above ``node`` (none: it is the node)
+            parent, depth = failures[candidate]
+            direct, level = node, depth[node]
+            while level > 1:
+                direct = parent[direct]
+                level = depth[direct]
+            if level == 1:
                 down[candidate][direct] = None
         nodes.add(node)
         upstream = hard.upstream(node)
@@ -192,33 +202,46 @@ class RootCauseTracker:
                     explained = {n for n in nodes if n in parent}
                 else:
                     explained = {n for n in parent if n in nodes}
-                self._recount(candidate, 0, len(explained), False)
+                explains[candidate] = len(explained)
+                moved.add(candidate)
                 down[candidate] = dict.fromkeys(_direct_ancestors(explained, parent, depth))
         # Once an alerting CI is upstream of a top it stays so: tops only ever leave.
         above = self._above
         for top in [t for t in above.get(node, ()) if t != node]:
             self._tops.discard(top)
-            del self._tops_with_count[explains[top]][top]
+            del self._tops_with_count[self._top_filed.pop(top)][top]
             for candidate in hard.upstream(top):
                 del above[candidate][top]
         if not any(n in nodes for n in upstream if n != node):
             self._tops.add(node)
             self._tops_with_count.setdefault(explains[node], {})[node] = None
+            self._top_filed[node] = explains[node]
             for candidate in upstream:
                 above.setdefault(candidate, {})[node] = None
         return True
 
-    def _recount(self, candidate: int, old: int, new: int, top: bool) -> None:
+    def _file(self) -> None:
+        """File the candidates counted since the last time under their current counts."""
         explains = self._explains
-        explains[candidate] = new
-        buckets = (self._with_count, self._tops_with_count) if top else (self._with_count,)
-        for by_count in buckets:  # count 0 is in no bucket: no root explains nothing
-            if old:
-                del by_count[old][candidate]
-            if new:
-                by_count.setdefault(new, {})[candidate] = None
-        if new > self._most:
-            self._most = new
+        filed = self._filed
+        top_filed = self._top_filed
+        for candidate in self._moved:
+            count = explains[candidate]
+            old = filed.get(candidate, 0)
+            if count != old:  # count 0 is in no bucket: no root explains nothing
+                if old:
+                    del self._with_count[old][candidate]
+                if count:
+                    self._with_count.setdefault(count, {})[candidate] = None
+                filed[candidate] = count
+                if count > self._most:
+                    self._most = count
+            old = top_filed.get(candidate, count)
+            if count != old:
+                del self._tops_with_count[old][candidate]
+                self._tops_with_count.setdefault(count, {})[candidate] = None
+                top_filed[candidate] = count
+        self._moved.clear()
 
     def root(self, *, min_share: float) -> RootCause | None:
         """The most upstream alerting CI explaining the most alerting CIs; or, when it does
@@ -228,6 +251,7 @@ class RootCauseTracker:
         if not nodes:
             return None
         explains = self._explains
+        self._file()
         if not self._tops:  # all the alerting CIs on one hard-dependency cycle
             top = min(nodes, key=lambda t: (-explains[t], t))
             explained = explains[top]
@@ -285,13 +309,6 @@ class RootCauseTracker:
         """The share of ``candidate``'s direct dependents that lead to alerting CIs."""
         direct = self.hard.direct_dependents(candidate)
         return len(self._down[candidate]) / len(direct) if direct else None
-
-
-def _direct_ancestor(node: int, parent: dict[int, int], depth: dict[int, int]) -> int | None:
-    """The depth-1 node above ``node`` in a propagation tree (None for its source)."""
-    while depth[node] > 1:
-        node = parent[node]
-    return node if depth[node] == 1 else None
 
 
 def _direct_ancestors(nodes: set[int], parent: dict[int, int], depth: dict[int, int]) -> set[int]:
