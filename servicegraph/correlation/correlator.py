@@ -144,6 +144,9 @@ class _State:
     footprints: dict[str, set[int]] = field(default_factory=dict)
     # open incidents whose alerts are all clear (waiting out the hold time)
     clearing: set[str] = field(default_factory=set)
+    # those of them known to be all clear since ``clear_since``, none flapping: until one
+    # of their alerts changes (which makes them dirty), only the hold time is left to check
+    holding: set[str] = field(default_factory=set)
     # incidents with a flapping alert
     flapping: set[str] = field(default_factory=set)
     # incident -> its analysis, built when first needed and grown as alerts join
@@ -517,20 +520,14 @@ class _Batch:
             incident = state.incidents.get(incident_id)
             if incident is None or incident.status is not IncidentStatus.OPEN:
                 state.clearing.discard(incident_id)
+                state.holding.discard(incident_id)
                 continue
-            members = state.members.get(incident.id, {}).values()
-            if any(a.firing for a in members):
-                state.clearing.discard(incident_id)
-                continue
-            if any(a.flapping for a in members):
-                state.flapping.add(incident_id)
-                continue
-            cleared = [a.cleared_at for a in members if a.cleared_at is not None]
-            clear_since = max(cleared) if cleared else incident.last_alert_at
-            if incident.clear_since != clear_since:
-                incident.clear_since = clear_since
-                self.dirty.add(incident.id)
-            state.clearing.add(incident_id)
+            holding = incident_id in state.holding and incident_id not in self.dirty
+            clear_since = incident.clear_since if holding else None
+            if clear_since is None:
+                clear_since = self._clear_since(state, incident)
+                if clear_since is None:
+                    continue
             if self.now - clear_since >= self.policy.hold_time:
                 incident.status = IncidentStatus.RESOLVED
                 # when it qualified, not when this batch noticed
@@ -538,7 +535,29 @@ class _Batch:
                 self.result.incidents_resolved += 1
                 self.dirty.add(incident.id)
                 state.clearing.discard(incident_id)
+                state.holding.discard(incident_id)
                 self._index_incident(state, incident.id)
+
+    def _clear_since(self, state: _State, incident: Incident) -> dt.datetime | None:
+        """Since when all the incident's alerts are clear; None while one fires or flaps.
+        Keeps ``clearing`` and ``holding`` and the incident's ``clear_since`` current."""
+        incident_id = incident.id
+        state.holding.discard(incident_id)
+        members = state.members.get(incident_id, {}).values()
+        if any(a.firing for a in members):
+            state.clearing.discard(incident_id)
+            return None
+        if any(a.flapping for a in members):
+            state.flapping.add(incident_id)
+            return None
+        state.clearing.add(incident_id)
+        cleared = [a.cleared_at for a in members if a.cleared_at is not None]
+        clear_since = max(cleared) if cleared else incident.last_alert_at
+        if incident.clear_since != clear_since:
+            incident.clear_since = clear_since
+            self.dirty.add(incident_id)
+        state.holding.add(incident_id)
+        return clear_since
 
     def _forget_old(self, state: _State) -> None:
         # a walk over every incident held: once a second is enough for a window of minutes,
