@@ -128,6 +128,46 @@ class _Analysis:
         return self._result
 
 
+@dataclass(slots=True)
+class _Members:
+    """What an incident's fields need of its alerts, in one pass over them (an incident
+    of hundreds of alerts is updated after every batch of a storm)."""
+
+    count: int
+    first: Alert | None  # the first alert seen
+    first_on_root: Alert | None  # the root CI's first alert
+    flapping: bool
+    worst: Severity  # of the firing alerts, or of all of them when none fires
+
+    @classmethod
+    def of(cls, alerts: Mapping[str, Alert], root_ci_id: str | None) -> _Members:
+        first = first_on_root = None
+        flapping = False
+        worst_firing: Severity | None = None
+        worst: Severity | None = None
+        for alert in alerts.values():
+            seen = alert.first_seen
+            if first is None or seen < first.first_seen:
+                first = alert
+            if (
+                root_ci_id is not None
+                and alert.ci_id == root_ci_id
+                and (first_on_root is None or seen < first_on_root.first_seen)
+            ):
+                first_on_root = alert
+            flapping = flapping or alert.flapping
+            severity = alert.severity
+            if worst is None or severity > worst:
+                worst = severity
+            if alert.status is EventStatus.FIRING and (
+                worst_firing is None or severity > worst_firing
+            ):
+                worst_firing = severity
+        return cls(
+            len(alerts), first, first_on_root, flapping, worst_firing or worst or Severity.WARNING
+        )
+
+
 _FORGET_EVERY = dt.timedelta(seconds=1)
 
 
@@ -584,31 +624,26 @@ class _Batch:
         if not self.dirty:
             return
         graph = self.graph
-        analysed: list[tuple[Incident, list[Alert], tuple[str, ...]]] = []
+        analysed: list[tuple[Incident, _Members, tuple[str, ...]]] = []
         wanted: set[str] = set()  # CIs whose name or criticality the titles and impact need
         for incident_id in self.dirty:
             incident = state.incidents[incident_id]
-            members = list(state.members.get(incident_id, {}).values())
-            incident.alert_count = len(members)
             incident.updated_at = self.now
             root, services = self._analysis(state, incident_id).result(
                 self.policy.inferred_min_share
             )
+            root_id = graph.ids[root.node] if root is not None else None
+            members = _Members.of(state.members.get(incident_id, {}), root_id)
+            incident.alert_count = members.count
             if root is not None:
-                root_id = graph.ids[root.node]
                 incident.root_ci_id = root_id
                 incident.root_inferred = root.inferred
                 incident.root_confidence = round(root.confidence, 3)
-                first_on_root = None  # the root CI's first alert
-                for alert in members:
-                    if alert.ci_id == root_id and (
-                        first_on_root is None or alert.first_seen < first_on_root.first_seen
-                    ):
-                        first_on_root = alert
+                first_on_root = members.first_on_root
                 incident.root_fingerprint = (
                     first_on_root.fingerprint if first_on_root is not None else None
                 )
-            incident.flapping = any(a.flapping for a in members)
+            incident.flapping = members.flapping
             if incident.flapping:
                 state.flapping.add(incident_id)
             analysed.append((incident, members, services))
@@ -630,10 +665,12 @@ class _Batch:
                 incident.impact = "medium"
             else:
                 incident.impact = "low"
-            firing = [a.severity for a in members if a.firing] or [a.severity for a in members]
-            incident.urgency = urgency_of(max(firing, default=Severity.WARNING))
+            incident.urgency = urgency_of(members.worst)
             incident.priority = matrix[incident.impact][incident.urgency]
-            incident.title = self._title(incident, members, state.members[incident.id], facts)
+            root_alert = state.members[incident.id].get(incident.root_fingerprint or "")
+            incident.title = self._title(
+                incident, members.count, root_alert or members.first, facts
+            )
 
     def _analysis(self, state: _State, incident_id: str) -> _Analysis:
         analysis = state.analysis.get(incident_id)
@@ -651,22 +688,19 @@ class _Batch:
     @staticmethod
     def _title(
         incident: Incident,
-        members: list[Alert],
-        by_fingerprint: Mapping[str, Alert],
+        count: int,
+        root_alert: Alert | None,
         facts: Mapping[str, tuple[str, Any]],
     ) -> str:
-        root_alert = by_fingerprint.get(incident.root_fingerprint or "")
-        if root_alert is None and members:
-            root_alert = min(members, key=lambda a: a.first_seen)
         what = root_alert.name if root_alert is not None else "alert"
         fact = facts.get(incident.root_ci_id or "")
         where = fact[0] if fact is not None else ""
         if incident.root_inferred:
-            title = f"{where} suspected down: {len(members)} dependent alerts"
+            title = f"{where} suspected down: {count} dependent alerts"
         else:
             title = f"{where}: {what}" if where else what
-            if len(members) > 1:
-                title += f" (+{len(members) - 1} related)"
+            if count > 1:
+                title += f" (+{count - 1} related)"
         return title
 
     # -- problems --------------------------------------------------------------------------
