@@ -198,11 +198,16 @@ def timed_posts(
 
 
 def inbox_drained(data: Path) -> bool:
+    """Every event correlated, and the last batch's processed time recorded (it is
+    written just after the batch commits, so it can lag behind the cursor)."""
     with sqlite3.connect(data / "servicegraph-inbox.sqlite3") as inbox:
         (last,) = inbox.execute("SELECT coalesce(max(seq), 0) FROM inbox").fetchone()
+        (stamped,) = inbox.execute(
+            "SELECT coalesce(max(last_seq), 0) FROM inbox_processed"
+        ).fetchone()
     with sqlite3.connect(data / "servicegraph.sqlite3") as graph:
         (cursor,) = graph.execute("SELECT value FROM meta WHERE key = 'inbox_cursor'").fetchone()
-    return bool(int(cursor) >= last)
+    return bool(int(cursor) >= last and stamped >= last)
 
 
 def event_delays(inbox: sqlite3.Connection, prefix: str) -> dict[str, float]:
