@@ -266,6 +266,8 @@ class RootCauseTracker:
                     top, explained = min(tops), count
                     break
                 better.extend(self._with_count.get(count, ()))
+            else:  # not reached: a top explains at least itself
+                raise AssertionError(f"no top filed among {len(self._tops)} tops")
         if explained == len(nodes) or len(nodes) < 2:
             return RootCause(top, False, 1.0, explained)
         # Only a silent CI above two or more tops can explain more than the best top does.
