@@ -21,7 +21,6 @@ import argparse
 import bisect
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -32,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -41,6 +39,8 @@ from typing import Any
 import httpx
 
 from benchmarks.bench_correlation import cached_graph, fresh_copy
+from servicegraph.cmdb.store.sqlite import inbox as inbox_file
+from servicegraph.cmdb.store.sqlite.store import to_us
 
 TOKEN = "bench-token"
 
@@ -212,20 +212,16 @@ def inbox_drained(data: Path) -> bool:
 
 def event_delays(inbox: sqlite3.Connection, prefix: str) -> dict[str, float]:
     """Per event whose id starts with ``prefix``: ms from being stored in the inbox to the
-    commit of the correlation batch that took it. A row holds the events of one POST
-    (zlib-compressed JSON), numbered up to its ``seq``; a batch records its last number."""
+    commit of the correlation batch that took it (a batch records its last number)."""
     batches = inbox.execute(
         "SELECT last_seq, processed_at FROM inbox_processed ORDER BY last_seq"
     ).fetchall()
     ends = [last for last, _ in batches]
     delays = {}
-    for seq, count, received, body in inbox.execute(
-        "SELECT seq, events, received_at, body FROM inbox ORDER BY seq"
-    ):
-        for offset, event in enumerate(json.loads(zlib.decompress(body))):
-            if event["event_id"].startswith(prefix):
-                batch = bisect.bisect_left(ends, seq - count + 1 + offset)
-                delays[event["event_id"]] = (batches[batch][1] - received) / 1000
+    for number, event in inbox_file.read_events(inbox, 0, sys.maxsize):
+        if event.event_id.startswith(prefix) and event.received_at is not None:
+            batch = bisect.bisect_left(ends, number)
+            delays[event.event_id] = (batches[batch][1] - to_us(event.received_at)) / 1000
     return delays
 
 
