@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from servicegraph import metrics
 from servicegraph.access.model import Permission
 from servicegraph.bootstrap import Services
-from servicegraph.cmdb.errors import CmdbError, StoreError, StoreUnavailable, ValidationFailed
+from servicegraph.cmdb.errors import CmdbError, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
 from servicegraph.correlation.model import Event
 
@@ -165,7 +165,7 @@ class IngestionEndpoints:
             accepted = await asyncio.get_running_loop().run_in_executor(
                 threads, services.correlator.ingest, events
             )
-        except (StoreUnavailable, StoreError, CmdbError) as exc:
+        except CmdbError as exc:  # the store could not take them: the sender retries
             return Answer(503, {"error": f"events not stored, retry later: {exc}"}, _RETRY)
         metrics.INGESTED.labels(endpoint.source).inc(accepted)
         on_ingest = getattr(self._state, "on_ingest", None)
