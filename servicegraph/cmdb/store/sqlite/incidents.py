@@ -69,7 +69,7 @@ def _upsert(table: str, columns: str, values: str) -> str:
     )
 
 
-_SAVE_ALERT = _upsert("alert", _ALERT_COLUMNS, ", ".join("?" * 16))
+_SAVE_ALERT = _upsert("alert", _ALERT_COLUMNS, ", ".join("?" for _ in _ALERT_COLUMNS.split(",")))
 
 
 def _alert_row(a: Alert) -> tuple[Any, ...]:
