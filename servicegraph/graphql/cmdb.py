@@ -344,6 +344,9 @@ class Dependencies:
 
 
 def resolve_ref(info: Info, ref: str, field: str) -> str:
+    """The CI id ``ref`` names (an id, a source key or ``kind:value`` identifier), the one
+    way every query and mutation reads a CI argument; a failure names ``field``, the
+    argument's path as the client wrote it (``ciId``, ``input.fromId``)."""
     with argument(field):
         return info.context.services.catalog.resolve(ref)
 
@@ -419,9 +422,12 @@ class CreateCIInput:
     )
 
 
+CI_REF = "A CI: its id, a source key (db-1, key:db-1) or an identifier (hostname:db-1)."
+
+
 @strawberry.input
 class UpdateCIInput:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description=CI_REF)
     name: str | None = None
     identifiers: JSON | None = strawberry.field(default=None, description="Identifiers to add.")
     attributes: JSON | None = strawberry.field(
@@ -433,17 +439,17 @@ class UpdateCIInput:
 
 @strawberry.input
 class RelationshipInput:
-    from_id: strawberry.ID
+    from_id: strawberry.ID = strawberry.field(description=CI_REF)
     type: str
-    to_id: strawberry.ID
+    to_id: strawberry.ID = strawberry.field(description=CI_REF)
     attributes: JSON | None = None
 
 
 @strawberry.input
 class RelationshipKeyInput:
-    from_id: strawberry.ID
+    from_id: strawberry.ID = strawberry.field(description=CI_REF)
     type: str
-    to_id: strawberry.ID
+    to_id: strawberry.ID = strawberry.field(description=CI_REF)
 
 
 @strawberry.type
@@ -511,9 +517,10 @@ class CmdbMutation:
     async def update_ci(self, info: Info, input: UpdateCIInput) -> CIResult:
         catalog = info.context.services.catalog
         try:
+            ci_id = resolve_ref(info, str(input.id), "input.id")
             result = await info.context.write(
                 lambda: catalog.update_ci(
-                    str(input.id),
+                    ci_id,
                     name=input.name,
                     identifiers=_mapping(input.identifiers, "identifiers"),  # type: ignore[arg-type]
                     attributes=_mapping(input.attributes, "attributes"),
@@ -543,8 +550,9 @@ class CmdbMutation:
     ) -> RemoveRelationshipResult:
         catalog = info.context.services.catalog
         try:
+            from_id, to_id = _ends(info, input.from_id, input.to_id)
             removed = await info.context.write(
-                catalog.remove_relationship, str(input.from_id), input.type, str(input.to_id)
+                catalog.remove_relationship, from_id, input.type, to_id
             )
         except CmdbError as exc:
             return _failure(exc, "input.")  # type: ignore[return-value]
@@ -556,11 +564,12 @@ async def _save_relationship(
 ) -> RelationshipResult:
     catalog = info.context.services.catalog
     try:
+        from_id, to_id = _ends(info, input.from_id, input.to_id)
         saved = await info.context.write(
             lambda: catalog.save_relationship(
-                str(input.from_id),
+                from_id,
                 input.type,
-                str(input.to_id),
+                to_id,
                 _mapping(input.attributes, "attributes"),
                 must_exist=must_exist,
             )
@@ -568,6 +577,13 @@ async def _save_relationship(
     except CmdbError as exc:
         return _failure(exc, "input.")
     return RelationshipPayload(relationship=RelationshipType.of(saved))
+
+
+def _ends(info: Info, from_ref: strawberry.ID, to_ref: strawberry.ID) -> tuple[str, str]:
+    return (
+        resolve_ref(info, str(from_ref), "input.fromId"),
+        resolve_ref(info, str(to_ref), "input.toId"),
+    )
 
 
 def _failure(exc: CmdbError, prefix: str) -> InvalidInput | NotFound | Conflicts:

@@ -53,16 +53,30 @@ class ArgumentNotFound(CmdbError):
         super().__init__(f"{field}: {exc}")
 
 
+class ArgumentInvalid(ValidationFailed):
+    """A CI reference the client gave in an argument names no CI it could be (empty, an
+    identifier its kind refuses, a key of several CIs); ``field`` is the argument's path as
+    the client wrote it, not the domain's ``ci``."""
+
+    def __init__(self, exc: ValidationFailed, field: str) -> None:
+        super().__init__(exc.reason, field=field)
+
+
 @contextmanager
 def argument(name: str) -> Iterator[None]:
-    """Name the argument an unknown CI came from."""
+    """Name the argument (its path as the client wrote it: ``input.id``, ``ciIds.1``) a CI
+    reference came from, when it names no CI or cannot be read."""
     try:
         yield
     except UnknownCI as exc:
         raise ArgumentNotFound(exc, name) from exc
+    except ValidationFailed as exc:
+        raise ArgumentInvalid(exc, name) from exc
 
 
 def to_graphql_error(exc: CmdbError) -> GraphQLError:
+    if isinstance(exc, ArgumentInvalid):
+        return GraphQLError(str(exc), extensions={"code": "BAD_USER_INPUT", "field": exc.field})
     if isinstance(exc, ValidationErrors):
         return GraphQLError(
             str(exc),
@@ -200,6 +214,10 @@ Failure = InvalidInput | NotFound | InvalidState | Conflicts
 def as_failure(exc: CmdbError, prefix: str = "") -> Failure | None:
     """The union member telling the client what went wrong, or None for errors that are
     not the input's fault (they propagate as GraphQL errors)."""
+    if isinstance(exc, ArgumentInvalid):
+        return InvalidInput(
+            message=str(exc), errors=[FieldError(field=exc.field, message=exc.reason)]
+        )
     if isinstance(exc, ValidationErrors):
         return InvalidInput(
             message=str(exc),

@@ -154,7 +154,7 @@ def test_relationships(site: Site) -> None:
         "engineer",
         variables={"in": {"fromId": billing, "type": "DEPENDS_ON", "toId": "ci-x"}},
     )["createRelationship"]
-    assert unknown_end["errors"][0]["field"] == "input.to"
+    assert (unknown_end["__typename"], unknown_end["field"]) == ("NotFound", "input.toId")
 
     update = query.replace("createRelationship", "updateRelationship")
     missing = site.data(
