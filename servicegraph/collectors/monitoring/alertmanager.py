@@ -17,7 +17,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from servicegraph.collectors.monitoring.payload import aware, decode_body
+from servicegraph.cmdb.errors import ValidationFailed
+from servicegraph.collectors.monitoring.payload import OUT_OF_RANGE, aware, decode_body
 from servicegraph.correlation.model import Event, EventStatus, Severity, fingerprint_of
 
 SOURCE = "alertmanager"
@@ -44,9 +45,31 @@ class AlertmanagerPayload(msgspec.Struct, frozen=True):
 _DECODER = msgspec.json.Decoder(AlertmanagerPayload)
 
 
+_WHAT = "alertmanager webhook"
+
+
 def parse(body: bytes, received_at: dt.datetime) -> list[Event]:
-    payload = decode_body(body, _DECODER, what="alertmanager webhook")
-    return [to_event(alert, received_at) for alert in payload.alerts]
+    payload = decode_body(body, _DECODER, what=_WHAT)
+    try:
+        return [to_event(alert, received_at) for alert in payload.alerts]
+    except OverflowError:  # a time whose conversion to UTC leaves years 1-9999
+        raise ValidationFailed(
+            OUT_OF_RANGE, item=_WHAT, field=_out_of_range(payload.alerts)
+        ) from None
+
+
+def _out_of_range(alerts: list[AlertmanagerAlert]) -> str:
+    """The first time field of ``alerts`` that cannot be converted to UTC."""
+    for index, alert in enumerate(alerts):
+        for name in ("startsAt", "endsAt"):
+            value = getattr(alert, name)
+            if value is None:
+                continue
+            try:
+                aware(value, value)
+            except OverflowError:
+                return f"alerts.{index}.{name}"
+    return "alerts"
 
 
 _FIRING, _RESOLVED = EventStatus.FIRING, EventStatus.RESOLVED

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from servicegraph.collectors.monitoring.payload import aware, parse_body
+from servicegraph.collectors.monitoring.payload import UtcTime, aware, parse_body
 from servicegraph.correlation.model import Event, EventStatus, Severity, digest, fingerprint_of
 
 SOURCE = "generic"
@@ -28,7 +28,7 @@ class GenericEvent(BaseModel):
     source: str = Field(default=SOURCE, min_length=1, max_length=100)
     labels: dict[str, str] = Field(default_factory=dict)
     summary: str = ""
-    occurred_at: dt.datetime | None = None
+    occurred_at: UtcTime | None = None
     fingerprint: str | None = Field(default=None, min_length=1)
     fingerprint_labels: list[str] | None = None
     event_id: str | None = Field(default=None, min_length=1)

@@ -11,7 +11,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from servicegraph.collectors.monitoring.payload import aware, parse_body
+from servicegraph.collectors.monitoring.payload import UtcTime, aware, parse_body
 from servicegraph.correlation.model import Event, EventStatus, Severity
 
 SOURCE = "zabbix"
@@ -33,7 +33,7 @@ class ZabbixEvent(BaseModel):
     host: str = ""
     host_ip: str = ""
     trigger_id: str = ""
-    time: dt.datetime | None = None
+    time: UtcTime | None = None
     message: str = ""
     tags: list[ZabbixTag] = Field(default_factory=list)
 
