@@ -5,6 +5,14 @@ Tried in order: an explicit ``ci_id`` label; an interface (a device plus ``ifNam
 Prometheus ``instance`` label (host or IP, port stripped); the Prometheus ``job`` label as a
 ``service_id`` identifier. Lookups are batched per event batch and cached until the graph
 changes.
+
+The ``ci_id`` label is read as every entry point reads a CI reference
+(``servicegraph.cmdb.lookup``): a CI id, a source key (``acc-1``, ``key:acc-1``) or a
+``kind:value`` identifier (``hostname:db-1``); a merged CI maps to its survivor. A real id
+is answered by the impact projection without a store call; the other forms of a whole batch
+cost one ``get_cis``, one ``resolve_keys`` and one ``resolve_identifiers`` (shared with the
+host labels), never a lookup per event. A key that names CIs of several sources maps to no
+CI rather than to a guess: the next label decides, or the alert stays unmapped.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.identifiers import Identifier, IdentifierRules
 from servicegraph.cmdb.impact import ImpactService
+from servicegraph.cmdb.lookup import CIReference, parse_reference, survivors
+from servicegraph.cmdb.model import ConfigurationItem
 from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.correlation.model import (
     CI_ID_LABEL,
@@ -111,27 +121,31 @@ class CIMapper:
 
     def _resolve(self, hints: set[Hint]) -> None:
         cache = self._cache
-        ci_ids = [h[1] for h in hints if h[0] == "ci"]
-        if self.impact is not None:
-            graph = self.impact.graph
-            live = {
-                i for i in ci_ids if (n := graph.index.get(i)) is not None and n not in graph.merged
-            }
-            for ci_id in live:
-                cache[("ci", ci_id)] = ci_id
-            ci_ids = [i for i in ci_ids if i not in live]
-        existing = self.store.get_cis(ci_ids) if ci_ids else {}
-        identifiers: dict[Hint, Identifier | None] = {}
-        for h in hints:
-            if h[0] == "ci":
-                if h in cache:
-                    continue
-                ci = existing.get(h[1])
-                cache[h] = None if ci is None else (ci.merged_into or ci.id)
-            else:
-                identifiers[h] = self._normal(h[1], h[2])
+        refs = self._parse_refs({h[1] for h in hints if h[0] == "ci"})
+        wanted_ids = {r.ci_id for r in refs.values() if r.ci_id is not None}
+        existing = self.store.get_cis(wanted_ids) if wanted_ids else {}
+        keys = {r.key for r in refs.values() if r.key is not None and r.ci_id not in existing}
+        key_hits = self.store.resolve_keys(keys) if keys else {}
+        identifiers = {h: self._normal(h[1], h[2]) for h in hints if h[0] != "ci"}
         wanted = {i for i in identifiers.values() if i is not None}
+        wanted |= {r.identifier for r in refs.values() if r.identifier is not None}
         held = self.store.resolve_identifiers(wanted) if wanted else {}
+
+        owners: dict[str, set[str]] = {}
+        for text, ref in refs.items():
+            if ref.identifier is not None:
+                owner = held.get(ref.identifier)
+                owners[text] = {owner} if owner is not None else set()
+            elif ref.ci_id in existing:
+                owners[text] = {ref.ci_id}
+            else:
+                owners[text] = key_hits.get(ref.key, set()) if ref.key is not None else set()
+        live = self._survivors({o for found in owners.values() for o in found}, existing)
+        for text, found in owners.items():
+            distinct = {live[o] for o in found}
+            # a key of CIs from several sources: no CI rather than the wrong one
+            cache[("ci", text)] = distinct.pop() if len(distinct) == 1 else None
+
         devices: dict[str, list[Hint]] = {}
         for h, ident in identifiers.items():
             owner = held.get(ident) if ident is not None else None
@@ -143,6 +157,45 @@ class CIMapper:
                 devices.setdefault(owner, []).append(h)
         if devices:
             self._resolve_interfaces(devices)
+
+    def _parse_refs(self, texts: set[str]) -> dict[str, CIReference]:
+        """The ``ci_id`` label values still to look up in the store, read as references.
+        Live ids the impact projection knows are cached at once (the common case: sources
+        that know our ids); values that cannot name a CI are cached as unmapped."""
+        if self.impact is not None:
+            graph = self.impact.graph
+            for text in list(texts):
+                node = graph.index.get(text)
+                if node is not None and node not in graph.merged:
+                    self._cache[("ci", text)] = text
+                    texts.discard(text)
+        refs: dict[str, CIReference] = {}
+        for text in texts:
+            try:
+                refs[text] = parse_reference(text, self.rules)
+            except ValidationFailed:
+                self._cache[("ci", text)] = None
+        return refs
+
+    def _survivors(
+        self, ci_ids: set[str], loaded: Mapping[str, ConfigurationItem]
+    ) -> dict[str, str]:
+        """Each CI with the CI it was merged into (itself when not merged), asking the
+        store only about those neither ``loaded`` nor the projection shows as live."""
+        graph = self.impact.graph if self.impact is not None else None
+        live: dict[str, str] = {}
+        for ci_id in ci_ids:
+            ci = loaded.get(ci_id)
+            if ci is not None and ci.merged_into is None:
+                live[ci_id] = ci_id
+            elif ci is None and graph is not None:
+                node = graph.index.get(ci_id)
+                if node is not None and node not in graph.merged:
+                    live[ci_id] = ci_id
+        rest = ci_ids - live.keys()
+        if rest:
+            live.update(survivors(self.store, rest))
+        return live
 
     def _resolve_interfaces(self, devices: dict[str, list[Hint]]) -> None:
         parts = self.store.relationships(devices, direction="in", types=["PART_OF"])

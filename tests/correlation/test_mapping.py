@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.observation import CIObservation, CIRef, ObservationBatch
 from servicegraph.cmdb.observation import RelationshipObservation as Rel
 from servicegraph.correlation.mapping import CIMapper, event_hints
+from tests.correlation.conftest import World
 
 
 def estate(services: Services) -> dict[str, str]:
@@ -69,3 +72,83 @@ def test_hints_strip_ports_and_understand_ipv6() -> None:
         {"instance": "[2001:db8::1]:9100"}
     )
     assert event_hints({"instance": "db-1:9100"}) == [("ident", "hostname", "db-1")]
+
+
+class CountingStore:
+    """The store, counting the calls the mapper makes (to check they are batched)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def test_a_ci_id_label_may_be_a_key_or_an_identifier(
+    make_services: Callable[..., Services],
+) -> None:
+    services = make_services()
+    ids = estate(services)
+    for source, host in (("snmp", "twin-a"), ("zabbix", "twin-b")):
+        twin = CIObservation("server", host, {"hostname": host}, key="twin")
+        services.reconciler.apply(ObservationBatch(source, [twin], []))
+    dup = CIObservation("server", "web-dup", {"hostname": "web-dup"}, key="web-dup")
+    (dup_id,) = services.reconciler.apply(ObservationBatch("erp", [dup], [])).ci_ids
+    assert dup_id is not None
+    services.reconciler.merge(ids["web"], dup_id)
+    mapper = CIMapper(services.store, services.reconciler.identifier_rules, services.impact)
+    cases = [
+        ({"ci_id": "web"}, ids["web"]),  # a bare key
+        ({"ci_id": "key:sw1"}, ids["sw1"]),
+        ({"ci_id": "serial_number:sw1"}, ids["sw1"]),  # normalised as identifiers are
+        ({"ci_id": "hostname:web.example.com"}, None),  # web has an fqdn, not a hostname
+        ({"ci_id": "fqdn:web.example.com"}, ids["web"]),
+        ({"ci_id": f"id:{ids['gi1']}"}, ids["gi1"]),
+        ({"ci_id": dup_id}, ids["web"]),  # a merged CI: its survivor
+        ({"ci_id": "web-dup"}, ids["web"]),  # the key of a merged CI: the survivor
+        ({"ci_id": "twin"}, None),  # a key of two CIs names neither
+        ({"ci_id": "twin", "host": "sw1"}, ids["sw1"]),  # ... and the next label decides
+        ({"ci_id": "hostname:"}, None),
+        ({"ci_id": "nothing-by-that-name"}, None),
+    ]
+    got = mapper.map_many([labels for labels, _ in cases])
+    assert got == [expected for _, expected in cases]
+
+
+def test_keys_and_identifiers_in_ci_id_labels_are_resolved_in_one_batch(
+    make_services: Callable[..., Services],
+) -> None:
+    services = make_services()
+    ids = estate(services)
+    store = CountingStore(services.store)
+    mapper = CIMapper(store, services.reconciler.identifier_rules, services.impact)  # type: ignore[arg-type]
+    services.impact.impact([ids["sw1"]])  # the projection is current
+    assert mapper.map_many([{"ci_id": i} for i in ids.values()] * 20) == list(ids.values()) * 20
+    assert set(store.calls) == {"change_seq"}, "real ids: the projection answers"
+
+    store.calls.clear()
+    refs = {"web": ids["web"], "key:gi2": ids["gi2"], "serial_number:SW1": ids["sw1"]}
+    labels = [{"ci_id": ref, "n": str(n)} for n in range(20) for ref in refs]
+    assert mapper.map_many(labels) == list(refs.values()) * 20
+    assert store.calls["resolve_keys"] == 1 and store.calls["resolve_identifiers"] == 1
+    assert store.calls["get_cis"] <= 2, store.calls
+    store.calls.clear()
+    assert mapper.map_many(labels) == list(refs.values()) * 20
+    assert set(store.calls) == {"change_seq"}, "cached until the graph changes"
+
+
+def test_an_event_naming_its_ci_by_key_opens_an_incident_on_it(world: World) -> None:
+    event = world.event("PortDown", None, labels={"ci_id": "acc-1"})
+    world.send(event)
+    (incident,) = world.incidents()
+    assert incident.root_ci_id == world.ids["acc-1"]
+    assert world.services.incidents.unmapped_alerts() == []
