@@ -25,6 +25,7 @@ from servicegraph.correlation.worker import CorrelationWorker
 from servicegraph.correlation_process import CorrelationProcess
 from servicegraph.graphql.router import graphql_router
 from servicegraph.heap import settle_heap
+from servicegraph.http.gate import RequestGate
 from servicegraph.leader import Leadership
 from servicegraph.scheduler import EmbeddedScheduler
 
@@ -111,17 +112,27 @@ class _Background:
 
 class ServiceGraphAPI(FastAPI):
     """FastAPI, with the ingestion endpoints (``webhooks``) answered before its middleware
-    and routing: they take most of the traffic, and need neither."""
+    and routing: they take most of the traffic, and need neither. Every other request
+    passes the gate first (``http.gate``: a bounded body, the token checked before a large
+    one is read)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.ingestion = webhooks.IngestionEndpoints(self.state)
+        self.ingestion = webhooks.IngestionEndpoints(
+            self.state, max_body_bytes=settings.ingest_max_body_bytes
+        )
+        self.gate = RequestGate(lambda: self.state.services.tokens, settings.api_max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in webhooks.ENDPOINTS:
-            await self.ingestion(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        if scope["type"] == "http":
+            if scope["path"] in webhooks.ENDPOINTS:
+                await self.ingestion(scope, receive, send)
+                return
+            admitted = await self.gate.admit(scope, receive, send)
+            if admitted is None:
+                return  # refused, or the client went away
+            receive = admitted
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -175,7 +186,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     if not config.opentelemetry:
         telemetry = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
     app = ServiceGraphAPI(
-        title="servicegraph", version=__version__, lifespan=lifespan, telemetry=telemetry
+        config, title="servicegraph", version=__version__, lifespan=lifespan, telemetry=telemetry
     )
     app.include_router(graphql_router(config.graphql), prefix="/graphql")
 

@@ -152,6 +152,22 @@ class Settings(BaseSettings):
         le=64,
         description="API processes of `serve`: webhooks and queries spread over more cores.",
     )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body of /graphql and every endpoint but ingestion (413).",
+    )
+    ingest_max_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of an ingestion POST (413): 10,000 generic events are 5 MB.",
+    )
+    health_max_lag_s: float = Field(
+        default=120,
+        gt=0,
+        description="/healthz answers 503 when the oldest event waiting for correlation is "
+        "older than this.",
+    )
     # FastAPI's own OpenTelemetry spans and metrics (with an OpenTelemetry SDK configured);
     # off, requests skip the check, which costs about 5% of a webhook's CPU
     opentelemetry: bool = False

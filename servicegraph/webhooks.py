@@ -32,11 +32,9 @@ from servicegraph.bootstrap import Services
 from servicegraph.cmdb.errors import CmdbError, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
 from servicegraph.correlation.model import Event
+from servicegraph.http.gate import RETRY_AFTER_S, bearer
 
 Parser = Callable[[bytes, dt.datetime], list[Event]]
-
-# A batch of 10,000 generic events is about 5 MB.
-MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,8 +73,10 @@ def openapi_paths() -> dict[str, Any]:
         "400": {"description": '{"error", "field", "reason"}: nothing of the body stored'},
         "401": {"description": "missing or wrong bearer token"},
         "403": {"description": "an API token whose role cannot post events"},
-        "413": {"description": f"a body over {MAX_BODY_BYTES // (1024 * 1024)} MiB"},
-        "503": {"description": "the inbox cannot be written: retry (Retry-After)"},
+        "413": {"description": "a body over ingest_max_body_bytes (32 MiB by default)"},
+        "503": {
+            "description": "the inbox or the token store cannot be used now: retry (Retry-After)"
+        },
     }
     return {
         path: {
@@ -99,7 +99,7 @@ class Answer:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-_RETRY = ((b"retry-after", b"5"),)
+_RETRY = ((b"retry-after", str(RETRY_AFTER_S).encode()),)
 _CHALLENGE = ((b"www-authenticate", b"Bearer"),)
 
 
@@ -107,7 +107,7 @@ class IngestionEndpoints:
     """The ASGI app of ``ENDPOINTS``. ``state`` is the API's: ``services``,
     ``inbox_threads`` and ``on_ingest`` are set there when the API starts."""
 
-    def __init__(self, state: Any, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, state: Any, *, max_body_bytes: int) -> None:
         self._state = state
         self._max_body = max_body_bytes
 
@@ -135,21 +135,28 @@ class IngestionEndpoints:
     async def _ingest(self, scope: Scope, receive: Receive, endpoint: Endpoint) -> Answer | None:
         services: Services = self._state.services
         authorization = b""
+        length = 0
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
-        denied = authorised(services, endpoint.source, authorization.decode("latin-1"))
+            elif name == b"content-length" and value.isdigit():
+                length = int(value)
+        try:
+            denied = authorised(services, endpoint.source, authorization.decode("latin-1"))
+        except CmdbError as exc:  # the store holding API tokens failed: the sender retries
+            return Answer(503, {"error": f"cannot check the token now, retry: {exc}"}, _RETRY)
         if denied is not None:
             return denied
-        body = await _read_body(receive, self._max_body)
+        # a declared length over the bound is refused before a byte of it is read
+        body = await _read_body(receive, self._max_body) if length <= self._max_body else b""
         if body is None:
             return None
-        if len(body) > self._max_body:
+        if length > self._max_body or len(body) > self._max_body:
             return Answer(
                 413,
                 {
-                    "error": f"the body is larger than {self._max_body // (1024 * 1024)} MiB; "
-                    "send the events in smaller batches"
+                    "error": f"the body is larger than {self._max_body} bytes "
+                    "(ingest_max_body_bytes); send the events in smaller batches"
                 },
             )
         received = dt.datetime.now(dt.UTC)
@@ -195,11 +202,10 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 def authorised(services: Services, source: str, authorization: str) -> Answer | None:
     """The source's own token (``ingest_tokens``) or an API token whose role may ingest
     (``integration``, ``admin``) lets the request in; otherwise the answer that says why
-    not."""
+    not. Raises CmdbError when the store holding API tokens fails."""
     expected = services.settings.ingest_tokens.get(source)
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() == "bearer" and token:
+    token = bearer(authorization) if authorization.lower().startswith("bearer ") else None
+    if token:
         if expected and hmac.compare_digest(token.encode(), expected.encode()):
             return None
         principal = services.tokens.authenticate(token)

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
-from servicegraph.webhooks import IngestionEndpoints
 from tests.support import events_correlated
 
 TOKENS = {"alertmanager": "am-secret", "zabbix": "zbx-secret", "generic": "gen-secret"}
@@ -287,9 +286,8 @@ def test_access_log_keeps_rejected_event_posts_only() -> None:
 def test_ingestion_endpoints_answer_other_methods_and_oversized_bodies(
     services: Services,
 ) -> None:
-    app = create_app(services)
-    app.ingestion = IngestionEndpoints(app.state, max_body_bytes=1000)
-    with TestClient(app) as client:
+    services.settings.ingest_max_body_bytes = 1000
+    with TestClient(create_app(services)) as client:
         r = client.get("/api/v1/webhooks/alertmanager")
         assert (r.status_code, r.headers["allow"]) == (405, "POST")
         payload = am_payload()
