@@ -130,7 +130,7 @@ def test_keys_and_identifiers_in_ci_id_labels_are_resolved_in_one_batch(
     services = make_services()
     ids = estate(services)
     store = CountingStore(services.store)
-    mapper = CIMapper(store, services.reconciler.identifier_rules, services.impact)  # type: ignore[arg-type]
+    mapper = CIMapper(store, services.reconciler.identifier_rules, services.impact)
     services.impact.impact([ids["sw1"]])  # the projection is current
     assert mapper.map_many([{"ci_id": i} for i in ids.values()] * 20) == list(ids.values()) * 20
     assert set(store.calls) == {"change_seq"}, "real ids: the projection answers"
