@@ -5,20 +5,22 @@ whose worklog every ticket type inherits.
 Every root field is made by ``query_field``, ``mutation_field`` or ``subscription_field``:
 each declares the permission it needs (``servicegraph.access.model.ROLE_PERMISSIONS``
 says which roles hold it) and translates domain exceptions (``errors.DomainErrors``).
+Introspection needs ``read`` too (``IntrospectionGuard``, a schema extension).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import BREAK, DocumentNode, FieldNode, GraphQLError, Visitor, visit
+from strawberry.extensions import SchemaExtension
 from strawberry.permission import BasePermission
 
-from servicegraph.access.model import ROLE_PERMISSIONS, Permission, Role
+from servicegraph.access.model import ROLE_PERMISSIONS, Permission, Principal, Role
 from servicegraph.cmdb.model import Lifecycle, OperationalState
 from servicegraph.correlation.model import EventStatus, Severity
 from servicegraph.graphql.context import Info
@@ -49,27 +51,77 @@ PermissionEnum = strawberry.enum(Permission, name="Permission")
 # -- permissions -------------------------------------------------------------------------------
 
 
+def denial(principal: Principal | None, permission: Permission) -> GraphQLError | None:
+    """The error telling the client why ``permission`` is refused, or None if it is not:
+    UNAUTHENTICATED without a token, FORBIDDEN naming the roles that grant it otherwise."""
+    if principal is None:
+        return GraphQLError(
+            "authentication required: send the header 'Authorization: Bearer <API token>' "
+            "(create one with `servicegraph token create`)",
+            extensions={"code": "UNAUTHENTICATED"},
+        )
+    if principal.can(permission):
+        return None
+    allowed = sorted(r.value for r, perms in ROLE_PERMISSIONS.items() if permission in perms)
+    return GraphQLError(
+        f"the role '{principal.role.value}' of token '{principal.name}' does not grant "
+        f"'{permission.value}' (roles that do: {', '.join(allowed)})",
+        extensions={"code": "FORBIDDEN", "required": permission.value},
+    )
+
+
 class _Requires(BasePermission):
     permission: Permission = Permission.READ
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        principal = info.context.principal
-        if principal is None:
-            raise GraphQLError(
-                "authentication required: send the header 'Authorization: Bearer <API token>' "
-                "(create one with `servicegraph token create`)",
-                extensions={"code": "UNAUTHENTICATED"},
-            )
-        if not principal.can(self.permission):
-            allowed = sorted(
-                r.value for r, perms in ROLE_PERMISSIONS.items() if self.permission in perms
-            )
-            raise GraphQLError(
-                f"the role '{principal.role.value}' of token '{principal.name}' does not grant "
-                f"'{self.permission.value}' (roles that do: {', '.join(allowed)})",
-                extensions={"code": "FORBIDDEN", "required": self.permission.value},
-            )
+        error = denial(info.context.principal, self.permission)
+        if error is not None:
+            raise error
         return True
+
+
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+
+
+class IntrospectionGuard(SchemaExtension):
+    """The schema is for readers, as every query field is: ``__schema`` and ``__type`` need
+    ``read`` (``__typename`` tells nothing and stays free). An operation that asks for them
+    without it is refused whole, before it runs.
+
+    A schema extension, not a validation rule: validation is cached per query text, and
+    this answer depends on who asks. Put it after ``ValidationCache``, which overwrites the
+    errors found before it."""
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        principal = getattr(ctx.context, "principal", None)  # no context: nobody
+        document = ctx.graphql_document
+        if (
+            document is not None
+            and (principal is None or not principal.can(Permission.READ))
+            and _introspects(document)
+        ):
+            error = denial(principal, Permission.READ)
+            assert error is not None
+            ctx.pre_execution_errors = [error]
+        yield
+
+
+def _introspects(document: DocumentNode) -> bool:
+    """Whether any operation or fragment of ``document`` selects an introspection field
+    (where validation allows them or not: this refuses, validation only adds reasons)."""
+    found = False
+
+    class Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_: Any) -> Any:
+            nonlocal found
+            if node.name.value in INTROSPECTION_FIELDS:
+                found = True
+                return BREAK
+            return None
+
+    visit(document, Finder())
+    return found
 
 
 @cache

@@ -3,6 +3,7 @@ queries): ``cmdb``, ``monitoring``, ``tickets``, ``timeline`` and ``subscription
 
 Limits apply to every operation before it runs: depth, aliases and estimated complexity
 (``limits``), from ``Settings.graphql``. Parsing and validation are cached per query text.
+Introspection is for tokens that may read (``base.IntrospectionGuard``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from strawberry.types import ExecutionContext
 
 from servicegraph.access.model import ROLE_PERMISSIONS
 from servicegraph.config import GraphQLSettings
-from servicegraph.graphql.base import PermissionEnum, RoleEnum
+from servicegraph.graphql.base import IntrospectionGuard, PermissionEnum, RoleEnum, query_field
 from servicegraph.graphql.cmdb import CmdbMutation, CmdbQuery
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.limits import ComplexityLimiter
@@ -39,11 +40,10 @@ class Me:
 
 @strawberry.type
 class Query(CmdbQuery, MonitoringQuery, TicketQuery, TimelineQuery):
-    @strawberry.field(description="Who you are: null without a valid token.")
-    def me(self, info: Info) -> Me | None:
+    @query_field(description="Who you are: the token the request is made with.")
+    def me(self, info: Info) -> Me:
         principal = info.context.principal
-        if principal is None:
-            return None
+        assert principal is not None  # query_field let a reader through
         perms = sorted(ROLE_PERMISSIONS[principal.role], key=lambda p: p.value)
         return Me(name=principal.name, role=principal.role, permissions=perms)
 
@@ -84,6 +84,7 @@ def build_schema(settings: GraphQLSettings | None = None) -> strawberry.Schema:
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
+            IntrospectionGuard,  # after ValidationCache, which sets the errors it finds
             lambda: ComplexityLimiter(limits.max_complexity),
         ],
     )
