@@ -19,13 +19,15 @@ from starlette.types import Receive, Scope, Send
 
 from servicegraph import __version__, jobs, metrics, webhooks
 from servicegraph.bootstrap import Services, bootstrap
-from servicegraph.cmdb.errors import CmdbError, StoreUnavailable
+from servicegraph.cmdb.errors import CmdbError
+from servicegraph.cmdb.model import utcnow
 from servicegraph.config import Settings
 from servicegraph.correlation.worker import CorrelationWorker
 from servicegraph.correlation_process import CorrelationProcess
 from servicegraph.graphql.router import graphql_router
 from servicegraph.heap import settle_heap
-from servicegraph.http.gate import RequestGate
+from servicegraph.http.gate import RETRY_AFTER_S, RequestGate
+from servicegraph.http.health import Correlation, check_health
 from servicegraph.leader import Leadership
 from servicegraph.scheduler import EmbeddedScheduler
 
@@ -99,6 +101,17 @@ class _Background:
                 self._jobs_running = False
         if self._leadership is not None:
             self._leadership.release()
+
+    def correlation(self) -> Correlation:
+        """Where correlation runs, for /healthz."""
+        if self._celery_correlate is not None:
+            return Correlation("celery")
+        if self.worker is None:
+            return Correlation("elsewhere")  # `servicegraph worker` processes, or nowhere
+        if not self._jobs_running:
+            return Correlation("another API process")
+        where = "process" if isinstance(self.worker, CorrelationProcess) else "thread"
+        return Correlation(where, self.worker)
 
     def on_ingest(self) -> None:
         if self.worker is not None:
@@ -197,18 +210,12 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
 
     @app.get("/healthz")
     def healthz(request: Request) -> JSONResponse:
-        svc: Services = request.app.state.services
-        body: dict[str, Any] = {"version": __version__, "store": {"backend": svc.settings.store}}
-        try:
-            svc.store.ping()
-            body["store"]["status"] = "up"
-            body["store"]["counts"] = svc.store.counts()
-        except (StoreUnavailable, CmdbError) as exc:
-            body["status"] = "down"
-            body["store"]["status"] = "down"
-            body["store"]["error"] = str(exc)
-            return JSONResponse(body, status_code=503)
-        body["status"] = "ok"
-        return JSONResponse(body)
+        """200 when every part works; 503 naming the parts that do not (``http.health``)."""
+        state = request.app.state
+        health = check_health(state.services, state.background.correlation(), utcnow)
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if health.failing else None
+        return JSONResponse(
+            health.body(__version__), status_code=health.status_code, headers=headers
+        )
 
     return app

@@ -190,6 +190,15 @@ class CorrelationProcess:
         )
         self._supervisor.start()
 
+    def alive(self) -> tuple[bool, str]:
+        """Whether the child runs, and what to tell an operator when it does not."""
+        process = self._process
+        if process is None:
+            return False, "not started"
+        if not process.is_alive():
+            return False, f"the correlation process exited (code {process.exitcode}); restarting"
+        return True, f"running in process {process.pid}"
+
     def notify(self) -> None:
         with self._lock:
             writer = self._writer

@@ -77,6 +77,15 @@ class CorrelationUnit(Protocol):
 class IncidentStore(Protocol):
     def close(self) -> None: ...
 
+    def ping(self) -> None:
+        """Raise StoreUnavailable or StoreError unless incidents (and the tickets and
+        tokens kept beside them) can be read now."""
+
+    def check_inbox(self, timeout: float) -> None:
+        """Raise StoreError unless events can be appended now: the last append did not
+        fail (a full disk, a corrupt file), and the inbox can be locked for writing within
+        ``timeout`` seconds."""
+
     def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
         """Persist events durably before returning; returns how many were stored.
         Redeliveries (an ``event_id`` seen before) recognised at once are not stored; the

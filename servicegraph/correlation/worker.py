@@ -66,6 +66,14 @@ class CorrelationWorker:
     def notify(self) -> None:
         self._wake.set()
 
+    def alive(self) -> tuple[bool, str]:
+        """Whether the loop runs, and what to tell an operator when it does not."""
+        if self._thread is None:
+            return False, "not started"
+        if not self._thread.is_alive():
+            return False, "the correlation thread has ended"
+        return True, "running in a thread"
+
     def run(self) -> None:
         """Correlate until stopped: batch after batch while events wait, then sleep until
         notified or the poll interval passes."""

@@ -39,8 +39,8 @@ def test_serve_answers_healthz(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert body is not None, "serve did not answer within 30 s"
         assert body["status"] == "ok"
-        assert body["store"]["status"] == "up"
-        assert body["store"]["counts"]["cis"] == 0
+        assert body["graph"]["status"] == "up"
+        assert body["graph"]["counts"]["cis"] == 0
         assert (tmp_path / "data" / "servicegraph.sqlite3").is_file()
     finally:
         proc.terminate()
@@ -63,7 +63,7 @@ def test_healthz_reports_a_broken_store_as_down(tmp_path: Path) -> None:
         db.mkdir()
         response = client.get("/healthz")
         assert response.status_code == 503
-        assert response.json()["store"]["status"] == "down"
+        assert response.json()["graph"]["status"] == "down"
 
 
 def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path) -> None:

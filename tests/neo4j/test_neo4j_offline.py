@@ -268,8 +268,8 @@ def test_healthz_reports_the_store_down(tmp_path: Path, closed_port: int) -> Non
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "down"
-        assert body["store"]["backend"] == "neo4j"
-        assert body["store"]["status"] == "down"
-        assert "unreachable" in body["store"]["error"]
+        assert body["graph"]["backend"] == "neo4j"
+        assert body["graph"]["status"] == "down"
+        assert "unreachable" in body["graph"]["error"]
     finally:
         services.close()

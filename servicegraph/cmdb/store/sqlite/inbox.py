@@ -33,6 +33,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 
@@ -327,6 +328,8 @@ class InboxWriter:
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._recent: RecentKeys | None = None  # loaded on first use: CLI runs never need it
+        # why the last append failed, until one succeeds: what /healthz reports
+        self.failure: StoreError | None = None
 
     def append(self, events: Sequence[Event], received_at: dt.datetime) -> int:
         """Persist events durably before returning; returns how many were stored."""
@@ -372,9 +375,12 @@ class InboxWriter:
             error = exc  # a commit that will not come (CmdbError: the store's own errors)
             if isinstance(exc, sqlite3.Error):
                 error = StoreError(f"cannot persist events to the inbox: {exc}")
+            if isinstance(error, StoreError):
+                self.failure = error
             for job in jobs:
                 job.error = error
             return
+        self.failure = None
         recent.update(fresh)  # only once committed: a failed append is no duplicate later
         for job, count in zip(jobs, stored, strict=True):
             job.stored = count
@@ -393,3 +399,25 @@ class InboxWriter:
         for body in reversed(bodies):  # oldest first: the newest end in the newer generation
             recent.update({event_key(e.event_id) for e in _decode_events(body)})
         return recent
+
+
+def probe_writable(path: Path, timeout: float) -> None:
+    """Raise StoreError unless a writer could start a transaction on the inbox now: the
+    file opens read-write, its schema reads, and its write lock is free within
+    ``timeout``. A connection of its own, so that the probe never waits behind the
+    writer's lock timeout. (A full disk shows only when a write needs more room: the
+    writer's last failure tells that.)"""
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=timeout, isolation_level=None
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the inbox {path}: {exc}") from exc
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise StoreError(f"the inbox {path} cannot be written: {exc}") from exc
+    finally:
+        conn.close()

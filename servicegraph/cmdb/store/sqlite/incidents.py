@@ -27,7 +27,12 @@ import msgspec
 
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.cmdb.store.sqlite import inbox as inbox_file
-from servicegraph.cmdb.store.sqlite.inbox import InboxWriter, event_key, migrate_inbox
+from servicegraph.cmdb.store.sqlite.inbox import (
+    INBOX_VERSION,
+    InboxWriter,
+    event_key,
+    migrate_inbox,
+)
 from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
 from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
 from servicegraph.correlation.ports import Claim
@@ -397,17 +402,32 @@ def _cursor(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0])
 
 
+def _inbox_needs_migration(inbox: SqliteFile) -> bool:
+    """Whether the inbox file is missing or not at ``INBOX_VERSION`` (read, not written)."""
+    if not inbox.path.exists():
+        return True
+    with inbox.errors("reading the inbox version"):
+        return int(inbox._read().execute("PRAGMA user_version").fetchone()[0]) != INBOX_VERSION
+
+
 class SqliteIncidentStore:
     def __init__(self, graph_store: SqliteGraphStore, inbox_path: Path | None = None) -> None:
         self._graph = graph_store
         path = inbox_path or graph_store.path.with_name(f"{graph_store.path.stem}-inbox.sqlite3")
-        self._inbox = SqliteFile(path, lock_timeout=graph_store.lock_timeout, synchronous="FULL")
+        # a read-only graph store (a command that only reads) reads the inbox read-only too
+        read_only = graph_store.read_only
+        self._inbox = SqliteFile(
+            path, lock_timeout=graph_store.lock_timeout, synchronous="FULL", read_only=read_only
+        )
         # the same file for what need not survive a power cut: when batches were processed
         # (a statistic), without an fsync per correlation batch
         self._inbox_stats = SqliteFile(
-            path, lock_timeout=graph_store.lock_timeout, synchronous="NORMAL"
+            path, lock_timeout=graph_store.lock_timeout, synchronous="NORMAL", read_only=read_only
         )
-        migrate_inbox(self._inbox, graph_store)
+        if not read_only or _inbox_needs_migration(self._inbox):
+            self._inbox.make_writable()
+            self._inbox_stats.make_writable()
+            migrate_inbox(self._inbox, graph_store)
         self._writer = InboxWriter(self._inbox)
 
     def close(self) -> None:
@@ -421,6 +441,17 @@ class SqliteIncidentStore:
 
     def append_inbox(self, events: Sequence[Event], received_at: dt.datetime) -> int:
         return self._writer.append(events, received_at)
+
+    def ping(self) -> None:
+        try:
+            _cursor(self._read())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self._graph.path}: {exc}") from exc
+
+    def check_inbox(self, timeout: float) -> None:
+        if self._writer.failure is not None:
+            raise StoreError(f"the last append failed: {self._writer.failure}")
+        inbox_file.probe_writable(self._inbox.path, timeout)
 
     @contextmanager
     def unit(self) -> Iterator[_Unit]:
