@@ -49,6 +49,12 @@ class CorrelationSettings(BaseModel):
     problem_incidents_per_ci: int = Field(default=3, ge=2)
     problem_recurring_cis: int = Field(default=3, ge=2)
     problem_window_s: float = Field(default=7 * 86400, gt=0)
+    max_clock_skew_s: float = Field(
+        default=300,
+        ge=0,
+        description="An event dated further ahead of its reception is dated at the "
+        "reception (the source's time kept as the alert's reported_at).",
+    )
     batch_size: int = Field(
         default=5000,
         ge=1,
@@ -88,6 +94,7 @@ class CorrelationSettings(BaseModel):
             problem_recurring_cis=self.problem_recurring_cis,
             problem_window=dt.timedelta(seconds=self.problem_window_s),
             batch_size=self.batch_size,
+            max_clock_skew=dt.timedelta(seconds=self.max_clock_skew_s),
             priority_matrix=self.priority_matrix,
             high_impact_criticality=self.high_impact_criticality,
         )

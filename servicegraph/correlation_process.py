@@ -102,7 +102,7 @@ class _Stop:
         return self._pipe.closed
 
 
-_REPORT = struct.Struct("<II")  # events claimed, redeliveries dropped
+_REPORT = struct.Struct("<III")  # events claimed, redeliveries dropped, dates clamped
 
 
 def _reporter(connection: Connection) -> Callable[[BatchResult], None]:
@@ -115,7 +115,7 @@ def _reporter(connection: Connection) -> Callable[[BatchResult], None]:
             # a full pipe (the API is not reading): the count is lost, not the batch;
             # a broken one: the API is gone and the worker stops on its own
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
-                os.write(fd, _REPORT.pack(result.events, result.redeliveries))
+                os.write(fd, _REPORT.pack(result.events, result.redeliveries, result.clamped))
 
     return report
 
@@ -262,8 +262,10 @@ class CorrelationProcess:
                 data = os.read(fd, _REPORT.size * 256)
                 if not data:
                     return
-                for events, redeliveries in _REPORT.iter_unpack(data):
-                    self._report(BatchResult(events=events, redeliveries=redeliveries))
+                for events, redeliveries, clamped in _REPORT.iter_unpack(data):
+                    self._report(
+                        BatchResult(events=events, redeliveries=redeliveries, clamped=clamped)
+                    )
         finally:
             reports.close()
 

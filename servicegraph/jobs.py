@@ -37,6 +37,7 @@ def correlate(services: Services, *, budget_s: float = 5.0) -> dict[str, Any]:
 def record_batch(result: BatchResult) -> None:
     metrics.EVENTS.inc(result.events - result.redeliveries)
     metrics.REDELIVERED.inc(result.redeliveries)
+    metrics.CLAMPED.inc(result.clamped)
 
 
 class WorkerMetrics:

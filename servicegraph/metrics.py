@@ -50,6 +50,11 @@ INBOX_LAG = Gauge(
     "Age of the oldest event waiting in the inbox when last measured.",
     multiprocess_mode="livemax",
 )
+CLAMPED = Counter(
+    "servicegraph_events_clock_clamped_total",
+    "Events correlated that were dated more than max_clock_skew_s after their reception "
+    "(a sender's clock ahead): dated at the reception instead.",
+)
 INGESTED = Counter(
     "servicegraph_events_ingested_total",
     "Events stored by the ingestion endpoints, by source (redeliveries it recognised excluded).",

@@ -35,7 +35,13 @@ from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.cmdb.topology import FailureCone, ImpactGraph
 from servicegraph.correlation.mapping import CIMapper
-from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
+from servicegraph.correlation.model import (
+    Alert,
+    Event,
+    EventStatus,
+    Severity,
+    clamp_clock_skew,
+)
 from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
 from servicegraph.correlation.rootcause import HardTopology, RootCause, RootCauseTracker
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
@@ -63,6 +69,8 @@ class CorrelationPolicy:
     problem_recurring_cis: int = 3
     problem_window: dt.timedelta = dt.timedelta(days=7)
     batch_size: int = 5000
+    # events dated further ahead of their reception are dated at the reception
+    max_clock_skew: dt.timedelta = dt.timedelta(seconds=300)
     priority_matrix: Mapping[str, Mapping[str, int]] = field(
         default_factory=lambda: DEFAULT_PRIORITY_MATRIX
     )
@@ -90,6 +98,7 @@ class BatchResult:
     incidents_reopened: int = 0
     problems_opened: int = 0
     unmapped: int = 0
+    clamped: int = 0  # events dated in the future, dated at their reception instead
 
     def merge(self, other: BatchResult) -> None:
         for name in self.__dataclass_fields__:
@@ -222,8 +231,11 @@ class Correlator:
 
     def ingest(self, events: Sequence[Event]) -> int:
         """Persist events in the inbox; returns how many were stored (redeliveries
-        recognised at once are not)."""
-        return self.incidents.append_inbox(events, self.clock())
+        recognised at once are not). Events dated more than ``max_clock_skew`` ahead of
+        now are dated now (``clamp_clock_skew``)."""
+        now = self.clock()
+        kept = clamp_clock_skew(events, now, self.policy.max_clock_skew)
+        return self.incidents.append_inbox(kept, now)
 
     def process_pending(self, limit: int | None = None) -> BatchResult:
         """Correlate one batch from the inbox (and resolve incidents whose hold expired)."""
@@ -393,6 +405,8 @@ class _Batch:
     ) -> None:
         t = e.occurred_at
         alert = state.alerts.get(e.fingerprint) or known.get(e.fingerprint)
+        if e.reported_at is not None:
+            self.result.clamped += 1
         if alert is None:
             alert = Alert(
                 fingerprint=e.fingerprint,
@@ -408,6 +422,7 @@ class _Batch:
                 ci_id=ci_of.get(e.fingerprint),
                 cleared_at=t if e.status is EventStatus.RESOLVED else None,
                 transitions=[t],
+                reported_at=e.reported_at,
             )
             known[e.fingerprint] = alert
             self.changed_alerts[e.fingerprint] = alert
@@ -419,6 +434,8 @@ class _Batch:
             return
         self.changed_alerts[e.fingerprint] = alert
         alert.count += 1
+        if e.reported_at is not None:
+            alert.reported_at = e.reported_at
         if t > alert.last_seen:
             alert.last_seen = t
             alert.severity = e.severity

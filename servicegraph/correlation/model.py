@@ -13,8 +13,8 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -104,6 +104,9 @@ class Event:
     labels: Mapping[str, str] = field(default_factory=dict)
     summary: str = ""
     received_at: dt.datetime | None = None
+    # the time the source gave, when its clock ran ahead of ours and ``occurred_at`` was
+    # clamped to the reception (``clamp_clock_skew``)
+    reported_at: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,11 +120,13 @@ class Event:
             "labels": dict(self.labels),
             "summary": self.summary,
             "received_at": self.received_at.isoformat() if self.received_at else None,
+            "reported_at": self.reported_at.isoformat() if self.reported_at else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Event:
         received = data.get("received_at")
+        reported = data.get("reported_at")
         return cls(
             source=data["source"],
             name=data["name"],
@@ -133,7 +138,29 @@ class Event:
             labels=dict(data.get("labels") or {}),
             summary=data.get("summary") or "",
             received_at=dt.datetime.fromisoformat(received) if received else None,
+            reported_at=dt.datetime.fromisoformat(reported) if reported else None,
         )
+
+
+def clamp_clock_skew(
+    events: Sequence[Event], received_at: dt.datetime, max_skew: dt.timedelta
+) -> list[Event]:
+    """``events``, those dated more than ``max_skew`` after ``received_at`` dated at the
+    reception instead, the source's time kept as ``reported_at``.
+
+    A sender whose clock runs ahead (or a bogus ``9999-12-31``) would otherwise open an
+    incident in the future: its age and MTTA negative, its grouping window never passed.
+    Identity is not touched: event ids were derived from the message as sent, so a
+    redelivery is still recognised."""
+    limit = received_at + max_skew
+    if all(e.occurred_at <= limit for e in events):  # the usual case: nothing copied
+        return list(events)
+    return [
+        replace(e, occurred_at=received_at, reported_at=e.occurred_at)
+        if e.occurred_at > limit
+        else e
+        for e in events
+    ]
 
 
 @dataclass(slots=True)
@@ -158,6 +185,8 @@ class Alert:
     flapping: bool = False
     # times of recent firing/resolved transitions, for flap detection
     transitions: list[dt.datetime] = field(default_factory=list)
+    # the source's time of the latest event that was dated in the future and clamped
+    reported_at: dt.datetime | None = None
 
     @property
     def firing(self) -> bool:

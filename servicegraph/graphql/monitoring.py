@@ -47,6 +47,10 @@ class AlertType:
     incident_id: strawberry.ID | None
     cleared_at: dt.datetime | None
     flapping: bool
+    reported_at: dt.datetime | None = strawberry.field(
+        description="The time its source gave for its latest event dated more than "
+        "max_clock_skew_s after it arrived (that event was dated at its arrival instead)."
+    )
 
     @classmethod
     def of(cls, a: Alert) -> AlertType:
@@ -66,6 +70,7 @@ class AlertType:
             incident_id=strawberry.ID(a.incident_id) if a.incident_id else None,
             cleared_at=a.cleared_at,
             flapping=a.flapping,
+            reported_at=a.reported_at,
         )
 
     @strawberry.field

@@ -57,7 +57,7 @@ def _opt_dt(value: int | None) -> dt.datetime | None:
 
 _ALERT_COLUMNS = (
     "fingerprint, source, name, severity, status, labels, summary, first_seen, last_seen, "
-    "last_change, count, ci_id, incident_id, cleared_at, flapping, transitions"
+    "last_change, count, ci_id, incident_id, cleared_at, flapping, transitions, reported_at"
 )
 
 
@@ -95,6 +95,7 @@ def _alert_row(a: Alert) -> tuple[Any, ...]:
         _opt_us(a.cleared_at),
         int(a.flapping),
         _dumps([to_us(t) for t in a.transitions]),
+        _opt_us(a.reported_at),
     )
 
 
@@ -116,6 +117,7 @@ def _alert(r: tuple[Any, ...]) -> Alert:
         cleared_at=_opt_dt(r[13]),
         flapping=bool(r[14]),
         transitions=[from_us(t) for t in json.loads(r[15])],
+        reported_at=_opt_dt(r[16]),
     )
 
 

@@ -279,4 +279,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX inbox_seen_seq ON inbox_seen (seq);
     """,
+    # 7: the time a source gave for an alert's event that was dated in the future, when
+    # correlation dated it at its reception instead (max_clock_skew_s)
+    """
+    ALTER TABLE alert ADD COLUMN reported_at INTEGER;
+    """,
 ]
