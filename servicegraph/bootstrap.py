@@ -48,11 +48,15 @@ class Services:
         self.store.close()
 
 
-def open_store(settings: Settings) -> GraphStore:
+def open_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
+    """The configured graph store; ``read_only`` opens an embedded file read-only (Neo4j
+    has no local file to spare)."""
     if settings.store == "sqlite":
         from servicegraph.cmdb.store.sqlite import SqliteGraphStore
 
-        return SqliteGraphStore(settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout)
+        return SqliteGraphStore(
+            settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout, read_only=read_only
+        )
     if settings.store == "neo4j":
         from servicegraph.cmdb.store.neo4j import Neo4jGraphStore
 
@@ -72,7 +76,7 @@ def open_store(settings: Settings) -> GraphStore:
 
 
 def open_incident_store(
-    settings: Settings, store: GraphStore, *, migrate: bool = True
+    settings: Settings, store: GraphStore, *, migrate: bool = True, read_only: bool = False
 ) -> IncidentStore:
     from servicegraph.cmdb.store.sqlite import SqliteGraphStore
     from servicegraph.cmdb.store.sqlite.incidents import SqliteIncidentStore
@@ -94,7 +98,9 @@ def open_incident_store(
             finally:
                 self._file.close()
 
-    file = SqliteGraphStore(settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout)
+    file = SqliteGraphStore(
+        settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout, read_only=read_only
+    )
     if migrate:
         file.migrate()
     return EmbeddedIncidentStore(file)
@@ -111,16 +117,21 @@ def open_ticket_stores(incidents: IncidentStore) -> tuple[TicketStore, TokenStor
     return SqliteTicketStore(incidents.file), SqliteTokenStore(incidents.file)
 
 
-def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Services:
+def bootstrap(
+    settings: Settings | None = None, *, migrate: bool = True, read_only: bool = False
+) -> Services:
+    """The wired services. ``read_only``, for entry points that only read: the embedded
+    files are opened read-only, so a data directory the user may not write serves too;
+    a missing or outdated schema is still created or upgraded (that needs write access)."""
     settings = settings or Settings()
     classes = ClassRegistry.build(settings.classes)
     rules = RelationshipRules.build(classes, settings.relationship_rules)
-    store = open_store(settings)
+    store = open_store(settings, read_only=read_only)
     if migrate:
         store.migrate()
     identifier_rules = IdentifierRules(settings.identifier_match_order)
     impact = ImpactService(store, classes, rules, max_depth=settings.impact_max_depth)
-    incidents = open_incident_store(settings, store, migrate=migrate)
+    incidents = open_incident_store(settings, store, migrate=migrate, read_only=read_only)
     reconciler = Reconciler(
         store,
         classes,

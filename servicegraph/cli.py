@@ -36,7 +36,9 @@ from servicegraph.cmdb.identifiers import IdentifierRules
 from servicegraph.cmdb.impact import AffectedCI
 from servicegraph.cmdb.importer import read_files
 from servicegraph.cmdb.lookup import resolve_ci
+from servicegraph.cmdb.relationships import ImpactDirection, RelationshipRules
 from servicegraph.config import Settings
+from servicegraph.redaction import redact_uri
 
 app = typer.Typer(
     name="servicegraph",
@@ -65,9 +67,11 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 @contextmanager
-def _services() -> Iterator[Services]:
+def _services(*, read_only: bool = False) -> Iterator[Services]:
+    """The services, or exit 1 with one line. ``read_only`` for commands that only read:
+    they then work on a data directory the user may read but not write."""
     try:
-        services = bootstrap(Settings())
+        services = bootstrap(Settings(), read_only=read_only)
     except CmdbError as exc:
         _fail(str(exc))
     except pydantic.ValidationError as exc:  # one line per problem, not pydantic's report
@@ -114,15 +118,41 @@ def _names(services: Services, ids: Sequence[str]) -> dict[str, str]:
     return {ci_id: ci.name for ci_id, ci in services.store.get_cis(ids).items()}
 
 
-def _path_text(item: AffectedCI, names: dict[str, str]) -> str:
+def _path_text(
+    item: AffectedCI, names: dict[str, str], rules: RelationshipRules, *, downstream: bool
+) -> str:
+    """The path as the stored relationships read (``vm1 -HOSTED_ON-> h1``), so an arrow
+    points backwards (``h1 <-HOSTED_ON- vm1``) where the walk goes against it.
+
+    ``downstream``: the walk follows failure, from the needed CI to the needing one
+    (``impact``); otherwise it goes from the needing CI down to what it needs (``deps``,
+    ``spof``). Which end of a relationship needs the other is the type's impact direction.
+    """
     parts = []
     for step in item.path:
         label = names.get(step.ci_id, step.ci_id)
-        parts.append(label if step.relationship is None else f"-{step.relationship}-> {label}")
+        if step.relationship is None:
+            parts.append(label)
+            continue
+        if step.relationship not in rules.names():  # not known here: no direction to show
+            parts.append(f"-{step.relationship}- {label}")
+            continue
+        needs_to_end = rules.get(step.relationship).impact is not ImpactDirection.FROM_TO
+        # stored from -> to is the walk's direction when the walk ends at the needed end
+        along = needs_to_end != downstream
+        arrow = f"-{step.relationship}->" if along else f"<-{step.relationship}-"
+        parts.append(f"{arrow} {label}")
     return " ".join(parts)
 
 
-def _affected_table(title: str, items: Sequence[AffectedCI], names: dict[str, str]) -> Table:
+def _affected_table(
+    title: str,
+    items: Sequence[AffectedCI],
+    names: dict[str, str],
+    rules: RelationshipRules,
+    *,
+    downstream: bool,
+) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("CI", "class", "depth", "path"):
         table.add_column(column, overflow="fold")
@@ -131,7 +161,7 @@ def _affected_table(title: str, items: Sequence[AffectedCI], names: dict[str, st
             f"{names.get(item.ci_id, item.ci_id)}\n[dim]{item.ci_id}[/]",
             item.ci_class,
             str(item.depth),
-            _path_text(item, names),
+            _path_text(item, names, rules, downstream=downstream),
         )
     return table
 
@@ -160,6 +190,14 @@ def serve(
         bind_host = host or settings.api_host
         processes = workers or settings.api_workers
         bind_port = port or settings.api_port
+        # A store that cannot be read (a corrupt file) fails here, in one line, instead of
+        # in the app's startup with a traceback: the topology reads every CI and
+        # relationship. One process keeps it (the app finds it loaded); with several, each
+        # loads its own and this one only reads.
+        if processes == 1:
+            services.impact.refresh()
+        else:
+            services.store.graph_delta(0)
         if settings.broker_url:
             correlation = "by Celery workers"
         elif not settings.embedded_worker:
@@ -167,10 +205,12 @@ def serve(
         else:
             where = "a child process" if settings.embedded_worker_process else "a thread"
             correlation = f"in {where}"
+        store = str(settings.sqlite_file)
+        if settings.store == "neo4j":
+            store = redact_uri(settings.neo4j_uri)
         err.print(
             f"servicegraph on http://{bind_host}:{bind_port} "
-            f"(store: {settings.store}, "
-            f"{settings.neo4j_uri if settings.store == 'neo4j' else settings.sqlite_file}; "
+            f"(store: {settings.store}, {store}; "
             f"correlation {correlation}"
             + (f"; {processes} API processes)" if processes > 1 else ")"),
             highlight=False,
@@ -318,7 +358,7 @@ def export(
     `servicegraph import --from-export` into another store (e.g. SQLite to Neo4j)."""
     from servicegraph.cmdb.export import export_graph
 
-    with _services() as services:
+    with _services(read_only=True) as services:
         partial = file.with_name(file.name + ".partial")
         try:
             with (
@@ -351,7 +391,7 @@ def impact(
     as_json: JsonOption = False,
 ) -> None:
     """Everything that fails when these CIs fail together, with the path to each."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         ids = _resolve(services, cis)
         result = services.impact.impact(ids, depth=depth)
         if as_json:
@@ -372,6 +412,8 @@ def impact(
                 f"{len(result.business_services)} business services",
                 result.affected,
                 names,
+                services.relationship_rules,
+                downstream=True,
             )
         )
         for group in result.degraded:
@@ -392,7 +434,7 @@ def spof(
     as_json: JsonOption = False,
 ) -> None:
     """The single points of failure of a service: CIs whose loss alone takes it down."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         (service_id,) = _resolve(services, [service])
         items = services.impact.single_points_of_failure(service_id, depth=depth)
         if as_json:
@@ -404,6 +446,8 @@ def spof(
                 f"{len(items)} single points of failure of {names.get(service_id, service_id)}",
                 items,
                 names,
+                services.relationship_rules,
+                downstream=False,
             )
         )
 
@@ -415,7 +459,7 @@ def deps(
     as_json: JsonOption = False,
 ) -> None:
     """Everything a service depends on, directly or transitively."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         (service_id,) = _resolve(services, [service])
         result = services.impact.dependencies(service_id, depth=depth)
         if as_json:
@@ -427,6 +471,8 @@ def deps(
                 f"{names.get(service_id, service_id)} depends on {len(result.dependencies)} CIs",
                 result.dependencies,
                 names,
+                services.relationship_rules,
+                downstream=False,
             )
         )
 
@@ -437,7 +483,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """A CI with its identifiers, attributes, relationships and sources."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         (ci_id,) = _resolve(services, [ci])
         item = services.store.get_cis([ci_id])[ci_id]
         rels = services.store.relationships([ci_id])
@@ -496,7 +542,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """The CI's timeline: every attribute, identifier and relationship change."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         (ci_id,) = _resolve(services, [ci])
         entries = services.history.timeline(
             ci_id, since=_parse_time(since, "--since"), until=_parse_time(until, "--until")
@@ -535,7 +581,7 @@ def as_of(
     at: Annotated[str, typer.Argument(help="ISO 8601 time, e.g. 2026-11-01T12:00:00Z.")],
 ) -> None:
     """The CI and its relationships as they were at a past time (JSON)."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         (ci_id,) = _resolve(services, [ci])
         when = _parse_time(at, "AT")
         assert when is not None
@@ -564,7 +610,7 @@ def conflicts(
     as_json: JsonOption = False,
 ) -> None:
     """Reconciliation conflicts recorded so far, newest first."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         items = services.store.conflicts(limit=limit)
         if as_json:
             _print_json(items)
@@ -576,7 +622,7 @@ def conflicts(
 @app.command()
 def stats(as_json: JsonOption = False) -> None:
     """Counts of CIs, relationships, history entries and conflicts."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         counts = services.store.counts()
         if as_json:
             _print_json(counts)
@@ -593,7 +639,7 @@ def incidents(
     as_json: JsonOption = False,
 ) -> None:
     """Incidents, newest first: priority, root cause, impacted services."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         from servicegraph.ticketing.model import IncidentStatus
 
         try:
@@ -627,7 +673,7 @@ def incidents(
 @app.command()
 def problems(as_json: JsonOption = False) -> None:
     """Problems opened from recurring incidents."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         items = services.incidents.list_problems()
         if as_json:
             _print_json(items)
@@ -649,7 +695,7 @@ def problem_candidates_(
     """Which items are behind most of the recent incidents?"""
     from servicegraph.correlation.problems import problem_candidates
 
-    with _services() as services:
+    with _services(read_only=True) as services:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         items = problem_candidates(services.correlator, since=since, limit=limit)
         if as_json:
@@ -671,7 +717,7 @@ def problem_candidates_(
 @app.command()
 def unmapped(limit: Annotated[int, typer.Option(min=1)] = 50, as_json: JsonOption = False) -> None:
     """Alerts whose events named no known CI (kept, never dropped)."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         items = services.incidents.unmapped_alerts(limit)
         if as_json:
             _print_json(items)
@@ -687,7 +733,7 @@ def unmapped(limit: Annotated[int, typer.Option(min=1)] = 50, as_json: JsonOptio
 @app.command()
 def inbox(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False) -> None:
     """The last events received (did the sender's POST arrive, and has it been correlated?)."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         items = services.incidents.latest_events(limit)
         pending = services.incidents.pending_count()
         if as_json:
@@ -1114,7 +1160,7 @@ def token_create(
 @token_app.command("list")
 def token_list(as_json: JsonOption = False) -> None:
     """Every token with its role and state (never the secret)."""
-    with _services() as services:
+    with _services(read_only=True) as services:
         tokens = services.tokens.all()
     rows = [
         {

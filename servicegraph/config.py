@@ -29,6 +29,7 @@ from servicegraph.correlation.correlator import (
     URGENCY_LEVELS,
     CorrelationPolicy,
 )
+from servicegraph.redaction import redact_uri
 
 CONFIG_ENV = "SERVICEGRAPH_CONFIG"
 NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
@@ -231,8 +232,8 @@ class Settings(BaseSettings):
         scheme, sep, rest = value.partition("://")
         if not sep or not rest or scheme not in NEO4J_SCHEMES:
             raise ValueError(
-                f"'{value}' is not a Neo4j URI; use neo4j://host:7687 or neo4j+s://host "
-                f"(schemes: {', '.join(NEO4J_SCHEMES)})"
+                f"'{redact_uri(value)}' is not a Neo4j URI; use neo4j://host:7687 or "
+                f"neo4j+s://host (schemes: {', '.join(NEO4J_SCHEMES)})"
             )
         return value
 

@@ -89,6 +89,7 @@ from servicegraph.cmdb.store.port import (
     SourceSweep,
     StoreCapabilities,
 )
+from servicegraph.redaction import redact_in, redact_uri
 
 T = TypeVar("T")
 Tx = ManagedTransaction | Transaction
@@ -362,20 +363,25 @@ class Neo4jGraphStore:
             )
         except (ValueError, DriverError) as exc:
             raise StoreUnavailable(
-                f"cannot use Neo4j URI '{uri}': {_one_line(exc)}; "
+                f"cannot use Neo4j URI '{redact_uri(uri)}': {redact_in(_one_line(exc), uri)}; "
                 "SERVICEGRAPH_NEO4J_URI takes neo4j://host:7687 or neo4j+s://host"
             ) from exc
         self._bookmarks = GraphDatabase.bookmark_manager()
 
     def __repr__(self) -> str:
-        return f"Neo4jGraphStore({self.uri!r}, database={self.database!r})"
+        return f"Neo4jGraphStore({self.shown_uri!r}, database={self.database!r})"
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI for messages: without the password it may hold."""
+        return redact_uri(self.uri)
 
     # -- errors and sessions -------------------------------------------------------------
 
     def _error(self, exc: Exception, action: str) -> CmdbError:
         """The domain error for a driver error (callers chain it: ``from exc``)."""
-        where = f"Neo4j at {self.uri} (database '{self.database}')"
-        detail = _one_line(exc)
+        where = f"Neo4j at {self.shown_uri} (database '{self.database}')"
+        detail = redact_in(_one_line(exc), self.uri)
         if isinstance(exc, AuthError):
             return StoreUnavailable(
                 f"{where} rejected the credentials of user '{self.user}' ({detail}); "
@@ -470,7 +476,7 @@ class Neo4jGraphStore:
         version = self._schema_version()
         if version < len(cypher.MIGRATIONS):
             raise StoreUnavailable(
-                f"Neo4j database '{self.database}' at {self.uri} is at schema {version}, "
+                f"Neo4j database '{self.database}' at {self.shown_uri} is at schema {version}, "
                 f"expected {len(cypher.MIGRATIONS)}; run migrations (servicegraph migrate)"
             )
 
@@ -501,7 +507,7 @@ class Neo4jGraphStore:
             if record is None:
                 _rollback_quietly(tx)
                 raise StoreUnavailable(
-                    f"Neo4j database '{self.database}' at {self.uri} has no servicegraph "
+                    f"Neo4j database '{self.database}' at {self.shown_uri} has no servicegraph "
                     "schema; run migrations (servicegraph migrate)"
                 )
             return tx

@@ -11,6 +11,14 @@ own (``_Checkpointer``), not in whichever commit crosses SQLite's threshold: tha
 would otherwise wait for 4 MB of pages to be written and synced, half a second here, in
 the middle of a webhook or a correlation batch.
 
+Read-only: a store opened with ``read_only=True`` (commands that only read) never writes:
+no journal-mode switch, no migration, no checkpoint, and no ``-wal``/``-shm`` file where
+the directory forbids creating one (see ``_Connections._open_read_only``). It turns
+writable only to create or upgrade the schema, which every command did before.
+
+Driver errors become ``StoreError`` (``SqliteFile.error``), and a corrupt file says so and
+what to do about it, instead of "database disk image is malformed" with a traceback.
+
 Sets of ids travel as one JSON array parameter (``IN (SELECT value FROM json_each(?))``):
 no limit on the number of host parameters and one statement per batch.
 """
@@ -26,10 +34,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreError, StoreUnavailable
 from servicegraph.cmdb.identifiers import Identifier
@@ -95,6 +103,24 @@ def from_us(value: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=value)
 
 
+_CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """Whether SQLite found the file damaged ("database disk image is malformed", "file is
+    not a database"), not merely busy or unwritable."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _CORRUPT
+
+
+def corrupt_message(path: Path, exc: sqlite3.Error) -> str:
+    return (
+        f"the database file {path} is corrupt (sqlite: {exc}); stop servicegraph and restore "
+        "the file from a backup, or move it aside and restore an export "
+        "(`servicegraph import --from-export FILE`)"
+    )
+
+
 def _ids_param(ids: Iterable[str]) -> str:
     return _dumps(list(ids))
 
@@ -148,10 +174,18 @@ def _history(row: tuple[Any, ...]) -> HistoryEntry:
 class _Connections:
     """One connection per thread: sqlite3 connections must not be shared across threads."""
 
-    def __init__(self, path: Path, busy_timeout_ms: int, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout_ms: int,
+        synchronous: str = "NORMAL",
+        *,
+        read_only: bool = False,
+    ) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
+        self.read_only = read_only
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -166,6 +200,8 @@ class _Connections:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_read_only()
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -181,12 +217,60 @@ class _Connections:
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA mmap_size = 268435456")
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}") from exc
+            raise self._open_error(exc) from exc
         except OSError as exc:
             raise StoreUnavailable(
                 f"cannot create the data directory for {self._path}: {exc}"
             ) from exc
         return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A connection that cannot write, for a data directory that may not be writable.
+
+        SQLite reads a WAL database read-only when its ``-shm`` file exists (a process
+        that writes has it open) or can be created; in a read-only directory after the
+        last writer closed, neither holds (SQLITE_READONLY_DIRECTORY) and the file is
+        opened ``immutable`` instead: no locks and no ``-shm`` (https://www.sqlite.org/wal.html,
+        "Read-Only Databases"). That is only right when no ``-wal`` file holds commits the
+        main file lacks, and nobody can write beside us, which a read-only directory
+        guarantees for as long as it stays one.
+        """
+        uri = self._path.absolute().as_uri()
+        try:
+            conn = self._connect_read_only(f"{uri}?mode=ro")
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # opens -shm
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                if code not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+                    raise
+                if self._path.with_name(self._path.name + "-wal").exists():
+                    raise StoreUnavailable(
+                        f"cannot read {self._path} read-only: its write-ahead log holds "
+                        "changes that only a process allowed to write to "
+                        f"{self._path.parent} can recover; run servicegraph there once"
+                    ) from exc
+                conn = self._connect_read_only(f"{uri}?mode=ro&immutable=1")
+                conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA mmap_size = 268435456")
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from exc
+        return conn
+
+    def _connect_read_only(self, uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0
+        )
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        return conn
+
+    def _open_error(self, exc: sqlite3.Error) -> StoreUnavailable:
+        if is_corrupt(exc):
+            return StoreUnavailable(corrupt_message(self._path, exc))
+        return StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}")
 
     def close_all(self) -> None:
         with self._lock:
@@ -231,23 +315,49 @@ class _Checkpointer:
         self._thread.join(timeout=30)
 
 
+# The longest SQLite's busy handler waits in one go; `_begin` retries after it.
+_BUSY_HANDLER_MAX_S = 10.0
+
+
 class SqliteFile:
     """One SQLite file shared by threads and processes: per-thread connections, and write
-    transactions that take the lock up front and wait for it (see the module docstring)."""
+    transactions that take the lock up front and wait for it (see the module docstring).
+    ``read_only``: the file is only read (see the module docstring)."""
 
     checkpoint_interval = 1.0  # seconds between background checkpoints
 
     def __init__(
-        self, path: Path | str, *, lock_timeout: float = 120.0, synchronous: str = "NORMAL"
+        self,
+        path: Path | str,
+        *,
+        lock_timeout: float = 120.0,
+        synchronous: str = "NORMAL",
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
-        # SQLite's own busy handler waits first; the retry loop in `_begin` covers the rest.
+        # SQLite's own busy handler waits first, the retry loop in `_begin` covers the rest.
+        # The handler must not outwait ``lock_timeout`` (a fixed 10 s made every shorter
+        # setting a 10 s one): `_begin` only looks at its deadline once the handler returns.
         # NORMAL survives a crash of the process; FULL also a crash of the machine.
-        self._connections = _Connections(self.path, busy_timeout_ms=10_000, synchronous=synchronous)
+        busy_timeout_ms = max(1, round(min(lock_timeout, _BUSY_HANDLER_MAX_S) * 1000))
+        self._connections = _Connections(
+            self.path, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous, read_only=read_only
+        )
         self._checkpointer: _Checkpointer | None = None
         self._checkpointer_pid = 0  # a forked child starts its own
         self._checkpointer_lock = threading.Lock()
+
+    @property
+    def read_only(self) -> bool:
+        return self._connections.read_only
+
+    def make_writable(self) -> None:
+        """Reopen a read-only file for writing (to create or upgrade its schema). Before
+        other threads use it: their connections are closed."""
+        if self.read_only:
+            self._connections.close_all()
+            self._connections.read_only = False
 
     def close(self) -> None:
         with self._checkpointer_lock:
@@ -255,6 +365,21 @@ class SqliteFile:
                 self._checkpointer.stop()
             self._checkpointer = None
         self._connections.close_all()
+
+    def error(self, exc: sqlite3.Error, action: str) -> StoreError:
+        """The domain error for a driver error while doing ``action`` (callers chain it:
+        ``raise file.error(exc, "reading CIs") from exc``)."""
+        if is_corrupt(exc):
+            return StoreError(corrupt_message(self.path, exc))
+        return StoreError(f"{action} failed on {self.path}: {exc}")
+
+    @contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Driver errors in the block become ``StoreError`` (see ``error``)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self.error(exc, action) from exc
 
     def _checkpoint_in_background(self) -> None:
         """Started with the first write: readers and short commands need no thread."""
@@ -270,20 +395,24 @@ class SqliteFile:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:  # a command declared read-only that writes: a bug, not a lock
+            raise StoreError(f"{self.path} is open read-only; this command cannot write")
         self._checkpoint_in_background()
         conn = self._connections.get()
         self._begin(conn)
         try:
             yield conn
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise self.error(exc, "a write") from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(f"commit to {self.path} failed: {exc}") from exc
+            _rollback(conn)
+            raise self.error(exc, "a commit") from exc
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         deadline = time.monotonic() + self.lock_timeout
@@ -294,14 +423,49 @@ class SqliteFile:
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise StoreError(f"cannot start a transaction on {self.path}: {exc}") from exc
+                    raise self.error(exc, "starting a transaction") from exc
                 if time.monotonic() >= deadline:
                     raise StoreError(
-                        f"{self.path} stayed locked by another writer for {self.lock_timeout:.0f}"
+                        f"{self.path} stayed locked by another writer for {self.lock_timeout:g}"
                         " s; a long import may be running, retry when it finishes"
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back after a failure, which stays the error to report: a damaged file may fail
+    the rollback too."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        log.debug("rollback failed: %s", exc)
+
+
+_File = TypeVar("_File", bound=SqliteFile)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reading(
+    action: str,
+) -> Callable[[Callable[Concatenate[_File, _P], _R]], Callable[Concatenate[_File, _P], _R]]:
+    """Driver errors of a read method become ``StoreError`` (``SqliteFile.error``)."""
+
+    def decorate(
+        method: Callable[Concatenate[_File, _P], _R],
+    ) -> Callable[Concatenate[_File, _P], _R]:
+        @functools.wraps(method)
+        def read(self: _File, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise self.error(exc, action) from exc
+
+        return read
+
+    return decorate
 
 
 class SqliteGraphStore(SqliteFile):
@@ -312,22 +476,40 @@ class SqliteGraphStore(SqliteFile):
     # -- lifecycle -----------------------------------------------------------------------
 
     def migrate(self) -> None:
+        """Create or upgrade the schema. Read-only, only check it: a current schema needs no
+        write, a missing or older one turns the file writable first."""
+        if self.read_only:
+            if self.path.exists():
+                current = self._schema_version()
+                self._refuse_newer(current)
+                if current == len(MIGRATIONS):
+                    return
+            self.make_writable()
         with self._transaction() as conn:
             current = conn.execute("PRAGMA user_version").fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise SchemaTooNew(
-                    f"{self.path} has schema version {current} but this servicegraph knows "
-                    f"only up to {len(MIGRATIONS)}; upgrade servicegraph"
-                )
+            self._refuse_newer(current)
             for version in range(current, len(MIGRATIONS)):
                 for statement in _split_sql(MIGRATIONS[version]):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
 
+    def _refuse_newer(self, version: int) -> None:
+        if version > len(MIGRATIONS):
+            raise SchemaTooNew(
+                f"{self.path} has schema version {version} but this servicegraph knows "
+                f"only up to {len(MIGRATIONS)}; upgrade servicegraph"
+            )
+
+    def _schema_version(self) -> int:
+        with self.errors("reading the schema version"):
+            return int(self._read().execute("PRAGMA user_version").fetchone()[0])
+
     def ping(self) -> None:
         try:
             version = self._connections.get().execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                raise StoreUnavailable(corrupt_message(self.path, exc)) from exc
             raise StoreUnavailable(f"SQLite store at {self.path} does not answer: {exc}") from exc
         if version < len(MIGRATIONS):
             raise StoreUnavailable(
@@ -342,9 +524,11 @@ class SqliteGraphStore(SqliteFile):
 
     # -- reads ---------------------------------------------------------------------------
 
+    @_reading("reading CIs")
     def get_cis(self, ids: Iterable[str]) -> dict[str, ConfigurationItem]:
         return _load_cis(self._read(), ids)
 
+    @_reading("reading CIs")
     def summaries(self, ids: Iterable[str]) -> dict[str, CISummary]:
         rows = self._read().execute(
             "SELECT id, name, json_extract(attributes, '$.criticality') FROM ci "
@@ -353,10 +537,12 @@ class SqliteGraphStore(SqliteFile):
         )
         return {ci_id: CISummary(name, criticality) for ci_id, name, criticality in rows}
 
+    @_reading("looking up identifiers")
     def resolve_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
         # The writer's lookups only read; outside a transaction they see the last commit.
         return _SqliteWriter(self._read()).lookup_identifiers(identifiers)
 
+    @_reading("looking up source keys")
     def resolve_keys(self, keys: Iterable[str], source: str | None = None) -> dict[str, set[str]]:
         sql = "SELECT key, ci_id FROM source_key WHERE key IN (SELECT value FROM json_each(?))"
         params: tuple[Any, ...] = (_ids_param(keys),)
@@ -368,6 +554,7 @@ class SqliteGraphStore(SqliteFile):
             result.setdefault(key, set()).add(ci_id)
         return result
 
+    @_reading("searching CIs")
     def find_cis(self, query: CIQuery) -> list[ConfigurationItem]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -402,6 +589,7 @@ class SqliteGraphStore(SqliteFile):
         )
         return _rows_to_cis(self._read(), rows)
 
+    @_reading("reading relationships")
     def relationships(
         self,
         ci_ids: Iterable[str],
@@ -433,6 +621,7 @@ class SqliteGraphStore(SqliteFile):
             all_params.extend((ids, *params))
         return [_relationship(r) for r in self._read().execute(sql, all_params)]
 
+    @_reading("reading history")
     def history(
         self,
         ci_ids: Iterable[str],
@@ -458,6 +647,7 @@ class SqliteGraphStore(SqliteFile):
         rows = self._read().execute(sql, (ids, *params, ids, *params))
         return [_history(r) for r in rows]
 
+    @_reading("reading merges")
     def merged_into(self, ci_id: str) -> list[str]:
         rows = self._read().execute(
             "WITH RECURSIVE m(id) AS (SELECT id FROM ci WHERE merged_into = ? "
@@ -467,6 +657,7 @@ class SqliteGraphStore(SqliteFile):
         )
         return [r[0] for r in rows]
 
+    @_reading("reading sightings")
     def sightings(self, ci_id: str) -> list[SourceSighting]:
         rows = self._read().execute(
             "SELECT source, first_seen, last_seen, last_run, missed_runs, stale "
@@ -477,6 +668,7 @@ class SqliteGraphStore(SqliteFile):
             SourceSighting(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], bool(r[5])) for r in rows
         ]
 
+    @_reading("reading conflicts")
     def conflicts(self, *, limit: int = 1000) -> list[Conflict]:
         rows = self._read().execute(
             "SELECT id, detected_at, kind, source, item, identifier_kind, identifier_value, "
@@ -499,10 +691,12 @@ class SqliteGraphStore(SqliteFile):
             for r in rows
         ]
 
+    @_reading("reading the change sequence")
     def change_seq(self) -> int:
         row = self._read().execute("SELECT value FROM meta WHERE key = 'change_seq'").fetchone()
         return int(row[0])
 
+    @_reading("reading the graph")
     def graph_delta(self, since_seq: int) -> GraphDelta:
         conn = self._read()
         # One read transaction, so that the sequence number matches the rows returned
@@ -532,10 +726,11 @@ class SqliteGraphStore(SqliteFile):
                 if since_seq or min_healthy is not None:
                     cluster_min_healthy[ci_id] = min_healthy
         finally:
-            if own_transaction:
-                conn.execute("COMMIT")
+            if own_transaction:  # a read transaction: a rollback ends it and cannot fail it
+                _rollback(conn)
         return GraphDelta(seq=seq, cis=cis, edges=edges, cluster_min_healthy=cluster_min_healthy)
 
+    @_reading("counting")
     def counts(self) -> dict[str, int]:
         conn = self._read()
         return {
@@ -552,12 +747,11 @@ class SqliteGraphStore(SqliteFile):
         """Export view: one read transaction on a connection of its own (see dump.py)."""
         from servicegraph.cmdb.store.sqlite import dump
 
-        try:
+        with self.errors("opening a snapshot for an export"):
             conn = dump.open_snapshot_connection(self)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read {self.path} for an export: {exc}") from exc
         try:
-            yield dump.SqliteSnapshot(conn)
+            with self.errors("reading for an export"):
+                yield dump.SqliteSnapshot(conn)
         finally:
             conn.close()
 
