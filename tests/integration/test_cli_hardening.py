@@ -201,6 +201,18 @@ def test_read_only_commands_work_on_a_read_only_data_dir(tmp_path: Path) -> None
     assert cli(data_dir, "import", str(EXAMPLES / "small-site.json")).returncode == 0
 
 
+def test_read_only_commands_leave_a_writable_data_dir_as_before(tmp_path: Path) -> None:
+    """On a directory they may write, the commands that only read leave no -wal or -shm
+    file behind, as before they opened files read-only."""
+    data_dir = tmp_path / "data"
+    small_site(data_dir)
+    names = sorted(p.name for p in data_dir.iterdir())
+    for command in (("stats",), ("show", "core-1"), ("inbox",), ("impact", "dist-1")):
+        proc = cli(data_dir, *command)
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in data_dir.iterdir()) == names, command
+
+
 def test_a_read_only_reader_sees_what_a_running_writer_committed(tmp_path: Path) -> None:
     """A writer still has the file open (its log not checkpointed): the read-only command
     must read through the log, not the main file alone."""

@@ -200,7 +200,7 @@ class _Connections:
         return conn
 
     def _open(self) -> sqlite3.Connection:
-        if self.read_only:
+        if self.read_only and not self._writable():
             return self._open_read_only()
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +223,13 @@ class _Connections:
                 f"cannot create the data directory for {self._path}: {exc}"
             ) from exc
         return conn
+
+    def _writable(self) -> bool:
+        """Whether this process may write the file and create files beside it. Then even a
+        reader opens it as usual (it writes nothing through it): SQLite creates the -wal
+        and -shm files for any reader of a WAL file, and only a connection that may write
+        deletes them on close; a read-only one would leave them behind."""
+        return os.access(self._path.parent, os.W_OK | os.X_OK) and os.access(self._path, os.W_OK)
 
     def _open_read_only(self) -> sqlite3.Connection:
         """A connection that cannot write, for a data directory that may not be writable.
