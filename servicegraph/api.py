@@ -151,6 +151,14 @@ class ServiceGraphAPI(FastAPI):
         if self.openapi_schema is None:
             schema = super().openapi()
             schema.setdefault("paths", {}).update(webhooks.openapi_paths())
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(webhooks.openapi_components())
+            components.setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "an API token (servicegraph token create), or a source's own "
+                "ingestion token (SERVICEGRAPH_INGEST_TOKENS__<SOURCE>)",
+            }
             self.openapi_schema = schema
         return self.openapi_schema
 

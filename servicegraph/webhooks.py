@@ -24,6 +24,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from servicegraph import metrics
@@ -42,6 +44,7 @@ class Endpoint:
     source: str
     parse: Parser
     summary: str
+    body: type[Any]  # the payload's model (pydantic or msgspec), for the OpenAPI document
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -49,33 +52,96 @@ ENDPOINTS: dict[str, Endpoint] = {
         alertmanager.SOURCE,
         alertmanager.parse,
         "Prometheus Alertmanager webhook receiver (payload version 4)",
+        alertmanager.AlertmanagerPayload,
     ),
     "/api/v1/webhooks/zabbix": Endpoint(
         zabbix.SOURCE,
         zabbix.parse,
         "Zabbix webhook media type (contrib/zabbix/servicegraph_media_type.js)",
+        zabbix.ZabbixEvent,
     ),
     "/api/v1/events": Endpoint(
-        generic.SOURCE, generic.parse_one, "One event in the generic JSON format"
+        generic.SOURCE,
+        generic.parse_one,
+        "One event in the generic JSON format",
+        generic.GenericEvent,
     ),
     "/api/v1/events/batch": Endpoint(
         generic.SOURCE,
         generic.parse_batch,
         'Up to 10,000 events: {"events": [...]}; all valid or none stored',
+        generic.GenericBatch,
     ),
 }
 
+_REF = "#/components/schemas/{name}"
+_ERROR = "IngestionError"
+_INVALID = "IngestionInvalid"
+
+
+def _body_schema(model: type[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request body's schema (a reference) and the component schemas it uses."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        schema = model.model_json_schema(ref_template=_REF.replace("{name}", "{model}"))
+        components = schema.pop("$defs", {})
+        components[model.__name__] = schema
+        return {"$ref": _REF.format(name=model.__name__)}, components
+    (ref,), components = msgspec.json.schema_components([model], ref_template=_REF)
+    return ref, components
+
+
+def openapi_components() -> dict[str, Any]:
+    """The schemas ``openapi_paths`` refers to: payloads and answers."""
+    components: dict[str, Any] = {
+        "IngestionAccepted": {
+            "type": "object",
+            "properties": {
+                "accepted": {"type": "integer", "minimum": 0},
+                "duplicates": {"type": "integer", "minimum": 0},
+            },
+            "required": ["accepted", "duplicates"],
+        },
+        _INVALID: {
+            "type": "object",
+            "properties": {
+                "error": {"type": "string"},
+                "field": {"type": ["string", "null"], "description": "'body' for the whole"},
+                "reason": {"type": "string"},
+            },
+            "required": ["error", "field", "reason"],
+        },
+        _ERROR: {
+            "type": "object",
+            "properties": {"error": {"type": "string"}},
+            "required": ["error"],
+        },
+    }
+    for endpoint in ENDPOINTS.values():
+        components.update(_body_schema(endpoint.body)[1])
+    return components
+
+
+def _answer(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(name=schema)}}},
+    }
+
 
 def openapi_paths() -> dict[str, Any]:
-    """What FastAPI's /docs shows of these endpoints, which it does not route."""
+    """What FastAPI's /docs shows of these endpoints, which it does not route: enough for
+    a client generator or schemathesis (CI runs it) to send and check them."""
+    retry = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
     responses = {
-        "202": {"description": '{"accepted": n, "duplicates": m}: stored in the inbox'},
-        "400": {"description": '{"error", "field", "reason"}: nothing of the body stored'},
-        "401": {"description": "missing or wrong bearer token"},
-        "403": {"description": "an API token whose role cannot post events"},
-        "413": {"description": "a body over ingest_max_body_bytes (32 MiB by default)"},
+        "202": _answer("stored in the inbox", "IngestionAccepted"),
+        "400": _answer("the field at fault named; nothing of the body stored", _INVALID),
+        "401": _answer("missing or wrong bearer token", _ERROR),
+        "403": _answer("an API token whose role cannot post events", _ERROR),
+        "405": _answer("a method other than POST", _ERROR),
+        "413": _answer("a body over ingest_max_body_bytes (32 MiB by default)", _ERROR),
         "503": {
-            "description": "the inbox or the token store cannot be used now: retry (Retry-After)"
+            **_answer("the inbox or the token store cannot be used now: retry", _ERROR),
+            "headers": retry,
         },
     }
     return {
@@ -84,7 +150,11 @@ def openapi_paths() -> dict[str, Any]:
                 "tags": ["ingestion"],
                 "summary": endpoint.summary,
                 "operationId": f"ingest_{path.rsplit('/', 1)[1]}",
-                "requestBody": {"required": True, "content": {"application/json": {}}},
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _body_schema(endpoint.body)[0]}},
+                },
                 "responses": responses,
             }
         }

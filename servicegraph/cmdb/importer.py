@@ -152,6 +152,10 @@ def read_json(path: Path) -> tuple[list[CIObservation], list[RelationshipObserva
         ) from None
     except UnicodeDecodeError as exc:
         raise ValidationFailed(f"not UTF-8 text: {exc}", item=str(path)) from None
+    except RecursionError:  # the decoder recurses per level, past Python's limit
+        raise ValidationFailed(
+            "the JSON is nested too deeply; an import file nests four levels", item=str(path)
+        ) from None
     if not isinstance(document, Mapping):
         raise ValidationFailed('the top level is an object: {"cis": [...]}', item=str(path))
     unknown = set(document) - {"cis", "relationships"}

@@ -13,6 +13,7 @@ read, the connection is closed (4403) before any subscription starts.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import HTTPException, Response
@@ -93,6 +94,13 @@ class ServiceGraphRouter(GraphQLRouter[GraphQLContext, None]):
             )
         unset: UnsetType = UNSET
         return unset
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON nested past the decoder's depth is unparsable JSON (400), not a 500."""
+        try:
+            return super().decode_json(data)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
     def create_response(
         self,

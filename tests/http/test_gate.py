@@ -127,3 +127,12 @@ def test_a_store_failing_under_a_query_is_503(tmp_path: Path) -> None:
             assert r.json()["errors"][0]["extensions"]["code"] == "STORE_UNAVAILABLE"
     finally:
         services.close()
+
+
+def test_graphql_json_nested_too_deep_is_a_client_error(
+    client: TestClient, services: Services
+) -> None:
+    body = b'{"query": "{ me { name } }", "variables": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    headers = {**_token(services), "Content-Type": "application/json"}
+    r = client.post("/graphql", content=body, headers=headers)
+    assert r.status_code == 400, r.text

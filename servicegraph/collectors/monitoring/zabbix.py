@@ -17,6 +17,9 @@ from servicegraph.correlation.model import Event, EventStatus, Severity
 SOURCE = "zabbix"
 
 
+_STATUSES = ("PROBLEM", "FIRING", "RESOLVED", "OK", "RECOVERY")
+
+
 class ZabbixTag(BaseModel):
     tag: str
     value: str = ""
@@ -27,7 +30,10 @@ class ZabbixEvent(BaseModel):
 
     event_id: str = Field(min_length=1, description="{EVENT.ID}: the problem event")
     recovery_id: str = Field(default="", description="{EVENT.RECOVERY.ID} on recovery")
-    status: str = Field(description="PROBLEM, RESOLVED (or OK / RECOVERY)")
+    status: str = Field(
+        description="PROBLEM, RESOLVED (or OK / RECOVERY), in any case",
+        json_schema_extra={"enum": [*_STATUSES, *(s.lower() for s in _STATUSES)]},
+    )
     name: str = Field(min_length=1, description="{EVENT.NAME}")
     severity: str = "Warning"
     host: str = ""
