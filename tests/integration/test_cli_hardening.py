@@ -114,6 +114,41 @@ def test_a_corrupt_database_is_one_line_not_a_traceback(
     assert proc.stdout == ""
 
 
+def _with_incidents(data_dir: Path) -> None:
+    """small_site, with an incident on db-1 and an unmapped alert, closed."""
+    import datetime as dt
+
+    from servicegraph.correlation.model import Event, EventStatus, Severity
+
+    small_site(data_dir)
+    services = bootstrap(Settings(data_dir=data_dir))
+    now = dt.datetime.now(dt.UTC)
+    try:
+        services.correlator.ingest(
+            [
+                Event("t", name, EventStatus.FIRING, Severity.MAJOR, now, name, name, labels)
+                for name, labels in (("Down", {"ci_id": "db-1"}), ("Odd", {"host": "nowhere"}))
+            ]
+        )
+        services.correlator.drain()
+        assert services.incidents.list_incidents() and services.incidents.unmapped_alerts()
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "command"), [("incident", ("incidents",)), ("alert", ("unmapped",))]
+)
+def test_a_corrupt_incident_table_is_one_line_not_a_traceback(
+    tmp_path: Path, table: str, command: tuple[str, ...]
+) -> None:
+    data_dir = tmp_path / "data"
+    _with_incidents(data_dir)
+    _corrupt_table(data_dir / "servicegraph.sqlite3", table)
+    proc = cli(data_dir, *command)
+    _one_clear_line(proc, data_dir / "servicegraph.sqlite3")
+
+
 def test_serve_refuses_to_start_on_a_corrupt_database(corrupt: Path) -> None:
     proc = cli(corrupt, "serve", "--port", str(free_port()), timeout=60)
     _one_clear_line(proc, corrupt / "servicegraph.sqlite3")

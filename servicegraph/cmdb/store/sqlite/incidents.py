@@ -16,12 +16,13 @@ commit, for latency figures only (without an fsync).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
@@ -412,6 +413,26 @@ def _inbox_needs_migration(inbox: SqliteFile) -> bool:
         return int(inbox._read().execute("PRAGMA user_version").fetchone()[0]) != INBOX_VERSION
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reading(
+    method: Callable[Concatenate[SqliteIncidentStore, _P], _R],
+) -> Callable[Concatenate[SqliteIncidentStore, _P], _R]:
+    """Driver errors of a read become ``StoreError``; a damaged file says what to do
+    (``SqliteFile.error``), so that `servicegraph incidents` on it prints one line."""
+
+    @functools.wraps(method)
+    def read(self: SqliteIncidentStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise self.file.error(exc, f"reading ({method.__name__})") from exc
+
+    return read
+
+
 class SqliteIncidentStore:
     def __init__(self, graph_store: SqliteGraphStore, inbox_path: Path | None = None) -> None:
         self._graph = graph_store
@@ -475,9 +496,11 @@ class SqliteIncidentStore:
     def _read(self) -> sqlite3.Connection:
         return self._graph._read()
 
+    @_reading
     def pending_count(self) -> int:
         return self.inbox_lag()[0]
 
+    @_reading
     def latest_events(self, limit: int) -> list[tuple[int, Event, bool]]:
         cursor = _cursor(self._read())
         return [
@@ -485,6 +508,7 @@ class SqliteIncidentStore:
             for seq, event in inbox_file.latest(self._inbox._read(), limit)
         ]
 
+    @_reading
     def inbox_lag(self) -> tuple[int, dt.datetime | None]:
         return inbox_file.waiting(self._inbox._read(), _cursor(self._read()))
 
@@ -498,6 +522,7 @@ class SqliteIncidentStore:
         self._writer.forget()
         return deleted
 
+    @_reading
     def get_incident(self, incident_id: str) -> Incident | None:
         row = (
             self._read()
@@ -506,6 +531,7 @@ class SqliteIncidentStore:
         )
         return None if row is None else _incident(row)
 
+    @_reading
     def list_incidents(
         self,
         *,
@@ -534,6 +560,7 @@ class SqliteIncidentStore:
         )
         return [_incident(r) for r in rows]
 
+    @_reading
     def incident_alerts(self, incident_id: str) -> list[Alert]:
         rows = self._read().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alert WHERE incident_id = ? ORDER BY first_seen",
@@ -541,6 +568,7 @@ class SqliteIncidentStore:
         )
         return [_alert(r) for r in rows]
 
+    @_reading
     def unmapped_alerts(self, limit: int = 100) -> list[Alert]:
         rows = self._read().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alert WHERE ci_id IS NULL "
@@ -549,6 +577,7 @@ class SqliteIncidentStore:
         )
         return [_alert(r) for r in rows]
 
+    @_reading
     def list_problems(self, limit: int = 100) -> list[Problem]:
         conn = self._read()
         rows = conn.execute(
@@ -557,6 +586,7 @@ class SqliteIncidentStore:
         links = _problem_incidents(conn, [r[0] for r in rows])
         return [_problem(r, links.get(r[0], [])) for r in rows]
 
+    @_reading
     def counts(self) -> dict[str, int]:
         conn = self._read()
 

@@ -215,7 +215,7 @@ class SqliteTicketStore:
         try:
             yield self._file._read()
         except sqlite3.Error as exc:
-            raise StoreError(f"reading tickets from {self._file.path} failed: {exc}") from exc
+            raise self._file.error(exc, "reading tickets") from exc
 
     # -- incidents and alerts -----------------------------------------------------------------
 
