@@ -33,7 +33,16 @@ BROKER = "redis://127.0.0.1:6379/14"
 def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "servicegraph.cli", "worker", "-c", "1", "--loglevel", "ERROR"],
+            [
+                sys.executable,
+                "-m",
+                "servicegraph.cli",
+                "worker",
+                "-c",
+                "1",
+                "--loglevel",
+                "ERROR",
+            ],
             env=env,
             cwd=ROOT,
             start_new_session=True,

@@ -23,8 +23,8 @@ from pathlib import Path
 from benchmarks.topology import generate
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import CorrelationSettings, Settings
-from servicegraph.correlation.model import Event, EventStatus, Severity, digest
-from servicegraph.heap import BatchHeap, settle_heap
+from servicegraph.events.model import Event, EventStatus, Severity, digest
+from servicegraph.runtime.heap import BatchHeap, settle_heap
 
 OUT = Path(__file__).resolve().parent / "out"
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

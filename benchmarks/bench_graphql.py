@@ -39,7 +39,7 @@ import httpx
 from benchmarks.bench_correlation import cached_graph, fresh_copy
 from benchmarks.topology import SOURCE, distribution_switch_key
 from servicegraph.bootstrap import bootstrap
-from servicegraph.cmdb.store.port import CIQuery
+from servicegraph.cmdb.ports import CIQuery
 from servicegraph.config import Settings
 
 TARGET_P50_MS = 15.0

@@ -39,8 +39,8 @@ from typing import Any
 import httpx
 
 from benchmarks.bench_correlation import cached_graph, fresh_copy
-from servicegraph.cmdb.store.sqlite import inbox as inbox_file
-from servicegraph.cmdb.store.sqlite.store import to_us
+from servicegraph.storage.sqlite import inbox as inbox_file
+from servicegraph.storage.sqlite.store import to_us
 
 TOKEN = "bench-token"
 

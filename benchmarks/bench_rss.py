@@ -64,7 +64,7 @@ def child(path: Path, queries: int, seed: int) -> int:
     stages: list[dict[str, object]] = []
     _stage(stages, "python started", started)
     from servicegraph.bootstrap import bootstrap
-    from servicegraph.cmdb.store.port import CIQuery
+    from servicegraph.cmdb.ports import CIQuery
     from servicegraph.config import Settings
 
     _stage(stages, "imports", started)

@@ -16,10 +16,10 @@ from servicegraph.cmdb.errors import StoreUnavailable
 from servicegraph.cmdb.history import HistoryService
 from servicegraph.cmdb.identifiers import IdentifierRules
 from servicegraph.cmdb.impact import ImpactService
+from servicegraph.cmdb.ports import GraphStore
 from servicegraph.cmdb.precedence import SourcePrecedence
 from servicegraph.cmdb.reconciliation import Reconciler
 from servicegraph.cmdb.relationships import RelationshipRules
-from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.config import Settings
 from servicegraph.correlation.correlator import Correlator
 from servicegraph.correlation.mapping import CIMapper
@@ -52,13 +52,13 @@ def open_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
     """The configured graph store; ``read_only`` opens an embedded file read-only (Neo4j
     has no local file to spare)."""
     if settings.store == "sqlite":
-        from servicegraph.cmdb.store.sqlite import SqliteGraphStore
+        from servicegraph.storage.sqlite import SqliteGraphStore
 
         return SqliteGraphStore(
             settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout, read_only=read_only
         )
     if settings.store == "neo4j":
-        from servicegraph.cmdb.store.neo4j import Neo4jGraphStore
+        from servicegraph.storage.neo4j import Neo4jGraphStore
 
         return Neo4jGraphStore(
             settings.neo4j_uri,
@@ -78,8 +78,8 @@ def open_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
 def open_incident_store(
     settings: Settings, store: GraphStore, *, migrate: bool = True, read_only: bool = False
 ) -> IncidentStore:
-    from servicegraph.cmdb.store.sqlite import SqliteGraphStore
-    from servicegraph.cmdb.store.sqlite.incidents import SqliteIncidentStore
+    from servicegraph.storage.sqlite import SqliteGraphStore
+    from servicegraph.storage.sqlite.incidents import SqliteIncidentStore
 
     if isinstance(store, SqliteGraphStore):
         return SqliteIncidentStore(store)
@@ -108,9 +108,9 @@ def open_incident_store(
 
 def open_ticket_stores(incidents: IncidentStore) -> tuple[TicketStore, TokenStore]:
     """Tickets and API tokens live in the file that holds incidents."""
-    from servicegraph.cmdb.store.sqlite.incidents import SqliteIncidentStore
-    from servicegraph.cmdb.store.sqlite.tickets import SqliteTicketStore
-    from servicegraph.cmdb.store.sqlite.tokens import SqliteTokenStore
+    from servicegraph.storage.sqlite.incidents import SqliteIncidentStore
+    from servicegraph.storage.sqlite.tickets import SqliteTicketStore
+    from servicegraph.storage.sqlite.tokens import SqliteTokenStore
 
     if not isinstance(incidents, SqliteIncidentStore):
         raise StoreUnavailable("tickets and API tokens need the embedded incident store")

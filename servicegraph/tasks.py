@@ -1,4 +1,4 @@
-"""Celery: the jobs of ``servicegraph.jobs`` as tasks on Redis, for more than one machine.
+"""Celery: the jobs of ``servicegraph.runtime.jobs`` as tasks on Redis, for more than one machine.
 
 Queues: ``correlate`` (correlation, ingestion of trap/poll batches), ``collect`` (discovery
 and polling, added by the collectors), ``default`` (housekeeping). Tasks are acknowledged
@@ -20,11 +20,11 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from servicegraph import jobs
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.config import Settings
-from servicegraph.heap import BatchHeap
+from servicegraph.runtime import jobs
+from servicegraph.runtime.heap import BatchHeap
 
 log = logging.getLogger(__name__)
 

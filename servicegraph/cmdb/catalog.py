@@ -28,8 +28,8 @@ from servicegraph.cmdb.model import (
     new_ci_id,
 )
 from servicegraph.cmdb.observation import CIObservation, CIRef, RelationshipObservation
+from servicegraph.cmdb.ports import CIQuery, Direction, GraphStore
 from servicegraph.cmdb.reconciliation import Reconciler, batch_from
-from servicegraph.cmdb.store.port import CIQuery, Direction, GraphStore
 
 MANUAL_SOURCE = "manual"
 MAX_PAGE = 500

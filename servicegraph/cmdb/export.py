@@ -38,7 +38,7 @@ from servicegraph.cmdb.model import (
     Relationship,
     SourceSighting,
 )
-from servicegraph.cmdb.store.port import (
+from servicegraph.cmdb.ports import (
     CIQuery,
     CISighting,
     GraphSnapshot,

@@ -22,7 +22,7 @@ from servicegraph.cmdb.model import (
     Relationship,
     RelationshipKey,
 )
-from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.cmdb.ports import GraphStore
 
 
 class HistoryService:

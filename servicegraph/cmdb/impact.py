@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from servicegraph.cmdb.classes import ClassRegistry
 from servicegraph.cmdb.errors import UnknownCI, ValidationFailed
+from servicegraph.cmdb.ports import GraphStore
 from servicegraph.cmdb.relationships import RelationshipRules
-from servicegraph.cmdb.store.port import GraphStore
 from servicegraph.cmdb.topology import ImpactGraph
 
 DEFAULT_MAX_DEPTH = 32

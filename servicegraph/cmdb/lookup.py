@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from servicegraph.cmdb.errors import UnknownCI, ValidationFailed
 from servicegraph.cmdb.identifiers import IDENTIFIER_KINDS, Identifier, IdentifierRules
-from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.cmdb.ports import GraphStore
 
 
 @dataclass(frozen=True, slots=True)

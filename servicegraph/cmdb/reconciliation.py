@@ -55,9 +55,9 @@ from servicegraph.cmdb.observation import (
     ObservationBatch,
     RelationshipObservation,
 )
+from servicegraph.cmdb.ports import GraphStore, GraphWriter
 from servicegraph.cmdb.precedence import SourcePrecedence
 from servicegraph.cmdb.relationships import RelationshipRules
-from servicegraph.cmdb.store.port import GraphStore, GraphWriter
 
 ConflictPolicy = Literal["record", "fail"]
 # the source named in the history of items marked stale by age

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from servicegraph.cmdb.ports import EdgeChange, GraphDelta
 from servicegraph.cmdb.relationships import (
     MEMBERS_GROUP,
     ImpactDirection,
     RelationshipRules,
 )
-from servicegraph.cmdb.store.port import EdgeChange, GraphDelta
 
 REQUIRED = -1
 

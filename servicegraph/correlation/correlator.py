@@ -32,18 +32,18 @@ from typing import Any
 
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import new_id, utcnow
-from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.cmdb.ports import GraphStore
 from servicegraph.cmdb.topology import FailureCone, ImpactGraph
 from servicegraph.correlation.mapping import CIMapper
-from servicegraph.correlation.model import (
+from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
+from servicegraph.correlation.rootcause import HardTopology, RootCause, RootCauseTracker
+from servicegraph.events.model import (
     Alert,
     Event,
     EventStatus,
     Severity,
     clamp_clock_skew,
 )
-from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
-from servicegraph.correlation.rootcause import HardTopology, RootCause, RootCauseTracker
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
 IMPACT_LEVELS = ("high", "medium", "low")

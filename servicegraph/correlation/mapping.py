@@ -25,8 +25,8 @@ from servicegraph.cmdb.identifiers import Identifier, IdentifierRules
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.lookup import CIReference, parse_reference, survivors
 from servicegraph.cmdb.model import ConfigurationItem
-from servicegraph.cmdb.store.port import GraphStore
-from servicegraph.correlation.model import (
+from servicegraph.cmdb.ports import GraphStore
+from servicegraph.events.model import (
     CI_ID_LABEL,
     HOST_LABELS,
     INTERFACE_INDEX_LABELS,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
-from servicegraph.correlation.model import Alert, Event
+from servicegraph.events.model import Alert, Event
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem
 
 

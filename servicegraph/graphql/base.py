@@ -22,7 +22,7 @@ from strawberry.permission import BasePermission
 
 from servicegraph.access.model import ROLE_PERMISSIONS, Permission, Principal, Role
 from servicegraph.cmdb.model import Lifecycle, OperationalState
-from servicegraph.correlation.model import EventStatus, Severity
+from servicegraph.events.model import EventStatus, Severity
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.errors import DomainErrors
 from servicegraph.ticketing.model import (

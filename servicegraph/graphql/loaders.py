@@ -14,7 +14,7 @@ from strawberry.dataloader import DataLoader
 
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import ConfigurationItem, Relationship
-from servicegraph.correlation.model import Alert
+from servicegraph.events.model import Alert
 from servicegraph.ticketing.model import Change, Incident, Problem, WorklogEntry
 
 

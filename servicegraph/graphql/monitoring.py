@@ -8,9 +8,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from servicegraph.cmdb.model import utcnow
-from servicegraph.correlation.model import Alert
+from servicegraph.correlation.diagnosis import RootCauseAnalysis
 from servicegraph.correlation.problems import ProblemCandidate as DomainCandidate
 from servicegraph.correlation.problems import problem_candidates
+from servicegraph.events.model import Alert
 from servicegraph.graphql.base import (
     AlertStatusEnum,
     IncidentStatusEnum,
@@ -22,7 +23,6 @@ from servicegraph.graphql.base import (
 )
 from servicegraph.graphql.cmdb import CIType, load_ci, resolve_ref
 from servicegraph.graphql.context import Info
-from servicegraph.ticketing.diagnosis import RootCauseAnalysis
 from servicegraph.ticketing.model import Incident, Problem
 from servicegraph.ticketing.ports import IncidentFilter, ProblemFilter
 

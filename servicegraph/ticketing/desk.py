@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from servicegraph.cmdb.history import HistoryService
 from servicegraph.cmdb.model import utcnow
-from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.cmdb.ports import GraphStore
 from servicegraph.correlation.correlator import Correlator
-from servicegraph.ticketing.diagnosis import DiagnosisService
+from servicegraph.correlation.diagnosis import DiagnosisService
 from servicegraph.ticketing.ports import TicketStore
 from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
 from servicegraph.ticketing.timeline import TimelineService

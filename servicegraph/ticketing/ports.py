@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from servicegraph.correlation.model import Alert
+from servicegraph.events.model import Alert
 from servicegraph.ticketing.model import (
     Change,
     ChangeStatus,

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from servicegraph.cmdb.context import current_change_context
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.model import new_id, utcnow
-from servicegraph.cmdb.store.port import GraphStore
-from servicegraph.correlation.model import Alert
+from servicegraph.cmdb.ports import GraphStore
+from servicegraph.events.model import Alert
 from servicegraph.ticketing.errors import InvalidTransition, TicketNotFound
 from servicegraph.ticketing.model import (
     Change,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.history import HistoryService
 from servicegraph.cmdb.model import HistoryEntry, HistoryKind
-from servicegraph.cmdb.store.port import GraphStore
-from servicegraph.correlation.model import Alert, EventStatus
+from servicegraph.cmdb.ports import GraphStore
+from servicegraph.events.model import Alert, EventStatus
 from servicegraph.ticketing.model import Change, Incident, Problem, WorklogEntry, WorklogKind
 from servicegraph.ticketing.ports import ChangeFilter, TicketStore
 

@@ -45,7 +45,7 @@ def run_worker(db_path: str, worker: int, batches: int, barrier: Any, results: A
             ObservationBatch,
             RelationshipObservation,
         )
-        from servicegraph.cmdb.store.port import CIQuery
+        from servicegraph.cmdb.ports import CIQuery
         from servicegraph.config import Settings
 
         path = Path(db_path)

@@ -21,7 +21,7 @@ import pytest
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.cmdb.export import export_graph, import_graph, read_export
 from servicegraph.cmdb.model import Conflict, ConflictKind, HistoryKind
-from servicegraph.cmdb.store.port import CIQuery, GraphStore
+from servicegraph.cmdb.ports import CIQuery, GraphStore
 from tests.contract.store_contract import at, entry, make_ci, make_rel
 
 EmptyTarget = Callable[[GraphStore], GraphStore]

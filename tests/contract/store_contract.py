@@ -1,5 +1,5 @@
 """The behaviour every store backend owes the services, as documented in
-``servicegraph.cmdb.store.port``.
+``servicegraph.cmdb.ports``.
 
 A backend's test module subclasses ``StoreContract``, sets ``__test__ = True`` and provides
 the ``store`` fixture: an empty, migrated store that the fixture closes afterwards. A
@@ -26,7 +26,7 @@ from servicegraph.cmdb.model import (
     OperationalState,
     Relationship,
 )
-from servicegraph.cmdb.store.port import CIQuery, CISummary, EdgeChange, GraphStore
+from servicegraph.cmdb.ports import CIQuery, CISummary, EdgeChange, GraphStore
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 

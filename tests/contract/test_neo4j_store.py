@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreUnavailable
-from servicegraph.cmdb.store.neo4j import Neo4jGraphStore, cypher
-from servicegraph.cmdb.store.neo4j.store import _consume
-from servicegraph.cmdb.store.port import GraphStore
+from servicegraph.cmdb.ports import GraphStore
+from servicegraph.storage.neo4j import Neo4jGraphStore, cypher
+from servicegraph.storage.neo4j.store import _consume
 from tests.contract.dump_contract import DumpContract, EmptyTarget
 from tests.contract.store_contract import StoreContract, make_ci
 
@@ -146,7 +146,7 @@ def test_units_of_work_are_serialised_across_connections(
 
 
 def test_attribute_projection_follows_updates(neo4j_store: Neo4jGraphStore) -> None:
-    from servicegraph.cmdb.store.port import CIQuery
+    from servicegraph.cmdb.ports import CIQuery
 
     with neo4j_store.write() as w:
         w.insert_cis([make_ci("ci-a", attributes={"os": "linux", "tags": ["a", "b"]})])

@@ -13,8 +13,8 @@ import pytest
 
 from servicegraph.cmdb.identifiers import Identifier, IdentifierRules
 from servicegraph.cmdb.model import HistoryKind
-from servicegraph.cmdb.store.port import CIQuery
-from servicegraph.cmdb.store.sqlite import SqliteGraphStore
+from servicegraph.cmdb.ports import CIQuery
+from servicegraph.storage.sqlite import SqliteGraphStore
 from tests.contract.concurrent_writer import (
     CLUSTERS,
     SHARED,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from servicegraph.cmdb.store.port import GraphStore
-from servicegraph.cmdb.store.sqlite import SqliteGraphStore
+from servicegraph.cmdb.ports import GraphStore
+from servicegraph.storage.sqlite import SqliteGraphStore
 from tests.contract.dump_contract import DumpContract, EmptyTarget
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreUnavailable
-from servicegraph.cmdb.store.sqlite import SqliteGraphStore
-from servicegraph.cmdb.store.sqlite.migrations import MIGRATIONS
+from servicegraph.storage.sqlite import SqliteGraphStore
+from servicegraph.storage.sqlite.migrations import MIGRATIONS
 from tests.contract.store_contract import StoreContract, make_ci
 
 

@@ -12,7 +12,7 @@ import pytest
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.importer import read_files
 from servicegraph.config import CorrelationSettings, Settings
-from servicegraph.correlation.model import Event, EventStatus, Severity, digest
+from servicegraph.events.model import Event, EventStatus, Severity, digest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)

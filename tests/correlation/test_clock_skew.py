@@ -6,9 +6,9 @@ import datetime as dt
 
 from fastapi.testclient import TestClient
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services
-from servicegraph.correlation.model import clamp_clock_skew
+from servicegraph.events.model import clamp_clock_skew
+from servicegraph.http.app import create_app
 from tests.correlation.conftest import T0, World
 
 FAR = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
@@ -42,7 +42,7 @@ def test_a_future_resolve_clears_at_the_reception(world: World) -> None:
 
 
 def test_identity_is_left_as_sent() -> None:
-    from servicegraph.correlation.model import Event, EventStatus, Severity
+    from servicegraph.events.model import Event, EventStatus, Severity
 
     events = [
         Event("s", "n", EventStatus.FIRING, Severity.MAJOR, when, f"fp{n}", f"id{n}")
@@ -70,7 +70,7 @@ def test_clamped_events_are_counted_and_shown(services: Services) -> None:
             headers=auth,
         )
         assert again.json()["duplicates"] == 1, "the redelivery is still recognised"
-        from servicegraph import jobs
+        from servicegraph.runtime import jobs
 
         jobs.correlate(services)
         page = client.get("/metrics").text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servicegraph.correlation.model import Severity
+from servicegraph.events.model import Severity
 from servicegraph.ticketing.model import IncidentStatus
 from tests.correlation.conftest import World, make_world
 

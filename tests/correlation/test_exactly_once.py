@@ -15,7 +15,7 @@ from pathlib import Path
 
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
-from servicegraph.correlation.model import Event, EventStatus, Severity, digest
+from servicegraph.events.model import Event, EventStatus, Severity, digest
 from tests.correlation.conftest import T0, make_world
 
 ROOT = Path(__file__).resolve().parents[2]

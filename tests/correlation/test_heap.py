@@ -1,4 +1,4 @@
-"""The garbage collector's policy in correlation processes (servicegraph.heap).
+"""The garbage collector's policy in correlation processes (servicegraph.runtime.heap).
 
 ``BatchHeap`` freezes what each batch leaves behind, which is safe only because the
 correlator makes no reference cycles: frozen cycles wait for the next full pass.
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from servicegraph.heap import BatchHeap
+from servicegraph.runtime.heap import BatchHeap
 from tests.correlation.conftest import World
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.errors import StoreError
-from servicegraph.cmdb.store.sqlite.inbox import INBOX_VERSION, InboxWriter
 from servicegraph.config import Settings
-from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
+from servicegraph.events.model import Alert, Event, EventStatus, Severity
+from servicegraph.storage.sqlite.inbox import INBOX_VERSION, InboxWriter
 
 from .conftest import T0, World
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
+from servicegraph.http.app import create_app
 from tests.support import events_correlated
 
 TOKENS = {"alertmanager": "am-secret", "zabbix": "zbx-secret", "generic": "gen-secret"}
@@ -267,7 +267,7 @@ def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
 
 
 def test_access_log_keeps_rejected_event_posts_only() -> None:
-    from servicegraph.webhooks import QuietAcceptedEvents
+    from servicegraph.http.ingestion import QuietAcceptedEvents
 
     def line(method: str, path: str, status: int) -> logging.LogRecord:
         # the shape uvicorn's access logger uses

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
-from servicegraph.correlation_process import CorrelationProcess
+from servicegraph.http.app import create_app
+from servicegraph.runtime.worker_process import CorrelationProcess
 from tests.support import alive, events_correlated
 
 TOKEN = {"generic": "gen-secret"}

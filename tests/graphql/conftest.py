@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.importer import read_files
 from servicegraph.config import CorrelationSettings, Settings
-from servicegraph.correlation.model import Event, EventStatus, Severity, digest
+from servicegraph.events.model import Event, EventStatus, Severity, digest
+from servicegraph.http.app import create_app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ROLES = ("viewer", "engineer", "problem_manager", "admin", "integration")

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cli import app as cli
 from servicegraph.config import CorrelationSettings, Settings
+from servicegraph.http.app import create_app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

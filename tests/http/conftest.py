@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
+from servicegraph.http.app import create_app
 
 TOKENS = {"alertmanager": "am-secret", "zabbix": "zbx-secret", "generic": "gen-secret"}
 

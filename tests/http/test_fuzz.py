@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError
 from servicegraph.cmdb.importer import read_files
 from servicegraph.config import Settings
+from servicegraph.http.app import create_app
 from tests.http.conftest import PATHS, TOKENS, auth, stored_events, valid_payloads
 
 FUZZ_EXAMPLES = int(os.environ.get("SG_FUZZ_EXAMPLES", "150"))

@@ -9,9 +9,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from servicegraph.access.model import Role
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
+from servicegraph.http.app import create_app
 from servicegraph.http.gate import ANONYMOUS_MAX_BODY
 from tests.http.conftest import PATHS, valid_payloads
 

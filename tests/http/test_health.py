@@ -17,9 +17,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
+from servicegraph.http.app import create_app
 from tests.http.conftest import PATHS, TOKENS, auth, valid_payloads
 from tests.support import wait_for
 

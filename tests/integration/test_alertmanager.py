@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from servicegraph.bootstrap import bootstrap
-from servicegraph.cmdb.store.port import CIQuery
+from servicegraph.cmdb.ports import CIQuery
 from servicegraph.config import Settings
 from servicegraph.ticketing.model import Incident, IncidentStatus
 from tests.support import free_port, require_executable, wait_for
@@ -39,7 +39,13 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     }
     env.pop("SERVICEGRAPH_CONFIG", None)
     subprocess.run(
-        [sys.executable, "-m", "servicegraph.cli", "import", str(EXAMPLES / "small-site.json")],
+        [
+            sys.executable,
+            "-m",
+            "servicegraph.cli",
+            "import",
+            str(EXAMPLES / "small-site.json"),
+        ],
         env=env,
         check=True,
         capture_output=True,

@@ -44,7 +44,16 @@ def broker() -> Iterator[str]:
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "servicegraph.cli", "worker", "-c", "1", "--loglevel", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "servicegraph.cli",
+            "worker",
+            "-c",
+            "1",
+            "--loglevel",
+            "WARNING",
+        ],
         env=env,
         cwd=ROOT,
         start_new_session=True,  # its own process group: SIGKILL reaches the pool child too
@@ -165,9 +174,9 @@ def test_beat_enqueues_the_scheduled_jobs(broker: str, tmp_path: Path) -> None:
 def test_metrics_endpoint_counts_jobs(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from servicegraph import jobs
-    from servicegraph.api import create_app
     from servicegraph.bootstrap import bootstrap
+    from servicegraph.http.app import create_app
+    from servicegraph.runtime import jobs
 
     services = bootstrap(Settings(data_dir=tmp_path, embedded_worker=False))
     jobs.housekeeping(services)

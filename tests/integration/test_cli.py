@@ -195,7 +195,7 @@ def test_inbox_lists_the_last_events_and_whether_they_were_correlated(
 ) -> None:
     from servicegraph.bootstrap import bootstrap
     from servicegraph.config import Settings
-    from servicegraph.correlation.model import Event, EventStatus, Severity
+    from servicegraph.events.model import Event, EventStatus, Severity
 
     services = bootstrap(Settings(data_dir=tmp_path / "data"))
     at = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)

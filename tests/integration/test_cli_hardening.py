@@ -118,7 +118,7 @@ def _with_incidents(data_dir: Path) -> None:
     """small_site, with an incident on db-1 and an unmapped alert, closed."""
     import datetime as dt
 
-    from servicegraph.correlation.model import Event, EventStatus, Severity
+    from servicegraph.events.model import Event, EventStatus, Severity
 
     small_site(data_dir)
     services = bootstrap(Settings(data_dir=data_dir))

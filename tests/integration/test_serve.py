@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from servicegraph.api import create_app
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
+from servicegraph.http.app import create_app
 from tests.support import alive, events_correlated, free_port, wait_for
 
 
@@ -79,7 +79,16 @@ def test_serve_with_several_api_processes_elects_one_to_correlate(tmp_path: Path
     for name in ("SERVICEGRAPH_CONFIG", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port), "--workers", "2"],
+        [
+            sys.executable,
+            "-m",
+            "servicegraph.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

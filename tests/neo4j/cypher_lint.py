@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from servicegraph.cmdb.store.neo4j import cypher
+from servicegraph.storage.neo4j import cypher
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "cypher-lint"
 VERSIONS = ("CYPHER 5", "CYPHER 25")

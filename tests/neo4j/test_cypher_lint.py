@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from servicegraph.cmdb.relationships import BUILTIN_TYPES
-from servicegraph.cmdb.store.neo4j import cypher
+from servicegraph.storage.neo4j import cypher
 from tests.neo4j.cypher_lint import TOOL, VERSIONS, LintUnavailable, lint, statement_queries
 
 PINNED = "2.0.0-next.38"

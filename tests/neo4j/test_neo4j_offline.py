@@ -26,13 +26,13 @@ from pydantic import ValidationError
 
 from servicegraph.bootstrap import bootstrap, open_store
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
-from servicegraph.cmdb.store.neo4j import Neo4jGraphStore, cypher
-from servicegraph.cmdb.store.neo4j.store import (
+from servicegraph.config import Settings
+from servicegraph.storage.neo4j import Neo4jGraphStore, cypher
+from servicegraph.storage.neo4j.store import (
     ci_properties,
     from_neo4j_time,
     to_neo4j_time,
 )
-from servicegraph.config import Settings
 from tests.contract.store_contract import make_ci
 
 
@@ -252,7 +252,7 @@ def test_commands_exit_non_zero_with_one_line(tmp_path: Path, closed_port: int) 
 def test_healthz_reports_the_store_down(tmp_path: Path, closed_port: int) -> None:
     from fastapi.testclient import TestClient
 
-    from servicegraph.api import create_app
+    from servicegraph.http.app import create_app
 
     settings = Settings(
         data_dir=tmp_path,

@@ -10,7 +10,7 @@ from typing import Any
 
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import ConfigurationItem
-from servicegraph.cmdb.store.port import CIQuery
+from servicegraph.cmdb.ports import CIQuery
 from servicegraph.collectors.snmp.client import SessionOptions
 from servicegraph.collectors.snmp.credentials import Credential, CredentialSet, Secret
 from servicegraph.collectors.snmp.discovery import DiscoveryOptions, RunReport, run_discovery

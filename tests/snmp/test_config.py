@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from servicegraph.cli.snmp import cli_credential
 from servicegraph.collectors.snmp.credentials import (
     Credential,
     CredentialError,
@@ -16,7 +17,6 @@ from servicegraph.collectors.snmp.credentials import (
 from servicegraph.collectors.snmp.settings import SnmpSettings
 from servicegraph.collectors.snmp.targets import TargetError, parse_target, parse_targets
 from servicegraph.config import Settings
-from servicegraph.snmp_commands import cli_credential
 
 
 @pytest.mark.parametrize(

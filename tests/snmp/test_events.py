@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from servicegraph.collectors.events import MonitoringEvent, Status
 from servicegraph.collectors.snmp import mibs
 from servicegraph.collectors.snmp.credentials import Credential, CredentialError, Secret
 from servicegraph.collectors.snmp.poller import PollSample, changes
 from servicegraph.collectors.snmp.traps import TrapUser, trap_event
-from servicegraph.correlation.model import EventStatus, Severity
+from servicegraph.events.device import MonitoringEvent, Status
+from servicegraph.events.model import EventStatus, Severity
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=1)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from servicegraph import jobs, tasks
+from servicegraph import tasks
 from servicegraph.bootstrap import Services
-from servicegraph.cmdb.store.port import CIQuery
+from servicegraph.cmdb.ports import CIQuery
 from servicegraph.config import Settings
+from servicegraph.runtime import jobs
 from tests.integration.test_celery_worker import BROKER, kill_group, start_worker
 from tests.snmp.conftest import TOPOLOGY_HOSTS
 from tests.snmp.simulator import Simulator

@@ -17,7 +17,6 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from servicegraph.bootstrap import Services
-from servicegraph.collectors.events import MonitoringEvent
 from servicegraph.collectors.snmp.client import SessionFactory, SessionOptions
 from servicegraph.collectors.snmp.credentials import Credential, CredentialSet, Secret
 from servicegraph.collectors.snmp.discovery import DiscoveryOptions, run_discovery, save_report
@@ -25,6 +24,7 @@ from servicegraph.collectors.snmp.metrics import SnmpMetrics
 from servicegraph.collectors.snmp.poller import Poller
 from servicegraph.collectors.snmp.targets import Target
 from servicegraph.collectors.snmp.traps import TrapReceiver, TrapUser
+from servicegraph.events.device import MonitoringEvent
 from tests.snmp.conftest import TOPOLOGY_HOSTS
 from tests.snmp.helpers import community, discover, expected, find, interfaces_of
 from tests.snmp.simulator import Simulator, free_udp_port

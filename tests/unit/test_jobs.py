@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from servicegraph import jobs
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import HistoryKind
 from servicegraph.cmdb.observation import CIObservation, ObservationBatch
-from servicegraph.correlation.model import Event, EventStatus, Severity
+from servicegraph.events.model import Event, EventStatus, Severity
+from servicegraph.runtime import jobs
 
 
 def test_stale_cleanup_marks_what_no_source_reported_for_long_and_deletes_nothing(

@@ -28,8 +28,8 @@ from servicegraph.cmdb.observation import (
     ObservationBatch,
     RelationshipObservation,
 )
+from servicegraph.cmdb.ports import CIQuery
 from servicegraph.cmdb.reconciliation import Reconciler, ReconcileReport
-from servicegraph.cmdb.store.port import CIQuery
 
 T0 = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 

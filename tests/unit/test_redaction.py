@@ -12,9 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from servicegraph.cmdb.errors import StoreUnavailable
-from servicegraph.cmdb.store.neo4j import Neo4jGraphStore
 from servicegraph.config import Settings
 from servicegraph.redaction import redact_in, redact_uri
+from servicegraph.storage.neo4j import Neo4jGraphStore
 
 SECRET = "hunter2-s3cret"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from servicegraph.cmdb.store.sqlite.store import SqliteFile
+from servicegraph.storage.sqlite.store import SqliteFile
 
 
 def test_the_log_is_checkpointed_beside_the_writers(

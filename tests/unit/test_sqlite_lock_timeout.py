@@ -15,9 +15,9 @@ import pytest
 from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.cmdb.model import utcnow
-from servicegraph.cmdb.store.sqlite.store import SqliteFile
 from servicegraph.config import Settings
-from servicegraph.correlation.model import Event, EventStatus, Severity
+from servicegraph.events.model import Event, EventStatus, Severity
+from servicegraph.storage.sqlite.store import SqliteFile
 
 LOCK_TIMEOUT = 1.0
 # Not a speed requirement: only "gave up near the timeout", far below the 10 s SQLite's

@@ -19,7 +19,7 @@ import msgspec
 
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.collectors.monitoring.payload import OUT_OF_RANGE, aware, decode_body
-from servicegraph.correlation.model import Event, EventStatus, Severity, fingerprint_of
+from servicegraph.events.model import Event, EventStatus, Severity, fingerprint_of
 
 SOURCE = "alertmanager"
 

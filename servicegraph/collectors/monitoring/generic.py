@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from servicegraph.collectors.monitoring.payload import UtcTime, aware, parse_body
-from servicegraph.correlation.model import Event, EventStatus, Severity, digest, fingerprint_of
+from servicegraph.events.model import Event, EventStatus, Severity, digest, fingerprint_of
 
 SOURCE = "generic"
 MAX_BATCH = 10_000

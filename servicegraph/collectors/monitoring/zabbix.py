@@ -12,7 +12,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from servicegraph.collectors.monitoring.payload import UtcTime, aware, parse_body
-from servicegraph.correlation.model import Event, EventStatus, Severity
+from servicegraph.events.model import Event, EventStatus, Severity
 
 SOURCE = "zabbix"
 

@@ -24,7 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from servicegraph.cmdb.model import utcnow
-from servicegraph.collectors.events import (
+from servicegraph.collectors.snmp import mibs
+from servicegraph.collectors.snmp.ber import Value
+from servicegraph.collectors.snmp.client import SessionFactory, SnmpError
+from servicegraph.collectors.snmp.credentials import CredentialSet
+from servicegraph.collectors.snmp.metrics import SnmpMetrics
+from servicegraph.collectors.snmp.targets import Target
+from servicegraph.events.device import (
     DEVICE_RESTARTED,
     DEVICE_UNREACHABLE,
     INTERFACE_DOWN,
@@ -33,12 +39,6 @@ from servicegraph.collectors.events import (
     MonitoringEvent,
     Status,
 )
-from servicegraph.collectors.snmp import mibs
-from servicegraph.collectors.snmp.ber import Value
-from servicegraph.collectors.snmp.client import SessionFactory, SnmpError
-from servicegraph.collectors.snmp.credentials import CredentialSet
-from servicegraph.collectors.snmp.metrics import SnmpMetrics
-from servicegraph.collectors.snmp.targets import Target
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from servicegraph.cmdb.model import utcnow
-from servicegraph.collectors.events import (
+from servicegraph.collectors.snmp import mibs
+from servicegraph.collectors.snmp.ber import Oid, Value
+from servicegraph.collectors.snmp.client import from_pysnmp
+from servicegraph.collectors.snmp.credentials import Credential, CredentialError, Secret
+from servicegraph.collectors.snmp.metrics import SnmpMetrics
+from servicegraph.events.device import (
     DEVICE_RESTARTED,
     ENTERPRISE_TRAP,
     INTERFACE_DOWN,
@@ -38,11 +43,6 @@ from servicegraph.collectors.events import (
     MonitoringEvent,
     Status,
 )
-from servicegraph.collectors.snmp import mibs
-from servicegraph.collectors.snmp.ber import Oid, Value
-from servicegraph.collectors.snmp.client import from_pysnmp
-from servicegraph.collectors.snmp.credentials import Credential, CredentialError, Secret
-from servicegraph.collectors.snmp.metrics import SnmpMetrics
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from multiprocessing.context import SpawnProcess
 
 from servicegraph.config import Settings
 from servicegraph.correlation.correlator import BatchResult
-from servicegraph.correlation.worker import CorrelationWorker
+from servicegraph.runtime.worker import CorrelationWorker
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _reporter(connection: Connection) -> Callable[[BatchResult], None]:
 
 def _child(settings: Settings, connection: Connection, reports: Connection) -> None:
     from servicegraph.bootstrap import bootstrap
-    from servicegraph.heap import BatchHeap
+    from servicegraph.runtime.heap import BatchHeap
 
     # Ctrl-C reaches the whole process group: the API stops the child by closing the pipe
     # once it has stopped taking requests.

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from servicegraph import metrics
 from servicegraph.bootstrap import Services
 from servicegraph.correlation.correlator import BatchResult
+from servicegraph.runtime import metrics
 
 
 def correlate(services: Services, *, budget_s: float = 5.0) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def ingest(services: Services, events: list[dict[str, Any]]) -> dict[str, int]:
     """Persist events given as ``Event.to_json`` dicts (a trap or poll batch) in the inbox.
 
     Idempotent: each event's ``event_id`` is stored once."""
-    from servicegraph.correlation.model import Event
+    from servicegraph.events.model import Event
 
     with metrics.timed_job("ingest"):
         batch = [Event.from_json(e) for e in events]

@@ -2,7 +2,7 @@
 
 Used when no broker is configured (``serve`` on the embedded store), in a thread of the API
 process or, with ``embedded_worker_process``, in a child process of its own
-(``servicegraph.correlation_process``). Ingestion calls ``notify`` after persisting events,
+(``servicegraph.runtime.worker_process``). Ingestion calls ``notify`` after persisting events,
 so latency is one batch, not one poll interval; the poll interval still matters for events
 written by other processes, and for resolving incidents whose hold time expires while no
 events arrive.

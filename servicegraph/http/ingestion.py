@@ -28,13 +28,13 @@ import msgspec
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
-from servicegraph import metrics
 from servicegraph.access.model import Permission
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.errors import CmdbError, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
-from servicegraph.correlation.model import Event
+from servicegraph.events.model import Event
 from servicegraph.http.gate import RETRY_AFTER_S, bearer
+from servicegraph.runtime import metrics
 
 Parser = Callable[[bytes, dt.datetime], list[Event]]
 

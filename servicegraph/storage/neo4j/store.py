@@ -75,9 +75,7 @@ from servicegraph.cmdb.model import (
     RelationshipKey,
     SourceSighting,
 )
-from servicegraph.cmdb.store.neo4j import cypher
-from servicegraph.cmdb.store.neo4j.cypher import Statement
-from servicegraph.cmdb.store.port import (
+from servicegraph.cmdb.ports import (
     CIQuery,
     CISighting,
     CISummary,
@@ -90,6 +88,8 @@ from servicegraph.cmdb.store.port import (
     StoreCapabilities,
 )
 from servicegraph.redaction import redact_in, redact_uri
+from servicegraph.storage.neo4j import cypher
+from servicegraph.storage.neo4j.cypher import Statement
 
 T = TypeVar("T")
 Tx = ManagedTransaction | Transaction

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
-from servicegraph.cmdb.store.sqlite.incidents import (
+from servicegraph.events.model import Alert
+from servicegraph.storage.sqlite.incidents import (
     _ALERT_COLUMNS,
     _INCIDENT_COLUMNS,
     _PROBLEM_COLUMNS,
@@ -28,8 +29,7 @@ from servicegraph.cmdb.store.sqlite.incidents import (
     _problem_incidents,
     _problem_row,
 )
-from servicegraph.cmdb.store.sqlite.store import SqliteGraphStore, from_us, to_us
-from servicegraph.correlation.model import Alert
+from servicegraph.storage.sqlite.store import SqliteGraphStore, from_us, to_us
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from servicegraph.collectors.events import MonitoringEvent
 from servicegraph.collectors.snmp.credentials import Credential, CredentialError, Secret
 from servicegraph.collectors.snmp.discovery import DeviceResult, RunReport
+from servicegraph.events.device import MonitoringEvent
 
 SOURCE_NAME = "command line"
 

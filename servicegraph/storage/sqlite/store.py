@@ -53,7 +53,7 @@ from servicegraph.cmdb.model import (
     RelationshipKey,
     SourceSighting,
 )
-from servicegraph.cmdb.store.port import (
+from servicegraph.cmdb.ports import (
     CIQuery,
     CISighting,
     CISummary,
@@ -64,10 +64,10 @@ from servicegraph.cmdb.store.port import (
     SourceSweep,
     StoreCapabilities,
 )
-from servicegraph.cmdb.store.sqlite.migrations import MIGRATIONS
+from servicegraph.storage.sqlite.migrations import MIGRATIONS
 
 if TYPE_CHECKING:
-    from servicegraph.cmdb.store.sqlite.dump import SqliteSnapshot
+    from servicegraph.storage.sqlite.dump import SqliteSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -752,7 +752,7 @@ class SqliteGraphStore(SqliteFile):
     @contextmanager
     def snapshot(self) -> Iterator[SqliteSnapshot]:
         """Export view: one read transaction on a connection of its own (see dump.py)."""
-        from servicegraph.cmdb.store.sqlite import dump
+        from servicegraph.storage.sqlite import dump
 
         with self.errors("opening a snapshot for an export"):
             conn = dump.open_snapshot_connection(self)
@@ -1173,17 +1173,17 @@ class _SqliteWriter:
     def restore_sightings(
         self, cis: Sequence[CISighting], relationships: Sequence[RelationshipSighting]
     ) -> None:
-        from servicegraph.cmdb.store.sqlite import dump
+        from servicegraph.storage.sqlite import dump
 
         dump.restore_sightings(self._conn, cis, relationships)
 
     def restore_source_sweeps(self, sweeps: Sequence[SourceSweep]) -> None:
-        from servicegraph.cmdb.store.sqlite import dump
+        from servicegraph.storage.sqlite import dump
 
         dump.restore_source_sweeps(self._conn, sweeps)
 
     def restore_history(self, entries: Sequence[HistoryEntry]) -> None:
-        from servicegraph.cmdb.store.sqlite import dump
+        from servicegraph.storage.sqlite import dump
 
         if entries:
             self.seq  # noqa: B018 - history is a change: advance the sequence
@@ -1193,7 +1193,7 @@ class _SqliteWriter:
                 raise StoreError(f"history seq already taken: {exc}") from exc
 
     def restore_conflicts(self, conflicts: Sequence[Conflict]) -> None:
-        from servicegraph.cmdb.store.sqlite import dump
+        from servicegraph.storage.sqlite import dump
 
         try:
             dump.restore_conflicts(self._conn, conflicts)
@@ -1201,6 +1201,6 @@ class _SqliteWriter:
             raise StoreError(f"conflict id already taken: {exc}") from exc
 
     def restore_change_seq(self, seq: int) -> None:
-        from servicegraph.cmdb.store.sqlite import dump
+        from servicegraph.storage.sqlite import dump
 
         dump.restore_change_seq(self._conn, seq)

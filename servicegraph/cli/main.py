@@ -180,7 +180,7 @@ def serve(
     """Run the API (health at /healthz) on the embedded store; no server software needed."""
     import uvicorn
 
-    from servicegraph.api import create_app
+    from servicegraph.http.app import create_app
 
     with _services() as services:
         settings = services.settings
@@ -231,7 +231,7 @@ def serve(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         try:
             uvicorn.run(
-                "servicegraph.api:app_from_environment",
+                "servicegraph.http.app:app_from_environment",
                 factory=True,
                 workers=processes,
                 host=bind_host,
@@ -846,9 +846,9 @@ def _snmp_setup(
     services: Services, targets: list[str] | None, port: int | None, **credential: Any
 ) -> tuple[Any, list[Any], Any]:
     """The command-line credential, the targets and the credential set, or exit 2."""
+    from servicegraph.cli.snmp import cli_credential
     from servicegraph.collectors.snmp.credentials import CredentialError
     from servicegraph.collectors.snmp.targets import TargetError, parse_targets
-    from servicegraph.snmp_commands import cli_credential
 
     snmp = services.settings.snmp
     try:
@@ -909,10 +909,10 @@ def discover(
 
     from prometheus_client import CollectorRegistry, write_to_textfile
 
+    from servicegraph.cli.snmp import DiscoveryProgress, summary
     from servicegraph.collectors.snmp.credentials import CredentialError, parse_subnets
     from servicegraph.collectors.snmp.discovery import run_discovery, save_report
     from servicegraph.collectors.snmp.metrics import SnmpMetrics
-    from servicegraph.snmp_commands import DiscoveryProgress, summary
 
     with _services() as services:
         snmp = services.settings.snmp
@@ -996,10 +996,10 @@ def poll(
     down/up, restarts, devices that stop answering."""
     import asyncio
 
+    from servicegraph.cli.snmp import print_events
     from servicegraph.cmdb.model import utcnow
     from servicegraph.collectors.snmp.client import SessionFactory
     from servicegraph.collectors.snmp.poller import Poller
-    from servicegraph.snmp_commands import print_events
 
     with _services() as services:
         snmp = services.settings.snmp
@@ -1072,11 +1072,11 @@ def traps(
 
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from servicegraph.cli.snmp import print_events
     from servicegraph.cmdb.model import utcnow
     from servicegraph.collectors.snmp.credentials import CredentialError, Secret
     from servicegraph.collectors.snmp.metrics import SnmpMetrics
     from servicegraph.collectors.snmp.traps import TrapReceiver, TrapReceiverError
-    from servicegraph.snmp_commands import print_events
 
     with _services() as services:
         snmp = services.settings.snmp
@@ -1221,7 +1221,3 @@ def graphql_schema(
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()

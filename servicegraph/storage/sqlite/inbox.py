@@ -38,8 +38,8 @@ from pathlib import Path
 import msgspec
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreError
-from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
-from servicegraph.correlation.model import Event, EventStatus, Severity
+from servicegraph.events.model import Event, EventStatus, Severity
+from servicegraph.storage.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
 
 INBOX_VERSION = 2
 

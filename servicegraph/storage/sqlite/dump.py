@@ -19,14 +19,14 @@ from servicegraph.cmdb.model import (
     Relationship,
     SourceSighting,
 )
-from servicegraph.cmdb.store.port import (
+from servicegraph.cmdb.ports import (
     CISighting,
     RelationshipSighting,
     SourceKey,
     SourceSweep,
 )
-from servicegraph.cmdb.store.sqlite import store as sq
-from servicegraph.cmdb.store.sqlite.store import SqliteGraphStore, from_us, to_us
+from servicegraph.storage.sqlite import store as sq
+from servicegraph.storage.sqlite.store import SqliteGraphStore, from_us, to_us
 
 _FETCH = 1000
 

@@ -27,16 +27,16 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import msgspec
 
 from servicegraph.cmdb.errors import StoreError
-from servicegraph.cmdb.store.sqlite import inbox as inbox_file
-from servicegraph.cmdb.store.sqlite.inbox import (
+from servicegraph.correlation.ports import Claim
+from servicegraph.events.model import Alert, Event, EventStatus, Severity
+from servicegraph.storage.sqlite import inbox as inbox_file
+from servicegraph.storage.sqlite.inbox import (
     INBOX_VERSION,
     InboxWriter,
     event_key,
     migrate_inbox,
 )
-from servicegraph.cmdb.store.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
-from servicegraph.correlation.model import Alert, Event, EventStatus, Severity
-from servicegraph.correlation.ports import Claim
+from servicegraph.storage.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
 _encode = msgspec.json.Encoder(order="sorted").encode

@@ -17,19 +17,21 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import Receive, Scope, Send
 
-from servicegraph import __version__, jobs, metrics, webhooks
+from servicegraph import __version__
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError
 from servicegraph.cmdb.model import utcnow
 from servicegraph.config import Settings
-from servicegraph.correlation.worker import CorrelationWorker
-from servicegraph.correlation_process import CorrelationProcess
 from servicegraph.graphql.router import graphql_router
-from servicegraph.heap import settle_heap
+from servicegraph.http import ingestion
 from servicegraph.http.gate import RETRY_AFTER_S, RequestGate
 from servicegraph.http.health import Correlation, check_health
-from servicegraph.leader import Leadership
-from servicegraph.scheduler import EmbeddedScheduler
+from servicegraph.runtime import jobs, metrics
+from servicegraph.runtime.heap import settle_heap
+from servicegraph.runtime.leader import Leadership
+from servicegraph.runtime.scheduler import EmbeddedScheduler
+from servicegraph.runtime.worker import CorrelationWorker
+from servicegraph.runtime.worker_process import CorrelationProcess
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +133,14 @@ class ServiceGraphAPI(FastAPI):
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.ingestion = webhooks.IngestionEndpoints(
+        self.ingestion = ingestion.IngestionEndpoints(
             self.state, max_body_bytes=settings.ingest_max_body_bytes
         )
         self.gate = RequestGate(lambda: self.state.services.tokens, settings.api_max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["path"] in webhooks.ENDPOINTS:
+            if scope["path"] in ingestion.ENDPOINTS:
                 await self.ingestion(scope, receive, send)
                 return
             admitted = await self.gate.admit(scope, receive, send)
@@ -150,9 +152,9 @@ class ServiceGraphAPI(FastAPI):
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             schema = super().openapi()
-            schema.setdefault("paths", {}).update(webhooks.openapi_paths())
+            schema.setdefault("paths", {}).update(ingestion.openapi_paths())
             components = schema.setdefault("components", {})
-            components.setdefault("schemas", {}).update(webhooks.openapi_components())
+            components.setdefault("schemas", {}).update(ingestion.openapi_components())
             components.setdefault("securitySchemes", {})["bearer"] = {
                 "type": "http",
                 "scheme": "bearer",
@@ -189,7 +191,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
             log.warning("topology projection not loaded at startup: %s", exc)
         settle_heap()
         app.state.inbox_threads = ThreadPoolExecutor(8, thread_name_prefix="inbox")
-        quiet = webhooks.QuietAcceptedEvents()
+        quiet = ingestion.QuietAcceptedEvents()
         logging.getLogger("uvicorn.access").addFilter(quiet)
         background.start()
         app.state.background = background

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servicegraph.correlation.correlator import Correlator
-from servicegraph.correlation.model import Alert
 from servicegraph.correlation.rootcause import HardTopology, RootCauseTracker
+from servicegraph.events.model import Alert
 from servicegraph.ticketing.errors import TicketNotFound
 from servicegraph.ticketing.model import Incident
 from servicegraph.ticketing.ports import TicketStore

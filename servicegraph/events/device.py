@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from servicegraph.correlation.model import Event, EventStatus, Severity, digest
+from servicegraph.events.model import Event, EventStatus, Severity, digest
 
 
 class Status(enum.StrEnum):

@@ -1,0 +1,3 @@
+from servicegraph.cli.main import main
+
+main()
