@@ -40,7 +40,7 @@ import httpx
 
 from benchmarks.bench_correlation import cached_graph, fresh_copy
 from servicegraph.storage.sqlite import inbox as inbox_file
-from servicegraph.storage.sqlite.store import to_us
+from servicegraph.storage.sqlite.file import to_us
 
 TOKEN = "bench-token"
 

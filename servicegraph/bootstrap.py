@@ -22,6 +22,7 @@ from servicegraph.cmdb.reconciliation import Reconciler
 from servicegraph.cmdb.relationships import RelationshipRules
 from servicegraph.config import Settings
 from servicegraph.correlation.correlator import Correlator
+from servicegraph.correlation.diagnosis import DiagnosisService
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.ports import IncidentStore
 from servicegraph.ticketing.desk import ServiceDesk
@@ -41,6 +42,7 @@ class Services:
     correlator: Correlator
     catalog: CatalogService
     desk: ServiceDesk
+    diagnosis: DiagnosisService  # root causes of incidents, from correlation's analysis
     tokens: TokenService
 
     def close(self) -> None:
@@ -160,6 +162,7 @@ def bootstrap(
         incidents=incidents,
         correlator=correlator,
         catalog=CatalogService(store, classes, identifier_rules, reconciler),
-        desk=ServiceDesk.build(tickets, store, history, correlator),
+        desk=ServiceDesk.build(tickets, store, history),
+        diagnosis=DiagnosisService(tickets, correlator),
         tokens=TokenService(tokens),
     )

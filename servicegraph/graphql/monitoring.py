@@ -343,7 +343,7 @@ class MonitoringQuery:
 
     @query_field(description="The incident's root cause, the other candidates and confidence.")
     def root_cause(self, info: Info, incident_id: strawberry.ID) -> RootCause:
-        return RootCause.of(info.context.services.desk.diagnosis.root_cause(str(incident_id)))
+        return RootCause.of(info.context.services.diagnosis.root_cause(str(incident_id)))
 
     @query_field(description="Which CIs are behind most incidents of the last windowDays days?")
     def problem_candidates(

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from servicegraph.cmdb.history import HistoryService
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.ports import GraphStore
-from servicegraph.correlation.correlator import Correlator
-from servicegraph.correlation.diagnosis import DiagnosisService
 from servicegraph.ticketing.ports import TicketStore
 from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
 from servicegraph.ticketing.timeline import TimelineService
@@ -22,7 +20,6 @@ class ServiceDesk:
     problems: ProblemService
     changes: ChangeService
     timeline: TimelineService
-    diagnosis: DiagnosisService
 
     @classmethod
     def build(
@@ -30,7 +27,6 @@ class ServiceDesk:
         store: TicketStore,
         graph: GraphStore,
         history: HistoryService,
-        correlator: Correlator,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> ServiceDesk:
@@ -39,5 +35,4 @@ class ServiceDesk:
             problems=ProblemService(store, graph, clock=clock),
             changes=ChangeService(store, graph, clock=clock),
             timeline=TimelineService(graph, history, store),
-            diagnosis=DiagnosisService(store, correlator),
         )

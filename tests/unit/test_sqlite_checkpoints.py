@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from servicegraph.storage.sqlite.store import SqliteFile
+from servicegraph.storage.sqlite.file import SqliteFile
 
 
 def test_the_log_is_checkpointed_beside_the_writers(

@@ -17,7 +17,7 @@ from servicegraph.cmdb.errors import StoreError
 from servicegraph.cmdb.model import utcnow
 from servicegraph.config import Settings
 from servicegraph.events.model import Event, EventStatus, Severity
-from servicegraph.storage.sqlite.store import SqliteFile
+from servicegraph.storage.sqlite.file import SqliteFile
 
 LOCK_TIMEOUT = 1.0
 # Not a speed requirement: only "gave up near the timeout", far below the 10 s SQLite's

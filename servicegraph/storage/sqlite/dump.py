@@ -25,8 +25,16 @@ from servicegraph.cmdb.ports import (
     SourceKey,
     SourceSweep,
 )
-from servicegraph.storage.sqlite import store as sq
-from servicegraph.storage.sqlite.store import SqliteGraphStore, from_us, to_us
+from servicegraph.storage.sqlite.file import SqliteFile, from_us, to_us
+from servicegraph.storage.sqlite.rows import (
+    CI_COLUMNS,
+    HISTORY_COLUMNS,
+    REL_COLUMNS,
+    dumps,
+    rows_to_cis,
+    to_history_entry,
+    to_relationship,
+)
 
 _FETCH = 1000
 
@@ -47,8 +55,8 @@ class SqliteSnapshot:
         return int(row[0])
 
     def cis(self) -> Iterator[ConfigurationItem]:
-        for rows in self._rows(f"SELECT {sq._CI_COLUMNS} FROM ci ORDER BY id"):
-            yield from sq._rows_to_cis(self._conn, rows)
+        for rows in self._rows(f"SELECT {CI_COLUMNS} FROM ci ORDER BY id"):
+            yield from rows_to_cis(self._conn, rows)
 
     def source_keys(self) -> Iterator[SourceKey]:
         for rows in self._rows("SELECT source, key, ci_id FROM source_key ORDER BY source, key"):
@@ -63,9 +71,9 @@ class SqliteSnapshot:
 
     def relationships(self) -> Iterator[Relationship]:
         for rows in self._rows(
-            f"SELECT {sq._REL_COLUMNS} FROM relationship ORDER BY from_id, type, to_id"
+            f"SELECT {REL_COLUMNS} FROM relationship ORDER BY from_id, type, to_id"
         ):
-            yield from (sq._relationship(r) for r in rows)
+            yield from (to_relationship(r) for r in rows)
 
     def relationship_sightings(self) -> Iterator[RelationshipSighting]:
         for rows in self._rows(
@@ -81,8 +89,8 @@ class SqliteSnapshot:
             yield from (SourceSweep(*r) for r in rows)
 
     def history(self) -> Iterator[HistoryEntry]:
-        for rows in self._rows(f"SELECT {sq._HISTORY_COLUMNS} FROM history ORDER BY seq"):
-            yield from (sq._history(r) for r in rows)
+        for rows in self._rows(f"SELECT {HISTORY_COLUMNS} FROM history ORDER BY seq"):
+            yield from (to_history_entry(r) for r in rows)
 
     def conflicts(self) -> Iterator[Conflict]:
         for rows in self._rows(
@@ -109,7 +117,7 @@ class SqliteSnapshot:
         return SourceSighting(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4], bool(r[5]))
 
 
-def open_snapshot_connection(store: SqliteGraphStore) -> sqlite3.Connection:
+def open_snapshot_connection(store: SqliteFile) -> sqlite3.Connection:
     """A connection of the snapshot's own, inside a read transaction."""
     conn = store._connections._open()
     conn.execute("BEGIN")
@@ -169,8 +177,8 @@ def restore_history(conn: sqlite3.Connection, entries: Sequence[HistoryEntry]) -
                 e.ci_id,
                 e.kind.value,
                 e.field,
-                None if e.old is None else sq._dumps(e.old),
-                None if e.new is None else sq._dumps(e.new),
+                None if e.old is None else dumps(e.old),
+                None if e.new is None else dumps(e.new),
                 e.source,
                 e.actor,
                 e.run_id,

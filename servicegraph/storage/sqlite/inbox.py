@@ -39,7 +39,8 @@ import msgspec
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreError
 from servicegraph.events.model import Event, EventStatus, Severity
-from servicegraph.storage.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
+from servicegraph.storage.sqlite.file import SqliteFile, from_us, to_us
+from servicegraph.storage.sqlite.store import SqliteGraphStore
 
 INBOX_VERSION = 2
 

@@ -30,13 +30,14 @@ from servicegraph.cmdb.errors import StoreError
 from servicegraph.correlation.ports import Claim
 from servicegraph.events.model import Alert, Event, EventStatus, Severity
 from servicegraph.storage.sqlite import inbox as inbox_file
+from servicegraph.storage.sqlite.file import SqliteFile, from_us, to_us
 from servicegraph.storage.sqlite.inbox import (
     INBOX_VERSION,
     InboxWriter,
     event_key,
     migrate_inbox,
 )
-from servicegraph.storage.sqlite.store import SqliteFile, SqliteGraphStore, from_us, to_us
+from servicegraph.storage.sqlite.store import SqliteGraphStore
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
 
 _encode = msgspec.json.Encoder(order="sorted").encode

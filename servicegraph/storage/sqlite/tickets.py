@@ -17,6 +17,7 @@ from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.events.model import Alert
+from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incidents import (
     _ALERT_COLUMNS,
     _INCIDENT_COLUMNS,
@@ -29,7 +30,7 @@ from servicegraph.storage.sqlite.incidents import (
     _problem_incidents,
     _problem_row,
 )
-from servicegraph.storage.sqlite.store import SqliteGraphStore, from_us, to_us
+from servicegraph.storage.sqlite.store import SqliteGraphStore
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,

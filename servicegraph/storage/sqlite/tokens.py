@@ -13,7 +13,8 @@ from typing import Any
 
 from servicegraph.access.model import ApiToken, Role
 from servicegraph.cmdb.errors import StoreError, ValidationFailed
-from servicegraph.storage.sqlite.store import SqliteGraphStore, from_us, to_us
+from servicegraph.storage.sqlite.file import from_us, to_us
+from servicegraph.storage.sqlite.store import SqliteGraphStore
 
 _COLUMNS = "id, name, role, secret_sha256, created_at, created_by, revoked_at"
 
