@@ -17,10 +17,9 @@ been down for months and is not news. Later samples report:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from servicegraph.cmdb.model import utcnow
@@ -157,9 +156,6 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
     return events
 
 
-EventSink = Callable[[list[MonitoringEvent]], None]
-
-
 class Poller:
     """Polls targets and remembers the last sample of each (by address and port)."""
 
@@ -238,28 +234,6 @@ class Poller:
     async def poll_once(self, targets: Sequence[Target]) -> list[MonitoringEvent]:
         results = await asyncio.gather(*(self.poll_one(t) for t in targets))
         return [e for events in results for e in events]
-
-    async def run(
-        self,
-        targets: Sequence[Target],
-        interval: float,
-        sink: EventSink,
-        stop: asyncio.Event,
-    ) -> None:
-        """Poll every ``interval`` seconds until ``stop`` is set."""
-        if interval <= 0:
-            raise ValueError("the poll interval must be positive")
-        while not stop.is_set():
-            started = asyncio.get_running_loop().time()
-            events = await self.poll_once(targets)
-            if events:
-                try:
-                    sink(events)
-                except Exception:
-                    log.exception("the event sink failed; %d events lost", len(events))
-            elapsed = asyncio.get_running_loop().time() - started
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, interval - elapsed))
 
 
 def _int(value: Value) -> int:
