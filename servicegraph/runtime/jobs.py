@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicegraph.bootstrap import Services
 from servicegraph.correlation.correlator import BatchResult
 from servicegraph.runtime import metrics
+
+if TYPE_CHECKING:
+    from servicegraph.collectors.snmp.client import SessionOptions
+    from servicegraph.collectors.snmp.credentials import CredentialSet
+    from servicegraph.collectors.snmp.discovery import DiscoveryOptions, ResultCallback, RunReport
+    from servicegraph.collectors.snmp.metrics import SnmpMetrics
+    from servicegraph.collectors.snmp.poller import PollSample
+    from servicegraph.collectors.snmp.targets import Target
+    from servicegraph.events.device import MonitoringEvent
 
 
 def correlate(services: Services, *, budget_s: float = 5.0) -> dict[str, Any]:
@@ -106,32 +115,56 @@ def _snmp_inventory(services: Services) -> list[Any]:
     return parse_targets(snmp.targets, default_port=snmp.port, max_sweep_hosts=snmp.max_sweep_hosts)
 
 
+def discovery_run(
+    services: Services,
+    targets: Sequence[Target] | None = None,
+    *,
+    credentials: CredentialSet | None = None,
+    session_options: SessionOptions | None = None,
+    options: DiscoveryOptions | None = None,
+    complete: bool = True,
+    run_id: str | None = None,
+    snmp_metrics: SnmpMetrics | None = None,
+    on_result: ResultCallback | None = None,
+) -> RunReport | None:
+    """One SNMP discovery run and its report: of ``targets``, or of the inventory
+    (``snmp.targets``) when none are given; None when there is nothing to discover.
+
+    What is not given comes from the settings. ``discover`` runs the inventory; the command
+    line gives its own targets, options and a progress callback (``on_result``)."""
+    import asyncio
+
+    from servicegraph.collectors.snmp.discovery import run_discovery
+
+    snmp = services.settings.snmp
+    targets = _snmp_inventory(services) if targets is None else targets
+    if not targets:
+        return None
+    return asyncio.run(
+        run_discovery(
+            services.reconciler,
+            targets,
+            credentials=snmp.credential_set() if credentials is None else credentials,
+            session_options=session_options or snmp.session_options(),
+            options=options or snmp.discovery_options(),
+            complete=complete,
+            engine=snmp.engine,
+            metrics=snmp_metrics,
+            on_result=on_result,
+            run_id=run_id,
+        )
+    )
+
+
 def discover(services: Services, *, run_id: str | None = None) -> dict[str, Any]:
     """A complete SNMP discovery run of the inventory (``snmp.targets``).
 
     Giving the same ``run_id`` again (a redelivered task) replays the run: reconciliation
     changes nothing twice and the run counts one missed run towards staleness, not two."""
-    import asyncio
-
-    from servicegraph.collectors.snmp.discovery import run_discovery
-
     with metrics.timed_job("discover"):
-        snmp = services.settings.snmp
-        targets = _snmp_inventory(services)
-        if not targets:
+        report = discovery_run(services, run_id=run_id)
+        if report is None:
             return {"skipped": "no SNMP inventory: list devices in the snmp.targets setting"}
-        report = asyncio.run(
-            run_discovery(
-                services.reconciler,
-                targets,
-                credentials=snmp.credential_set(),
-                session_options=snmp.session_options(),
-                options=snmp.discovery_options(),
-                complete=True,
-                engine=snmp.engine,
-                run_id=run_id,
-            )
-        )
         return {
             "run_id": report.run_id,
             "devices": report.devices,
@@ -141,9 +174,25 @@ def discover(services: Services, *, run_id: str | None = None) -> dict[str, Any]
         }
 
 
-def poll(services: Services) -> dict[str, int]:
-    """One poll cycle of the inventory: changes since the last cycle become events."""
+def poll(
+    services: Services,
+    targets: Sequence[Target] | None = None,
+    *,
+    credentials: CredentialSet | None = None,
+    samples: dict[tuple[str, int], PollSample] | None = None,
+    ingest: bool = True,
+    on_events: Callable[[list[MonitoringEvent]], None] | None = None,
+) -> dict[str, int]:
+    """One poll cycle: changes since the last cycle become events, handed to correlation.
+
+    By default the inventory (``snmp.targets``) is polled, compared with the poll state
+    (the last cycle's samples, whichever process ran it), which the cycle then updates. A
+    caller may give ``targets`` with their ``credentials``, and ``samples``, its own memory
+    of its last cycle, to use instead of the poll state: the command line does when it does
+    not ``ingest``, so that a change correlation was not told of is still news to the next
+    scheduled cycle. ``on_events`` sees the events (when there are any) before ingestion."""
     import asyncio
+    import contextlib
 
     from servicegraph.collectors.snmp.client import SessionFactory
     from servicegraph.collectors.snmp.poller import Poller
@@ -151,20 +200,27 @@ def poll(services: Services) -> dict[str, int]:
 
     with metrics.timed_job("poll"):
         snmp = services.settings.snmp
-        targets = _snmp_inventory(services)
+        targets = _snmp_inventory(services) if targets is None else targets
         if not targets:
             return {"devices": 0, "events": 0, "accepted": 0}
+        if credentials is None:
+            credentials = snmp.credential_set()
         state = PollState(services.settings.data_dir / "snmp-poll-state.json")
-        with state.locked() as samples:
+        memory = state.locked() if samples is None else contextlib.nullcontext(samples)
+        with memory as last:
             factory = SessionFactory(snmp.session_options(), engine=snmp.engine)
             try:
-                poller = Poller(factory, snmp.credential_set(), concurrency=snmp.concurrency)
-                poller.samples = samples
+                poller = Poller(factory, credentials, concurrency=snmp.concurrency)
+                poller.samples = last
                 found = asyncio.run(poller.poll_once(targets))
             finally:
                 factory.close()
-        now = dt.datetime.now(dt.UTC)
-        accepted = services.correlator.ingest([e.to_event(now) for e in found])
+        if found and on_events is not None:
+            on_events(found)
+        accepted = 0
+        if ingest:
+            now = dt.datetime.now(dt.UTC)
+            accepted = services.correlator.ingest([e.to_event(now) for e in found])
         return {"devices": len(targets), "events": len(found), "accepted": accepted}
 
 
