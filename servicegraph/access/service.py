@@ -95,3 +95,13 @@ class TokenService:
         token = self.find(ref)
         self.store.revoke_token(token.id, self.clock())
         return self.find(token.id)
+
+
+def bearer(value: str | None) -> str | None:
+    """The token of an ``Authorization`` value: ``Bearer <token>``, or the bare token."""
+    if value is None or not value.strip():
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if token and scheme.lower() == "bearer":
+        return token.strip()
+    return value.strip() if not token else None

@@ -54,6 +54,11 @@ class ReconciliationConflicts(CmdbError):
         super().__init__(f"{len(conflicts)} reconciliation conflict(s):\n{shown}{more}")
 
 
+# Seconds entry points tell a client to wait before retrying after StoreUnavailable or
+# StoreError (HTTP Retry-After): long enough for a lock or a failover, short for a sender.
+RETRY_AFTER_S = 5
+
+
 class StoreUnavailable(CmdbError):
     """The configured store cannot be reached or opened."""
 

@@ -24,12 +24,12 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types.unset import UNSET, UnsetType
 
 from servicegraph.access.model import Permission, Principal
+from servicegraph.access.service import bearer
 from servicegraph.bootstrap import Services
-from servicegraph.cmdb.errors import CmdbError
+from servicegraph.cmdb.errors import RETRY_AFTER_S, CmdbError
 from servicegraph.config import GraphQLSettings
 from servicegraph.graphql.context import GraphQLContext
 from servicegraph.graphql.schema import build_schema
-from servicegraph.http.gate import RETRY_AFTER_S, bearer
 
 _UNAVAILABLE = "STORE_UNAVAILABLE"
 

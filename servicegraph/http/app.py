@@ -19,12 +19,12 @@ from starlette.types import Receive, Scope, Send
 
 from servicegraph import __version__
 from servicegraph.bootstrap import Services, bootstrap
-from servicegraph.cmdb.errors import CmdbError
+from servicegraph.cmdb.errors import RETRY_AFTER_S, CmdbError
 from servicegraph.cmdb.model import utcnow
 from servicegraph.config import Settings
 from servicegraph.graphql.router import graphql_router
 from servicegraph.http import ingestion
-from servicegraph.http.gate import RETRY_AFTER_S, RequestGate
+from servicegraph.http.gate import RequestGate
 from servicegraph.http.health import Correlation, check_health
 from servicegraph.runtime import jobs, metrics
 from servicegraph.runtime.heap import settle_heap

@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from starlette.types import Message, Receive, Scope, Send
 
 from servicegraph.access.model import Principal
-from servicegraph.access.service import TokenService
-from servicegraph.cmdb.errors import CmdbError
+from servicegraph.access.service import TokenService, bearer
+from servicegraph.cmdb.errors import RETRY_AFTER_S, CmdbError
 
 # Enough for any document a request without a token can usefully send (an introspection
 # query is 2 KB): past it, a body is read only for a valid token.
 ANONYMOUS_MAX_BODY = 16 * 1024
-
-RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
@@ -74,16 +72,6 @@ def _size(limit: int) -> str:
     if limit >= 1024 and limit % 1024 == 0:
         return f"{limit // 1024} KiB"
     return f"{limit} bytes"
-
-
-def bearer(value: str | None) -> str | None:
-    """The token of an ``Authorization`` value: ``Bearer <token>``, or the bare token."""
-    if value is None or not value.strip():
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    if token and scheme.lower() == "bearer":
-        return token.strip()
-    return value.strip() if not token else None
 
 
 class RequestGate:

@@ -29,11 +29,11 @@ from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from servicegraph.access.model import Permission
+from servicegraph.access.service import bearer
 from servicegraph.bootstrap import Services
-from servicegraph.cmdb.errors import CmdbError, ValidationFailed
+from servicegraph.cmdb.errors import RETRY_AFTER_S, CmdbError, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
 from servicegraph.events.model import Event
-from servicegraph.http.gate import RETRY_AFTER_S, bearer
 from servicegraph.runtime import metrics
 
 Parser = Callable[[bytes, dt.datetime], list[Event]]
