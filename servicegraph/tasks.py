@@ -107,67 +107,54 @@ def _close_services(**_: Any) -> None:
         _services = None
 
 
-def _retry(task: Task, exc: Exception) -> Any:
-    countdown = min(2**task.request.retries, 60)
-    log.warning("%s failed (%s); retry in %s s", task.name, exc, countdown)
-    return task.retry(exc=exc, countdown=countdown, max_retries=10)
+# Declared once for every task: a transient store failure is retried by Celery after 1, 2,
+# 4 ... 60 s, ten times at most (Celery logs each retry).
+_RETRIED: dict[str, Any] = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": False,
+    "max_retries": 10,
+}
 
 
-@app.task(name="servicegraph.correlate", bind=True)
-def correlate(self: Task) -> dict[str, Any]:
-    try:
-        result = jobs.correlate(services())
-    except TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+@app.task(name="servicegraph.correlate", **_RETRIED)
+def correlate() -> dict[str, Any]:
+    result = jobs.correlate(services())
     # The first correlation loaded the topology projection, and settles the heap (workers
     # that never correlate never load it); later ones freeze what their batches left.
     _heap.after_batch()
     return result
 
 
-@app.task(name="servicegraph.ingest", bind=True)
-def ingest(self: Task, events: list[dict[str, Any]]) -> dict[str, int]:
-    try:
-        result = jobs.ingest(services(), events)
-    except TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+@app.task(name="servicegraph.ingest", **_RETRIED)
+def ingest(events: list[dict[str, Any]]) -> dict[str, int]:
+    result = jobs.ingest(services(), events)
     correlate.delay()
     return result
 
 
-@app.task(name="servicegraph.housekeeping", bind=True)
-def housekeeping(self: Task) -> dict[str, int]:
-    try:
-        return jobs.housekeeping(services())
-    except TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+@app.task(name="servicegraph.housekeeping", **_RETRIED)
+def housekeeping() -> dict[str, int]:
+    return jobs.housekeeping(services())
 
 
-@app.task(name="servicegraph.stale_cleanup", bind=True)
-def stale_cleanup(self: Task) -> dict[str, int]:
-    try:
-        return jobs.stale_cleanup(services())
-    except TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+@app.task(name="servicegraph.stale_cleanup", **_RETRIED)
+def stale_cleanup() -> dict[str, int]:
+    return jobs.stale_cleanup(services())
 
 
-@app.task(name="servicegraph.discover", bind=True)
+@app.task(name="servicegraph.discover", bind=True, **_RETRIED)
 def discover(self: Task) -> dict[str, Any]:
-    # the task id names the run: a redelivered task replays the same run
-    try:
-        result = jobs.discover(services(), run_id=self.request.id)
-    except TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+    # the task id names the run: a redelivered or retried task replays the same run
+    result = jobs.discover(services(), run_id=self.request.id)
     correlate.delay()
     return result
 
 
-@app.task(name="servicegraph.poll", bind=True)
-def poll(self: Task) -> dict[str, int]:
-    try:
-        result = jobs.poll(services())
-    except TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+@app.task(name="servicegraph.poll", **_RETRIED)
+def poll() -> dict[str, int]:
+    result = jobs.poll(services())
     if result["accepted"]:
         correlate.delay()
     return result
