@@ -20,6 +20,7 @@ from servicegraph.cmdb.ports import GraphStore
 from servicegraph.cmdb.precedence import SourcePrecedence
 from servicegraph.cmdb.reconciliation import Reconciler
 from servicegraph.cmdb.relationships import RelationshipRules
+from servicegraph.collectors.snmp.state import PollStateStore
 from servicegraph.config import Settings
 from servicegraph.correlation.correlator import Correlator
 from servicegraph.correlation.diagnosis import DiagnosisService
@@ -44,6 +45,7 @@ class Services:
     desk: ServiceDesk
     diagnosis: DiagnosisService  # root causes of incidents, from correlation's analysis
     tokens: TokenService
+    poll_state: PollStateStore  # the SNMP poller's last samples, shared by every worker
 
     def close(self) -> None:
         self.incidents.close()
@@ -108,15 +110,19 @@ def open_incident_store(
     return EmbeddedIncidentStore(file)
 
 
-def open_ticket_stores(incidents: IncidentStore) -> tuple[TicketStore, TokenStore]:
-    """Tickets and API tokens live in the file that holds incidents."""
+def open_ticket_stores(
+    incidents: IncidentStore,
+) -> tuple[TicketStore, TokenStore, PollStateStore]:
+    """Tickets, API tokens and the SNMP poll state live in the file that holds incidents."""
     from servicegraph.storage.sqlite.incidents import SqliteIncidentStore
+    from servicegraph.storage.sqlite.poll_state import SqlitePollState
     from servicegraph.storage.sqlite.tickets import SqliteTicketStore
     from servicegraph.storage.sqlite.tokens import SqliteTokenStore
 
     if not isinstance(incidents, SqliteIncidentStore):
         raise StoreUnavailable("tickets and API tokens need the embedded incident store")
-    return SqliteTicketStore(incidents.file), SqliteTokenStore(incidents.file)
+    file = incidents.file
+    return SqliteTicketStore(file), SqliteTokenStore(file), SqlitePollState(file)
 
 
 def bootstrap(
@@ -150,7 +156,7 @@ def bootstrap(
         CIMapper(store, identifier_rules, impact),
         settings.correlation.policy(),
     )
-    tickets, tokens = open_ticket_stores(incidents)
+    tickets, tokens, poll_state = open_ticket_stores(incidents)
     return Services(
         settings=settings,
         store=store,
@@ -165,4 +171,5 @@ def bootstrap(
         desk=ServiceDesk.build(tickets, store, history),
         diagnosis=DiagnosisService(tickets, correlator),
         tokens=TokenService(tokens),
+        poll_state=poll_state,
     )

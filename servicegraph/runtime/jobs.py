@@ -196,7 +196,6 @@ def poll(
 
     from servicegraph.collectors.snmp.client import SessionFactory
     from servicegraph.collectors.snmp.poller import Poller
-    from servicegraph.collectors.snmp.state import PollState
 
     with metrics.timed_job("poll"):
         snmp = services.settings.snmp
@@ -205,8 +204,7 @@ def poll(
             return {"devices": 0, "events": 0, "accepted": 0}
         if credentials is None:
             credentials = snmp.credential_set()
-        state = PollState(services.settings.data_dir / "snmp-poll-state.json")
-        memory = state.locked() if samples is None else contextlib.nullcontext(samples)
+        memory = services.poll_state.cycle() if samples is None else contextlib.nullcontext(samples)
         with memory as last:
             factory = SessionFactory(snmp.session_options(), engine=snmp.engine)
             try:

@@ -15,6 +15,7 @@ import pytest
 from servicegraph import tasks
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.ports import CIQuery
+from servicegraph.collectors.snmp.state import sorted_samples
 from servicegraph.config import Settings
 from servicegraph.runtime import jobs
 from tests.integration.test_celery_worker import BROKER, kill_group, start_worker
@@ -84,9 +85,14 @@ def test_poll_job_remembers_the_last_cycle_across_processes(
     rebooted, pending = cycle("acc1-rebooted")  # the device restarted, a port went down
     assert (rebooted["events"], rebooted["accepted"], pending) == (2, 2, 2)
     assert cycle("acc1") == ({"devices": 1, "events": 1, "accepted": 1}, 3)  # port back up
-    state = (tmp_path / "snmp-poll-state.json").read_text()
-    assert [d["host"] for d in json.loads(state)["devices"]] == ["127.0.0.1"]
-    assert "community" not in state, "no credentials in the poll state"
+    services = bootstrap(Settings(data_dir=tmp_path))
+    try:  # kept in the store, where a worker on another host finds it
+        with services.poll_state.cycle() as samples:
+            kept = list(sorted_samples(samples))
+    finally:
+        services.close()
+    assert [(host, port) for host, port, _ in kept] == [("127.0.0.1", simulator.port)]
+    assert "community" not in kept[0][2], "no credentials in the poll state"
 
 
 def test_discovery_through_a_real_worker(

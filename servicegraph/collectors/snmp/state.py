@@ -1,40 +1,52 @@
-"""The poller's memory between cycles: the last sample of every device, in a file.
+"""The poller's memory between cycles: the last sample of every device (the port).
 
-A poll cycle that runs as a job (a Celery task in any worker, or the embedded scheduler)
-starts in a process that did not see the previous cycle; changes (an interface went down,
-a device restarted) are found by comparing with the sample kept here. An exclusive file
-lock keeps two cycles from interleaving.
+A poll cycle that runs as a job (a Celery task in any worker, on any host, or the
+embedded scheduler) starts in a process that did not see the previous cycle; changes (an
+interface went down, a device restarted) are found by comparing with the samples kept in
+the store. ``PollStateStore.cycle`` hands them out to one cycle at a time, whichever
+process or host runs it, and keeps what the cycle leaves. The codec here is shared by
+every adapter: no credentials are in a sample.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from servicegraph.collectors.snmp.poller import PollSample
 
-Key = tuple[str, int]
+Key = tuple[str, int]  # host, port
 
 
-def _sample_to_json(sample: PollSample) -> dict[str, Any]:
-    return {
-        "at": sample.at.isoformat(),
-        "reachable": sample.reachable,
-        "uptime_ticks": sample.uptime_ticks,
-        "sys_name": sample.sys_name,
-        "status": {str(k): list(v) for k, v in sample.status.items()},
-        "names": {str(k): v for k, v in sample.names.items()},
-        "error": sample.error,
-    }
+class PollStateStore(Protocol):
+    def cycle(self) -> AbstractContextManager[dict[Key, PollSample]]:
+        """The samples of the last cycle, for this cycle alone: another cycle (another
+        process or host) waits until this one ends, or until its lease (``lease_s``)
+        expires if it died. What the mapping holds when the block ends is kept; a block
+        that raises keeps the previous samples. Raises StoreError when the state cannot be
+        read or kept, or another cycle holds it for longer than the wait allows."""
 
 
-def _sample_from_json(data: dict[str, Any]) -> PollSample:
+def sample_to_json(sample: PollSample) -> str:
+    return json.dumps(
+        {
+            "at": sample.at.isoformat(),
+            "reachable": sample.reachable,
+            "uptime_ticks": sample.uptime_ticks,
+            "sys_name": sample.sys_name,
+            "status": {str(k): list(v) for k, v in sample.status.items()},
+            "names": {str(k): v for k, v in sample.names.items()},
+            "error": sample.error,
+        },
+        separators=(",", ":"),
+    )
+
+
+def sample_from_json(text: str) -> PollSample:
+    data: dict[str, Any] = json.loads(text)
     return PollSample(
         at=dt.datetime.fromisoformat(data["at"]),
         reachable=bool(data["reachable"]),
@@ -46,39 +58,7 @@ def _sample_from_json(data: dict[str, Any]) -> PollSample:
     )
 
 
-class PollState:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[dict[Key, PollSample]]:
-        """The samples, for one cycle; written back (atomically) when the block ends."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            samples = self._load()
-            yield samples
-            self._save(samples)
-
-    def _load(self) -> dict[Key, PollSample]:
-        try:
-            raw = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            return {}  # unreadable: the next cycle starts afresh rather than failing forever
-        samples: dict[Key, PollSample] = {}
-        for entry in raw.get("devices", []):
-            samples[(entry["host"], int(entry["port"]))] = _sample_from_json(entry["sample"])
-        return samples
-
-    def _save(self, samples: dict[Key, PollSample]) -> None:
-        document = {
-            "devices": [
-                {"host": host, "port": port, "sample": _sample_to_json(sample)}
-                for (host, port), sample in sorted(samples.items())
-            ]
-        }
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(document))
-        os.replace(temporary, self.path)
+def sorted_samples(samples: dict[Key, PollSample]) -> Iterator[tuple[str, int, str]]:
+    """Rows to keep: (host, port, sample as JSON), in key order."""
+    for (host, port), sample in sorted(samples.items()):
+        yield host, port, sample_to_json(sample)

@@ -284,4 +284,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alert ADD COLUMN reported_at INTEGER;
     """,
+    # 8: the SNMP poller's last sample of every device, and the lease of the cycle that
+    # holds them (storage/sqlite/poll_state.py); before, a JSON file in DATA_DIR
+    """
+    CREATE TABLE snmp_poll_sample (
+        host   TEXT NOT NULL,
+        port   INTEGER NOT NULL,
+        sample TEXT NOT NULL,
+        PRIMARY KEY (host, port)
+    ) WITHOUT ROWID;
+    CREATE TABLE snmp_poll_lease (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        holder     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    """,
 ]
