@@ -12,18 +12,11 @@ poll that saw the same interface go down name the same condition and deduplicate
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from servicegraph.events.model import Event, EventStatus, Severity, digest
-
-
-class Status(enum.StrEnum):
-    FIRING = "firing"
-    RESOLVED = "resolved"
-
 
 # kinds the SNMP collectors emit
 INTERFACE_DOWN = "interface_down"  # firing: oper down while admin up; resolved: back up
@@ -43,7 +36,7 @@ class MonitoringEvent:
     source: str  # "snmp_trap", "snmp_poll"
     kind: str
     severity: str  # critical, major, minor, warning, info
-    status: Status
+    status: EventStatus
     occurred_at: dt.datetime
     management_ip: str | None = None  # the device's address: the CI hint
     if_index: int | None = None
@@ -97,7 +90,7 @@ class MonitoringEvent:
         return Event(
             source=self.source,
             name=self.kind,
-            status=EventStatus(self.status.value),
+            status=self.status,
             severity=Severity.parse(self.severity),
             occurred_at=self.occurred_at,
             fingerprint=self.fingerprint,

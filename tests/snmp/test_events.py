@@ -10,7 +10,7 @@ from servicegraph.collectors.snmp import mibs
 from servicegraph.collectors.snmp.credentials import Credential, CredentialError, Secret
 from servicegraph.collectors.snmp.poller import PollSample, changes
 from servicegraph.collectors.snmp.traps import TrapUser, trap_event
-from servicegraph.events.device import MonitoringEvent, Status
+from servicegraph.events.device import MonitoringEvent
 from servicegraph.events.model import EventStatus, Severity
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -33,7 +33,11 @@ def _trap(oid: tuple[int, ...], *extra: tuple[tuple[int, ...], object]) -> Monit
 def test_link_down_and_up_are_one_condition() -> None:
     down = _trap(mibs.TRAP_LINK_DOWN, *LINK_VARBINDS)
     up = _trap(mibs.TRAP_LINK_UP, *LINK_VARBINDS)
-    assert (down.kind, down.status, up.status) == ("interface_down", Status.FIRING, Status.RESOLVED)
+    assert (down.kind, down.status, up.status) == (
+        "interface_down",
+        EventStatus.FIRING,
+        EventStatus.RESOLVED,
+    )
     assert (down.management_ip, down.if_index, down.if_name) == ("192.0.2.10", 10102, "Gi0/2")
     assert down.fingerprint == up.fingerprint
     assert down.event_id != up.event_id
@@ -61,7 +65,7 @@ def test_a_trap_and_a_poll_of_the_same_interface_share_the_fingerprint() -> None
 )
 def test_trap_kinds(oid: tuple[int, ...], kind: str, severity: str) -> None:
     event = _trap(oid)
-    assert (event.kind, event.severity, event.status) == (kind, severity, Status.FIRING)
+    assert (event.kind, event.severity, event.status) == (kind, severity, EventStatus.FIRING)
 
 
 def test_an_enterprise_trap_keeps_its_varbinds_but_never_the_community() -> None:

@@ -36,8 +36,8 @@ from servicegraph.events.device import (
     LABEL_IF_INDEX,
     LABEL_IP,
     MonitoringEvent,
-    Status,
 )
+from servicegraph.events.model import EventStatus
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
     def event(
         kind: str,
         severity: str,
-        status: Status,
+        status: EventStatus,
         summary: str,
         if_index: int | None = None,
         if_name: str | None = None,
@@ -104,12 +104,12 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
     name = after.sys_name or before.sys_name or address
     if before.reachable != after.reachable:
         if after.reachable:
-            event(DEVICE_UNREACHABLE, "critical", Status.RESOLVED, f"{name} answers again")
+            event(DEVICE_UNREACHABLE, "critical", EventStatus.RESOLVED, f"{name} answers again")
         else:
             event(
                 DEVICE_UNREACHABLE,
                 "critical",
-                Status.FIRING,
+                EventStatus.FIRING,
                 f"{name} does not answer SNMP: {after.error}",
             )
     if not after.reachable:
@@ -118,7 +118,7 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
         event(
             DEVICE_RESTARTED,
             "warning",
-            Status.FIRING,
+            EventStatus.FIRING,
             f"{name} restarted (sysUpTime {before.uptime_ticks} -> {after.uptime_ticks})",
         )
     fields = (LABEL_IP, LABEL_IF_INDEX)
@@ -136,7 +136,7 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
             event(
                 INTERFACE_DOWN,
                 "major",
-                Status.FIRING,
+                EventStatus.FIRING,
                 f"{label} on {name} is {oper}",
                 if_index=index,
                 if_name=if_name,
@@ -147,7 +147,7 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
             event(
                 INTERFACE_DOWN,
                 "major",
-                Status.RESOLVED,
+                EventStatus.RESOLVED,
                 f"{label} on {name} is {why}",
                 if_index=index,
                 if_name=if_name,

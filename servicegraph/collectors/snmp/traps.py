@@ -41,8 +41,8 @@ from servicegraph.events.device import (
     LABEL_IP,
     SNMP_AUTH_FAILURE,
     MonitoringEvent,
-    Status,
 )
+from servicegraph.events.model import EventStatus
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def trap_event(
         kind: str,
         severity: str,
         summary: str,
-        status: Status = Status.FIRING,
+        status: EventStatus = EventStatus.FIRING,
         *,
         if_index: int | None = None,
         if_name: str | None = None,
@@ -138,7 +138,7 @@ def trap_event(
             INTERFACE_DOWN,
             "major",
             f"{where} on {address} is {'down' if down else 'up'} (trap)",
-            Status.FIRING if down else Status.RESOLVED,
+            EventStatus.FIRING if down else EventStatus.RESOLVED,
             if_index=if_index,
             if_name=if_name,
             fields=(LABEL_IP, LABEL_IF_INDEX),
