@@ -211,14 +211,6 @@ class InboxContract:
         assert [done for _, _, done in incidents.latest_events(10)] == [False, False]
         assert incidents.inbox_lag() == (2, at(0))
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="SQLite adapter: claim_pending records the claimed events' keys as "
-        "correlated (inbox_seen) whether or not the unit marks them processed, so a unit "
-        "that commits without mark_processed leaves them pending but every later claim "
-        "drops them as redeliveries: read, never correlated (the correlator always marks "
-        "what it claimed, so this is latent)",
-    )
     def test_claimed_but_not_marked_is_claimed_again(self, incidents: IncidentStore) -> None:
         incidents.append_inbox(events(1, 2), at(0))
         assert ids(claim(incidents, processed=False)) == ["event-1", "event-2"]
@@ -242,12 +234,6 @@ class InboxContract:
         assert read == 3
         assert ids(correlated) == ["event-1", "event-2", "event-3"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="SQLite adapter: mark_processed keeps the time and encodes it only after the "
-        "unit has committed (the inbox_processed statistic), so a naive time raises "
-        "ValueError out of a unit whose cursor advance is already committed",
-    )
     def test_a_naive_processing_time_is_refused_and_nothing_is_processed(
         self, incidents: IncidentStore
     ) -> None:
@@ -501,16 +487,7 @@ class InboxContract:
     @pytest.mark.parametrize(
         "call",
         [
-            pytest.param(
-                lambda s: s.append_inbox(events(1), at(0)),
-                id="append_inbox",
-                marks=pytest.mark.xfail(
-                    strict=True,
-                    reason="SQLite adapter: InboxWriter._commit turns the driver's error "
-                    "into a StoreError it raises later, outside the except block, without "
-                    "a cause: the sqlite3 error is lost",
-                ),
-            ),
+            pytest.param(lambda s: s.append_inbox(events(1), at(0)), id="append_inbox"),
             pytest.param(lambda s: s.pending_count(), id="pending_count"),
             pytest.param(lambda s: s.inbox_lag(), id="inbox_lag"),
             pytest.param(lambda s: s.latest_events(10), id="latest_events"),

@@ -295,6 +295,7 @@ class _Unit:
         return Claim(len(claimed), events)
 
     def mark_processed(self, at: dt.datetime) -> None:
+        to_us(at)  # a naive time fails here, inside the unit, not after it committed
         if self._claimed is None:
             return
         claimed_after, last = self._claimed
@@ -306,6 +307,16 @@ class _Unit:
             (last,),
         )
         self.processed = (last, at)
+
+    def forget_unprocessed(self) -> None:
+        """Before the unit commits: a claim it did not mark processed leaves its events
+        pending, so the keys it recorded as correlated go (or the next claim would drop the
+        events as redeliveries)."""
+        if self._claimed is not None and self.processed is None:
+            claimed_after, last = self._claimed
+            self._conn.execute(
+                "DELETE FROM inbox_seen WHERE seq > ? AND seq <= ?", (claimed_after, last)
+            )
 
     def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]:
         rows = self._conn.execute(
@@ -482,6 +493,7 @@ class SqliteIncidentStore:
         with self._graph._transaction() as conn:
             unit = _Unit(conn, self._inbox)
             yield unit
+            unit.forget_unprocessed()
         if unit.processed is not None:
             last, at = unit.processed
             try:
