@@ -71,7 +71,7 @@ def claim(store: IncidentStore, limit: int = 1000, *, processed: bool = True) ->
 
 def drain(store: IncidentStore, limit: int = 1000) -> tuple[int, list[Event]]:
     """Claim and process until nothing is pending: (events read, events to correlate)."""
-    read, correlate = 0, []
+    read, correlate = 0, list[Event]()
     while True:
         with store.unit() as unit:
             claimed = unit.claim_pending(limit)

@@ -175,9 +175,9 @@ class TokenContract:
     ) -> None:
         """A naive time would be read back in another zone than it was meant in: refused
         with ``ValueError`` (the rule of every adapter's time encoding)."""
-        naive = dt.datetime(2024, 3, 1, 12, 0)
+        naive: dict[str, Any] = {field: dt.datetime(2024, 3, 1, 12, 0)}
         with pytest.raises(ValueError, match="naive"):
-            tokens.add_token(make_token("tok-a", **{field: naive}))
+            tokens.add_token(make_token("tok-a", **naive))
         assert tokens.get_token("tok-a") is None
         assert tokens.list_tokens() == []
 
