@@ -19,7 +19,7 @@ import pytest
 from servicegraph.cmdb.errors import SchemaTooNew, StoreUnavailable
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.storage.neo4j import Neo4jGraphStore, cypher
-from servicegraph.storage.neo4j.store import _consume
+from servicegraph.storage.neo4j.records import consume as _consume
 from tests.contract.dump_contract import DumpContract, EmptyTarget
 from tests.contract.store_contract import StoreContract, make_ci
 

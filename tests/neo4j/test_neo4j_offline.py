@@ -28,7 +28,7 @@ from servicegraph.bootstrap import bootstrap, open_store
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.config import Settings
 from servicegraph.storage.neo4j import Neo4jGraphStore, cypher
-from servicegraph.storage.neo4j.store import (
+from servicegraph.storage.neo4j.records import (
     ci_properties,
     from_neo4j_time,
     to_neo4j_time,
