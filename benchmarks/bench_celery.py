@@ -25,6 +25,7 @@ from benchmarks.bench_correlation import cached_graph, fresh_copy, make_events
 from servicegraph import tasks
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
+from servicegraph.events.wire import events_to_dicts
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER = "redis://127.0.0.1:6379/14"
@@ -64,8 +65,7 @@ def run(workers: int, args: argparse.Namespace, graph: Path) -> tuple[float, int
     ci_ids = [i for i, c in zip(graph_view.ids, graph_view.classes, strict=True) if c == "server"]
     events = make_events(ci_ids, args.tasks * args.per_task, seed=workers, mix="steady")
     batches = [
-        [e.to_json() for e in events[i : i + args.per_task]]
-        for i in range(0, len(events), args.per_task)
+        events_to_dicts(events[i : i + args.per_task]) for i in range(0, len(events), args.per_task)
     ]
     env = {
         **os.environ,

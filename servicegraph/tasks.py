@@ -129,6 +129,7 @@ def correlate() -> dict[str, Any]:
 
 @app.task(name="servicegraph.ingest", **_RETRIED)
 def ingest(events: list[dict[str, Any]]) -> dict[str, int]:
+    """``events`` in their wire form: ``servicegraph.events.wire.events_to_dicts``."""
     result = jobs.ingest(services(), events)
     correlate.delay()
     return result

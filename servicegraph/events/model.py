@@ -109,6 +109,9 @@ class Event:
     reported_at: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """For people (``servicegraph inbox --json``): the severity by name, times as
+        ``isoformat`` writes them. Not a wire form, and nothing reads it back: between
+        processes an event travels as ``events.wire`` writes it."""
         return {
             "source": self.source,
             "name": self.name,
@@ -122,24 +125,6 @@ class Event:
             "received_at": self.received_at.isoformat() if self.received_at else None,
             "reported_at": self.reported_at.isoformat() if self.reported_at else None,
         }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Event:
-        received = data.get("received_at")
-        reported = data.get("reported_at")
-        return cls(
-            source=data["source"],
-            name=data["name"],
-            status=EventStatus(data["status"]),
-            severity=Severity[data["severity"].upper()],
-            occurred_at=dt.datetime.fromisoformat(data["occurred_at"]),
-            fingerprint=data["fingerprint"],
-            event_id=data["event_id"],
-            labels=dict(data.get("labels") or {}),
-            summary=data.get("summary") or "",
-            received_at=dt.datetime.fromisoformat(received) if received else None,
-            reported_at=dt.datetime.fromisoformat(reported) if reported else None,
-        )
 
 
 def clamp_clock_skew(

@@ -68,13 +68,15 @@ class WorkerMetrics:
 
 
 def ingest(services: Services, events: list[dict[str, Any]]) -> dict[str, int]:
-    """Persist events given as ``Event.to_json`` dicts (a trap or poll batch) in the inbox.
+    """Persist events given in their wire form (``events.wire.events_to_dicts``: a trap or
+    poll batch) in the inbox.
 
-    Idempotent: each event's ``event_id`` is stored once."""
-    from servicegraph.events.model import Event
+    Idempotent: each event's ``event_id`` is stored once. Raises msgspec.ValidationError
+    naming the field of an event that is not in the wire form."""
+    from servicegraph.events.wire import events_from_dicts
 
     with metrics.timed_job("ingest"):
-        batch = [Event.from_json(e) for e in events]
+        batch = events_from_dicts(events)
         accepted = services.correlator.ingest(batch)
         if batch:
             metrics.INGESTED.labels(batch[0].source).inc(accepted)

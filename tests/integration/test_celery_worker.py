@@ -20,6 +20,7 @@ import redis
 
 from servicegraph import tasks
 from servicegraph.config import Settings
+from servicegraph.events.wire import events_to_dicts
 from tests.correlation.conftest import World, make_world
 from tests.correlation.test_exactly_once import make_events, summary
 
@@ -130,7 +131,7 @@ def test_ingest_task_persists_and_correlates(broker: str, tmp_path: Path) -> Non
     tasks.configure(Settings(data_dir=tmp_path, broker_url=broker, schedule={}))
     worker = start_worker(env)
     try:
-        batch = [e.to_json() for e in make_events(world.ids, 50)]
+        batch = events_to_dicts(make_events(world.ids, 50))
         tasks.ingest.delay(batch)
         tasks.ingest.delay(batch)  # a redelivered batch: stored once
         wait_for(

@@ -9,6 +9,7 @@ from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import HistoryKind
 from servicegraph.cmdb.observation import CIObservation, ObservationBatch
 from servicegraph.events.model import Event, EventStatus, Severity
+from servicegraph.events.wire import events_to_dicts
 from servicegraph.runtime import jobs
 
 
@@ -59,10 +60,10 @@ def test_correlate_and_housekeeping_jobs(make_services: Callable[..., Services])
         fingerprint="fp",
         event_id="e1",
     )
-    assert jobs.ingest(services, [event.to_json()]) == {"accepted": 1, "duplicates": 0}
+    assert jobs.ingest(services, events_to_dicts([event])) == {"accepted": 1, "duplicates": 0}
     result = jobs.correlate(services)
     assert (result["events"], result["pending"], result["incidents_opened"]) == (1, 0, 1)
     assert jobs.housekeeping(services) == {"inbox_events_removed": 0}, "within retention"
     services.settings.inbox_retention_days = 1e-9
     assert jobs.housekeeping(services) == {"inbox_events_removed": 1}
-    assert jobs.ingest(services, [event.to_json()])["accepted"] == 1, "pruned: new again"
+    assert jobs.ingest(services, events_to_dicts([event]))["accepted"] == 1, "pruned: new again"
