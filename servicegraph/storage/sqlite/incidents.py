@@ -17,237 +17,40 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import msgspec
-
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.correlation.ports import Claim
-from servicegraph.events.model import Alert, Event, EventStatus, Severity
+from servicegraph.events.model import Alert, Event
 from servicegraph.storage.sqlite import inbox as inbox_file
-from servicegraph.storage.sqlite.file import SqliteFile, from_us, to_us
+from servicegraph.storage.sqlite.file import SqliteFile, to_us
 from servicegraph.storage.sqlite.inbox import (
     INBOX_VERSION,
     InboxWriter,
     event_key,
     migrate_inbox,
 )
+from servicegraph.storage.sqlite.incident_rows import (
+    ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
+    PROBLEM_COLUMNS,
+    SAVE_ALERT,
+    SAVE_INCIDENT,
+    alert_row,
+    dumps,
+    incident_row,
+    problem_incidents,
+    problem_row,
+    to_alert,
+    to_incident,
+    to_problem,
+)
 from servicegraph.storage.sqlite.store import SqliteGraphStore
-from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
-
-_encode = msgspec.json.Encoder(order="sorted").encode
-
-
-def _dumps(value: Any) -> str:
-    """Compact JSON text with sorted keys (labels compare as text), by msgspec: a storm
-    saves a hundred alerts and incidents per batch, at a fifth of the json module's cost."""
-    return _encode(value).decode()
-
-
-def _opt_us(value: dt.datetime | None) -> int | None:
-    return None if value is None else to_us(value)
-
-
-def _opt_dt(value: int | None) -> dt.datetime | None:
-    return None if value is None else from_us(value)
-
-
-_ALERT_COLUMNS = (
-    "fingerprint, source, name, severity, status, labels, summary, first_seen, last_seen, "
-    "last_change, count, ci_id, incident_id, cleared_at, flapping, transitions, reported_at"
-)
-
-
-def _upsert(table: str, columns: str, values: str) -> str:
-    """Insert a row or update it in place. Not ``INSERT OR REPLACE``: that deletes the old
-    row and inserts a new one, rewriting every index entry of the row where an update
-    touches only the indexed columns that changed (an incident updated in a storm keeps
-    its number, root and opening time)."""
-    names = [c.strip() for c in columns.split(",")]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in names[1:])
-    return (
-        f"INSERT INTO {table} ({columns}) VALUES ({values}) "
-        f"ON CONFLICT ({names[0]}) DO UPDATE SET {updates}"
-    )
-
-
-_SAVE_ALERT = _upsert("alert", _ALERT_COLUMNS, ", ".join("?" for _ in _ALERT_COLUMNS.split(",")))
-
-
-def _alert_row(a: Alert) -> tuple[Any, ...]:
-    return (
-        a.fingerprint,
-        a.source,
-        a.name,
-        int(a.severity),
-        a.status.value,
-        _dumps(a.labels),
-        a.summary,
-        to_us(a.first_seen),
-        to_us(a.last_seen),
-        to_us(a.last_change),
-        a.count,
-        a.ci_id,
-        a.incident_id,
-        _opt_us(a.cleared_at),
-        int(a.flapping),
-        _dumps([to_us(t) for t in a.transitions]),
-        _opt_us(a.reported_at),
-    )
-
-
-def _alert(r: tuple[Any, ...]) -> Alert:
-    return Alert(
-        fingerprint=r[0],
-        source=r[1],
-        name=r[2],
-        severity=Severity(r[3]),
-        status=EventStatus(r[4]),
-        labels=json.loads(r[5]),
-        summary=r[6],
-        first_seen=from_us(r[7]),
-        last_seen=from_us(r[8]),
-        last_change=from_us(r[9]),
-        count=r[10],
-        ci_id=r[11],
-        incident_id=r[12],
-        cleared_at=_opt_dt(r[13]),
-        flapping=bool(r[14]),
-        transitions=[from_us(t) for t in json.loads(r[15])],
-        reported_at=_opt_dt(r[16]),
-    )
-
-
-_INCIDENT_COLUMNS = (
-    "id, number, title, status, opened_at, updated_at, last_alert_at, priority, impact, "
-    "urgency, root_ci_id, root_inferred, root_confidence, root_fingerprint, business_services, "
-    "flapping, clear_since, resolved_at, reopen_count, problem_id, alert_count, "
-    "acknowledged_at, acknowledged_by, assignee, resolved_by, resolution"
-)
-_INCIDENT_PLACEHOLDERS = ", ".join("?" for _ in _INCIDENT_COLUMNS.split(","))
-# the root alert's signature, for problems that recur across CIs
-_SAVE_INCIDENT = _upsert(
-    "incident",
-    f"{_INCIDENT_COLUMNS}, root_signature",
-    f"{_INCIDENT_PLACEHOLDERS}, (SELECT source || '/' || name FROM alert WHERE fingerprint = ?)",
-)
-
-
-def _incident_row(i: Incident) -> tuple[Any, ...]:
-    return (
-        i.id,
-        i.number,
-        i.title,
-        i.status.value,
-        to_us(i.opened_at),
-        to_us(i.updated_at),
-        to_us(i.last_alert_at),
-        i.priority,
-        i.impact,
-        i.urgency,
-        i.root_ci_id,
-        int(i.root_inferred),
-        i.root_confidence,
-        i.root_fingerprint,
-        _dumps(i.business_services),
-        int(i.flapping),
-        _opt_us(i.clear_since),
-        _opt_us(i.resolved_at),
-        i.reopen_count,
-        i.problem_id,
-        i.alert_count,
-        _opt_us(i.acknowledged_at),
-        i.acknowledged_by,
-        i.assignee,
-        i.resolved_by,
-        i.resolution,
-    )
-
-
-def _incident(r: tuple[Any, ...]) -> Incident:
-    return Incident(
-        id=r[0],
-        number=r[1],
-        title=r[2],
-        status=IncidentStatus(r[3]),
-        opened_at=from_us(r[4]),
-        updated_at=from_us(r[5]),
-        last_alert_at=from_us(r[6]),
-        priority=r[7],
-        impact=r[8],
-        urgency=r[9],
-        root_ci_id=r[10],
-        root_inferred=bool(r[11]),
-        root_confidence=r[12],
-        root_fingerprint=r[13],
-        business_services=json.loads(r[14]),
-        flapping=bool(r[15]),
-        clear_since=_opt_dt(r[16]),
-        resolved_at=_opt_dt(r[17]),
-        reopen_count=r[18],
-        problem_id=r[19],
-        alert_count=r[20],
-        acknowledged_at=_opt_dt(r[21]),
-        acknowledged_by=r[22],
-        assignee=r[23],
-        resolved_by=r[24],
-        resolution=r[25],
-    )
-
-
-_PROBLEM_COLUMNS = (
-    "id, number, title, status, created_at, updated_at, root_ci_id, reason, signature, "
-    "known_error, workaround"
-)
-
-
-def _problem(r: tuple[Any, ...], incident_ids: list[str]) -> Problem:
-    return Problem(
-        id=r[0],
-        number=r[1],
-        title=r[2],
-        status=ProblemStatus(r[3]),
-        created_at=from_us(r[4]),
-        updated_at=from_us(r[5]),
-        root_ci_id=r[6],
-        reason=r[7],
-        signature=r[8],
-        known_error=r[9],
-        workaround=r[10],
-        incident_ids=incident_ids,
-    )
-
-
-def _problem_row(problem: Problem) -> tuple[Any, ...]:
-    return (
-        problem.id,
-        problem.number,
-        problem.title,
-        problem.status.value,
-        to_us(problem.created_at),
-        to_us(problem.updated_at),
-        problem.root_ci_id,
-        problem.reason,
-        problem.signature,
-        problem.known_error,
-        problem.workaround,
-    )
-
-
-def _problem_incidents(conn: sqlite3.Connection, problem_ids: list[str]) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {}
-    for problem_id, incident_id in conn.execute(
-        "SELECT problem_id, incident_id FROM problem_incident "
-        "WHERE problem_id IN (SELECT value FROM json_each(?)) ORDER BY linked_at, incident_id",
-        (_dumps(problem_ids),),
-    ):
-        result.setdefault(problem_id, []).append(incident_id)
-    return result
+from servicegraph.ticketing.model import Incident, IncidentStatus, Problem
 
 
 class _Unit:
@@ -284,7 +87,7 @@ class _Unit:
                 "INSERT OR IGNORE INTO inbox_seen (key, seq) "
                 "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
                 "FROM json_each(?) RETURNING key",
-                (_dumps([(key, seq) for key, (seq, _) in zip(keys, claimed, strict=True)]),),
+                (dumps([(key, seq) for key, (seq, _) in zip(keys, claimed, strict=True)]),),
             )
         }
         events = []
@@ -320,37 +123,37 @@ class _Unit:
 
     def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]:
         rows = self._conn.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alert "
+            f"SELECT {ALERT_COLUMNS} FROM alert "
             "WHERE fingerprint IN (SELECT value FROM json_each(?))",
-            (_dumps(list(fingerprints)),),
+            (dumps(list(fingerprints)),),
         )
-        return {r[0]: _alert(r) for r in rows}
+        return {r[0]: to_alert(r) for r in rows}
 
     def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
         rows = self._conn.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incident WHERE status = 'open' "
-            f"UNION SELECT {_INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ?",
+            f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE status = 'open' "
+            f"UNION SELECT {INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ?",
             (to_us(resolved_since),),
         )
-        return [_incident(r) for r in rows]
+        return [to_incident(r) for r in rows]
 
     def alerts_of(self, incident_ids: Iterable[str]) -> dict[str, list[Alert]]:
         result: dict[str, list[Alert]] = {}
         for r in self._conn.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alert "
+            f"SELECT {ALERT_COLUMNS} FROM alert "
             "WHERE incident_id IN (SELECT value FROM json_each(?))",
-            (_dumps(list(incident_ids)),),
+            (dumps(list(incident_ids)),),
         ):
-            alert = _alert(r)
+            alert = to_alert(r)
             result.setdefault(alert.incident_id or "", []).append(alert)
         return result
 
     def save_alerts(self, alerts: Sequence[Alert]) -> None:
-        self._conn.executemany(_SAVE_ALERT, [_alert_row(a) for a in alerts])
+        self._conn.executemany(SAVE_ALERT, [alert_row(a) for a in alerts])
 
     def save_incidents(self, incidents: Sequence[Incident]) -> None:
         self._conn.executemany(
-            _SAVE_INCIDENT, [(*_incident_row(i), i.root_fingerprint) for i in incidents]
+            SAVE_INCIDENT, [(*incident_row(i), i.root_fingerprint) for i in incidents]
         )
 
     def next_incident_number(self) -> int:
@@ -359,12 +162,12 @@ class _Unit:
 
     def incidents_with_root(self, ci_ids: Iterable[str], since: dt.datetime) -> list[Incident]:
         rows = self._conn.execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incident "
+            f"SELECT {INCIDENT_COLUMNS} FROM incident "
             "WHERE root_ci_id IN (SELECT value FROM json_each(?)) AND opened_at >= ? "
             "ORDER BY opened_at",
-            (_dumps(list(ci_ids)), to_us(since)),
+            (dumps(list(ci_ids)), to_us(since)),
         )
-        return [_incident(r) for r in rows]
+        return [to_incident(r) for r in rows]
 
     def incidents_named(self, signature: str, since: dt.datetime) -> list[str]:
         rows = self._conn.execute(
@@ -384,15 +187,15 @@ class _Unit:
 
     def find_problem(self, signature: str) -> Problem | None:
         row = self._conn.execute(
-            f"SELECT {_PROBLEM_COLUMNS} FROM problem WHERE signature = ?", (signature,)
+            f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE signature = ?", (signature,)
         ).fetchone()
-        return None if row is None else _problem(row, [])
+        return None if row is None else to_problem(row, [])
 
     def save_problem(self, problem: Problem) -> None:
         self._conn.execute(
-            f"INSERT OR REPLACE INTO problem ({_PROBLEM_COLUMNS}) "
+            f"INSERT OR REPLACE INTO problem ({PROBLEM_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _problem_row(problem),
+            problem_row(problem),
         )
 
     def link_problem(self, problem_id: str, incident_ids: Sequence[str], at: dt.datetime) -> None:
@@ -404,7 +207,7 @@ class _Unit:
         self._conn.execute(
             "UPDATE incident SET problem_id = ? WHERE id IN (SELECT value FROM json_each(?)) "
             "AND problem_id IS NULL",
-            (problem_id, _dumps(list(incident_ids))),
+            (problem_id, dumps(list(incident_ids))),
         )
 
     def next_problem_number(self) -> int:
@@ -539,10 +342,10 @@ class SqliteIncidentStore:
     def get_incident(self, incident_id: str) -> Incident | None:
         row = (
             self._read()
-            .execute(f"SELECT {_INCIDENT_COLUMNS} FROM incident WHERE id = ?", (incident_id,))
+            .execute(f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE id = ?", (incident_id,))
             .fetchone()
         )
-        return None if row is None else _incident(row)
+        return None if row is None else to_incident(row)
 
     @_reading
     def list_incidents(
@@ -568,36 +371,36 @@ class SqliteIncidentStore:
             params.append(to_us(since))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._read().execute(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incident {where} ORDER BY number DESC LIMIT ?",
+            f"SELECT {INCIDENT_COLUMNS} FROM incident {where} ORDER BY number DESC LIMIT ?",
             (*params, limit),
         )
-        return [_incident(r) for r in rows]
+        return [to_incident(r) for r in rows]
 
     @_reading
     def incident_alerts(self, incident_id: str) -> list[Alert]:
         rows = self._read().execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alert WHERE incident_id = ? ORDER BY first_seen",
+            f"SELECT {ALERT_COLUMNS} FROM alert WHERE incident_id = ? ORDER BY first_seen",
             (incident_id,),
         )
-        return [_alert(r) for r in rows]
+        return [to_alert(r) for r in rows]
 
     @_reading
     def unmapped_alerts(self, limit: int = 100) -> list[Alert]:
         rows = self._read().execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alert WHERE ci_id IS NULL "
+            f"SELECT {ALERT_COLUMNS} FROM alert WHERE ci_id IS NULL "
             "ORDER BY last_seen DESC LIMIT ?",
             (limit,),
         )
-        return [_alert(r) for r in rows]
+        return [to_alert(r) for r in rows]
 
     @_reading
     def list_problems(self, limit: int = 100) -> list[Problem]:
         conn = self._read()
         rows = conn.execute(
-            f"SELECT {_PROBLEM_COLUMNS} FROM problem ORDER BY number DESC LIMIT ?", (limit,)
+            f"SELECT {PROBLEM_COLUMNS} FROM problem ORDER BY number DESC LIMIT ?", (limit,)
         ).fetchall()
-        links = _problem_incidents(conn, [r[0] for r in rows])
-        return [_problem(r, links.get(r[0], [])) for r in rows]
+        links = problem_incidents(conn, [r[0] for r in rows])
+        return [to_problem(r, links.get(r[0], [])) for r in rows]
 
     @_reading
     def counts(self) -> dict[str, int]:

@@ -18,17 +18,17 @@ from typing import Any
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.events.model import Alert
 from servicegraph.storage.sqlite.file import from_us, to_us
-from servicegraph.storage.sqlite.incidents import (
-    _ALERT_COLUMNS,
-    _INCIDENT_COLUMNS,
-    _PROBLEM_COLUMNS,
-    _alert,
-    _incident,
-    _opt_dt,
-    _opt_us,
-    _problem,
-    _problem_incidents,
-    _problem_row,
+from servicegraph.storage.sqlite.incident_rows import (
+    ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
+    PROBLEM_COLUMNS,
+    opt_dt,
+    opt_us,
+    problem_incidents,
+    problem_row,
+    to_alert,
+    to_incident,
+    to_problem,
 )
 from servicegraph.storage.sqlite.store import SqliteGraphStore
 from servicegraph.ticketing.model import (
@@ -44,7 +44,7 @@ from servicegraph.ticketing.ports import ChangeFilter, IncidentFilter, ProblemFi
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _IN = "(SELECT value FROM json_each(?))"
-_I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in _INCIDENT_COLUMNS.split(","))
+_I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in INCIDENT_COLUMNS.split(","))
 _CHANGE_COLUMNS = (
     "id, number, title, description, status, risk, planned_start, planned_end, created_at, "
     "created_by, updated_at"
@@ -69,8 +69,8 @@ def _change(r: tuple[Any, ...], ci_ids: list[str]) -> Change:
         description=r[3],
         status=ChangeStatus(r[4]),
         risk=ChangeRisk(r[5]),
-        planned_start=_opt_dt(r[6]),
-        planned_end=_opt_dt(r[7]),
+        planned_start=opt_dt(r[6]),
+        planned_end=opt_dt(r[7]),
         created_at=from_us(r[8]),
         created_by=r[9],
         updated_at=from_us(r[10]),
@@ -79,14 +79,14 @@ def _change(r: tuple[Any, ...], ci_ids: list[str]) -> Change:
 
 
 def _load_incidents(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Incident]:
-    rows = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incident WHERE id IN {_IN}", (_ids(ids),))
-    return {r[0]: _incident(r) for r in rows}
+    rows = conn.execute(f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE id IN {_IN}", (_ids(ids),))
+    return {r[0]: to_incident(r) for r in rows}
 
 
 def _load_problems(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Problem]:
     rows = conn.execute(sql, params).fetchall()
-    links = _problem_incidents(conn, [r[0] for r in rows])
-    return [_problem(r, links.get(r[0], [])) for r in rows]
+    links = problem_incidents(conn, [r[0] for r in rows])
+    return [to_problem(r, links.get(r[0], [])) for r in rows]
 
 
 def _load_changes(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Change]:
@@ -116,10 +116,10 @@ class _TicketUnit:
             [
                 (
                     i.status.value,
-                    _opt_us(i.resolved_at),
+                    opt_us(i.resolved_at),
                     to_us(i.updated_at),
                     i.problem_id,
-                    _opt_us(i.acknowledged_at),
+                    opt_us(i.acknowledged_at),
                     i.acknowledged_by,
                     i.assignee,
                     i.resolved_by,
@@ -132,15 +132,15 @@ class _TicketUnit:
 
     def load_problems(self, ids: Iterable[str]) -> dict[str, Problem]:
         problems = _load_problems(
-            self._conn, f"SELECT {_PROBLEM_COLUMNS} FROM problem WHERE id IN {_IN}", (_ids(ids),)
+            self._conn, f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE id IN {_IN}", (_ids(ids),)
         )
         return {p.id: p for p in problems}
 
     def save_problem(self, problem: Problem) -> None:
         self._conn.execute(
-            f"INSERT OR REPLACE INTO problem ({_PROBLEM_COLUMNS}) "
+            f"INSERT OR REPLACE INTO problem ({PROBLEM_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _problem_row(problem),
+            problem_row(problem),
         )
 
     def next_problem_number(self) -> int:
@@ -166,8 +166,8 @@ class _TicketUnit:
                 change.description,
                 change.status.value,
                 change.risk.value,
-                _opt_us(change.planned_start),
-                _opt_us(change.planned_end),
+                opt_us(change.planned_start),
+                opt_us(change.planned_end),
                 to_us(change.created_at),
                 change.created_by,
                 to_us(change.updated_at),
@@ -245,10 +245,10 @@ class SqliteTicketStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incident {where} ORDER BY number DESC LIMIT ?",
+                f"SELECT {INCIDENT_COLUMNS} FROM incident {where} ORDER BY number DESC LIMIT ?",
                 (*params, query.limit),
             )
-            return [_incident(r) for r in rows]
+            return [to_incident(r) for r in rows]
 
     def open_incidents_of(self, ci_ids: Iterable[str]) -> dict[str, list[Incident]]:
         ids = _ids(ci_ids)
@@ -261,48 +261,48 @@ class SqliteTicketStore:
                 (ids, ids),
             )
             for r in rows:
-                result.setdefault(r[0], []).append(_incident(r[1:]))
+                result.setdefault(r[0], []).append(to_incident(r[1:]))
         return result
 
     def incidents_of(self, ci_ids: Iterable[str]) -> list[Incident]:
         ids = _ids(ci_ids)
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incident "
+                f"SELECT {INCIDENT_COLUMNS} FROM incident "
                 f"WHERE id IN (SELECT incident_id FROM ({_INCIDENTS_ON})) ORDER BY number",
                 (ids, ids),
             )
-            return [_incident(r) for r in rows]
+            return [to_incident(r) for r in rows]
 
     def incident_alerts(self, incident_ids: Iterable[str]) -> dict[str, list[Alert]]:
         result: dict[str, list[Alert]] = {}
         with self._reading() as conn:
             for r in conn.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alert WHERE incident_id IN {_IN} "
+                f"SELECT {ALERT_COLUMNS} FROM alert WHERE incident_id IN {_IN} "
                 "ORDER BY first_seen, fingerprint",
                 (_ids(incident_ids),),
             ):
-                alert = _alert(r)
+                alert = to_alert(r)
                 result.setdefault(alert.incident_id or "", []).append(alert)
         return result
 
     def alerts_on(self, ci_ids: Iterable[str]) -> list[Alert]:
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alert WHERE ci_id IN {_IN} "
+                f"SELECT {ALERT_COLUMNS} FROM alert WHERE ci_id IN {_IN} "
                 "ORDER BY first_seen, fingerprint",
                 (_ids(ci_ids),),
             )
-            return [_alert(r) for r in rows]
+            return [to_alert(r) for r in rows]
 
     def incidents_updated_since(self, since: dt.datetime, limit: int) -> list[Incident]:
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incident WHERE updated_at >= ? "
+                f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE updated_at >= ? "
                 "ORDER BY updated_at, id LIMIT ?",
                 (to_us(since), limit),
             )
-            return [_incident(r) for r in rows]
+            return [to_incident(r) for r in rows]
 
     def last_incident_number(self) -> int:
         with self._reading() as conn:
@@ -313,7 +313,7 @@ class SqliteTicketStore:
     def get_problems(self, ids: Iterable[str]) -> dict[str, Problem]:
         with self._reading() as conn:
             problems = _load_problems(
-                conn, f"SELECT {_PROBLEM_COLUMNS} FROM problem WHERE id IN {_IN}", (_ids(ids),)
+                conn, f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE id IN {_IN}", (_ids(ids),)
             )
         return {p.id: p for p in problems}
 
@@ -330,7 +330,7 @@ class SqliteTicketStore:
         with self._reading() as conn:
             return _load_problems(
                 conn,
-                f"SELECT {_PROBLEM_COLUMNS} FROM problem {where} ORDER BY number DESC LIMIT ?",
+                f"SELECT {PROBLEM_COLUMNS} FROM problem {where} ORDER BY number DESC LIMIT ?",
                 (*params, query.limit),
             )
 
@@ -339,7 +339,7 @@ class SqliteTicketStore:
         with self._reading() as conn:
             return _load_problems(
                 conn,
-                f"SELECT {_PROBLEM_COLUMNS} FROM problem WHERE root_ci_id IN {_IN} "
+                f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE root_ci_id IN {_IN} "
                 "OR id IN (SELECT problem_id FROM problem_incident WHERE incident_id IN "
                 f"(SELECT incident_id FROM ({_INCIDENTS_ON}))) ORDER BY number",
                 (ids, ids, ids),
