@@ -522,13 +522,31 @@ def component_batch(
     (planned device, key): (that remote interface's CI id, True if the key's interface is
     the ``from`` end). A link seen only from this side then refreshes that link, rather
     than adding a coarser one to the device."""
-    remembered = remembered or {}
     if len(device_ids) != len(p.devices):
         raise ValueError("device_ids must have one entry per planned device")
-    warnings: list[str] = []
+    cis, parts, keys = _interfaces(p, device_ids)
+    links, warnings = _links(p, device_ids, keys, remembered or {})
+    batch = ObservationBatch(
+        source=SOURCE,
+        cis=cis,
+        relationships=parts + links,
+        run_id=run_id,
+        observed_at=observed_at,
+        complete=complete,
+    )
+    return Components(batch, warnings, keys)
+
+
+InterfaceKeys = dict[tuple[int, int], str]  # (planned device, ifIndex) -> interface key
+
+
+def _interfaces(
+    p: Plan, device_ids: Sequence[str | None]
+) -> tuple[list[CIObservation], list[RelationshipObservation], InterfaceKeys]:
+    """The interface CIs of every applied device, each PART_OF its device."""
     cis: list[CIObservation] = []
-    relationships: list[RelationshipObservation] = []
-    keys: dict[tuple[int, int], str] = {}  # (device, ifIndex) -> interface key
+    parts: list[RelationshipObservation] = []
+    keys: InterfaceKeys = {}
     for d_index, (d, device_id) in enumerate(zip(p.devices, device_ids, strict=True)):
         s = d.snapshot
         if s is None or device_id is None:
@@ -563,47 +581,28 @@ def component_batch(
                     origin=f"snmp {s.address} ifIndex {i.index}",
                 )
             )
-            relationships.append(
-                RelationshipObservation("PART_OF", CIRef(key=key), CIRef(ci_id=device_id))
-            )
+            parts.append(RelationshipObservation("PART_OF", CIRef(key=key), CIRef(ci_id=device_id)))
+    return cis, parts, keys
 
-    def ref(end: End) -> tuple[CIRef | None, str | None]:
-        device_id = device_ids[end.device]
-        if device_id is None:
-            return None, None
-        if end.if_index is not None and (end.device, end.if_index) in keys:
-            return CIRef(key=keys[(end.device, end.if_index)]), None
-        return CIRef(ci_id=device_id), end.port
 
-    def refresh(link: Link) -> RelationshipObservation | None:
-        for device_end, local_end in (
-            (link.from_end, link.to_end),
-            (link.to_end, link.from_end),
-        ):
-            if device_end.if_index is not None or local_end.if_index is None:
-                continue
-            local_key = keys.get((local_end.device, local_end.if_index))
-            if local_key is None:
-                continue
-            found = remembered.get((device_end.device, _normal("component_key", local_key) or ""))
-            if found is not None:
-                remote_id, local_is_from = found
-                local, remote = CIRef(key=local_key), CIRef(ci_id=remote_id)
-                return RelationshipObservation(
-                    "CONNECTED_TO",
-                    local if local_is_from else remote,
-                    remote if local_is_from else local,
-                    {"protocol": link.protocol},
-                )
-        return None
-
+def _links(
+    p: Plan,
+    device_ids: Sequence[str | None],
+    keys: InterfaceKeys,
+    remembered: Mapping[tuple[int, str], tuple[str, bool]],
+) -> tuple[list[RelationshipObservation], list[str]]:
+    """CONNECTED_TO for every planned link whose ends were applied: between interfaces
+    where both ends are known, else to the device (with the port's name), or the link the
+    graph remembers (``_remembered_link``); and a warning per link skipped."""
+    relationships: list[RelationshipObservation] = []
+    warnings: list[str] = []
     for link in p.links:
-        known = refresh(link)
+        known = _remembered_link(link, keys, remembered)
         if known is not None:
             relationships.append(known)
             continue
-        from_ref, from_port = ref(link.from_end)
-        to_ref, to_port = ref(link.to_end)
+        from_ref, from_port = _end_ref(link.from_end, device_ids, keys)
+        to_ref, to_port = _end_ref(link.to_end, device_ids, keys)
         if from_ref is None or to_ref is None:
             a, b = (p.devices[e.device].observation.label for e in (link.from_end, link.to_end))
             warnings.append(f"link {a} - {b} skipped: an end was not applied")
@@ -614,15 +613,46 @@ def component_batch(
         if to_port:
             attributes["to_port"] = to_port
         relationships.append(RelationshipObservation("CONNECTED_TO", from_ref, to_ref, attributes))
-    batch = ObservationBatch(
-        source=SOURCE,
-        cis=cis,
-        relationships=relationships,
-        run_id=run_id,
-        observed_at=observed_at,
-        complete=complete,
-    )
-    return Components(batch, warnings, keys)
+    return relationships, warnings
+
+
+def _end_ref(
+    end: End, device_ids: Sequence[str | None], keys: InterfaceKeys
+) -> tuple[CIRef | None, str | None]:
+    """The CI a link's end names (its interface, or its device and the port's name);
+    None when its device was not applied."""
+    device_id = device_ids[end.device]
+    if device_id is None:
+        return None, None
+    if end.if_index is not None and (end.device, end.if_index) in keys:
+        return CIRef(key=keys[(end.device, end.if_index)]), None
+    return CIRef(ci_id=device_id), end.port
+
+
+def _remembered_link(
+    link: Link,
+    keys: InterfaceKeys,
+    remembered: Mapping[tuple[int, str], tuple[str, bool]],
+) -> RelationshipObservation | None:
+    """The link the graph already has from this side's interface, when the far device
+    did not answer (see ``component_batch``)."""
+    for device_end, local_end in ((link.from_end, link.to_end), (link.to_end, link.from_end)):
+        if device_end.if_index is not None or local_end.if_index is None:
+            continue
+        local_key = keys.get((local_end.device, local_end.if_index))
+        if local_key is None:
+            continue
+        found = remembered.get((device_end.device, _normal("component_key", local_key) or ""))
+        if found is not None:
+            remote_id, local_is_from = found
+            local, remote = CIRef(key=local_key), CIRef(ci_id=remote_id)
+            return RelationshipObservation(
+                "CONNECTED_TO",
+                local if local_is_from else remote,
+                remote if local_is_from else local,
+                {"protocol": link.protocol},
+            )
+    return None
 
 
 def superseded_links(
