@@ -1,0 +1,308 @@
+"""The configuration graph on the command line: import and export, a CI and its history,
+merges, conflicts, counts and the schema. Impact analysis is in ``cli/impact.py``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from servicegraph.cli.common import (
+    EXIT_CONFLICTS,
+    EXIT_USAGE,
+    JsonOption,
+    err,
+    fail,
+    names,
+    open_services,
+    out,
+    parse_time,
+    print_json,
+    resolve,
+)
+from servicegraph.cmdb.context import change_context
+from servicegraph.cmdb.errors import ReconciliationConflicts
+from servicegraph.cmdb.importer import read_files
+from servicegraph.cmdb.reconciliation import ReconcileReport
+
+CIArgument = Annotated[str, typer.Argument(help="The CI (id, key or kind:value).")]
+
+
+def migrate() -> None:
+    """Create or upgrade the store's schema (every command also does this on start)."""
+    with open_services() as services:
+        services.store.migrate()
+        err.print("store schema is current")
+
+
+def import_(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="JSON or CSV files, applied together.")
+    ] = None,
+    source: Annotated[
+        str, typer.Option(help="Name of the data source (drives precedence and staleness).")
+    ] = "import",
+    complete: Annotated[
+        bool,
+        typer.Option(
+            help="The files are the source's whole inventory: items missing from it count a "
+            "missed run towards staleness."
+        ),
+    ] = False,
+    allow_conflicts: Annotated[
+        bool,
+        typer.Option(help="Import the rest when records conflict; conflicts are recorded."),
+    ] = False,
+    as_json: JsonOption = False,
+    from_export: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-export",
+            help="Restore a whole graph written by `servicegraph export` into this (empty) "
+            "store, with its history, ids and times.",
+        ),
+    ] = None,
+    commit_every: Annotated[
+        int, typer.Option(min=1, help="With --from-export: records per transaction.")
+    ] = 20_000,
+) -> None:
+    """Import CIs and relationships, all or nothing. See the README for the format."""
+    if from_export is not None:
+        if files:
+            fail("give either FILES or --from-export, not both", EXIT_USAGE)
+        _restore_export(from_export, commit_every, as_json)
+        return
+    if not files:
+        fail("give the files to import (or --from-export FILE)", EXIT_USAGE)
+    with open_services() as services:
+        with err.status("reading files...") as status:
+            batch = read_files(files, services.classes, source=source, complete=complete)
+            status.update(
+                f"reconciling {len(batch.cis):,} CIs and {len(batch.relationships):,} "
+                "relationships..."
+            )
+            try:
+                with change_context(actor=f"cli:{source}"):
+                    report = services.reconciler.apply(
+                        batch, on_conflict="record" if allow_conflicts else "fail"
+                    )
+            except ReconciliationConflicts as exc:
+                status.stop()
+                if as_json:
+                    print_json({"conflicts": exc.conflicts, "written": False})
+                fail(
+                    f"{exc}\nnothing was imported; fix the records or pass --allow-conflicts",
+                    EXIT_CONFLICTS,
+                )
+        _print_import(report, source, as_json)
+
+
+def _print_import(report: ReconcileReport, source: str, as_json: bool) -> None:
+    summary = report.summary()
+    if as_json:
+        print_json({"run_id": report.run_id, **summary, "conflict_details": report.conflicts})
+        return
+    table = Table(title=f"import from {source} (run {report.run_id})", title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for key, value in summary.items():
+        table.add_row(key.replace("_", " "), f"{value:,}")
+    out.print(table)
+    for conflict in report.conflicts:
+        err.print(f"[yellow]conflict:[/] {conflict}", highlight=False)
+
+
+def _restore_export(path: Path, commit_every: int, as_json: bool) -> None:
+    from servicegraph.cmdb.export import import_graph, read_export
+
+    with open_services() as services:
+        with err.status(f"checking {path}...") as status:
+            export = read_export(path)
+            total = sum(export.counts.values())
+            status.update(f"restoring {total:,} records...")
+            counts = import_graph(
+                services.store,
+                export,
+                commit_every=commit_every,
+                progress=lambda n: status.update(f"restoring {n:,} of {total:,} records..."),
+            )
+        if as_json:
+            print_json({"from_export": str(path), "counts": counts})
+            return
+        err.print(
+            f"restored {counts['ci']:,} CIs, {counts['relationship']:,} relationships, "
+            f"{counts['history']:,} history entries and {counts['conflict']:,} conflicts "
+            f"from {path}",
+            highlight=False,
+        )
+
+
+def export(
+    file: Annotated[Path, typer.Argument(help="Where to write the export (JSON Lines).")],
+) -> None:
+    """Write the whole graph with its history, keys, sightings and conflicts to FILE, for
+    `servicegraph import --from-export` into another store (e.g. SQLite to Neo4j)."""
+    from servicegraph.cmdb.export import export_graph
+
+    with open_services(read_only=True) as services:
+        partial = file.with_name(file.name + ".partial")
+        try:
+            with (
+                err.status(f"exporting to {file}...") as status,
+                partial.open("w", encoding="utf-8") as handle,
+            ):
+                counts = export_graph(
+                    services.store,
+                    handle,
+                    store_name=services.settings.store,
+                    progress=lambda n: status.update(f"exported {n:,} records..."),
+                )
+            partial.replace(file)
+        except OSError as exc:
+            fail(f"cannot write {file}: {exc.strerror or exc}")
+        finally:
+            partial.unlink(missing_ok=True)
+        err.print(
+            f"exported {counts['ci']:,} CIs, {counts['relationship']:,} relationships, "
+            f"{counts['history']:,} history entries and {counts['conflict']:,} conflicts "
+            f"to {file}",
+            highlight=False,
+        )
+
+
+def show(ci: CIArgument, as_json: JsonOption = False) -> None:
+    """A CI with its identifiers, attributes, relationships and sources."""
+    with open_services(read_only=True) as services:
+        (ci_id,) = resolve(services, [ci])
+        item = services.store.get_cis([ci_id])[ci_id]
+        rels = services.store.relationships([ci_id])
+        sightings = services.store.sightings(ci_id)
+        if as_json:
+            print_json({"ci": item, "relationships": rels, "sightings": sightings})
+            return
+        out.print(
+            f"[bold]{item.name}[/] [dim]{item.id}[/]  {item.ci_class}  "
+            f"{item.lifecycle.value}  {item.operational_state.value}"
+            + ("  [yellow]stale[/]" if item.stale else "")
+        )
+        for kind, value in item.identifiers:
+            out.print(f"  {kind}: {value}", highlight=False)
+        for attr, value in sorted(item.attributes.items()):
+            source = item.attribute_sources.get(attr, "?")
+            out.print(f"  {attr} = {value!r}  [dim]({source})[/]", highlight=False)
+        named = names(services, [r.from_id for r in rels] + [r.to_id for r in rels])
+        for rel in rels:
+            out.print(
+                f"  {named.get(rel.from_id, rel.from_id)} -{rel.type}-> "
+                f"{named.get(rel.to_id, rel.to_id)}"
+                + (f" {dict(rel.attributes)}" if rel.attributes else ""),
+                highlight=False,
+            )
+        for s in sightings:
+            out.print(
+                f"  seen by {s.source}: last {s.last_seen:%Y-%m-%d %H:%M:%S}Z, "
+                f"missed runs {s.missed_runs}" + (" (stale)" if s.stale else ""),
+                highlight=False,
+            )
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def history(
+    ci: CIArgument,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 start time.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 end time.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The CI's timeline: every attribute, identifier and relationship change."""
+    with open_services(read_only=True) as services:
+        (ci_id,) = resolve(services, [ci])
+        entries = services.history.timeline(
+            ci_id, since=parse_time(since, "--since"), until=parse_time(until, "--until")
+        )
+        if as_json:
+            print_json(entries)
+            return
+        named = names(services, [ci_id, *(e.other_ci_id or e.ci_id for e in entries)])
+        table = Table(title=f"history of {named.get(ci_id, ci_id)} ({ci_id})", title_justify="left")
+        for column in ("time (UTC)", "change", "what", "old", "new", "source", "actor"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            what = e.field or ""
+            if e.other_ci_id:
+                what = (
+                    f"{named.get(e.ci_id, e.ci_id)} -{e.field}-> "
+                    f"{named.get(e.other_ci_id, e.other_ci_id)}"
+                )
+            elif e.ci_id != ci_id:
+                what = f"(merged {named.get(e.ci_id, e.ci_id)}) {what}"
+            table.add_row(
+                f"{e.at:%Y-%m-%d %H:%M:%S}",
+                e.kind.value,
+                what,
+                _short(e.old),
+                _short(e.new),
+                e.source or "",
+                e.actor or "",
+            )
+        out.print(table)
+
+
+def as_of(
+    ci: CIArgument,
+    at: Annotated[str, typer.Argument(help="ISO 8601 time, e.g. 2026-11-01T12:00:00Z.")],
+) -> None:
+    """The CI and its relationships as they were at a past time (JSON)."""
+    with open_services(read_only=True) as services:
+        (ci_id,) = resolve(services, [ci])
+        when = parse_time(at, "AT")
+        assert when is not None
+        state = services.history.as_of(ci_id, when)
+        if state is None:
+            fail(f"{ci_id} did not exist at {when.isoformat()}")
+        print_json(state)
+
+
+def merge(
+    survivor: Annotated[str, typer.Argument(help="The CI that stays.")],
+    duplicate: Annotated[str, typer.Argument(help="The CI merged into it and retired.")],
+) -> None:
+    """Merge a duplicate CI into another, keeping both histories."""
+    with open_services() as services:
+        survivor_id, duplicate_id = resolve(services, [survivor, duplicate])
+        with change_context(actor="cli"):
+            services.reconciler.merge(survivor_id, duplicate_id)
+        err.print(f"merged {duplicate_id} into {survivor_id}")
+
+
+def conflicts(
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Reconciliation conflicts recorded so far, newest first."""
+    with open_services(read_only=True) as services:
+        items = services.store.conflicts(limit=limit)
+        if as_json:
+            print_json(items)
+            return
+        for c in items:
+            out.print(f"{c.detected_at:%Y-%m-%d %H:%M:%S} [{c.source}] {c}", highlight=False)
+
+
+def stats(as_json: JsonOption = False) -> None:
+    """Counts of CIs, relationships, history entries and conflicts."""
+    with open_services(read_only=True) as services:
+        counts = services.store.counts()
+        if as_json:
+            print_json(counts)
+            return
+        for key, value in counts.items():
+            out.print(f"{key.replace('_', ' ')}: {value:,}")
