@@ -33,8 +33,7 @@ CIArgument = Annotated[str, typer.Argument(help="The CI (id, key or kind:value).
 
 def migrate() -> None:
     """Create or upgrade the store's schema (every command also does this on start)."""
-    with open_services() as services:
-        services.store.migrate()
+    with open_services():  # opening the services creates or upgrades every schema
         err.print("store schema is current")
 
 
@@ -177,9 +176,9 @@ def show(ci: CIArgument, as_json: JsonOption = False) -> None:
     """A CI with its identifiers, attributes, relationships and sources."""
     with open_services(read_only=True) as services:
         (ci_id,) = resolve(services, [ci])
-        item = services.store.get_cis([ci_id])[ci_id]
-        rels = services.store.relationships([ci_id])
-        sightings = services.store.sightings(ci_id)
+        item = services.catalog.require(ci_id)
+        rels = services.catalog.relationships([ci_id])
+        sightings = services.catalog.sightings(ci_id)
         if as_json:
             print_json({"ci": item, "relationships": rels, "sightings": sightings})
             return
@@ -289,7 +288,7 @@ def conflicts(
 ) -> None:
     """Reconciliation conflicts recorded so far, newest first."""
     with open_services(read_only=True) as services:
-        items = services.store.conflicts(limit=limit)
+        items = services.catalog.conflicts(limit=limit)
         if as_json:
             print_json(items)
             return
@@ -300,7 +299,7 @@ def conflicts(
 def stats(as_json: JsonOption = False) -> None:
     """Counts of CIs, relationships, history entries and conflicts."""
     with open_services(read_only=True) as services:
-        counts = services.store.counts()
+        counts = services.catalog.counts()
         if as_json:
             print_json(counts)
             return

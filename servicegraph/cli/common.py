@@ -18,8 +18,6 @@ from rich.console import Console
 
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.errors import CmdbError
-from servicegraph.cmdb.identifiers import IdentifierRules
-from servicegraph.cmdb.lookup import resolve_ci
 from servicegraph.config import Settings
 
 # emoji off: values such as the IPv6 address 2001:db8:100::1 hold emoji codes (:100:)
@@ -97,10 +95,9 @@ def parse_time(value: str | None, option: str) -> dt.datetime | None:
 
 def resolve(services: Services, refs: Sequence[str]) -> list[str]:
     """The CI ids that ``refs`` (ids, keys or ``kind:value``) name; an unknown one exits 1."""
-    rules = IdentifierRules(services.settings.identifier_match_order)
-    return [resolve_ci(services.store, ref, rules) for ref in refs]
+    return [services.catalog.resolve(ref) for ref in refs]
 
 
 def names(services: Services, ids: Iterable[str]) -> dict[str, str]:
     """CI id -> name, for the ids that name a CI."""
-    return {ci_id: ci.name for ci_id, ci in services.store.get_cis(ids).items()}
+    return {ci_id: ci.name for ci_id, ci in services.catalog.get(ids).items()}

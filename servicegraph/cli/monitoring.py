@@ -20,14 +20,17 @@ def incidents(
 ) -> None:
     """Incidents, newest first: priority, root cause, impacted services."""
     from servicegraph.ticketing.model import IncidentStatus
+    from servicegraph.ticketing.ports import IncidentFilter
 
     with open_services(read_only=True) as services:
         try:
             wanted = IncidentStatus(status) if status else None
         except ValueError:
             fail(f"--status must be one of {', '.join(s.value for s in IncidentStatus)}")
-        ci_id = resolve(services, [ci])[0] if ci else None
-        items = services.incidents.list_incidents(status=wanted, ci_id=ci_id, limit=limit)
+        ci_ids = tuple(resolve(services, [ci])) if ci else None
+        items = services.desk.incidents.find(
+            IncidentFilter(status=wanted, ci_ids=ci_ids, limit=limit)
+        )
         if as_json:
             print_json(items)
             return
@@ -52,8 +55,10 @@ def incidents(
 
 def problems(as_json: JsonOption = False) -> None:
     """Problems opened from recurring incidents."""
+    from servicegraph.ticketing.ports import ProblemFilter
+
     with open_services(read_only=True) as services:
-        items = services.incidents.list_problems()
+        items = services.desk.problems.find(ProblemFilter())
         if as_json:
             print_json(items)
             return
@@ -95,7 +100,7 @@ def problem_candidates(
 def unmapped(limit: Annotated[int, typer.Option(min=1)] = 50, as_json: JsonOption = False) -> None:
     """Alerts whose events named no known CI (kept, never dropped)."""
     with open_services(read_only=True) as services:
-        items = services.incidents.unmapped_alerts(limit)
+        items = services.correlator.unmapped_alerts(limit)
         if as_json:
             print_json(items)
             return
@@ -110,8 +115,8 @@ def unmapped(limit: Annotated[int, typer.Option(min=1)] = 50, as_json: JsonOptio
 def inbox(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False) -> None:
     """The last events received (did the sender's POST arrive, and has it been correlated?)."""
     with open_services(read_only=True) as services:
-        items = services.incidents.latest_events(limit)
-        pending = services.incidents.pending_count()
+        items = services.correlator.latest_events(limit)
+        pending = services.correlator.pending_count()
         if as_json:
             print_json([{"seq": seq, "correlated": done, **e.to_json()} for seq, e, done in items])
             return

@@ -22,9 +22,11 @@ from servicegraph.cmdb.identifiers import IdentifierRules
 from servicegraph.cmdb.lookup import resolve_ci
 from servicegraph.cmdb.model import (
     ConfigurationItem,
+    Conflict,
     Lifecycle,
     OperationalState,
     Relationship,
+    SourceSighting,
     new_ci_id,
 )
 from servicegraph.cmdb.observation import CIObservation, CIRef, RelationshipObservation
@@ -123,6 +125,18 @@ class CatalogService:
         if ci is not None and ci.merged_into is None:
             return ci.id  # the common case, one read
         return resolve_ci(self.store, ref, self.identifier_rules)
+
+    def sightings(self, ci_id: str) -> list[SourceSighting]:
+        """Per source: when it first and last reported the CI, and its missed runs."""
+        return self.store.sightings(ci_id)
+
+    def conflicts(self, *, limit: int = 1000) -> list[Conflict]:
+        """The reconciliation conflicts recorded so far, newest first."""
+        return self.store.conflicts(limit=limit)
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of CIs, relationships, history entries and conflicts."""
+        return self.store.counts()
 
     def find(self, query: CIFilter, *, first: int = 50, after: str | None = None) -> CIPage:
         """A page of CIs ordered by id, after the CI the cursor ``after`` names.

@@ -260,6 +260,21 @@ class Correlator:
                 break
         return total
 
+    # -- reads: what came in, and what could not be mapped -------------------------------
+
+    def pending_count(self) -> int:
+        """Events in the inbox not correlated yet."""
+        return self.incidents.pending_count()
+
+    def latest_events(self, limit: int) -> list[tuple[int, Event, bool]]:
+        """The last ``limit`` events received, newest first, each with its inbox sequence
+        number and whether it has been correlated."""
+        return self.incidents.latest_events(limit)
+
+    def unmapped_alerts(self, limit: int = 100) -> list[Alert]:
+        """Alerts whose events named no known CI (kept, never dropped), latest first."""
+        return self.incidents.unmapped_alerts(limit)
+
     def _check_caches(self, graph_seq: int) -> None:
         if graph_seq != self._cache_seq or len(self._facts) > 100_000:
             self._facts.clear()
