@@ -1,15 +1,17 @@
-"""SNMP on the command line: ``discover`` (with a progress bar and a summary), ``poll``
-and ``traps``; the options that discover and poll share name the targets and the
-credential."""
+"""SNMP on the command line: ``discover`` and ``poll`` run the same jobs as the scheduler
+and Celery (``runtime.jobs``) on the targets and credential given here, with a progress
+bar and a summary; ``traps`` listens for traps. The options shared by discover and poll
+name the targets and the credential."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,6 +39,9 @@ from servicegraph.collectors.snmp.credentials import (
 from servicegraph.collectors.snmp.discovery import DeviceResult, DiscoveryOptions, RunReport
 from servicegraph.collectors.snmp.targets import Target
 from servicegraph.events.device import MonitoringEvent
+
+if TYPE_CHECKING:
+    from servicegraph.collectors.snmp.poller import PollSample
 
 SOURCE_NAME = "command line"
 
@@ -180,12 +185,11 @@ def discover(
 ) -> None:
     """Discover devices over SNMP into the graph: system, interfaces, hardware, addresses
     and LLDP/CDP links; prints a summary."""
-    import asyncio
-
     from prometheus_client import CollectorRegistry, write_to_textfile
 
-    from servicegraph.collectors.snmp.discovery import run_discovery, save_report
+    from servicegraph.collectors.snmp.discovery import save_report
     from servicegraph.collectors.snmp.metrics import SnmpMetrics
+    from servicegraph.runtime import jobs
 
     with open_services() as services:
         found, credentials = _snmp_setup(
@@ -214,19 +218,18 @@ def discover(
         registry = CollectorRegistry()
         progress = DiscoveryProgress(err, len(found), enabled=not as_json)
         with progress.shown(), change_context(actor="snmp-discovery"):
-            report = asyncio.run(
-                run_discovery(
-                    services.reconciler,
-                    found,
-                    credentials=credentials,
-                    session_options=session,
-                    options=options,
-                    complete=complete if complete is not None else not targets,
-                    engine=services.settings.snmp.engine,
-                    metrics=SnmpMetrics(registry),
-                    on_result=progress.update,
-                )
+            report = jobs.discovery_run(
+                services,
+                found,
+                credentials=credentials,
+                session_options=session,
+                options=options,
+                complete=complete if complete is not None else not targets,
+                snmp_metrics=SnmpMetrics(registry),
+                on_result=progress.update,
             )
+        if report is None:  # the targets named no address
+            fail("no device answered")
         path = save_report(report, services.settings.data_dir / "snmp" / "runs")
         if metrics_file is not None:
             write_to_textfile(str(metrics_file), registry)
@@ -292,14 +295,9 @@ def poll(
 ) -> None:
     """Poll devices (sysUpTime, interface status) and report changes as events: interface
     down/up, restarts, devices that stop answering."""
-    import asyncio
-
-    from servicegraph.cmdb.model import utcnow
-    from servicegraph.collectors.snmp.client import SessionFactory
-    from servicegraph.collectors.snmp.poller import Poller
+    from servicegraph.runtime import jobs
 
     with open_services() as services:
-        snmp = services.settings.snmp
         found, credentials = _snmp_setup(
             services,
             targets,
@@ -313,29 +311,24 @@ def poll(
             priv_key=v3_priv_key,
             context=v3_context,
         )
-
-        def sink(events: list[Any]) -> None:
-            print_events(events, out, as_json=as_json)
-            if ingest:
-                services.correlator.ingest([e.to_event(utcnow()) for e in events])
-
-        async def run() -> None:
-            factory = SessionFactory(snmp.session_options(), engine=snmp.engine)
-            poller = Poller(factory, credentials, concurrency=snmp.concurrency)
-            try:
-                rounds = 0
-                while count is None or rounds < count:
-                    if rounds:
-                        await asyncio.sleep(interval or snmp.poll_interval)
-                    events = await poller.poll_once(found)
-                    if events:
-                        sink(events)
-                    rounds += 1
-            finally:
-                factory.close()
-
+        # Each poll is a cycle of the poll job, compared with the poll state that the
+        # scheduled cycles share; with --no-ingest, with this command's own memory instead,
+        # so that what correlation was not told is still news to the next scheduled cycle.
+        samples: dict[tuple[str, int], PollSample] | None = None if ingest else {}
         try:
-            asyncio.run(run())
+            rounds = 0
+            while count is None or rounds < count:
+                if rounds:
+                    time.sleep(interval or services.settings.snmp.poll_interval)
+                jobs.poll(
+                    services,
+                    found,
+                    credentials=credentials,
+                    samples=samples,
+                    ingest=ingest,
+                    on_events=lambda events: print_events(events, out, as_json=as_json),
+                )
+                rounds += 1
         except KeyboardInterrupt:
             err.print("stopped")
 

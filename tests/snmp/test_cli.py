@@ -115,6 +115,37 @@ def test_poll_reports_nothing_for_a_steady_device(cli: CliRunner, simulator: Sim
     assert out == ""
 
 
+def test_poll_compares_with_the_poll_state_the_jobs_share(
+    cli: CliRunner, simulator: Simulator
+) -> None:
+    from servicegraph.bootstrap import bootstrap
+    from servicegraph.config import Settings
+
+    def poll(community: str, *extra: str) -> list[dict[str, object]]:
+        args = ["poll", f"127.0.0.1:{simulator.port}", "--community", community, "--json"]
+        out, _ = run(cli, *args, "--count", "1", *extra)
+        return [json.loads(line) for line in out.splitlines()]
+
+    def kept() -> list[tuple[str, int]]:
+        services = bootstrap(Settings())
+        try:
+            with services.poll_state.cycle() as samples:
+                return sorted(samples)
+        finally:
+            services.close()
+
+    assert poll("acc1", "--no-ingest") == []  # first sight: nothing is news
+    assert kept() == [], "without ingest, the command keeps its own memory"
+    assert poll("acc1") == []  # first sight for the poll state too
+    assert kept() == [("127.0.0.1", simulator.port)]
+    # another invocation, as the next scheduled cycle would be: the device restarted and a
+    # port went down since the last cycle
+    kinds = sorted(str(e["kind"]) for e in poll("acc1-rebooted"))
+    assert kinds == ["device_restarted", "interface_down"]
+    received = json.loads(run(cli, "inbox", "--json")[0])
+    assert sorted(str(e["name"]) for e in received) == kinds  # handed to correlation
+
+
 def test_the_traps_command_prints_events(tmp_path: Path) -> None:
     snmptrap = require_executable("snmptrap", install_hint="apt-get install snmp")
     port = free_udp_port()
