@@ -20,10 +20,8 @@ history. Merging duplicates by hand is planned in ``duplicates``.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -70,25 +68,6 @@ from servicegraph.cmdb.validation import PreparedCI, PreparedRelationship, valid
 ConflictPolicy = Literal["record", "fail"]
 # the source named in the history of items marked stale by age
 EXPIRY_SOURCE = "stale-cleanup"
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while one batch is applied.
-
-    A batch allocates millions of small, acyclic objects (prepared records, CIs,
-    relationships, history entries, rows). Every few hundred allocations trigger a
-    collection, and the full ones traverse all of them again: a fifth of the time of a
-    100,000-CI load. Reference counting still frees everything as usual; the few cycles
-    made meanwhile are collected once the collector runs again.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass
@@ -159,13 +138,15 @@ class Reconciler:
         With ``on_conflict="fail"`` any conflict raises ReconciliationConflicts and nothing
         is written; with ``"record"`` conflicting records are skipped and the conflicts
         recorded in the store and the report.
+
+        The process's garbage collector is left alone: an entry point applying a large
+        batch pauses it around the call (``servicegraph.runtime.heap.collector_paused``).
         """
-        with _cyclic_gc_paused():
-            prepared, rels = self.validate(batch)
-            with self.store.write() as writer:
-                report = _BatchRun(self, writer, batch).run(prepared, rels)
-                if report.conflicts and on_conflict == "fail":
-                    raise ReconciliationConflicts(list(report.conflicts))
+        prepared, rels = self.validate(batch)
+        with self.store.write() as writer:
+            report = _BatchRun(self, writer, batch).run(prepared, rels)
+            if report.conflicts and on_conflict == "fail":
+                raise ReconciliationConflicts(list(report.conflicts))
         return report
 
     # -- manual operations ---------------------------------------------------------------
