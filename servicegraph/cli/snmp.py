@@ -233,14 +233,19 @@ def discover(
         path = save_report(report, services.settings.data_dir / "snmp" / "runs")
         if metrics_file is not None:
             write_to_textfile(str(metrics_file), registry)
-        if as_json:
-            print_json({**report.to_dict(), "report_file": str(path)})
-        else:
-            for table in summary(report):
-                out.print(table)
-            err.print(f"run report: {path}", highlight=False)
-        if not any(r.snapshot for r in report.results):
-            fail("no device answered")
+        _print_discovery(report, path, as_json)
+
+
+def _print_discovery(report: RunReport, path: Path, as_json: bool) -> None:
+    """The run's summary (or JSON) and where its report is; exit 1 if no device answered."""
+    if as_json:
+        print_json({**report.to_dict(), "report_file": str(path)})
+    else:
+        for table in summary(report):
+            out.print(table)
+        err.print(f"run report: {path}", highlight=False)
+    if not any(r.snapshot for r in report.results):
+        fail("no device answered")
 
 
 def _discovery_options(
