@@ -27,6 +27,7 @@ from servicegraph.cmdb.context import change_context
 from servicegraph.cmdb.errors import ReconciliationConflicts
 from servicegraph.cmdb.importer import read_files
 from servicegraph.cmdb.reconciliation import ReconcileReport
+from servicegraph.runtime.heap import collector_paused
 
 CIArgument = Annotated[str, typer.Argument(help="The CI (id, key or kind:value).")]
 
@@ -84,7 +85,8 @@ def import_(
                 "relationships..."
             )
             try:
-                with change_context(actor=f"cli:{source}"):
+                # one large unit of work in a process that does nothing else
+                with change_context(actor=f"cli:{source}"), collector_paused():
                     report = services.reconciler.apply(
                         batch, on_conflict="record" if allow_conflicts else "fail"
                     )
@@ -122,12 +124,13 @@ def _restore_export(path: Path, commit_every: int, as_json: bool) -> None:
             export = read_export(path)
             total = sum(export.counts.values())
             status.update(f"restoring {total:,} records...")
-            counts = import_graph(
-                services.store,
-                export,
-                commit_every=commit_every,
-                progress=lambda n: status.update(f"restoring {n:,} of {total:,} records..."),
-            )
+            with collector_paused():
+                counts = import_graph(
+                    services.store,
+                    export,
+                    commit_every=commit_every,
+                    progress=lambda n: status.update(f"restoring {n:,} of {total:,} records..."),
+                )
         if as_json:
             print_json({"from_export": str(path), "counts": counts})
             return
@@ -140,10 +143,80 @@ def _restore_export(path: Path, commit_every: int, as_json: bool) -> None:
 
 
 def export(
-    file: Annotated[Path, typer.Argument(help="Where to write the export (JSON Lines).")],
+    file: Annotated[
+        Path | None, typer.Argument(help="Where to write the export (JSON Lines).")
+    ] = None,
+    graphml: Annotated[
+        Path | None,
+        typer.Option(
+            "--graphml",
+            help="Instead: write a CI's neighbourhood (or with --impact what fails with the "
+            "CIs) as GraphML to this file, for yEd or Gephi.",
+        ),
+    ] = None,
+    ci: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ci", help="With --graphml: the CI (id, key or identifier); repeat with --impact."
+        ),
+    ] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option(help="With --graphml: the neighbourhood's depth (1), or the impact's bound."),
+    ] = None,
+    impact: Annotated[
+        bool, typer.Option("--impact", help="With --graphml: the impact of the CIs failing.")
+    ] = False,
+    max_nodes: Annotated[
+        int, typer.Option(help="With --graphml: most CIs of a neighbourhood.")
+    ] = 10_000,
+    yed: Annotated[
+        bool, typer.Option("--yed/--no-yed", help="With --graphml: yEd's labels and colours.")
+    ] = True,
 ) -> None:
     """Write the whole graph with its history, keys, sightings and conflicts to FILE, for
-    `servicegraph import --from-export` into another store (e.g. SQLite to Neo4j)."""
+    `servicegraph import --from-export` into another store (e.g. SQLite to Neo4j); or,
+    with --graphml, a CI's neighbourhood or impact for a graph editor."""
+    if (file is None) == (graphml is None):
+        fail("give one of FILE (a whole export) and --graphml FILE", EXIT_USAGE)
+    if graphml is not None:
+        _export_graphml(graphml, ci or [], depth, impact, max_nodes, yed)
+        return
+    assert file is not None
+    _export_all(file)
+
+
+def _export_graphml(
+    path: Path, refs: list[str], depth: int | None, impact: bool, max_nodes: int, yed: bool
+) -> None:
+    from servicegraph.cmdb.graphml import impact_graph, neighbourhood_graph, to_graphml
+
+    if not refs or (len(refs) > 1 and not impact):
+        fail("--graphml needs one --ci (several only with --impact)", EXIT_USAGE)
+    with open_services(read_only=True) as services:
+        ids = resolve(services, refs)
+        if impact:
+            result = services.impact.impact(ids, depth=depth)
+            graph = impact_graph(services.catalog, result, services.relationship_rules)
+        else:
+            graph = neighbourhood_graph(
+                services.catalog, ids[0], depth=depth or 1, max_nodes=max_nodes
+            )
+        try:
+            path.write_text(to_graphml(graph, yed=yed), encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {path}: {exc.strerror or exc}")
+    what = "impact" if impact else "neighbourhood"
+    err.print(
+        f"wrote the {what} of {', '.join(refs)}: {graph.number_of_nodes():,} CIs and "
+        f"{graph.number_of_edges():,} relationships to {path}",
+        highlight=False,
+    )
+    if graph.graph.get("truncated"):
+        err.print(f"[yellow]warning:[/] stopped at --max-nodes {max_nodes:,}", highlight=False)
+
+
+def _export_all(file: Path) -> None:
     from servicegraph.cmdb.export import export_graph
 
     with open_services(read_only=True) as services:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Signal(Protocol):
-    """``threading.Event``, or the pipe-backed signals of ``correlation_process`` when the
+    """``threading.Event``, or the pipe-backed signals of ``worker_process`` when the
     loop runs in a child process."""
 
     def set(self) -> None: ...

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from typer.testing import CliRunner
 
@@ -216,3 +217,38 @@ def test_inbox_lists_the_last_events_and_whether_they_were_correlated(
         (3, "Check3", True),
     ]
     assert "2 waiting for correlation" in run(cli, "inbox")
+
+
+# -- export --graphml: a CI's neighbourhood or an impact for yEd and Gephi -----------
+
+
+def test_a_neighbourhood_and_an_impact_as_graphml(cli: CliRunner, tmp_path: Path) -> None:
+    run(cli, "import", str(EXAMPLES / "small-site.json"))
+    near = tmp_path / "near.graphml"
+    run(cli, "export", "--graphml", str(near), "--ci", "dist-1", "--depth", "1")
+    graph = nx.read_graphml(near)
+    names = {data["name"] for _, data in graph.nodes(data=True)}
+    assert {"dist-1", "core-1", "acc-1"} <= names and "web-shop" not in names
+    assert {data["type"] for _, _, data in graph.edges(data=True)} == {"CONNECTED_TO"}
+
+    both = tmp_path / "impact.graphml"
+    run(cli, "export", "--graphml", str(both), "--ci", "dist-1", "--ci", "dist-2", "--impact")
+    graph = nx.read_graphml(both)
+    names = {data["name"] for _, data in graph.nodes(data=True)}
+    assert {"acc-1", "Web shop"} <= names, "both uplinks lost: the shop goes down"
+
+
+def _error(cli: CliRunner, *args: str, code: int) -> str:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    return result.stderr
+
+
+def test_graphml_options_are_checked(cli: CliRunner, tmp_path: Path) -> None:
+    run(cli, "import", str(EXAMPLES / "small-site.json"))
+    out = str(tmp_path / "x.graphml")
+    assert "one of FILE" in _error(cli, "export", code=2)
+    assert "one --ci" in _error(cli, "export", "--graphml", out, code=2)
+    assert "one --ci" in _error(cli, "export", "--graphml", out, "--ci", "a", "--ci", "b", code=2)
+    assert "nope" in _error(cli, "export", "--graphml", out, "--ci", "nope", code=1)
+    assert not Path(out).exists()
