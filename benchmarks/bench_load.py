@@ -30,6 +30,7 @@ from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.observation import ObservationBatch
 from servicegraph.cmdb.reconciliation import ReconcileReport
 from servicegraph.config import Settings
+from servicegraph.runtime.heap import collector_paused
 
 TARGET_LOAD_SECONDS = 20.0
 
@@ -59,7 +60,8 @@ HEADER = (
 
 def apply(services: Services, batch: ObservationBatch, name: str, profiler: str | None) -> Run:
     def run() -> ReconcileReport:
-        return services.reconciler.apply(batch)
+        with collector_paused():  # as `servicegraph import` applies a batch
+            return services.reconciler.apply(batch)
 
     start, cpu_start = time.perf_counter(), time.process_time()
     if profiler == "cprofile":
