@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from servicegraph.access.model import Permission
@@ -44,7 +43,7 @@ class Endpoint:
     source: str
     parse: Parser
     summary: str
-    body: type[Any]  # the payload's model (pydantic or msgspec), for the OpenAPI document
+    body: type[msgspec.Struct]  # the payload's model, for the OpenAPI document
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -79,13 +78,8 @@ _ERROR = "IngestionError"
 _INVALID = "IngestionInvalid"
 
 
-def _body_schema(model: type[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _body_schema(model: type[msgspec.Struct]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The request body's schema (a reference) and the component schemas it uses."""
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        schema = model.model_json_schema(ref_template=_REF.replace("{name}", "{model}"))
-        components = schema.pop("$defs", {})
-        components[model.__name__] = schema
-        return {"$ref": _REF.format(name=model.__name__)}, components
     (ref,), components = msgspec.json.schema_components([model], ref_template=_REF)
     return ref, components
 

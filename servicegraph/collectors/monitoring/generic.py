@@ -8,50 +8,54 @@ else a hash of the whole event including its time, so a retried POST is counted 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+import msgspec
 
-from servicegraph.collectors.monitoring.payload import UtcTime, aware, parse_body
+from servicegraph.collectors.monitoring.payload import Time, aware, decode_body, to_events
 from servicegraph.events.model import Event, EventStatus, Severity, digest, fingerprint_of
 
 SOURCE = "generic"
 MAX_BATCH = 10_000
 
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
-class GenericEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=500)
+class GenericEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     status: Literal["firing", "resolved"] = "firing"
     severity: str = "warning"
-    source: str = Field(default=SOURCE, min_length=1, max_length=100)
-    labels: dict[str, str] = Field(default_factory=dict)
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = SOURCE
+    labels: dict[str, str] = {}
     summary: str = ""
-    occurred_at: UtcTime | None = None
-    fingerprint: str | None = Field(default=None, min_length=1)
+    occurred_at: Time | None = None
+    fingerprint: _NonEmpty | None = None
     fingerprint_labels: list[str] | None = None
-    event_id: str | None = Field(default=None, min_length=1)
+    event_id: _NonEmpty | None = None
     ci_id: str | None = None
 
 
-class GenericBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    events: list[GenericEvent] = Field(min_length=1, max_length=MAX_BATCH)
+class GenericBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    events: Annotated[list[GenericEvent], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
-_ONE = TypeAdapter(GenericEvent)
-_MANY = TypeAdapter(GenericBatch)
+# Not strict: a time may also be given as Unix seconds (a number, or a string of one), as
+# scripts often send it; the strings are RFC 3339 (``Time``).
+_ONE = msgspec.json.Decoder(GenericEvent, strict=False)
+_MANY = msgspec.json.Decoder(GenericBatch, strict=False)
+_TIMES = ("occurred_at",)
 
 
 def parse_one(body: bytes, received_at: dt.datetime) -> list[Event]:
-    return [to_event(parse_body(body, _ONE, what="event"), received_at)]
+    event = decode_body(body, _ONE, what="event")
+    return to_events([event], to_event, received_at, what="event", path=None, times=_TIMES)
 
 
 def parse_batch(body: bytes, received_at: dt.datetime) -> list[Event]:
-    batch = parse_body(body, _MANY, what="event batch")
-    return [to_event(e, received_at) for e in batch.events]
+    batch = decode_body(body, _MANY, what="event batch")
+    return to_events(
+        batch.events, to_event, received_at, what="event batch", path="events", times=_TIMES
+    )
 
 
 def to_event(g: GenericEvent, received_at: dt.datetime) -> Event:

@@ -8,57 +8,70 @@ share the fingerprint.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+import msgspec
 
-from servicegraph.collectors.monitoring.payload import UtcTime, aware, parse_body
+from servicegraph.cmdb.errors import ValidationFailed
+from servicegraph.collectors.monitoring.payload import Time, aware, decode_body, to_events
 from servicegraph.events.model import Event, EventStatus, Severity
 
 SOURCE = "zabbix"
 
+# the spellings of a status, in any case (stripped of blanks)
+_STATUSES = {
+    "PROBLEM": EventStatus.FIRING,
+    "FIRING": EventStatus.FIRING,
+    "RESOLVED": EventStatus.RESOLVED,
+    "OK": EventStatus.RESOLVED,
+    "RECOVERY": EventStatus.RESOLVED,
+}
+_BAD_STATUS = "must be PROBLEM or RESOLVED (or FIRING, OK, RECOVERY), in any case"
 
-_STATUSES = ("PROBLEM", "FIRING", "RESOLVED", "OK", "RECOVERY")
 
-
-class ZabbixTag(BaseModel):
+class ZabbixTag(msgspec.Struct, frozen=True):
     tag: str
     value: str = ""
 
 
-class ZabbixEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    event_id: str = Field(min_length=1, description="{EVENT.ID}: the problem event")
-    recovery_id: str = Field(default="", description="{EVENT.RECOVERY.ID} on recovery")
-    status: str = Field(
-        description="PROBLEM, RESOLVED (or OK / RECOVERY), in any case",
-        json_schema_extra={"enum": [*_STATUSES, *(s.lower() for s in _STATUSES)]},
-    )
-    name: str = Field(min_length=1, description="{EVENT.NAME}")
+class ZabbixEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    event_id: Annotated[
+        str, msgspec.Meta(min_length=1, description="{EVENT.ID}: the problem event")
+    ]
+    recovery_id: Annotated[str, msgspec.Meta(description="{EVENT.RECOVERY.ID} on recovery")] = ""
+    status: Annotated[
+        str,
+        msgspec.Meta(
+            description="PROBLEM, RESOLVED (or OK / RECOVERY), in any case",
+            extra_json_schema={"enum": [*_STATUSES, *(s.lower() for s in _STATUSES)]},
+        ),
+    ]
+    name: Annotated[str, msgspec.Meta(min_length=1, description="{EVENT.NAME}")]
     severity: str = "Warning"
     host: str = ""
     host_ip: str = ""
     trigger_id: str = ""
-    time: UtcTime | None = None
+    time: Time | None = None
     message: str = ""
-    tags: list[ZabbixTag] = Field(default_factory=list)
-
-    @field_validator("status")
-    @classmethod
-    def _status(cls, value: str) -> str:
-        text = value.strip().upper()
-        if text in ("PROBLEM", "FIRING"):
-            return "firing"
-        if text in ("RESOLVED", "OK", "RECOVERY"):
-            return "resolved"
-        raise ValueError("must be PROBLEM or RESOLVED")
+    tags: list[ZabbixTag] = []
 
 
-_ADAPTER = TypeAdapter(ZabbixEvent)
+# Not strict, as the generic format (a time may be Unix seconds): the media type script is
+# the user's to change.
+_DECODER = msgspec.json.Decoder(ZabbixEvent, strict=False)
+_WHAT = "zabbix webhook"
 
 
 def parse(body: bytes, received_at: dt.datetime) -> list[Event]:
-    return [to_event(parse_body(body, _ADAPTER, what="zabbix webhook"), received_at)]
+    event = decode_body(body, _DECODER, what=_WHAT)
+    if status_of(event) is None:
+        raise ValidationFailed(_BAD_STATUS, item=_WHAT, field="status")
+    return to_events([event], to_event, received_at, what=_WHAT, path=None, times=("time",))
+
+
+def status_of(z: ZabbixEvent) -> EventStatus | None:
+    """The status ``z`` says, None if it is none of the spellings."""
+    return _STATUSES.get(z.status.strip().upper())
 
 
 def to_event(z: ZabbixEvent, received_at: dt.datetime) -> Event:
@@ -69,7 +82,9 @@ def to_event(z: ZabbixEvent, received_at: dt.datetime) -> Event:
         labels.setdefault("ip", z.host_ip)
     if z.trigger_id:
         labels.setdefault("trigger_id", z.trigger_id)
-    status = EventStatus(z.status)
+    status = status_of(z)
+    if status is None:
+        raise ValueError(f"zabbix status {z.status!r}: {_BAD_STATUS}")
     fingerprint = f"zbx:{z.event_id}"
     return Event(
         source=SOURCE,
