@@ -35,19 +35,7 @@ class Refusal:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
     async def send(self, send: Send) -> None:
-        payload = json.dumps({"error": self.error}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    *self.headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, self.status, {"error": self.error}, self.headers)
 
 
 def too_large(limit: int) -> Refusal:
@@ -89,11 +77,11 @@ class RequestGate:
             await refusal.send(send)
             return None
         limit = self._max_body if principal is not None else ANONYMOUS_MAX_BODY
-        read = await _read_body(receive, limit)
+        read = await read_body(receive, limit)
         if read is None:
             return None  # disconnected
-        if isinstance(read, Refusal):
-            await (read if principal is not None else _needs_token(limit)).send(send)
+        if len(read) > limit:
+            await (too_large(limit) if principal is not None else _needs_token(limit)).send(send)
             return None
         scope.setdefault("state", {})["principal"] = principal
         return _replay(read, receive)
@@ -134,9 +122,10 @@ def _needs_token(limit: int) -> Refusal:
     )
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | Refusal | None:
-    """The whole body, or a refusal as soon as it passes ``limit`` (the rest is not read);
-    None if the client disconnected."""
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, read no further than ``limit`` bytes: past it, what was read
+    (longer than ``limit``: the caller answers 413, and the rest is never read). None if
+    the client disconnected."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -146,10 +135,29 @@ async def _read_body(receive: Receive, limit: int) -> bytes | Refusal | None:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return too_large(limit)
+            return b"".join(chunks) + chunk
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def send_json(
+    send: Send, status: int, body: object, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """A whole JSON answer, as the endpoints ahead of FastAPI give them."""
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

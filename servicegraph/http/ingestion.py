@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hmac
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -33,6 +32,7 @@ from servicegraph.bootstrap import Services
 from servicegraph.cmdb.errors import RETRY_AFTER_S, CmdbError, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
 from servicegraph.events.model import Event
+from servicegraph.http.gate import read_body, send_json
 from servicegraph.runtime import metrics
 
 Parser = Callable[[bytes, dt.datetime], list[Event]]
@@ -182,19 +182,7 @@ class IngestionEndpoints:
             answer = await self._ingest(scope, receive, endpoint)
         if answer is None:
             return  # the client went away
-        payload = json.dumps(answer.body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    *answer.headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, answer.status, answer.body, answer.headers)
 
     async def _ingest(self, scope: Scope, receive: Receive, endpoint: Endpoint) -> Answer | None:
         services: Services = self._state.services
@@ -212,7 +200,7 @@ class IngestionEndpoints:
         if denied is not None:
             return denied
         # a declared length over the bound is refused before a byte of it is read
-        body = await _read_body(receive, self._max_body) if length <= self._max_body else b""
+        body = await read_body(receive, self._max_body) if length <= self._max_body else b""
         if body is None:
             return None
         if length > self._max_body or len(body) > self._max_body:
@@ -243,24 +231,6 @@ class IngestionEndpoints:
         if on_ingest is not None and accepted:
             on_ingest()
         return Answer(202, {"accepted": accepted, "duplicates": len(events) - accepted})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body; past ``limit`` bytes, what was read (the caller answers 413).
-    None if the client disconnected."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks) + chunk
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def authorised(services: Services, source: str, authorization: str) -> Answer | None:

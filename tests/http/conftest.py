@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
 from servicegraph.http.app import create_app
+from tests.support import free_port, wait_for
 
 TOKENS = {"alertmanager": "am-secret", "zabbix": "zbx-secret", "generic": "gen-secret"}
 
@@ -96,3 +102,26 @@ def services(tmp_path: Path) -> Iterator[Services]:
 def client(services: Services) -> Iterator[TestClient]:
     with TestClient(create_app(services), raise_server_exceptions=False) as c:
         yield c
+
+
+@contextmanager
+def serving(data_dir: Path, **settings: str) -> Iterator[str]:
+    """`servicegraph serve` in a process of its own on a free port, with
+    ``SERVICEGRAPH_<NAME>`` settings; its base URL once /healthz answers 200."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "SERVICEGRAPH_CONFIG"}
+    env["SERVICEGRAPH_DATA_DIR"] = str(data_dir)
+    env.update({f"SERVICEGRAPH_{name.upper()}": value for name, value in settings.items()})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "serve")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
 from servicegraph.http.app import create_app
-from tests.http.conftest import PATHS, TOKENS, auth, valid_payloads
+from tests.http.conftest import PATHS, TOKENS, auth, serving, valid_payloads
 from tests.support import wait_for
 
 INBOX = "servicegraph-inbox.sqlite3"
@@ -200,37 +200,14 @@ def test_a_dead_correlation_process_is_down_until_it_is_restarted(make: Any) -> 
 
 def test_serve_answers_healthz_503_naming_the_part(tmp_path: Path) -> None:
     """The body a load balancer and an operator read, from a real server."""
-    import sys
-
-    from tests.support import free_port
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "SERVICEGRAPH_DATA_DIR": str(tmp_path),
-        "SERVICEGRAPH_EMBEDDED_WORKER": "false",
-        "SERVICEGRAPH_SQLITE_LOCK_TIMEOUT": "1",
-    }
-    env.pop("SERVICEGRAPH_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/healthz"
-    try:
-        wait_for(lambda: httpx.get(url, timeout=1).status_code == 200, "serve")
+    with serving(tmp_path, embedded_worker="false", sqlite_lock_timeout="1") as base:
         other = sqlite3.connect(tmp_path / INBOX, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
-            r = httpx.get(url, timeout=10)
+            r = httpx.get(f"{base}/healthz", timeout=10)
         finally:
             other.execute("ROLLBACK")
             other.close()
-        assert r.status_code == 503
-        assert r.headers["Retry-After"] == "5"
-        assert r.json()["failing"] == ["inbox"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    assert r.status_code == 503
+    assert r.headers["Retry-After"] == "5"
+    assert r.json()["failing"] == ["inbox"]

@@ -5,44 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.http.conftest import TOKENS, am_alert, auth, valid_payloads
-from tests.support import free_port, wait_for
+from tests.http.conftest import TOKENS, am_alert, auth, serving, valid_payloads
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data: Path = tmp_path_factory.mktemp("live") / "data"
-    port = free_port()
-    env = {
-        **os.environ,
-        "SERVICEGRAPH_DATA_DIR": str(data),
-        "SERVICEGRAPH_INGEST_TOKENS": json.dumps(TOKENS),
-        "SERVICEGRAPH_EMBEDDED_WORKER": "false",
-    }
-    env.pop("SERVICEGRAPH_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "serve")
+    with serving(data, ingest_tokens=json.dumps(TOKENS), embedded_worker="false") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_review_s_malformed_events_are_400(server: str) -> None:

@@ -17,13 +17,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from servicegraph.access.model import Role
 from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
-from tests.support import free_port, require_executable, wait_for
+from tests.http.conftest import serving
+from tests.support import require_executable
 
 EXAMPLES = os.environ.get("SG_SCHEMATHESIS_EXAMPLES", "40")
 CONFORMANCE = (
@@ -45,22 +45,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     services = bootstrap(Settings(data_dir=data))
     _, token = services.tokens.create("schemathesis", Role.ADMIN, created_by="test")
     services.close()
-    port = free_port()
-    env = {**os.environ, "SERVICEGRAPH_DATA_DIR": str(data)}
-    env.pop("SERVICEGRAPH_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "serve")
+    with serving(data) as base:
         yield base, token
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _run(
