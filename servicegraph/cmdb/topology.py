@@ -5,7 +5,10 @@ Nodes are CIs numbered densely; for every CI the projection keeps who needs it
 (``dependents``) and whom it needs (``providers``), each edge tagged with the redundancy
 group it belongs to on the needing side. Group ``-1`` means "required": losing that one
 provider fails the dependent. A named group tolerates ``size - min_healthy`` failures.
-See ``servicegraph.cmdb.relationships`` for the semantics.
+A provider in several groups of one dependent (``app`` runs on ``s1`` or ``s2``, and needs
+``s1`` alone for its licence) has a code below ``-1`` naming all of them (``multi``): its
+loss counts in each, and the dependent fails when any of them has lost too many. See
+``servicegraph.cmdb.relationships`` for the semantics.
 """
 
 from __future__ import annotations
@@ -21,6 +24,23 @@ from servicegraph.cmdb.relationships import (
 )
 
 REQUIRED = -1
+
+
+def lost(
+    gid: int, counts: dict[int, int], tolerance: list[int], multi: dict[int, tuple[int, ...]]
+) -> bool:
+    """Count the loss of one provider in its group(s) ``gid`` of a dependent; whether the
+    dependent fails of it (``gid`` a group, or a code of ``multi``; not REQUIRED)."""
+    if gid >= 0:
+        count = counts.get(gid, 0) + 1
+        counts[gid] = count
+        return count > tolerance[gid]
+    fails = False
+    for group in multi[gid]:
+        count = counts.get(group, 0) + 1
+        counts[group] = count
+        fails = fails or count > tolerance[group]
+    return fails
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +76,10 @@ class ImpactGraph:
         self._in_edges: list[dict[tuple[int, str], tuple[str | None, int | None]]] = []
         self.tolerance: list[int] = []  # per group id
         self.groups: list[GroupInfo] = []
+        # code (below REQUIRED) -> the groups of one dependent a provider is in
+        self.multi: dict[int, tuple[int, ...]] = {}
+        self._multi_of: dict[int, list[int]] = {}  # dependent -> its codes
+        self._next_multi = REQUIRED - 1
         self._group_ids: dict[tuple[int, str], int] = {}
         self._cluster_min: dict[int, int] = {}
 
@@ -146,7 +170,7 @@ class ImpactGraph:
             members.setdefault(group, set()).add(provider)
             if min_healthy is not None:
                 needed[group] = max(needed.get(group, 1), min_healthy)
-        providers: dict[int, int] = {}
+        of_provider: dict[int, list[int]] = {}
         for name, group_members in members.items():
             if name == MEMBERS_GROUP and name not in needed:
                 min_healthy = self._cluster_min.get(dependent, 1)
@@ -157,12 +181,30 @@ class ImpactGraph:
             self.groups[gid] = info
             self.tolerance[gid] = info.tolerance
             for provider in group_members:
-                providers.setdefault(provider, gid)
+                of_provider.setdefault(provider, []).append(gid)
+        for code in self._multi_of.pop(dependent, ()):
+            del self.multi[code]
+        providers: dict[int, int] = {}
+        for provider, gids in of_provider.items():
+            providers[provider] = gids[0] if len(gids) == 1 else self._multi_code(dependent, gids)
         for provider in required:  # a required provider stays required in any group
             providers[provider] = REQUIRED
         self.providers[dependent] = providers
         for provider, gid in providers.items():
             self.dependents[provider][dependent] = gid
+
+    def _multi_code(self, dependent: int, gids: list[int]) -> int:
+        code = self._next_multi
+        self._next_multi -= 1
+        self.multi[code] = tuple(sorted(gids))
+        self._multi_of.setdefault(dependent, []).append(code)
+        return code
+
+    def groups_of(self, gid: int) -> tuple[int, ...]:
+        """The groups an edge's ``gid`` stands for (none for REQUIRED)."""
+        if gid >= 0:
+            return (gid,)
+        return self.multi.get(gid, ())
 
     # -- queries -------------------------------------------------------------------------
 
@@ -199,6 +241,7 @@ class ImpactGraph:
         counts: dict[int, int] = {}
         dependents = self.dependents
         tolerance = self.tolerance
+        multi = self.multi
         level = 0
         while frontier and level < max_depth:
             level += 1
@@ -210,11 +253,13 @@ class ImpactGraph:
                         continue
                     if within is not None and dependent not in within:
                         continue
-                    if gid != REQUIRED:
+                    if gid >= 0:  # the usual case, inline: one group
                         count = counts.get(gid, 0) + 1
                         counts[gid] = count
                         if count <= tolerance[gid]:
                             continue
+                    elif gid != REQUIRED and not lost(gid, counts, tolerance, multi):
+                        continue
                     parent[dependent] = node
                     depth[dependent] = level
                     append(dependent)
@@ -275,6 +320,7 @@ class FailureCone:
             return set()
         dependents = self.graph.dependents
         tolerance = self.graph.tolerance
+        multi = self.graph.multi
         spread = {source}
         frontier = [source]
         level = 0
@@ -285,11 +331,13 @@ class FailureCone:
                 for dependent, gid in dependents[node].items():
                     if dependent in failed or dependent in spread:
                         continue
-                    if gid != REQUIRED:
+                    if gid >= 0:
                         count = counts.get(gid, 0) + 1
                         counts[gid] = count
                         if count <= tolerance[gid]:
                             continue
+                    elif gid != REQUIRED and not lost(gid, counts, tolerance, multi):
+                        continue
                     spread.add(dependent)
                     next_frontier.append(dependent)
             frontier = next_frontier

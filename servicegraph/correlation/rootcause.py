@@ -72,11 +72,14 @@ class HardTopology:
         return found
 
     def hard_providers(self, node: int) -> list[int]:
-        tolerance = self.graph.tolerance
+        """The providers ``node`` fails without: required, or in a group that tolerates
+        no loss (for a provider in several groups, any of them)."""
+        graph = self.graph
+        tolerance = graph.tolerance
         return [
             p
-            for p, gid in self.graph.providers[node].items()
-            if gid == REQUIRED or tolerance[gid] <= 0
+            for p, gid in graph.providers[node].items()
+            if gid == REQUIRED or any(tolerance[g] <= 0 for g in graph.groups_of(gid))
         ]
 
     def upstream(self, node: int) -> frozenset[int]:

@@ -144,14 +144,10 @@ def graphs(draw: st.DrawFn, max_nodes: int = 8, max_edges: int = 16) -> GraphSpe
     # min_healthy is a property of a group (one CI's relationships sharing a name): draw it
     # once per group, so that no two relationships of one group disagree
     group_min: dict[tuple[int, str], int | None] = {}
-    pair_group: dict[tuple[int, int], str] = {}
     edges = []
     for i, t, j in triples:
         group = draw(st.sampled_from((None, *GROUPS, GROUPS[0])))
         spec = EdgeSpec(i, t, j, group, None)
-        if t not in NO_IMPACT:
-            group = _one_group_per_provider(pair_group, spec)
-            spec = EdgeSpec(i, t, j, group, None)
         if group is not None:
             key = (spec.dependent, group)
             if key not in group_min:
@@ -159,28 +155,6 @@ def graphs(draw: st.DrawFn, max_nodes: int = 8, max_edges: int = 16) -> GraphSpe
             spec = EdgeSpec(i, t, j, group, group_min[key])
         edges.append(spec)
     return GraphSpec(classes, cluster_min, tuple(edges))
-
-
-def _one_group_per_provider(pair_group: dict[tuple[int, int], str], spec: EdgeSpec) -> str | None:
-    """The edge's group, changed so that one provider is in at most one group of a CI.
-
-    A provider in two groups of one CI (``app -RUNS_ON-> s1`` in ``hosts`` and
-    ``app -DEPENDS_ON-> s1`` in ``licence``) is what the product gets wrong (see
-    ``test_a_provider_in_two_groups_of_one_ci``), so the random graphs leave it out: a
-    later relationship to the same provider joins the first one's group, or is required.
-    """
-    provider = spec.from_node if spec.type in FROM_NEEDED else spec.to_node
-    pair = (spec.dependent, provider)
-    effective = spec.group or (IMPLICIT if spec.type in FROM_NEEDED else None)
-    first = pair_group.get(pair)
-    if effective is None:
-        return None
-    if first is None:
-        pair_group[pair] = effective
-        return spec.group
-    if first == effective:
-        return spec.group
-    return first if first != IMPLICIT and spec.type in FROM_NEEDED else None
 
 
 # -- the reference -----------------------------------------------------------------------
@@ -502,14 +476,6 @@ def test_the_projection_follows_removals(
 TWO_GROUPS = ("application", "server", "server")  # app, s1, s2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: ImpactGraph._rebuild puts a provider in only the first of the groups "
-        "it belongs to on one CI (providers.setdefault), so its loss is not counted in the "
-        "others; which group wins follows the order the store returns the relationships in"
-    ),
-)
 def test_a_provider_in_two_groups_of_one_ci(loader: Loader) -> None:
     """``app`` runs on ``s1`` or ``s2`` (group ``hosts``) and also needs ``s1`` alone
     (group ``licence``, one provider, min_healthy 1): losing ``s1`` leaves ``licence``
