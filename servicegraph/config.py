@@ -23,7 +23,7 @@ from pydantic_settings import (
 from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
 from servicegraph.collectors.snmp.settings import SnmpSettings
-from servicegraph.correlation.correlator import (
+from servicegraph.correlation.policy import (
     DEFAULT_PRIORITY_MATRIX,
     IMPACT_LEVELS,
     URGENCY_LEVELS,

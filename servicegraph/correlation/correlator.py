@@ -26,182 +26,29 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.ports import GraphStore
-from servicegraph.cmdb.topology import FailureCone, ImpactGraph
+from servicegraph.cmdb.topology import ImpactGraph
 from servicegraph.correlation.mapping import CIMapper
+from servicegraph.correlation.policy import (
+    BatchResult,
+    CorrelationPolicy,
+    urgency_of,
+)
 from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
-from servicegraph.correlation.rootcause import HardTopology, RootCause, RootCauseTracker
+from servicegraph.correlation.rootcause import HardTopology
+from servicegraph.correlation.state import FORGET_EVERY, Analysis, Members, WorkerState
 from servicegraph.events.model import (
     Alert,
     Event,
     EventStatus,
-    Severity,
     clamp_clock_skew,
 )
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
-
-IMPACT_LEVELS = ("high", "medium", "low")
-URGENCY_LEVELS = ("high", "medium", "low")
-
-DEFAULT_PRIORITY_MATRIX: dict[str, dict[str, int]] = {
-    "high": {"high": 1, "medium": 2, "low": 3},
-    "medium": {"high": 2, "medium": 3, "low": 4},
-    "low": {"high": 3, "medium": 4, "low": 5},
-}
-
-
-@dataclass(frozen=True)
-class CorrelationPolicy:
-    group_window: dt.timedelta = dt.timedelta(minutes=5)
-    topology_depth: int = 4
-    inferred_min_share: float = 0.5
-    hold_time: dt.timedelta = dt.timedelta(seconds=60)
-    reopen_window: dt.timedelta = dt.timedelta(minutes=30)
-    flap_threshold: int = 4
-    flap_window: dt.timedelta = dt.timedelta(minutes=10)
-    problem_incidents_per_ci: int = 3
-    problem_recurring_cis: int = 3
-    problem_window: dt.timedelta = dt.timedelta(days=7)
-    batch_size: int = 5000
-    # events dated further ahead of their reception are dated at the reception
-    max_clock_skew: dt.timedelta = dt.timedelta(seconds=300)
-    priority_matrix: Mapping[str, Mapping[str, int]] = field(
-        default_factory=lambda: DEFAULT_PRIORITY_MATRIX
-    )
-    # business service criticality (1 = most critical) at or below which impact is high
-    high_impact_criticality: int = 2
-
-
-def urgency_of(severity: Severity) -> str:
-    if severity >= Severity.CRITICAL:
-        return "high"
-    if severity >= Severity.MAJOR:
-        return "medium"
-    return "low"
-
-
-@dataclass
-class BatchResult:
-    events: int = 0
-    redeliveries: int = 0  # events dropped: their event id was correlated before
-    alerts_created: int = 0
-    duplicates: int = 0
-    incidents_opened: int = 0
-    incidents_updated: int = 0
-    incidents_resolved: int = 0
-    incidents_reopened: int = 0
-    problems_opened: int = 0
-    unmapped: int = 0
-    clamped: int = 0  # events dated in the future, dated at their reception instead
-
-    def merge(self, other: BatchResult) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-class _Analysis:
-    """An incident's root cause and impacted business services, kept current as alerting
-    CIs join it (a storm adds a few CIs per batch to incidents of hundreds)."""
-
-    def __init__(self, hard: HardTopology, max_depth: int, business: set[int]) -> None:
-        self.hard = hard
-        self.tracker = RootCauseTracker(hard)
-        self.cone = FailureCone(hard.graph, max_depth)  # what the alerting CIs take down
-        self.business = business
-        self._hit: set[int] = set()  # business services in the cone
-        self._result: tuple[RootCause | None, tuple[str, ...]] | None = None
-
-    def current(self, hard: HardTopology) -> bool:
-        return hard is self.hard and self.tracker.current
-
-    def add(self, node: int) -> None:
-        if self.tracker.add(node):
-            self._hit |= self.cone.add(node) & self.business
-            self._result = None
-
-    def result(self, min_share: float) -> tuple[RootCause | None, tuple[str, ...]]:
-        """The root cause, and the impacted business services' CI ids in order."""
-        if self._result is None:
-            root = self.tracker.root(min_share=min_share)
-            services = set(self._hit)
-            if root is not None and root.inferred:  # what its failure adds to the alerts'
-                services |= self.cone.with_source(root.node) & self.business
-            ids = self.hard.graph.ids
-            self._result = (root, tuple(sorted(ids[n] for n in services)))
-        return self._result
-
-
-@dataclass(slots=True)
-class _Members:
-    """What an incident's fields need of its alerts, in one pass over them (an incident
-    of hundreds of alerts is updated after every batch of a storm)."""
-
-    count: int
-    first: Alert | None  # the first alert seen
-    first_on_root: Alert | None  # the root CI's first alert
-    flapping: bool
-    worst: Severity  # of the firing alerts, or of all of them when none fires
-
-    @classmethod
-    def of(cls, alerts: Mapping[str, Alert], root_ci_id: str | None) -> _Members:
-        first = first_on_root = None
-        flapping = False
-        worst_firing: Severity | None = None
-        worst: Severity | None = None
-        for alert in alerts.values():
-            seen = alert.first_seen
-            if first is None or seen < first.first_seen:
-                first = alert
-            if (
-                root_ci_id is not None
-                and alert.ci_id == root_ci_id
-                and (first_on_root is None or seen < first_on_root.first_seen)
-            ):
-                first_on_root = alert
-            flapping = flapping or alert.flapping
-            severity = alert.severity
-            if worst is None or severity > worst:
-                worst = severity
-            if alert.status is EventStatus.FIRING and (
-                worst_firing is None or severity > worst_firing
-            ):
-                worst_firing = severity
-        return cls(
-            len(alerts), first, first_on_root, flapping, worst_firing or worst or Severity.WARNING
-        )
-
-
-_FORGET_EVERY = dt.timedelta(seconds=1)
-
-
-@dataclass
-class _State:
-    """The worker's view of active incidents, valid at ``version``."""
-
-    version: int = -1
-    incidents: dict[str, Incident] = field(default_factory=dict)
-    members: dict[str, dict[str, Alert]] = field(default_factory=dict)  # incident -> fp -> alert
-    alerts: dict[str, Alert] = field(default_factory=dict)  # fp -> alert, of all members
-    # graph node -> ids of open incidents whose footprint contains it
-    index: dict[int, set[str]] = field(default_factory=dict)
-    footprints: dict[str, set[int]] = field(default_factory=dict)
-    # open incidents whose alerts are all clear (waiting out the hold time)
-    clearing: set[str] = field(default_factory=set)
-    # those of them known to be all clear since ``clear_since``, none flapping: until one
-    # of their alerts changes (which makes them dirty), only the hold time is left to check
-    holding: set[str] = field(default_factory=set)
-    # incidents with a flapping alert
-    flapping: set[str] = field(default_factory=set)
-    # incident -> its analysis, built when first needed and grown as alerts join
-    analysis: dict[str, _Analysis] = field(default_factory=dict)
-    # when resolved incidents past the reopen window were last dropped
-    forgotten_at: dt.datetime | None = None
 
 
 class Correlator:
@@ -221,7 +68,7 @@ class Correlator:
         self.mapper = mapper
         self.policy = policy or CorrelationPolicy()
         self.clock = clock
-        self._state = _State()
+        self._state = WorkerState()
         self._hard: HardTopology | None = None
         self._facts: dict[str, tuple[str, Any]] = {}
         self._cache_seq = -1
@@ -247,7 +94,7 @@ class Correlator:
                 with self.incidents.unit() as unit:
                     return _Batch(self, unit, hard).run(limit or self.policy.batch_size)
             except BaseException:
-                self._state = _State()  # in-memory state may hold uncommitted changes
+                self._state = WorkerState()  # in-memory state may hold uncommitted changes
                 raise
 
     def drain(self, *, max_batches: int = 1_000_000) -> BatchResult:
@@ -324,12 +171,12 @@ class _Batch:
 
     # -- state -----------------------------------------------------------------------------
 
-    def _sync_state(self) -> _State:
+    def _sync_state(self) -> WorkerState:
         state = self.c._state
         version = self.unit.state_version()
         if state.version == version:
             return state
-        state = _State(version=version)
+        state = WorkerState(version=version)
         active = self.unit.active_incidents(self.now - self.policy.reopen_window)
         state.incidents = {i.id: i for i in active}
         for incident_id, alerts in self.unit.alerts_of(state.incidents).items():
@@ -350,7 +197,7 @@ class _Batch:
             return None
         return self.graph.index.get(ci_id)
 
-    def _index_incident(self, state: _State, incident_id: str) -> None:
+    def _index_incident(self, state: WorkerState, incident_id: str) -> None:
         incident = state.incidents[incident_id]
         old = state.footprints.pop(incident_id, set())
         for node in old:
@@ -400,7 +247,7 @@ class _Batch:
         self._forget_old(state)
         return self.result
 
-    def _apply_events(self, state: _State, events: list[Event]) -> None:
+    def _apply_events(self, state: WorkerState, events: list[Event]) -> None:
         # alerts outside the tracked incidents (``state.alerts``): loaded or new
         # not ``... - state.alerts.keys()``: that walks every alert tracked, each batch
         missing = {e.fingerprint for e in events if e.fingerprint not in state.alerts}
@@ -416,7 +263,7 @@ class _Batch:
             self._apply(state, known, e, ci_of)
 
     def _apply(
-        self, state: _State, known: dict[str, Alert], e: Event, ci_of: Mapping[str, str | None]
+        self, state: WorkerState, known: dict[str, Alert], e: Event, ci_of: Mapping[str, str | None]
     ) -> None:
         t = e.occurred_at
         alert = state.alerts.get(e.fingerprint) or known.get(e.fingerprint)
@@ -475,11 +322,11 @@ class _Batch:
             alert.cleared_at = None
             self._attach(state, alert, t)
 
-    def _in_open_incident(self, state: _State, alert: Alert) -> bool:
+    def _in_open_incident(self, state: WorkerState, alert: Alert) -> bool:
         incident = state.incidents.get(alert.incident_id or "")
         return incident is not None and incident.status is IncidentStatus.OPEN
 
-    def _attach(self, state: _State, alert: Alert, t: dt.datetime) -> None:
+    def _attach(self, state: WorkerState, alert: Alert, t: dt.datetime) -> None:
         """Put a firing alert into an incident: its own, a reopened, a related or a new one."""
         incident = state.incidents.get(alert.incident_id or "")
         if incident is not None:
@@ -530,7 +377,7 @@ class _Batch:
         incident.clear_since = None
         self.dirty.add(incident.id)
 
-    def _join(self, state: _State, incident: Incident, alert: Alert, t: dt.datetime) -> None:
+    def _join(self, state: WorkerState, incident: Incident, alert: Alert, t: dt.datetime) -> None:
         alert.incident_id = incident.id
         state.members[incident.id][alert.fingerprint] = alert
         state.alerts[alert.fingerprint] = alert
@@ -547,7 +394,7 @@ class _Batch:
                 footprint.add(n)
                 state.index.setdefault(n, set()).add(incident.id)
 
-    def _open(self, state: _State, alert: Alert, t: dt.datetime) -> None:
+    def _open(self, state: WorkerState, alert: Alert, t: dt.datetime) -> None:
         if self._next_number is None:
             self._next_number = self.unit.next_incident_number()
         incident = Incident(
@@ -570,7 +417,7 @@ class _Batch:
 
     # -- time-driven -------------------------------------------------------------------------
 
-    def _expire_flapping(self, state: _State) -> None:
+    def _expire_flapping(self, state: WorkerState) -> None:
         horizon = self.now - self.policy.flap_window
         for incident_id in list(state.flapping):
             incident = state.incidents.get(incident_id)
@@ -586,7 +433,7 @@ class _Batch:
             if not still or incident is None:
                 state.flapping.discard(incident_id)
 
-    def _resolve_due(self, state: _State) -> None:
+    def _resolve_due(self, state: WorkerState) -> None:
         # Only an incident that changed, or is waiting out its hold time, can resolve now.
         for incident_id in self.dirty | state.clearing:
             incident = state.incidents.get(incident_id)
@@ -610,7 +457,7 @@ class _Batch:
                 state.holding.discard(incident_id)
                 self._index_incident(state, incident.id)
 
-    def _clear_since(self, state: _State, incident: Incident) -> dt.datetime | None:
+    def _clear_since(self, state: WorkerState, incident: Incident) -> dt.datetime | None:
         """Since when all the incident's alerts are clear; None while one fires or flaps.
         Keeps ``clearing`` and ``holding`` and the incident's ``clear_since`` current."""
         incident_id = incident.id
@@ -631,10 +478,10 @@ class _Batch:
         state.holding.add(incident_id)
         return clear_since
 
-    def _forget_old(self, state: _State) -> None:
+    def _forget_old(self, state: WorkerState) -> None:
         # a walk over every incident held: once a second is enough for a window of minutes,
         # and small batches (a steady trickle of events) do not pay it each time
-        if state.forgotten_at is not None and self.now - state.forgotten_at < _FORGET_EVERY:
+        if state.forgotten_at is not None and self.now - state.forgotten_at < FORGET_EVERY:
             return
         state.forgotten_at = self.now
         horizon = self.now - self.policy.reopen_window
@@ -652,11 +499,11 @@ class _Batch:
 
     # -- incident analysis -------------------------------------------------------------------
 
-    def _recompute(self, state: _State) -> None:
+    def _recompute(self, state: WorkerState) -> None:
         if not self.dirty:
             return
         graph = self.graph
-        analysed: list[tuple[Incident, _Members, tuple[str, ...]]] = []
+        analysed: list[tuple[Incident, Members, tuple[str, ...]]] = []
         wanted: set[str] = set()  # CIs whose name or criticality the titles and impact need
         for incident_id in self.dirty:
             incident = state.incidents[incident_id]
@@ -665,7 +512,7 @@ class _Batch:
                 self.policy.inferred_min_share
             )
             root_id = graph.ids[root.node] if root is not None else None
-            members = _Members.of(state.members.get(incident_id, {}), root_id)
+            members = Members.of(state.members.get(incident_id, {}), root_id)
             incident.alert_count = members.count
             if root is not None:
                 incident.root_ci_id = root_id
@@ -704,10 +551,10 @@ class _Batch:
                 incident, members.count, root_alert or members.first, facts
             )
 
-    def _analysis(self, state: _State, incident_id: str) -> _Analysis:
+    def _analysis(self, state: WorkerState, incident_id: str) -> Analysis:
         analysis = state.analysis.get(incident_id)
         if analysis is None or not analysis.current(self.hard):
-            analysis = _Analysis(
+            analysis = Analysis(
                 self.hard, self.c.impact.max_depth, self.c._business_nodes(self.graph)
             )
             for alert in state.members.get(incident_id, {}).values():
@@ -737,7 +584,7 @@ class _Batch:
 
     # -- problems --------------------------------------------------------------------------
 
-    def _detect_problems(self, state: _State) -> None:
+    def _detect_problems(self, state: WorkerState) -> None:
         self._problem_links: list[tuple[Problem, list[str]]] = []
         if not self.new_incidents:
             return
@@ -811,7 +658,7 @@ class _Batch:
         self.unit.save_problem(problem)
         self._problem_links.append((problem, linked))
 
-    def _link_problems(self, state: _State) -> None:
+    def _link_problems(self, state: WorkerState) -> None:
         for problem, incident_ids in self._problem_links:
             self.unit.link_problem(problem.id, incident_ids, self.now)
             for incident_id in incident_ids:

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from servicegraph.bootstrap import Services
-from servicegraph.correlation.correlator import BatchResult
+from servicegraph.correlation.policy import BatchResult
 from servicegraph.runtime import metrics
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from servicegraph.correlation.correlator import BatchResult, Correlator
+from servicegraph.correlation.correlator import Correlator
+from servicegraph.correlation.policy import BatchResult
 
 log = logging.getLogger(__name__)
 

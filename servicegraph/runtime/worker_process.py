@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 
 from servicegraph.config import Settings
-from servicegraph.correlation.correlator import BatchResult
+from servicegraph.correlation.policy import BatchResult
 from servicegraph.runtime.worker import CorrelationWorker
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,71 @@
+"""How events become incidents: the correlator's tunable policy (``CorrelationPolicy``, set
+from ``correlation:`` settings), the priority matrix, and what one batch did
+(``BatchResult``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from servicegraph.events.model import (
+    Severity,
+)
+
+IMPACT_LEVELS = ("high", "medium", "low")
+URGENCY_LEVELS = ("high", "medium", "low")
+
+DEFAULT_PRIORITY_MATRIX: dict[str, dict[str, int]] = {
+    "high": {"high": 1, "medium": 2, "low": 3},
+    "medium": {"high": 2, "medium": 3, "low": 4},
+    "low": {"high": 3, "medium": 4, "low": 5},
+}
+
+
+@dataclass(frozen=True)
+class CorrelationPolicy:
+    group_window: dt.timedelta = dt.timedelta(minutes=5)
+    topology_depth: int = 4
+    inferred_min_share: float = 0.5
+    hold_time: dt.timedelta = dt.timedelta(seconds=60)
+    reopen_window: dt.timedelta = dt.timedelta(minutes=30)
+    flap_threshold: int = 4
+    flap_window: dt.timedelta = dt.timedelta(minutes=10)
+    problem_incidents_per_ci: int = 3
+    problem_recurring_cis: int = 3
+    problem_window: dt.timedelta = dt.timedelta(days=7)
+    batch_size: int = 5000
+    # events dated further ahead of their reception are dated at the reception
+    max_clock_skew: dt.timedelta = dt.timedelta(seconds=300)
+    priority_matrix: Mapping[str, Mapping[str, int]] = field(
+        default_factory=lambda: DEFAULT_PRIORITY_MATRIX
+    )
+    # business service criticality (1 = most critical) at or below which impact is high
+    high_impact_criticality: int = 2
+
+
+def urgency_of(severity: Severity) -> str:
+    if severity >= Severity.CRITICAL:
+        return "high"
+    if severity >= Severity.MAJOR:
+        return "medium"
+    return "low"
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    redeliveries: int = 0  # events dropped: their event id was correlated before
+    alerts_created: int = 0
+    duplicates: int = 0
+    incidents_opened: int = 0
+    incidents_updated: int = 0
+    incidents_resolved: int = 0
+    incidents_reopened: int = 0
+    problems_opened: int = 0
+    unmapped: int = 0
+    clamped: int = 0  # events dated in the future, dated at their reception instead
+
+    def merge(self, other: BatchResult) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
