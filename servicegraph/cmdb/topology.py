@@ -13,7 +13,7 @@ loss counts in each, and the dependent fails when any of them has lost too many.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from servicegraph.cmdb.ports import EdgeChange, GraphDelta
@@ -267,6 +267,21 @@ class ImpactGraph:
                         return parent, depth, counts
             frontier = next_frontier
         return parent, depth, counts
+
+    def spreads_further(
+        self, frontier: Iterable[int], failed: Mapping[int, int], counts: dict[int, int]
+    ) -> bool:
+        """Whether one more level of ``propagate`` from ``frontier`` (the nodes it reached
+        at its depth bound) would fail anything: a dependent not ``failed`` yet, required,
+        or whose group would lose one provider too many (``counts``: the losses so far)."""
+        counts = dict(counts)
+        for node in frontier:
+            for dependent, gid in self.dependents[node].items():
+                if dependent in failed:
+                    continue
+                if gid == REQUIRED or lost(gid, counts, self.tolerance, self.multi):
+                    return True
+        return False
 
     def upstream(self, start: int, *, max_depth: int) -> dict[int, int]:
         """Everything ``start`` needs, transitively: node -> the dependent it was reached
