@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -28,30 +29,35 @@ from servicegraph.cmdb.errors import RETRY_AFTER_S, CmdbError
 ANONYMOUS_MAX_BODY = 16 * 1024
 
 
+Headers = tuple[tuple[bytes, bytes], ...]
+
+RETRY: Headers = ((b"retry-after", str(RETRY_AFTER_S).encode()),)
+CHALLENGE: Headers = ((b"www-authenticate", b"Bearer"),)
+
+
 @dataclass(frozen=True)
-class Refusal:
+class Answer:
+    """A whole JSON answer of the endpoints ahead of FastAPI (the gate's, ingestion's)."""
+
     status: int
-    error: str
-    headers: tuple[tuple[bytes, bytes], ...] = ()
+    body: dict[str, Any]
+    headers: Headers = ()
 
     async def send(self, send: Send) -> None:
-        await send_json(send, self.status, {"error": self.error}, self.headers)
+        await send_json(send, self.status, self.body, self.headers)
 
 
-def too_large(limit: int) -> Refusal:
-    return Refusal(413, f"the request body is larger than {_size(limit)}")
+def refusal(status: int, error: str, headers: Headers = ()) -> Answer:
+    return Answer(status, {"error": error}, headers)
 
 
-def store_down(exc: CmdbError) -> Refusal:
+def too_large(limit: int) -> Answer:
+    return refusal(413, f"the request body is larger than {_size(limit)}")
+
+
+def store_down(exc: CmdbError) -> Answer:
     """The store that holds the tokens failed: the client may retry."""
-    return Refusal(
-        503,
-        f"the token store cannot answer now, retry later: {exc}",
-        ((b"retry-after", str(RETRY_AFTER_S).encode()),),
-    )
-
-
-_CHALLENGE = ((b"www-authenticate", b"Bearer"),)
+    return refusal(503, f"the token store cannot answer now, retry later: {exc}", RETRY)
 
 
 def _size(limit: int) -> str:
@@ -72,9 +78,9 @@ class RequestGate:
     async def admit(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """The receive channel the app reads the admitted request from; None when the
         request was refused (answered here) or the client went away."""
-        refusal, principal = self._check_headers(scope)
-        if refusal is not None:
-            await refusal.send(send)
+        refused, principal = self._check_headers(scope)
+        if refused is not None:
+            await refused.send(send)
             return None
         limit = self._max_body if principal is not None else ANONYMOUS_MAX_BODY
         read = await read_body(receive, limit)
@@ -86,7 +92,7 @@ class RequestGate:
         scope.setdefault("state", {})["principal"] = principal
         return _replay(read, receive)
 
-    def _check_headers(self, scope: Scope) -> tuple[Refusal | None, Principal | None]:
+    def _check_headers(self, scope: Scope) -> tuple[Answer | None, Principal | None]:
         length: int | None = None
         authorization: str | None = None
         for name, value in scope["headers"]:
@@ -94,7 +100,7 @@ class RequestGate:
                 try:
                     length = int(value)
                 except ValueError:
-                    return Refusal(400, "the Content-Length header is not a number"), None
+                    return refusal(400, "the Content-Length header is not a number"), None
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
         if length is not None and length > self._max_body:
@@ -109,16 +115,16 @@ class RequestGate:
         except CmdbError as exc:
             return store_down(exc), None
         if principal is None:
-            return Refusal(401, "the API token is not valid (wrong, or revoked)", _CHALLENGE), None
+            return refusal(401, "the API token is not valid (wrong, or revoked)", CHALLENGE), None
         return None, principal
 
 
-def _needs_token(limit: int) -> Refusal:
-    return Refusal(
+def _needs_token(limit: int) -> Answer:
+    return refusal(
         401,
         f"a request body over {_size(limit)} needs a valid API token "
         "(header 'Authorization: Bearer <token>')",
-        _CHALLENGE,
+        CHALLENGE,
     )
 
 

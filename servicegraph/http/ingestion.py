@@ -29,10 +29,10 @@ from starlette.types import Receive, Scope, Send
 from servicegraph.access.model import Permission
 from servicegraph.access.service import bearer
 from servicegraph.bootstrap import Services
-from servicegraph.cmdb.errors import RETRY_AFTER_S, CmdbError, ValidationFailed
+from servicegraph.cmdb.errors import CmdbError, ValidationFailed
 from servicegraph.collectors.monitoring import alertmanager, generic, zabbix
 from servicegraph.events.model import Event
-from servicegraph.http.gate import read_body, send_json
+from servicegraph.http.gate import CHALLENGE, RETRY, Answer, read_body, store_down
 from servicegraph.runtime import metrics
 
 Parser = Callable[[bytes, dt.datetime], list[Event]]
@@ -156,17 +156,6 @@ def openapi_paths() -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-
-
-_RETRY = ((b"retry-after", str(RETRY_AFTER_S).encode()),)
-_CHALLENGE = ((b"www-authenticate", b"Bearer"),)
-
-
 class IngestionEndpoints:
     """The ASGI app of ``ENDPOINTS``. ``state`` is the API's: ``services``,
     ``inbox_threads`` and ``on_ingest`` are set there when the API starts."""
@@ -182,7 +171,7 @@ class IngestionEndpoints:
             answer = await self._ingest(scope, receive, endpoint)
         if answer is None:
             return  # the client went away
-        await send_json(send, answer.status, answer.body, answer.headers)
+        await answer.send(send)
 
     async def _ingest(self, scope: Scope, receive: Receive, endpoint: Endpoint) -> Answer | None:
         services: Services = self._state.services
@@ -196,7 +185,7 @@ class IngestionEndpoints:
         try:
             denied = authorised(services, endpoint.source, authorization.decode("latin-1"))
         except CmdbError as exc:  # the store holding API tokens failed: the sender retries
-            return Answer(503, {"error": f"cannot check the token now, retry: {exc}"}, _RETRY)
+            return store_down(exc)
         if denied is not None:
             return denied
         # a declared length over the bound is refused before a byte of it is read
@@ -225,7 +214,7 @@ class IngestionEndpoints:
                 threads, services.correlator.ingest, events
             )
         except CmdbError as exc:  # the store could not take them: the sender retries
-            return Answer(503, {"error": f"events not stored, retry later: {exc}"}, _RETRY)
+            return Answer(503, {"error": f"events not stored, retry later: {exc}"}, RETRY)
         metrics.INGESTED.labels(endpoint.source).inc(accepted)
         on_ingest = getattr(self._state, "on_ingest", None)
         if on_ingest is not None and accepted:
@@ -262,11 +251,9 @@ def authorised(services: Services, source: str, authorization: str) -> Answer | 
                 f"SERVICEGRAPH_INGEST_TOKENS__{source.upper()}, or send an API token with the "
                 "integration role (servicegraph token create --role integration)"
             },
-            _CHALLENGE,
+            CHALLENGE,
         )
-    return Answer(
-        401, {"error": f"missing or wrong bearer token for source '{source}'"}, _CHALLENGE
-    )
+    return Answer(401, {"error": f"missing or wrong bearer token for source '{source}'"}, CHALLENGE)
 
 
 class QuietAcceptedEvents(logging.Filter):
