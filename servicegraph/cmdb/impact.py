@@ -135,12 +135,14 @@ class ImpactService:
         ids, classes = graph.ids, graph.classes
         paths = self._paths_up(graph, parent)
         affected = []
+        at_bound = []
         for node, node_depth in depths.items():
             if node_depth == 0:
                 continue
+            if node_depth == max_depth:
+                at_bound.append(node)
             affected.append(AffectedCI(ids[node], classes[node], node_depth, paths[node]))
         # truncated only when the bound stopped something: one more level would fail a CI
-        at_bound = [node for node, node_depth in depths.items() if node_depth == max_depth]
         truncated = bool(at_bound) and graph.spreads_further(at_bound, parent, counts)
         affected.sort(key=lambda a: (a.depth, a.ci_id))
         degraded = []
