@@ -12,6 +12,25 @@ import enum
 from dataclasses import dataclass, field
 
 
+class TicketType(enum.StrEnum):
+    """What a desk ticket is: something broken, or something asked for (ITIL)."""
+
+    INCIDENT = "incident"
+    SERVICE_REQUEST = "service_request"
+
+
+class Channel(enum.StrEnum):
+    """How a ticket reached the desk (reported per channel by the desk's reports)."""
+
+    PHONE = "phone"
+    EMAIL = "email"
+    PORTAL = "portal"
+    MONITORING = "monitoring"
+    API = "api"
+    CHAT = "chat"
+    IMPORT = "import"
+
+
 class IncidentStatus(enum.StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
