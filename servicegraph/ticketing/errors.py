@@ -7,6 +7,8 @@ product raises on purpose" covers them too. Bad input raises
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from servicegraph.cmdb.errors import CmdbError
 
 
@@ -31,3 +33,40 @@ class InvalidTransition(TicketingError):
         self.ticket_id = ticket_id
         self.reason = message
         super().__init__(f"{ticket_id}: {message}")
+
+
+class InvalidState(InvalidTransition):
+    """A lifecycle step that the ticket's state, the actor's kind or the reopen window refuses.
+
+    Raised by ``servicegraph.ticketing.lifecycle.StateMachine.check``. It is an
+    ``InvalidTransition`` so that every entry point already translating that one (GraphQL's
+    ``INVALID_STATE``) translates this too; it adds what a client needs to offer the right
+    buttons instead: the ``current`` state, the ``requested`` step (a transition name or a
+    target status) and the steps ``allowed`` now for this actor. ``ticket_id`` is ``""``
+    when the caller did not name the ticket.
+    """
+
+    def __init__(
+        self,
+        current: str,
+        requested: str,
+        allowed: Sequence[str],
+        *,
+        ticket_id: str = "",
+        actor_kind: str | None = None,
+        detail: str | None = None,
+        as_status: bool = False,
+    ) -> None:
+        self.current = current
+        self.requested = requested
+        self.allowed = tuple(allowed)
+        self.actor_kind = actor_kind
+        self.detail = detail
+        self.ticket_id = ticket_id
+        action = f"move to {requested}" if as_status else requested
+        why = f" ({detail})" if detail else ""
+        steps = ", ".join(self.allowed) or "none"
+        self.reason = f"is {current}: cannot {action}{why}; allowed: {steps}"
+        subject = f"ticket {ticket_id}" if ticket_id else "the ticket"
+        # InvalidTransition's own message is "<id>: <reason>"; this one reads as a sentence.
+        TicketingError.__init__(self, f"{subject} {self.reason}")
