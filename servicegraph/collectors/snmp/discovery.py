@@ -44,6 +44,7 @@ from servicegraph.collectors.snmp.client import (
 )
 from servicegraph.collectors.snmp.credentials import CredentialSet, Network
 from servicegraph.collectors.snmp.metrics import SnmpMetrics
+from servicegraph.collectors.snmp.plan import Plan
 from servicegraph.collectors.snmp.targets import DEFAULT_PORT, Target, in_subnets
 
 log = logging.getLogger(__name__)
@@ -425,7 +426,7 @@ def sync(
     run_id: str,
     observed_at: dt.datetime,
     complete: bool,
-) -> tuple[transform.Plan, list[ReconcileReport], list[str]]:
+) -> tuple[Plan, list[ReconcileReport], list[str]]:
     """Load one run's snapshots: devices first, then their interfaces and links."""
     plan = transform.plan(snapshots)
     known = _real_devices_among_placeholders(reconciler, plan)
@@ -458,9 +459,7 @@ def sync(
     return plan, [first, second], plan.warnings + warnings
 
 
-def _real_devices_among_placeholders(
-    reconciler: Reconciler, plan: transform.Plan
-) -> frozenset[int]:
+def _real_devices_among_placeholders(reconciler: Reconciler, plan: Plan) -> frozenset[int]:
     """Placeholders of the plan whose strongest matching identifier belongs to a CI that is
     not a placeholder: a real device that did not answer this time."""
     wanted: dict[int, tuple[Identifier, ...]] = {}

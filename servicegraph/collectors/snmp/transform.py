@@ -17,16 +17,19 @@ Links: a link is usually seen from both ends (A's table names B and B's names A)
 one relationship. Its direction follows the crawl: the end reached in more crawl steps
 from the targets is ``from`` (the side further from the core, whose uplink this is);
 between ends at the same depth the order is arbitrary but stable.
+
+This module builds the plan (``plan``) and the two batches from it; what identifies a
+device and its observation are in ``devices``, how neighbour entries are resolved to
+devices and links in ``neighbours``, the plan's data types in ``plan``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from servicegraph.cmdb.identifiers import IDENTIFIER_KINDS
 from servicegraph.cmdb.model import OperationalState
 from servicegraph.cmdb.observation import (
     CIObservation,
@@ -34,312 +37,34 @@ from servicegraph.cmdb.observation import (
     ObservationBatch,
     RelationshipObservation,
 )
-from servicegraph.collectors.snmp.mibs import (
-    DeviceSnapshot,
-    Interface,
-    Neighbour,
-    local_interface,
-    match_port,
+from servicegraph.collectors.snmp.devices import (
+    device_anchor,
+    device_identifiers,
+    device_observation,
+    drop_ambiguous,
+    normalised,
 )
-from servicegraph.collectors.snmp.targets import is_address
+from servicegraph.collectors.snmp.mibs import DeviceSnapshot, Interface
+from servicegraph.collectors.snmp.neighbours import (
+    Placeholders,
+    add_link,
+    index_devices,
+    remote_interface,
+)
+from servicegraph.collectors.snmp.plan import End, Link, Plan, PlannedDevice
 
 SOURCE = "snmp"
 
-# sysName values that name nothing in particular: not used to recognise a device
-_DEFAULT_NAMES = frozenset(
-    {"localhost", "localhost.localdomain", "switch", "router", "default", "(none)", "none"}
-)
-_JUNK_SERIALS = frozenset({"na", "n/a", "none", "unknown", "default", "serial", "0", "123456789"})
 
-
-def _normal(kind: str, value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return IDENTIFIER_KINDS[kind].normalise(value) or None
-    except ValueError:
-        return None
-
-
-def _serial(value: str | None) -> str | None:
-    if value is None or value.strip().lower() in _JUNK_SERIALS or len(value.strip()) < 3:
-        return None
-    return value.strip()
-
-
-def _usable_name(value: str | None) -> str | None:
-    if value is None or value.strip().lower() in _DEFAULT_NAMES:
-        return None
-    return value.strip()
-
-
-@dataclass(frozen=True)
-class End:
-    """One end of a link: a device of the plan and, when known, its interface."""
-
-    device: int
-    if_index: int | None = None
-    port: str | None = None  # the port as a neighbour table named it
-
-
-@dataclass(frozen=True)
-class Link:
-    from_end: End
-    to_end: End
-    protocol: str
-
-
-@dataclass
-class PlannedDevice:
-    observation: CIObservation
-    snapshot: DeviceSnapshot | None  # None: a placeholder
-    depth: int
-
-
-@dataclass
-class Plan:
-    devices: list[PlannedDevice] = field(default_factory=list)
-    links: list[Link] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def discovered(self) -> int:
-        return sum(1 for d in self.devices if d.snapshot is not None)
-
-    @property
-    def placeholders(self) -> int:
-        return sum(1 for d in self.devices if d.snapshot is None)
-
-
-# -- devices ------------------------------------------------------------------------------------
-
-
-def _identifiers(s: DeviceSnapshot) -> dict[str, str]:
-    ids: dict[str, str] = {}
-    serial = _serial(s.chassis.serial) if s.chassis else None
-    if serial:
-        ids["serial_number"] = serial
-    if s.lldp_chassis_id:
-        ids["chassis_id"] = s.lldp_chassis_id
-    name = _usable_name(s.system.name)
-    if name:
-        if "." in name and not is_address(name):
-            ids["fqdn"] = name
-        ids["hostname"] = name
-    if is_address(s.address):
-        ids["management_ip"] = s.address
-    return ids
-
-
-def _anchor(identifiers: Mapping[str, str], address: str) -> str:
-    """What makes two snapshots the same device: serial, else chassis id, else address."""
-    for kind, tag in (("serial_number", "sn"), ("chassis_id", "chassis")):
-        normal = _normal(kind, identifiers.get(kind))
-        if normal:
-            return f"{tag}:{normal}"
-    return f"ip:{address}"
-
-
-def _device_observation(s: DeviceSnapshot, key: str, identifiers: dict[str, str]) -> CIObservation:
-    system = s.system
-    attributes: dict[str, Any]
-    if s.is_server:
-        attributes = {"os": system.descr, "vendor": system.vendor}
-        if s.host is not None:
-            attributes["cpu_count"] = s.host.cpu_count
-            if s.host.memory_kb:
-                attributes["memory_mb"] = s.host.memory_kb // 1024
-        ci_class = "server"
-    else:
-        attributes = {
-            "vendor": system.vendor,
-            "sys_object_id": system.object_id,
-            "sys_descr": system.descr,
-            "sys_contact": system.contact,
-            "sys_location": system.location,
-            "placeholder": None,  # discovered: no longer a placeholder, if it was one
-        }
-        ci_class = "network_device"
-    # Parts that could not be read are left out, not reported empty: an empty value would
-    # erase what an earlier run found.
-    if "entity" not in s.missing:
-        chassis = s.chassis
-        attributes["model"] = chassis.model if chassis else None
-        if chassis is not None and chassis.manufacturer and not system.vendor:
-            attributes["vendor"] = chassis.manufacturer
-        if ci_class == "network_device":
-            attributes["os_version"] = chassis.software_revision if chassis else None
-            attributes["firmware_revision"] = chassis.firmware_revision if chassis else None
-            attributes["hardware_revision"] = chassis.hardware_revision if chassis else None
-    if is_address(s.address):
-        attributes["management_ip"] = s.address
-    if "ip" not in s.missing:
-        attributes["ip_addresses"] = [a.address for a in s.ip_addresses]
-    return CIObservation(
-        ci_class=ci_class,
-        name=system.name or s.address,
-        identifiers=identifiers,
-        attributes=attributes,
-        key=key,
-        operational_state=OperationalState.UP,
-        origin=f"snmp {s.address}",
-    )
-
-
-class _Index:
-    """Discovered devices by the facts neighbour tables give: chassis id, serial, address,
-    name. A fact shared by several devices identifies none of them."""
-
-    def __init__(self) -> None:
-        self._maps: dict[str, dict[str, set[int]]] = {
-            "chassis_id": {},
-            "serial_number": {},
-            "management_ip": {},
-            "hostname": {},
-        }
-
-    def add(self, kind: str, value: str | None, device: int) -> None:
-        normal = _normal(kind, value)
-        if normal:
-            self._maps[kind].setdefault(normal, set()).add(device)
-
-    def find(self, kind: str, value: str | None) -> int | None:
-        normal = _normal(kind, value)
-        hits = self._maps[kind].get(normal or "", set())
-        return next(iter(hits)) if len(hits) == 1 else None
-
-    def resolve(self, n: Neighbour) -> int | None:
-        for kind, value in (("chassis_id", n.chassis_id), ("serial_number", n.serial)):
-            found = self.find(kind, value)
-            if found is not None:
-                return found
-        for address in n.management_addresses:
-            found = self.find("management_ip", address)
-            if found is not None:
-                return found
-        return self.find("hostname", _usable_name(n.sys_name))
-
-
-def _remote_interface(s: DeviceSnapshot, n: Neighbour) -> Interface | None:
-    """The interface of discovered device ``s`` that neighbour entry ``n`` names."""
-    found = match_port(s.interfaces, n.port_id_subtype, n.port_id, n.port_descr)
-    if found is not None:
-        return found
-    ports = {p.number: p for p in s.local_ports}
-    for port in s.local_ports:
-        if n.port_id and port.port_id == n.port_id:
-            return local_interface(s.interfaces, ports, port.number)
-    return None
-
-
-def _placeholder_identity(n: Neighbour) -> list[str]:
-    keys = []
-    for kind, tag, value in (
-        ("chassis_id", "chassis", n.chassis_id),
-        ("serial_number", "sn", _serial(n.serial)),
-        *(("management_ip", "ip", a) for a in n.management_addresses),
-        ("hostname", "name", _usable_name(n.sys_name)),
-    ):
-        normal = _normal(kind, value)
-        if normal:
-            keys.append(f"{tag}:{normal}")
-    return keys
-
-
-def _placeholder_observation(n: Neighbour, key: str) -> CIObservation:
-    identifiers: dict[str, str] = {}
-    if n.chassis_id:
-        identifiers["chassis_id"] = n.chassis_id
-    serial = _serial(n.serial)
-    if serial:
-        identifiers["serial_number"] = serial
-    name = _usable_name(n.sys_name)
-    if name:
-        if "." in name and not is_address(name):
-            identifiers["fqdn"] = name
-        identifiers["hostname"] = name
-    address = next((a for a in n.management_addresses if _normal("management_ip", a)), None)
-    if address:
-        identifiers["management_ip"] = address
-    attributes: dict[str, Any] = {"placeholder": True}
-    if n.sys_descr or n.platform:
-        attributes["sys_descr"] = n.sys_descr or n.platform
-    if address:
-        attributes["management_ip"] = address
-    return CIObservation(
-        ci_class="network_device",
-        name=n.sys_name or n.chassis_id or address or key,
-        identifiers=identifiers,
-        attributes=attributes,
-        key=key,
-        origin=f"{n.protocol} neighbour {n.sys_name or n.chassis_id or address}",
-    )
-
-
-def _drop_ambiguous(devices: list[PlannedDevice], warnings: list[str]) -> None:
-    """Remove identifiers that several devices of the plan claim (two switches both named
-    "core", one chassis MAC reported by two stack members): reconciliation would treat the
-    claimants as one CI and reject all but the first."""
-    claims: dict[tuple[str, str], list[int]] = {}
-    for i, d in enumerate(devices):
-        for kind, value in d.observation.identifiers.items():
-            normal = _normal(kind, value if isinstance(value, str) else None)
-            if normal:
-                claims.setdefault((kind, normal), []).append(i)
-    for (kind, normal), owners in claims.items():
-        if len(owners) < 2:
-            continue
-        names = ", ".join(devices[i].observation.label for i in owners)
-        warnings.append(f"{kind} {normal} is claimed by {names}; not used to identify them")
-        for i in owners:
-            obs = devices[i].observation
-            kept = {
-                k: v
-                for k, v in obs.identifiers.items()
-                if not (k == kind and _normal(k, v if isinstance(v, str) else None) == normal)
-            }
-            devices[i].observation = CIObservation(
-                ci_class=obs.ci_class,
-                name=obs.name,
-                identifiers=kept,
-                attributes=obs.attributes,
-                key=obs.key,
-                operational_state=obs.operational_state,
-                origin=obs.origin,
-            )
-
-
-# -- links --------------------------------------------------------------------------------------
-
-
-def _compatible(a: End, b: End) -> bool:
-    return a.device == b.device and (
-        a.if_index is None or b.if_index is None or a.if_index == b.if_index
-    )
-
-
-def _finer(a: End, b: End) -> End:
-    return a if a.if_index is not None else b
-
-
-def _add_link(links: list[tuple[End, End, str]], a: End, b: End, protocol: str) -> None:
-    """Add the link a-b unless it is one already known (seen from the other side, or with
-    fewer details): then keep the most specific ends."""
-    if a.device > b.device:
-        a, b = b, a
-    for i, (x, y, proto) in enumerate(links):
-        if _compatible(a, x) and _compatible(b, y):
-            links[i] = (_finer(x, a), _finer(y, b), proto)
-            return
-    links.append((a, b, protocol))
+# -- the plan -----------------------------------------------------------------------------------
 
 
 def _plan_devices(snapshots: Sequence[DeviceSnapshot], result: Plan) -> None:
     """One planned device per device, however many addresses it was reached at."""
     by_anchor: dict[str, DeviceSnapshot] = {}
     for s in sorted(snapshots, key=lambda s: s.depth):
-        identifiers = _identifiers(s)
-        anchor = _anchor(identifiers, s.address)
+        identifiers = device_identifiers(s)
+        anchor = device_anchor(identifiers, s.address)
         first = by_anchor.get(anchor)
         if first is not None:
             result.warnings.append(
@@ -348,55 +73,16 @@ def _plan_devices(snapshots: Sequence[DeviceSnapshot], result: Plan) -> None:
             continue
         by_anchor[anchor] = s
         result.devices.append(
-            PlannedDevice(_device_observation(s, f"device:{anchor}", identifiers), s, s.depth)
+            PlannedDevice(device_observation(s, f"device:{anchor}", identifiers), s, s.depth)
         )
-
-
-def _index(result: Plan) -> _Index:
-    index = _Index()
-    for i, d in enumerate(result.devices):
-        s = d.snapshot
-        assert s is not None
-        index.add("chassis_id", s.lldp_chassis_id, i)
-        index.add("serial_number", _serial(s.chassis.serial) if s.chassis else None, i)
-        for address in (s.address, *(a.address for a in s.ip_addresses)):
-            index.add("management_ip", address, i)
-        for name in {_usable_name(s.system.name), _usable_name(s.lldp_sys_name)}:
-            index.add("hostname", name, i)
-    return index
-
-
-class _Placeholders:
-    """Undiscovered neighbours, one planned device each however many tables name them."""
-
-    def __init__(self, result: Plan) -> None:
-        self.result = result
-        self.by_identity: dict[str, int] = {}
-
-    def get(self, n: Neighbour, depth: int) -> int | None:
-        identity = _placeholder_identity(n)
-        if not identity:
-            return None
-        found = next((self.by_identity[k] for k in identity if k in self.by_identity), None)
-        devices = self.result.devices
-        if found is None:
-            found = len(devices)
-            devices.append(
-                PlannedDevice(_placeholder_observation(n, f"neighbour:{identity[0]}"), None, depth)
-            )
-        else:
-            devices[found].depth = min(devices[found].depth, depth)
-        for k in identity:
-            self.by_identity.setdefault(k, found)
-        return found
 
 
 def plan(snapshots: Sequence[DeviceSnapshot]) -> Plan:
     """Devices, placeholders and links of one run."""
     result = Plan()
     _plan_devices(snapshots, result)
-    index = _index(result)
-    placeholders = _Placeholders(result)
+    index = index_devices(result)
+    placeholders = Placeholders(result)
     links: list[tuple[End, End, str]] = []
     for i, device in enumerate(list(result.devices)):
         s = device.snapshot
@@ -411,7 +97,7 @@ def plan(snapshots: Sequence[DeviceSnapshot]) -> Plan:
             if target is not None:
                 remote_snapshot = result.devices[target].snapshot
                 assert remote_snapshot is not None
-                remote_if = _remote_interface(remote_snapshot, n)
+                remote_if = remote_interface(remote_snapshot, n)
                 remote = End(target, remote_if.index if remote_if else None, port)
             else:
                 placeholder = placeholders.get(n, device.depth + 1)
@@ -422,9 +108,9 @@ def plan(snapshots: Sequence[DeviceSnapshot]) -> Plan:
                     )
                     continue
                 remote = End(placeholder, None, port)
-            _add_link(links, local, remote, n.protocol)
+            add_link(links, local, remote, n.protocol)
 
-    _drop_ambiguous(result.devices, result.warnings)
+    drop_ambiguous(result.devices, result.warnings)
 
     def order(end: End) -> tuple[int, str, int]:
         d = result.devices[end.device]
@@ -642,7 +328,7 @@ def _remembered_link(
         local_key = keys.get((local_end.device, local_end.if_index))
         if local_key is None:
             continue
-        found = remembered.get((device_end.device, _normal("component_key", local_key) or ""))
+        found = remembered.get((device_end.device, normalised("component_key", local_key) or ""))
         if found is not None:
             remote_id, local_is_from = found
             local, remote = CIRef(key=local_key), CIRef(ci_id=remote_id)
