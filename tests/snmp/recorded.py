@@ -11,7 +11,7 @@ from pathlib import Path
 from servicegraph.collectors.snmp import ber
 from servicegraph.collectors.snmp.ber import Exc, Oid, Value
 from servicegraph.collectors.snmp.client import SessionOptions, SnmpSession
-from servicegraph.collectors.snmp.discovery import collect_device
+from servicegraph.collectors.snmp.collect import collect_device
 from servicegraph.collectors.snmp.mibs import DeviceSnapshot
 from tests.snmp.simulator import read_snmprec
 

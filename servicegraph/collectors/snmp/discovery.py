@@ -3,11 +3,13 @@
 * get (``Discovery.collect_all``): every target is read by a worker of a bounded pool; a
   device has its own session, per-request timeout and retries, and an overall deadline, so
   a dead, slow or misbehaving agent costs its own worker some seconds and nothing else.
-  Neighbours' management addresses found in LLDP/CDP tables are queued one crawl step
-  deeper, within the crawl depth and the allowed subnets.
+  What is read from one agent is ``collect.collect_device``. Neighbours' management
+  addresses found in LLDP/CDP tables are queued one crawl step deeper, within the crawl
+  depth and the allowed subnets.
 * transform (``transform``): pure, from snapshots to observation batches.
 * load (``sync``): two batches of one run through ``Reconciler.apply``: devices, then
-  interfaces and links anchored on the devices' CI ids.
+  interfaces and links anchored on the devices' CI ids; what the graph already holds
+  about them is asked through ``inventory``.
 * cleanup: the second batch of a full run is ``complete``: reconciliation counts a missed
   run for every item the source reported before and not now, and marks items stale after
   ``stale_after_runs`` misses. Items are never deleted.
@@ -30,19 +32,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from servicegraph.cmdb.identifiers import Identifier
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.reconciliation import Reconciler, ReconcileReport
 from servicegraph.collectors.snmp import mibs, transform
-from servicegraph.collectors.snmp.ber import Oid, Value
-from servicegraph.collectors.snmp.client import (
-    SessionFactory,
-    SessionOptions,
-    SnmpError,
-    SnmpSession,
-    SnmpTimeout,
-)
+from servicegraph.collectors.snmp.client import SessionFactory, SessionOptions, SnmpError
+from servicegraph.collectors.snmp.collect import collect_device
 from servicegraph.collectors.snmp.credentials import CredentialSet, Network
+from servicegraph.collectors.snmp.inventory import (
+    real_devices_among_placeholders,
+    remembered_links,
+    retire_superseded,
+)
 from servicegraph.collectors.snmp.metrics import SnmpMetrics
 from servicegraph.collectors.snmp.plan import Plan
 from servicegraph.collectors.snmp.targets import DEFAULT_PORT, Target, in_subnets
@@ -50,119 +50,7 @@ from servicegraph.collectors.snmp.targets import DEFAULT_PORT, Target, in_subnet
 log = logging.getLogger(__name__)
 
 
-# -- get: one device ------------------------------------------------------------------------------
-
-
-class _Parts:
-    """Runs the optional parts of a device discovery; a failing part is noted, not fatal,
-    unless the agent stops answering altogether."""
-
-    def __init__(self, session: SnmpSession) -> None:
-        self.session = session
-        self.missing: list[str] = []
-        self.problems: list[str] = []
-        self._timeouts = 0
-
-    async def walk(self, part: str, columns: Sequence[Oid]) -> mibs.Table | None:
-        if self._timeouts >= 2:  # two parts in a row got no answer: the agent is gone
-            self.missing.append(part)
-            return None
-        try:
-            table = await self.session.walk(columns)
-        except SnmpTimeout as exc:
-            self._timeouts += 1
-            self.missing.append(part)
-            self.problems.append(f"{part}: {exc}")
-            return None
-        except SnmpError as exc:
-            self.missing.append(part)
-            self.problems.append(f"{part}: {exc}")
-            return None
-        self._timeouts = 0
-        return table
-
-    async def get(self, part: str, oids: Sequence[Oid]) -> dict[Oid, Value] | None:
-        try:
-            return await self.session.get(oids)
-        except SnmpError as exc:
-            self.missing.append(part)
-            self.problems.append(f"{part}: {exc}")
-            return None
-
-
-async def collect_device(
-    session: SnmpSession, address: str, port: int, *, depth: int = 0
-) -> tuple[mibs.DeviceSnapshot, list[str]]:
-    """Read what discovery needs from one agent. Raises ``SnmpError`` when the agent does
-    not answer the first request; later failures make the snapshot partial (its
-    ``missing`` names the parts) and are returned as problems."""
-    scalars = await session.get(
-        (*mibs.SYSTEM_SCALARS, *mibs.LLDP_LOCAL_SCALARS, *mibs.HOST_SCALARS)
-    )
-    system = mibs.parse_system(scalars)
-    parts = _Parts(session)
-
-    table = await parts.walk("interfaces", mibs.INTERFACE_COLUMNS)
-    interfaces = mibs.parse_interfaces(table) if table is not None else ()
-
-    chassis = None
-    table = await parts.walk("entity", mibs.ENTITY_SCAN_COLUMNS)
-    if table is not None:
-        candidates = mibs.chassis_indexes(table)
-        if candidates:
-            details = await parts.get(
-                "entity",
-                [(*column, *idx) for idx in candidates for column in mibs.ENTITY_DETAIL_COLUMNS],
-            )
-            if details is not None:
-                chassis = mibs.parse_chassis(details, candidates)
-
-    addresses: tuple[mibs.IpAddressEntry, ...] = ()
-    table = await parts.walk("ip", mibs.IP_COLUMNS)
-    if table is not None:
-        addresses = mibs.parse_ip_addresses(table)
-        interfaces = mibs.attach_addresses(interfaces, addresses)
-
-    local_ports: tuple[mibs.LocalPort, ...] = ()
-    lldp: tuple[mibs.Neighbour, ...] = ()
-    table = await parts.walk("lldp", mibs.LLDP_REMOTE_COLUMNS)
-    if table is not None and any(table.values()):
-        ports = await parts.walk("lldp", mibs.LLDP_LOCAL_PORT_COLUMNS)
-        local_ports = mibs.parse_local_ports(ports) if ports is not None else ()
-        lldp = mibs.parse_lldp_neighbours(table, interfaces, local_ports)
-
-    cdp: tuple[mibs.Neighbour, ...] = ()
-    table = await parts.walk("cdp", mibs.CDP_COLUMNS)
-    if table is not None:
-        cdp = mibs.parse_cdp_neighbours(table, interfaces)
-
-    host = None
-    if any(oid in scalars for oid in mibs.HOST_SCALARS):
-        table = await parts.walk("host", (mibs.HR_DEVICE_TYPE,))
-        host = mibs.parse_host(scalars, table.get(mibs.HR_DEVICE_TYPE, {}) if table else {})
-
-    snapshot = mibs.DeviceSnapshot(
-        address=address,
-        port=port,
-        system=system,
-        interfaces=interfaces,
-        chassis=chassis,
-        ip_addresses=addresses,
-        lldp_chassis_id=mibs.lldp_chassis_id(
-            mibs.integer(scalars.get(mibs.LLDP_LOC_CHASSIS_ID_SUBTYPE)),
-            scalars.get(mibs.LLDP_LOC_CHASSIS_ID),
-        ),
-        lldp_sys_name=mibs.text(scalars.get(mibs.LLDP_LOC_SYS_NAME)),
-        local_ports=local_ports,
-        neighbours=mibs.merge_neighbours(lldp, cdp),
-        host=host,
-        depth=depth,
-        missing=tuple(dict.fromkeys(parts.missing)),
-    )
-    return snapshot, parts.problems + session.warnings
-
-
-# -- get: many devices ----------------------------------------------------------------------------
+# -- get ------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -429,7 +317,7 @@ def sync(
 ) -> tuple[Plan, list[ReconcileReport], list[str]]:
     """Load one run's snapshots: devices first, then their interfaces and links."""
     plan = transform.plan(snapshots)
-    known = _real_devices_among_placeholders(reconciler, plan)
+    known = real_devices_among_placeholders(reconciler, plan)
     first = reconciler.apply(
         transform.device_batch(plan, run_id=run_id, observed_at=observed_at, known_devices=known)
     )
@@ -439,7 +327,7 @@ def sync(
         run_id=run_id,
         observed_at=observed_at,
         complete=complete,
-        remembered=_remembered_links(reconciler, {i: first.ci_ids[i] for i in known}),
+        remembered=remembered_links(reconciler, {i: first.ci_ids[i] for i in known}),
     )
     second = reconciler.apply(components.batch)
     warnings = list(components.warnings)
@@ -451,78 +339,12 @@ def sync(
         for where, key in components.interface_keys.items()
         if (ci_id := second.ci_ids[position[key]]) is not None
     }
-    retired = _retire_superseded(
+    retired = retire_superseded(
         reconciler, transform.superseded_links(plan, first.ci_ids, interface_ids)
     )
     if retired:
         warnings.append(f"{retired} link(s) replaced by links between interfaces")
     return plan, [first, second], plan.warnings + warnings
-
-
-def _real_devices_among_placeholders(reconciler: Reconciler, plan: Plan) -> frozenset[int]:
-    """Placeholders of the plan whose strongest matching identifier belongs to a CI that is
-    not a placeholder: a real device that did not answer this time."""
-    wanted: dict[int, tuple[Identifier, ...]] = {}
-    for i, d in enumerate(plan.devices):
-        if d.snapshot is None:
-            wanted[i] = reconciler.identifier_rules.normalise(
-                d.observation.identifiers, item=d.observation.label
-            )
-    if not wanted:
-        return frozenset()
-    held = reconciler.store.resolve_identifiers({x for ids in wanted.values() for x in ids})
-    owners = {i: next((held[x] for x in ids if x in held), None) for i, ids in wanted.items()}
-    cis = reconciler.store.get_cis({o for o in owners.values() if o is not None})
-    return frozenset(
-        i
-        for i, owner in owners.items()
-        if owner in cis and cis[owner].attributes.get("placeholder") is not True
-    )
-
-
-def _remembered_links(
-    reconciler: Reconciler, devices: dict[int, str | None]
-) -> dict[tuple[int, str], tuple[str, bool]]:
-    """For known devices that did not answer: the graph's links between their interfaces and
-    other interfaces, by (planned device, the other interface's normalised component key)."""
-    store = reconciler.store
-    owner = {ci_id: i for i, ci_id in devices.items() if ci_id is not None}
-    if not owner:
-        return {}
-    parts = store.relationships(owner, direction="in", types=["PART_OF"])
-    device_of = {r.from_id: owner[r.to_id] for r in parts}
-    links = store.relationships(device_of, types=["CONNECTED_TO"])
-    others = {r.to_id if r.from_id in device_of else r.from_id for r in links}
-    cis = store.get_cis(others)
-    result: dict[tuple[int, str], tuple[str, bool]] = {}
-    for r in links:
-        mine, other, other_is_from = (
-            (r.from_id, r.to_id, False) if r.from_id in device_of else (r.to_id, r.from_id, True)
-        )
-        ci = cis.get(other)
-        if ci is None or ci.ci_class != "interface":
-            continue
-        for kind, value in ci.identifiers:
-            if kind == "component_key":
-                result[(device_of[mine], value)] = (mine, other_is_from)
-    return result
-
-
-def _retire_superseded(reconciler: Reconciler, pairs: Sequence[tuple[str, str]]) -> int:
-    """Remove (keeping history) the coarse links a finer one replaces, if they were made
-    by neighbour discovery (their ``protocol`` attribute says so)."""
-    if not pairs:
-        return 0
-    wanted = {frozenset(pair) for pair in pairs}
-    ends = {ci_id for pair in pairs for ci_id in pair}
-    rels = reconciler.store.relationships(ends, types=["CONNECTED_TO"])
-    keys = [
-        r.key
-        for r in rels
-        if frozenset((r.from_id, r.to_id)) in wanted
-        and r.attributes.get("protocol") in ("lldp", "cdp")
-    ]
-    return reconciler.remove_relationships(keys, source=transform.SOURCE) if keys else 0
 
 
 async def run_discovery(
