@@ -29,7 +29,6 @@ from servicegraph.cli.common import (
     print_json,
 )
 from servicegraph.cmdb.context import change_context
-from servicegraph.collectors.snmp.client import SessionOptions
 from servicegraph.collectors.snmp.credentials import (
     Credential,
     CredentialError,
@@ -37,6 +36,7 @@ from servicegraph.collectors.snmp.credentials import (
     Secret,
 )
 from servicegraph.collectors.snmp.discovery import DeviceResult, DiscoveryOptions, RunReport
+from servicegraph.collectors.snmp.session import SessionOptions
 from servicegraph.collectors.snmp.targets import Target
 from servicegraph.events.device import MonitoringEvent
 

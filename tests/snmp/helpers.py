@@ -11,9 +11,9 @@ from typing import Any
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import ConfigurationItem
 from servicegraph.cmdb.ports import CIQuery
-from servicegraph.collectors.snmp.client import SessionOptions
 from servicegraph.collectors.snmp.credentials import Credential, CredentialSet, Secret
 from servicegraph.collectors.snmp.discovery import DiscoveryOptions, RunReport, run_discovery
+from servicegraph.collectors.snmp.session import SessionOptions
 from servicegraph.collectors.snmp.targets import Target
 from tests.snmp.simulator import read_snmprec, snmprec_text
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from servicegraph.collectors.snmp import ber
 from servicegraph.collectors.snmp.ber import Exc, Oid, Value
-from servicegraph.collectors.snmp.client import SessionOptions, SnmpSession
 from servicegraph.collectors.snmp.collect import collect_device
 from servicegraph.collectors.snmp.mibs import DeviceSnapshot
+from servicegraph.collectors.snmp.session import SessionOptions, SnmpSession
 from tests.snmp.simulator import read_snmprec
 
 _INTEGERS = {"2", "65", "66", "67", "70"}

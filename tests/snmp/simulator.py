@@ -176,8 +176,9 @@ class Simulator:
     async def _warm_up(self, ready_timeout: float) -> None:
         """Wait until every recording answers: the first request to a file builds its
         index, which takes about a second per 35,000 OIDs."""
-        from servicegraph.collectors.snmp.client import FastSession, SessionOptions, SnmpError
         from servicegraph.collectors.snmp.credentials import Credential, Secret
+        from servicegraph.collectors.snmp.fast_session import FastSession
+        from servicegraph.collectors.snmp.session import SessionOptions, SnmpError
 
         checks = [(self.hosts[0], c) for c in self.communities] + [
             (self.hosts[i], "public") for i in self.endpoint_files

@@ -12,12 +12,11 @@ from pysnmp.proto.api import v1, v2c
 
 from servicegraph.collectors.snmp import ber
 from servicegraph.collectors.snmp.ber import Exc
-from servicegraph.collectors.snmp.client import (
-    SessionOptions,
-    SnmpProtocolError,
-    _decode_with_pysnmp,
-    from_pysnmp,
+from servicegraph.collectors.snmp.pysnmp_session import (
+    decode_with_pysnmp as _decode_with_pysnmp,
 )
+from servicegraph.collectors.snmp.pysnmp_session import from_pysnmp
+from servicegraph.collectors.snmp.session import SessionOptions, SnmpProtocolError
 from tests.snmp.recorded import RecordingSession
 
 VALUES = [

@@ -73,8 +73,8 @@ def test_snmpv1_discovery_uses_getnext(
 
 
 def test_a_cidr_sweep_finds_the_agents_in_range(simulator: Simulator, services: Services) -> None:
-    from servicegraph.collectors.snmp.client import SessionOptions
     from servicegraph.collectors.snmp.credentials import CredentialSet
+    from servicegraph.collectors.snmp.session import SessionOptions
     from servicegraph.collectors.snmp.targets import parse_targets
 
     targets = parse_targets(["127.0.0.0/28"], default_port=simulator.port)

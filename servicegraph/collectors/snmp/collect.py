@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from servicegraph.collectors.snmp import mibs
 from servicegraph.collectors.snmp.ber import Oid, Value
-from servicegraph.collectors.snmp.client import SnmpError, SnmpSession, SnmpTimeout
+from servicegraph.collectors.snmp.session import SnmpError, SnmpSession, SnmpTimeout
 
 
 class _Parts:

@@ -35,7 +35,7 @@ from typing import Any
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.reconciliation import Reconciler, ReconcileReport
 from servicegraph.collectors.snmp import mibs, transform
-from servicegraph.collectors.snmp.client import SessionFactory, SessionOptions, SnmpError
+from servicegraph.collectors.snmp.client import SessionFactory
 from servicegraph.collectors.snmp.collect import collect_device
 from servicegraph.collectors.snmp.credentials import CredentialSet, Network
 from servicegraph.collectors.snmp.inventory import (
@@ -45,6 +45,7 @@ from servicegraph.collectors.snmp.inventory import (
 )
 from servicegraph.collectors.snmp.metrics import SnmpMetrics
 from servicegraph.collectors.snmp.plan import Plan
+from servicegraph.collectors.snmp.session import SessionOptions, SnmpError
 from servicegraph.collectors.snmp.targets import DEFAULT_PORT, Target, in_subnets
 
 log = logging.getLogger(__name__)

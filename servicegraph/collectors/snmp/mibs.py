@@ -1,7 +1,7 @@
 """The MIB objects discovery reads, and pure parsers from walked tables to plain records.
 
 OIDs are numeric tuples: no MIB compiler and no lookups at run time. A table arrives as
-``{column OID: {row index: value}}`` (see ``client.Table``); each parser takes what it needs
+``{column OID: {row index: value}}`` (see ``session.Table``); each parser takes what it needs
 and tolerates what real agents do: missing columns, empty strings, NUL padding, binary
 where text was expected, indexes that do not line up between tables.
 """

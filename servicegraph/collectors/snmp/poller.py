@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from servicegraph.cmdb.model import utcnow
 from servicegraph.collectors.snmp import mibs
 from servicegraph.collectors.snmp.ber import Value
-from servicegraph.collectors.snmp.client import SessionFactory, SnmpError
+from servicegraph.collectors.snmp.client import SessionFactory
 from servicegraph.collectors.snmp.credentials import CredentialSet
 from servicegraph.collectors.snmp.metrics import SnmpMetrics
+from servicegraph.collectors.snmp.session import SnmpError
 from servicegraph.collectors.snmp.targets import Target
 from servicegraph.events.device import (
     DEVICE_RESTARTED,

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from servicegraph.collectors.snmp.client import SessionOptions
 from servicegraph.collectors.snmp.credentials import (
     Credential,
     CredentialSet,
@@ -21,6 +20,7 @@ from servicegraph.collectors.snmp.credentials import (
     rule_from_mapping,
 )
 from servicegraph.collectors.snmp.discovery import DiscoveryOptions
+from servicegraph.collectors.snmp.session import SessionOptions
 from servicegraph.collectors.snmp.traps import DEFAULT_PORT as TRAP_PORT
 from servicegraph.collectors.snmp.traps import TrapUser
 

@@ -30,9 +30,9 @@ from typing import Any
 from servicegraph.cmdb.model import utcnow
 from servicegraph.collectors.snmp import mibs
 from servicegraph.collectors.snmp.ber import Oid, Value
-from servicegraph.collectors.snmp.client import from_pysnmp
 from servicegraph.collectors.snmp.credentials import Credential, CredentialError, Secret
 from servicegraph.collectors.snmp.metrics import SnmpMetrics
+from servicegraph.collectors.snmp.pysnmp_session import from_pysnmp
 from servicegraph.events.device import (
     DEVICE_RESTARTED,
     ENTERPRISE_TRAP,
