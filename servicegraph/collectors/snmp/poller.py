@@ -75,8 +75,38 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
     """The events between two samples of the device at ``address``."""
     if before is None:
         return []
+    change = _Change(address, before, after)
+    events = _reachability_events(change)
+    if not after.reachable:
+        return events  # (before may be the last sample it answered, kept across an outage)
+    if _restarted(before, after):
+        events.append(
+            change.event(
+                DEVICE_RESTARTED,
+                "warning",
+                EventStatus.FIRING,
+                f"{change.name} restarted "
+                f"(sysUpTime {before.uptime_ticks} -> {after.uptime_ticks})",
+            )
+        )
+    return events + _interface_events(change)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """Two samples of one device, which the events between them are made from."""
+
+    address: str
+    before: PollSample
+    after: PollSample
+
+    @property
+    def name(self) -> str:
+        """The device as the summaries name it."""
+        return self.after.sys_name or self.before.sys_name or self.address
 
     def event(
+        self,
         kind: str,
         severity: str,
         status: EventStatus,
@@ -84,44 +114,49 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
         if_index: int | None = None,
         if_name: str | None = None,
         fingerprint_fields: tuple[str, ...] = (LABEL_IP,),
-    ) -> None:
-        events.append(
-            MonitoringEvent(
-                source=SOURCE,
-                kind=kind,
-                severity=severity,
-                status=status,
-                occurred_at=after.at,
-                management_ip=address,
-                if_index=if_index,
-                if_name=if_name,
-                device_name=after.sys_name or before.sys_name,
-                summary=summary,
-                fingerprint_fields=fingerprint_fields,
-            )
+    ) -> MonitoringEvent:
+        return MonitoringEvent(
+            source=SOURCE,
+            kind=kind,
+            severity=severity,
+            status=status,
+            occurred_at=self.after.at,
+            management_ip=self.address,
+            if_index=if_index,
+            if_name=if_name,
+            device_name=self.after.sys_name or self.before.sys_name,
+            summary=summary,
+            fingerprint_fields=fingerprint_fields,
         )
 
-    events: list[MonitoringEvent] = []
-    name = after.sys_name or before.sys_name or address
-    if before.reachable != after.reachable:
-        if after.reachable:
-            event(DEVICE_UNREACHABLE, "critical", EventStatus.RESOLVED, f"{name} answers again")
-        else:
-            event(
-                DEVICE_UNREACHABLE,
-                "critical",
-                EventStatus.FIRING,
-                f"{name} does not answer SNMP: {after.error}",
+
+def _reachability_events(change: _Change) -> list[MonitoringEvent]:
+    """``device_unreachable`` firing or resolved, when the device stopped or resumed
+    answering."""
+    before, after, name = change.before, change.after, change.name
+    if before.reachable == after.reachable:
+        return []
+    if after.reachable:
+        return [
+            change.event(
+                DEVICE_UNREACHABLE, "critical", EventStatus.RESOLVED, f"{name} answers again"
             )
-    if not after.reachable:
-        return events  # (before may be the last sample it answered, kept across an outage)
-    if _restarted(before, after):
-        event(
-            DEVICE_RESTARTED,
-            "warning",
+        ]
+    return [
+        change.event(
+            DEVICE_UNREACHABLE,
+            "critical",
             EventStatus.FIRING,
-            f"{name} restarted (sysUpTime {before.uptime_ticks} -> {after.uptime_ticks})",
+            f"{name} does not answer SNMP: {after.error}",
         )
+    ]
+
+
+def _interface_events(change: _Change) -> list[MonitoringEvent]:
+    """``interface_down`` for every interface, in ifIndex order, that went down while
+    administratively up (firing), or came back up or was shut down (resolved)."""
+    before, after, name = change.before, change.after, change.name
+    events: list[MonitoringEvent] = []
     fields = (LABEL_IP, LABEL_IF_INDEX)
     for index, (admin, oper) in sorted(after.status.items()):
         old = before.status.get(index)
@@ -134,25 +169,29 @@ def changes(address: str, before: PollSample | None, after: PollSample) -> list[
         if_name = after.names.get(index) or before.names.get(index)
         label = if_name or f"ifIndex {index}"
         if is_down:
-            event(
-                INTERFACE_DOWN,
-                "major",
-                EventStatus.FIRING,
-                f"{label} on {name} is {oper}",
-                if_index=index,
-                if_name=if_name,
-                fingerprint_fields=fields,
+            events.append(
+                change.event(
+                    INTERFACE_DOWN,
+                    "major",
+                    EventStatus.FIRING,
+                    f"{label} on {name} is {oper}",
+                    if_index=index,
+                    if_name=if_name,
+                    fingerprint_fields=fields,
+                )
             )
         else:
             why = "shut down" if admin != "up" else "up again"
-            event(
-                INTERFACE_DOWN,
-                "major",
-                EventStatus.RESOLVED,
-                f"{label} on {name} is {why}",
-                if_index=index,
-                if_name=if_name,
-                fingerprint_fields=fields,
+            events.append(
+                change.event(
+                    INTERFACE_DOWN,
+                    "major",
+                    EventStatus.RESOLVED,
+                    f"{label} on {name} is {why}",
+                    if_index=index,
+                    if_name=if_name,
+                    fingerprint_fields=fields,
+                )
             )
     return events
 
