@@ -43,8 +43,10 @@ class DeskRole(enum.StrEnum):
 
 def check_key(value: Any, field: str) -> str:
     """A login or id: a non-empty token that survives CSV lists and URLs unchanged."""
-    text = value.strip() if isinstance(value, str) else value
-    if not isinstance(text, str) or not text:
+    if value is not None and not isinstance(value, str):
+        raise ValidationFailed("must be text", field=field)
+    text = (value or "").strip()
+    if not text:
         raise ValidationFailed("is required", field=field)
     if not KEY_PATTERN.match(text):
         raise ValidationFailed(
