@@ -269,7 +269,7 @@ class StateMachine:
         taken = [t for t in candidates if actor_kind in t.actors]
         if not taken:
             who = ", ".join(sorted(candidates[0].actors))
-            raise refuse(f"a {actor_kind} may not; {who} may")
+            raise refuse(f"only {who} may")
         transition = taken[0]
         if transition.windowed:
             if resolved_at is None or now is None:

@@ -131,11 +131,11 @@ def test_statuses_and_actors_match_the_enums() -> None:
             "resolve",
             "requester",
             ("cancel",),
-            "a requester may not; agent, system may",
+            "cannot resolve (only agent, system may); allowed: cancel",
         ),
-        ("assigned", "start", "system", ("assign", "resolve"), "a system may not; agent may"),
-        ("new", "cancel", "system", ("assign", "resolve"), "a system may not"),
-        ("in_progress", "pend", "requester", ("cancel",), "a requester may not; agent may"),
+        ("assigned", "start", "system", ("assign", "resolve"), "(only agent may)"),
+        ("new", "cancel", "system", ("assign", "resolve"), "(only agent, requester may)"),
+        ("in_progress", "pend", "requester", ("cancel",), "cannot pend (only agent may)"),
     ],
 )
 def test_refused_steps_name_state_step_and_allowed(
