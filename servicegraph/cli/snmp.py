@@ -185,12 +185,6 @@ def discover(
 ) -> None:
     """Discover devices over SNMP into the graph: system, interfaces, hardware, addresses
     and LLDP/CDP links; prints a summary."""
-    from prometheus_client import CollectorRegistry, write_to_textfile
-
-    from servicegraph.collectors.snmp.discovery import save_report
-    from servicegraph.collectors.snmp.metrics import SnmpMetrics
-    from servicegraph.runtime import jobs
-
     with open_services() as services:
         found, credentials = _snmp_setup(
             services,
@@ -215,25 +209,56 @@ def discover(
             retries,
             max_repetitions,
         )
-        registry = CollectorRegistry()
-        progress = DiscoveryProgress(err, len(found), enabled=not as_json)
-        with progress.shown(), change_context(actor="snmp-discovery"):
-            report = jobs.discovery_run(
-                services,
-                found,
-                credentials=credentials,
-                session_options=session,
-                options=options,
-                complete=complete if complete is not None else not targets,
-                snmp_metrics=SnmpMetrics(registry),
-                on_result=progress.update,
-            )
-        if report is None:  # the targets named no address
-            fail("no device answered")
-        path = save_report(report, services.settings.data_dir / "snmp" / "runs")
-        if metrics_file is not None:
-            write_to_textfile(str(metrics_file), registry)
-        _print_discovery(report, path, as_json)
+        _run_discovery(
+            services,
+            found,
+            credentials,
+            options,
+            session,
+            complete=complete if complete is not None else not targets,
+            metrics_file=metrics_file,
+            as_json=as_json,
+        )
+
+
+def _run_discovery(
+    services: Services,
+    found: list[Target],
+    credentials: CredentialSet,
+    options: DiscoveryOptions,
+    session: SessionOptions,
+    *,
+    complete: bool,
+    metrics_file: Path | None,
+    as_json: bool,
+) -> None:
+    """The discovery job on the command line's targets, with a progress bar; then its
+    report saved, its metrics written if asked, and its summary printed."""
+    from prometheus_client import CollectorRegistry, write_to_textfile
+
+    from servicegraph.collectors.snmp.discovery import save_report
+    from servicegraph.collectors.snmp.metrics import SnmpMetrics
+    from servicegraph.runtime import jobs
+
+    registry = CollectorRegistry()
+    progress = DiscoveryProgress(err, len(found), enabled=not as_json)
+    with progress.shown(), change_context(actor="snmp-discovery"):
+        report = jobs.discovery_run(
+            services,
+            found,
+            credentials=credentials,
+            session_options=session,
+            options=options,
+            complete=complete,
+            snmp_metrics=SnmpMetrics(registry),
+            on_result=progress.update,
+        )
+    if report is None:  # the targets named no address
+        fail("no device answered")
+    path = save_report(report, services.settings.data_dir / "snmp" / "runs")
+    if metrics_file is not None:
+        write_to_textfile(str(metrics_file), registry)
+    _print_discovery(report, path, as_json)
 
 
 def _print_discovery(report: RunReport, path: Path, as_json: bool) -> None:
