@@ -83,7 +83,7 @@ def run(workers: int, args: argparse.Namespace, graph: Path) -> tuple[float, int
             tasks.ingest.delay(batch)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            counts = services.incidents.counts()
+            counts = {**services.inbox.counts(), **services.tickets.counts()}
             if counts["events"] == len(events) and counts["inbox_pending"] == 0:
                 break
             time.sleep(0.05)

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             total.merge(result)
     drain_s = time.perf_counter() - started
     drain_cpu_s = time.process_time() - cpu_started
-    counts = services.incidents.counts()
+    counts = {**services.inbox.counts(), **services.tickets.counts()}
     services.close()
 
     assert total is not None

@@ -25,7 +25,7 @@ from servicegraph.config import Settings
 from servicegraph.correlation.correlator import Correlator
 from servicegraph.correlation.diagnosis import DiagnosisService
 from servicegraph.correlation.mapping import CIMapper
-from servicegraph.correlation.ports import IncidentStore
+from servicegraph.correlation.ports import EventInbox
 from servicegraph.ticketing.desk import ServiceDesk
 from servicegraph.ticketing.ports import TicketStore
 
@@ -39,7 +39,8 @@ class Services:
     reconciler: Reconciler
     history: HistoryService
     impact: ImpactService
-    incidents: IncidentStore
+    inbox: EventInbox  # monitoring events waiting for correlation
+    tickets: TicketStore  # incidents, their alerts, problems, changes, worklog
     correlator: Correlator
     catalog: CatalogService
     desk: ServiceDesk
@@ -48,7 +49,7 @@ class Services:
     poll_state: PollStateStore  # the SNMP poller's last samples, shared by every worker
 
     def close(self) -> None:
-        self.incidents.close()
+        self.inbox.close()
         self.store.close()
 
 
@@ -79,19 +80,19 @@ def open_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
     )
 
 
-def open_incident_store(
+def open_inbox(
     settings: Settings, store: GraphStore, *, migrate: bool = True, read_only: bool = False
-) -> IncidentStore:
+) -> EventInbox:
     from servicegraph.storage.sqlite import SqliteGraphStore
-    from servicegraph.storage.sqlite.incidents import SqliteIncidentStore
+    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
 
     if isinstance(store, SqliteGraphStore):
-        return SqliteIncidentStore(store)
+        return SqliteEventInbox(store)
 
-    # The graph is elsewhere (Neo4j), but incidents have no adapter there yet: they stay in
-    # the embedded file under DATA_DIR, which the API and workers must share (one host, or
-    # one volume as in docker-compose.yml).
-    class EmbeddedIncidentStore(SqliteIncidentStore):
+    # The graph is elsewhere (Neo4j), but the inbox and tickets have no adapter there yet:
+    # they stay in the embedded file under DATA_DIR, which the API and workers must share
+    # (one host, or one volume as in docker-compose.yml).
+    class EmbeddedInbox(SqliteEventInbox):
         def __init__(self, file: SqliteGraphStore) -> None:
             super().__init__(file)
             self._file = file
@@ -107,21 +108,22 @@ def open_incident_store(
     )
     if migrate:
         file.migrate()
-    return EmbeddedIncidentStore(file)
+    return EmbeddedInbox(file)
 
 
 def open_ticket_stores(
-    incidents: IncidentStore,
+    inbox: EventInbox,
 ) -> tuple[TicketStore, TokenStore, PollStateStore]:
-    """Tickets, API tokens and the SNMP poll state live in the file that holds incidents."""
-    from servicegraph.storage.sqlite.incidents import SqliteIncidentStore
+    """Tickets, API tokens and the SNMP poll state live in the file that keeps the inbox's
+    cursor (the graph's file, or the embedded file beside a Neo4j graph)."""
+    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
     from servicegraph.storage.sqlite.poll_state import SqlitePollState
     from servicegraph.storage.sqlite.tickets import SqliteTicketStore
     from servicegraph.storage.sqlite.tokens import SqliteTokenStore
 
-    if not isinstance(incidents, SqliteIncidentStore):
-        raise StoreUnavailable("tickets and API tokens need the embedded incident store")
-    file = incidents.file
+    if not isinstance(inbox, SqliteEventInbox):
+        raise StoreUnavailable("tickets and API tokens need the embedded inbox's file")
+    file = inbox.file
     return SqliteTicketStore(file), SqliteTokenStore(file), SqlitePollState(file)
 
 
@@ -139,7 +141,8 @@ def bootstrap(
         store.migrate()
     identifier_rules = IdentifierRules(settings.identifier_match_order)
     impact = ImpactService(store, classes, rules, max_depth=settings.impact_max_depth)
-    incidents = open_incident_store(settings, store, migrate=migrate, read_only=read_only)
+    inbox = open_inbox(settings, store, migrate=migrate, read_only=read_only)
+    tickets, tokens, poll_state = open_ticket_stores(inbox)
     reconciler = Reconciler(
         store,
         classes,
@@ -150,13 +153,13 @@ def bootstrap(
     )
     history = HistoryService(store)
     correlator = Correlator(
-        incidents,
+        inbox,
+        tickets,
         store,
         impact,
         CIMapper(store, identifier_rules, impact),
         settings.correlation.policy(),
     )
-    tickets, tokens, poll_state = open_ticket_stores(incidents)
     return Services(
         settings=settings,
         store=store,
@@ -165,7 +168,8 @@ def bootstrap(
         reconciler=reconciler,
         history=history,
         impact=impact,
-        incidents=incidents,
+        inbox=inbox,
+        tickets=tickets,
         correlator=correlator,
         catalog=CatalogService(store, classes, identifier_rules, reconciler),
         desk=ServiceDesk.build(tickets, store, history),

@@ -39,7 +39,7 @@ from servicegraph.correlation.policy import (
     CorrelationPolicy,
     urgency_of,
 )
-from servicegraph.correlation.ports import CorrelationUnit, IncidentStore
+from servicegraph.correlation.ports import CorrelationUnit, EventInbox
 from servicegraph.correlation.rootcause import HardTopology
 from servicegraph.correlation.state import FORGET_EVERY, Analysis, Members, WorkerState
 from servicegraph.events.model import (
@@ -49,12 +49,14 @@ from servicegraph.events.model import (
     clamp_clock_skew,
 )
 from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
+from servicegraph.ticketing.ports import TicketStore
 
 
 class Correlator:
     def __init__(
         self,
-        incidents: IncidentStore,
+        inbox: EventInbox,
+        tickets: TicketStore,
         graph_store: GraphStore,
         impact: ImpactService,
         mapper: CIMapper,
@@ -62,7 +64,8 @@ class Correlator:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self.incidents = incidents
+        self.inbox = inbox
+        self.tickets = tickets  # reads only: the batch writes through its unit
         self.graph_store = graph_store
         self.impact = impact
         self.mapper = mapper
@@ -82,7 +85,7 @@ class Correlator:
         now are dated now (``clamp_clock_skew``)."""
         now = self.clock()
         kept = clamp_clock_skew(events, now, self.policy.max_clock_skew)
-        return self.incidents.append_inbox(kept, now)
+        return self.inbox.append(kept, now)
 
     def process_pending(self, limit: int | None = None) -> BatchResult:
         """Correlate one batch from the inbox (and resolve incidents whose hold expired)."""
@@ -91,7 +94,7 @@ class Correlator:
             hard = self.topology(graph)
             self._check_caches(graph.seq)
             try:
-                with self.incidents.unit() as unit:
+                with self.inbox.unit() as unit:
                     return _Batch(self, unit, hard).run(limit or self.policy.batch_size)
             except BaseException:
                 self._state = WorkerState()  # in-memory state may hold uncommitted changes
@@ -111,16 +114,16 @@ class Correlator:
 
     def pending_count(self) -> int:
         """Events in the inbox not correlated yet."""
-        return self.incidents.pending_count()
+        return self.inbox.pending_count()
 
     def latest_events(self, limit: int) -> list[tuple[int, Event, bool]]:
         """The last ``limit`` events received, newest first, each with its inbox sequence
         number and whether it has been correlated."""
-        return self.incidents.latest_events(limit)
+        return self.inbox.latest_events(limit)
 
     def unmapped_alerts(self, limit: int = 100) -> list[Alert]:
         """Alerts whose events named no known CI (kept, never dropped), latest first."""
-        return self.incidents.unmapped_alerts(limit)
+        return self.tickets.unmapped_alerts(limit)
 
     def _check_caches(self, graph_seq: int) -> None:
         if graph_seq != self._cache_seq or len(self._facts) > 100_000:
@@ -243,7 +246,7 @@ class _Batch:
             # stamped at the end, so received -> processed measures the whole batch
             self.unit.mark_processed(self.c.clock())
         if touched:
-            state.version = self.unit.advance_state_version()
+            state.version = self.unit.touched()
         self._forget_old(state)
         return self.result
 

@@ -15,6 +15,7 @@ from servicegraph.cmdb.topology import ImpactGraph
 from servicegraph.correlation.correlator import Correlator
 from servicegraph.correlation.rootcause import HardTopology
 from servicegraph.ticketing.model import Incident
+from servicegraph.ticketing.ports import IncidentFilter
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ def problem_candidates(
     limit: int = 20,
     max_incidents: int = 100_000,
 ) -> list[ProblemCandidate]:
-    incidents = correlator.incidents.list_incidents(since=since, limit=max_incidents)
+    incidents = correlator.tickets.find_incidents(
+        IncidentFilter(opened_since=since, limit=max_incidents)
+    )
     with correlator.impact.reading() as graph:
         return _rank(correlator, graph, incidents, until=until, limit=limit)
 

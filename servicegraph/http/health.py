@@ -93,11 +93,11 @@ def check_health(
         return {"backend": settings.store, "counts": services.store.counts()}
 
     def tickets() -> dict[str, Any]:
-        services.incidents.ping()
+        services.tickets.ping()
         return {}
 
     def inbox() -> dict[str, Any]:
-        services.incidents.check_inbox(INBOX_PROBE_TIMEOUT_S)
+        services.inbox.check_writable(INBOX_PROBE_TIMEOUT_S)
         return {}
 
     def correlating() -> dict[str, Any]:
@@ -107,7 +107,7 @@ def check_health(
             details["state"] = state
             if not alive:
                 raise _Down(state, details)
-        waiting, oldest = services.incidents.inbox_lag()
+        waiting, oldest = services.inbox.lag()
         age = (now() - oldest).total_seconds() if oldest is not None else 0.0
         details.update(waiting=waiting, oldest_waiting_s=round(age, 3))
         if age > settings.health_max_lag_s:

@@ -40,7 +40,7 @@ def correlate(services: Services, *, budget_s: float = 5.0) -> dict[str, Any]:
                 break
         record_batch(total)
         observe_inbox(services)
-        return {**asdict(total), "pending": services.incidents.pending_count()}
+        return {**asdict(total), "pending": services.inbox.pending_count()}
 
 
 def record_batch(result: BatchResult) -> None:
@@ -87,13 +87,13 @@ def housekeeping(services: Services) -> dict[str, int]:
     """Delete inbox events processed longer ago than the retention period."""
     with metrics.timed_job("housekeeping"):
         retention = dt.timedelta(days=services.settings.inbox_retention_days)
-        removed = services.incidents.prune_inbox(dt.datetime.now(dt.UTC) - retention)
+        removed = services.inbox.prune(dt.datetime.now(dt.UTC) - retention)
         observe_inbox(services)
         return {"inbox_events_removed": removed}
 
 
 def observe_inbox(services: Services) -> None:
-    pending, oldest = services.incidents.inbox_lag()
+    pending, oldest = services.inbox.lag()
     metrics.INBOX_PENDING.set(pending)
     metrics.INBOX_LAG.set(
         0.0 if oldest is None else (dt.datetime.now(dt.UTC) - oldest).total_seconds()

@@ -228,7 +228,7 @@ class IncidentService:
             if problem.status is ProblemStatus.RESOLVED:
                 raise InvalidTransition(problem.id, "is resolved and takes no new incidents")
             i.problem_id = problem_id
-            unit.link_incidents(problem_id, [i.id], now)
+            unit.link_problem(problem_id, [i.id], now)
             problem.updated_at = now
             unit.save_problem(problem)
             text = f"incident {i.id} is an instance of problem {problem_id}"
@@ -316,7 +316,7 @@ class ProblemService:
             if known_error:
                 entries.append(_log(problem.id, now, actor, WorklogKind.KNOWN_ERROR, known_error))
             if incident_ids:
-                unit.link_incidents(problem.id, incident_ids, now)
+                unit.link_problem(problem.id, incident_ids, now)
                 for incident in incidents.values():
                     incident.problem_id = problem.id
                     incident.updated_at = max(now, incident.updated_at)

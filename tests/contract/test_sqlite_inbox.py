@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 
 from servicegraph.storage.sqlite import SqliteGraphStore
-from servicegraph.storage.sqlite.incidents import SqliteIncidentStore
+from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
 from tests.contract.inbox_contract import InboxContract, at, drain, events
 from tests.contract.sqlite_files import damage
 
 
-def open_incidents(path: Path, *, migrate: bool = True) -> SqliteIncidentStore:
+def open_incidents(path: Path, *, migrate: bool = True) -> SqliteEventInbox:
     file = SqliteGraphStore(path, lock_timeout=10)
     if migrate:
         file.migrate()
-    return SqliteIncidentStore(file)
+    return SqliteEventInbox(file)
 
 
-def close(store: SqliteIncidentStore) -> None:
+def close(store: SqliteEventInbox) -> None:
     store.close()
     store.file.close()
 
@@ -34,25 +34,23 @@ class TestSqliteInbox(InboxContract):
         return tmp_path / "servicegraph.sqlite3"
 
     @pytest.fixture
-    def incidents(self, path: Path) -> Iterator[SqliteIncidentStore]:
+    def inbox(self, path: Path) -> Iterator[SqliteEventInbox]:
         store = open_incidents(path)
         yield store
         close(store)
 
     @pytest.fixture
-    def other_incidents(
-        self, incidents: SqliteIncidentStore, path: Path
-    ) -> Iterator[SqliteIncidentStore]:
+    def other_inbox(self, inbox: SqliteEventInbox, path: Path) -> Iterator[SqliteEventInbox]:
         store = open_incidents(path)
         yield store
         close(store)
 
     @pytest.fixture
-    def failing_incidents(self, tmp_path: Path) -> Iterator[SqliteIncidentStore]:
+    def failing_inbox(self, tmp_path: Path) -> Iterator[SqliteEventInbox]:
         path = tmp_path / "damaged.sqlite3"
         store = open_incidents(path)
-        store.append_inbox(events(*range(100, 150)), at(0))
-        store.append_inbox(events(*range(150, 200)), at(1))
+        store.append(events(*range(100, 150)), at(0))
+        store.append(events(*range(150, 200)), at(1))
         drain(store, 60)
         close(store)
         damage(path)

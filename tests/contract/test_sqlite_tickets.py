@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from servicegraph.storage.sqlite import SqliteGraphStore
-from servicegraph.storage.sqlite.incidents import SqliteIncidentStore
+from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
 from servicegraph.storage.sqlite.tickets import SqliteTicketStore
 from tests.contract.sqlite_files import damage
 from tests.contract.ticket_contract import Repository, TicketContract, seed
@@ -20,13 +20,13 @@ def open_repository(path: Path, *, migrate: bool = True) -> Repository:
     file = SqliteGraphStore(path, lock_timeout=10)
     if migrate:
         file.migrate()
-    return Repository(SqliteIncidentStore(file), SqliteTicketStore(file))
+    return Repository(SqliteEventInbox(file), SqliteTicketStore(file))
 
 
 def close(repo: Repository) -> None:
-    assert isinstance(repo.incidents, SqliteIncidentStore)
-    repo.incidents.close()
-    repo.incidents.file.close()
+    assert isinstance(repo.inbox, SqliteEventInbox)
+    repo.inbox.close()
+    repo.inbox.file.close()
 
 
 class TestSqliteTickets(TicketContract):

@@ -1,17 +1,17 @@
-"""The behaviour every backend of the incident and ticket repository owes the services, as
-documented in ``servicegraph.ticketing.ports`` (``TicketStore``, ``TicketUnit``) and in the
-incident half of ``IncidentStore`` with its ``CorrelationUnit`` (alerts, incidents and
-problems as correlation writes them; the inbox has ``inbox_contract.py``).
+"""The behaviour every backend of the ticket repository owes the services, as documented
+in ``servicegraph.ticketing.ports`` (``TicketStore``, ``TicketUnit``): alerts, incidents
+and problems as correlation writes them, and people's work (the inbox and the claim of a
+``CorrelationUnit`` have ``inbox_contract.py``).
 
 A backend's test module subclasses ``TicketContract``, sets ``__test__ = True`` and
-provides the fixtures: ``repo``, an empty, migrated ``Repository`` (an incident store and a
-ticket store over the same data) that the fixture closes afterwards; ``other_repo``, a
+provides the fixtures: ``repo``, an empty, migrated ``Repository`` (the ticket store, and
+the inbox whose file it shares) that the fixture closes afterwards; ``other_repo``, a
 second one over the same data, as another process opens it; and ``failing_repo``, one whose
 backend fails underneath (a damaged file, a lost server), holding the ``seed`` records from
 before it failed. A backend that cannot run here is skipped with the reason, never faked.
 
-Only SQLite implements these ports today (``servicegraph.storage.sqlite.incidents`` and
-``tickets``): with a Neo4j graph, incidents and tickets stay in the embedded file beside
+Only SQLite implements these ports today (``servicegraph.storage.sqlite.tickets`` and
+``ticket_unit``): with a Neo4j graph, incidents and tickets stay in the embedded file beside
 it, so there is no Neo4j subclass; add one beside ``test_neo4j_store.py`` when
 ``servicegraph.storage.neo4j`` implements the ports.
 
@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
-from servicegraph.correlation.ports import IncidentStore
+from servicegraph.correlation.ports import EventInbox
 from servicegraph.events.model import Alert, EventStatus, Severity
 from servicegraph.ticketing.model import (
     Change,
@@ -43,7 +43,12 @@ from servicegraph.ticketing.model import (
     WorklogEntry,
     WorklogKind,
 )
-from servicegraph.ticketing.ports import ChangeFilter, IncidentFilter, ProblemFilter, TicketStore
+from servicegraph.ticketing.ports import (
+    ChangeFilter,
+    IncidentFilter,
+    ProblemFilter,
+    TicketStore,
+)
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 NAIVE = dt.datetime(2024, 3, 1, 12, 0)
@@ -55,10 +60,10 @@ def at(minutes: float) -> dt.datetime:
 
 @dataclass
 class Repository:
-    """The two ports over one backend: correlation writes through ``incidents``' units,
-    people through ``tickets``' units."""
+    """The repository over one backend, and the inbox that opened its file (correlation
+    writes incidents through the same units as people do, see ``TicketUnit``)."""
 
-    incidents: IncidentStore
+    inbox: EventInbox
     tickets: TicketStore
 
 
@@ -184,7 +189,7 @@ INCIDENTS = {
 def seed(repo: Repository) -> None:
     """Write ``ALERTS`` and ``INCIDENTS`` in one correlation unit, alerts first (as the
     correlator does)."""
-    with repo.incidents.unit() as unit:
+    with repo.tickets.unit() as unit:
         unit.save_alerts(list(ALERTS.values()))
         unit.save_incidents(list(INCIDENTS.values()))
 
@@ -227,12 +232,12 @@ class TicketContract:
     # -- an empty repository -------------------------------------------------------------
 
     def test_empty_repository(self, repo: Repository) -> None:
-        repo.incidents.ping()
-        assert repo.incidents.get_incident("inc-1") is None
-        assert repo.incidents.list_incidents() == []
-        assert repo.incidents.incident_alerts("inc-1") == []
-        assert repo.incidents.unmapped_alerts() == []
-        assert repo.incidents.list_problems() == []
+        repo.tickets.ping()
+        assert repo.tickets.get_incidents(["inc-1"]).get("inc-1") is None
+        assert repo.tickets.find_incidents(IncidentFilter()) == []
+        assert repo.tickets.incident_alerts(["inc-1"]).get("inc-1", []) == []
+        assert repo.tickets.unmapped_alerts() == []
+        assert repo.tickets.find_problems(ProblemFilter()) == []
         tickets = repo.tickets
         assert tickets.last_incident_number() == 0
         assert tickets.get_incidents(["inc-1"]) == {}
@@ -248,7 +253,7 @@ class TicketContract:
         assert tickets.find_changes(ChangeFilter()) == []
         assert tickets.worklog(["inc-1"]) == {}
         assert tickets.incidents_updated_since(at(0), 10) == []
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             assert unit.next_incident_number() == 1
             assert unit.next_problem_number() == 1
             assert unit.load_alerts(["a1"]) == {}
@@ -287,13 +292,13 @@ class TicketContract:
             transitions=[at(1), at(2), at(3)],
             reported_at=at(400),
         )
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             unit.save_alerts([alert])
             unit.save_incidents([make_incident(1, 0, root_fingerprint="fp-full")])
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             assert unit.load_alerts(["fp-full", "fp-nope"]) == {"fp-full": alert}
             assert unit.alerts_of(["inc-1"]) == {"inc-1": [alert]}
-        assert repo.incidents.incident_alerts("inc-1") == [alert]
+        assert repo.tickets.incident_alerts(["inc-1"]).get("inc-1", []) == [alert]
         assert repo.tickets.incident_alerts(["inc-1"]) == {"inc-1": [alert]}
         assert repo.tickets.alerts_on(["ci-a"]) == [alert]
 
@@ -308,12 +313,16 @@ class TicketContract:
             incident_id="inc-3",
             transitions=[at(7)],
         )
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             unit.save_alerts([moved])
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             assert unit.load_alerts(["a2"]) == {"a2": moved}
-        assert fingerprints(seeded.incidents.incident_alerts("inc-1")) == {"a1"}
-        assert fingerprints(seeded.incidents.incident_alerts("inc-3")) == {"a2", "a4", "a5"}
+        assert fingerprints(seeded.tickets.incident_alerts(["inc-1"]).get("inc-1", [])) == {"a1"}
+        assert fingerprints(seeded.tickets.incident_alerts(["inc-3"]).get("inc-3", [])) == {
+            "a2",
+            "a4",
+            "a5",
+        }
         assert seeded.tickets.alerts_on(["ci-d"]) == [moved]
 
     def test_incidents_round_trip_every_field(self, repo: Repository) -> None:
@@ -346,14 +355,14 @@ class TicketContract:
             resolved_by="carol",
             resolution="restarted the database",
         )
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             unit.save_alerts([ALERTS["a1"]])
             unit.save_incidents([incident])
-        assert repo.incidents.get_incident("inc-7") == incident
-        assert repo.incidents.get_incident("inc-8") is None
+        assert repo.tickets.get_incidents(["inc-7"]).get("inc-7") == incident
+        assert repo.tickets.get_incidents(["inc-8"]).get("inc-8") is None
         assert repo.tickets.get_incidents(["inc-7", "inc-8"]) == {"inc-7": incident}
-        assert repo.incidents.list_incidents() == [incident]
-        with repo.incidents.unit() as unit:
+        assert repo.tickets.find_incidents(IncidentFilter()) == [incident]
+        with repo.tickets.unit() as unit:
             assert unit.active_incidents(at(9)) == [incident]
         with repo.tickets.unit() as ticket_unit:
             assert ticket_unit.load_incidents(["inc-7"]) == {"inc-7": incident}
@@ -367,15 +376,15 @@ class TicketContract:
             business_services=["svc-orders"],
             root_ci_id="ci-d",
         )
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             unit.save_incidents([changed])
-        assert seeded.incidents.get_incident("inc-1") == changed
+        assert seeded.tickets.get_incidents(["inc-1"]).get("inc-1") == changed
         assert seeded.tickets.last_incident_number() == 3
-        assert len(seeded.incidents.list_incidents()) == 3
+        assert len(seeded.tickets.find_incidents(IncidentFilter())) == 3
 
     def test_numbers_follow_the_highest_so_far(self, seeded: Repository) -> None:
         assert seeded.tickets.last_incident_number() == 3
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             assert unit.next_incident_number() == 4
             unit.save_incidents([make_incident(9, 40)])
             assert unit.next_incident_number() == 10, "within the unit, what it wrote"
@@ -389,45 +398,45 @@ class TicketContract:
             assert ticket_unit.next_change_number() == 4
 
     def test_state_version_advances_with_units_that_commit(self, repo: Repository) -> None:
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             start = unit.state_version()
-            advanced = unit.advance_state_version()
+            advanced = unit.touched()
             assert advanced != start
             assert unit.state_version() == advanced
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             assert unit.state_version() == advanced, "committed"
-        with pytest.raises(RuntimeError, match="late"), repo.incidents.unit() as unit:
-            unit.advance_state_version()
+        with pytest.raises(RuntimeError, match="late"), repo.tickets.unit() as unit:
+            unit.touched()
             raise RuntimeError("late failure")
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             assert unit.state_version() == advanced, "rolled back"
-            again = unit.advance_state_version()
+            again = unit.touched()
         assert len({start, advanced, again}) == 3
 
     def test_ticket_work_tells_correlation_its_cache_is_stale(
         self, repo: Repository, other_repo: Repository
     ) -> None:
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             version = unit.state_version()
         with other_repo.tickets.unit() as ticket_unit:
             ticket_unit.touched()
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             assert unit.state_version() != version
 
     def test_a_failed_correlation_unit_writes_nothing(self, repo: Repository) -> None:
-        with pytest.raises(RuntimeError, match="late"), repo.incidents.unit() as unit:
+        with pytest.raises(RuntimeError, match="late"), repo.tickets.unit() as unit:
             unit.save_alerts(list(ALERTS.values()))
             unit.save_incidents(list(INCIDENTS.values()))
             unit.save_problem(make_problem(1))
             unit.link_problem("prb-1", ["inc-1"], at(1))
             raise RuntimeError("late failure")
-        assert repo.incidents.list_incidents() == []
-        assert repo.incidents.unmapped_alerts() == []
-        assert repo.incidents.list_problems() == []
+        assert repo.tickets.find_incidents(IncidentFilter()) == []
+        assert repo.tickets.unmapped_alerts() == []
+        assert repo.tickets.find_problems(ProblemFilter()) == []
         assert repo.tickets.last_incident_number() == 0
 
     def test_active_incidents_are_open_or_resolved_since(self, seeded: Repository) -> None:
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             assert set(incident_ids(unit.active_incidents(at(30)))) == {
                 "inc-1",
                 "inc-2",
@@ -437,7 +446,7 @@ class TicketContract:
         assert active == [INCIDENTS["inc-1"], INCIDENTS["inc-3"]]
 
     def test_alerts_of_incidents(self, seeded: Repository) -> None:
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             found = unit.alerts_of(["inc-1", "inc-2", "inc-9"])
         assert {k: fingerprints(v) for k, v in found.items() if v} == {
             "inc-1": {"a1", "a2"},
@@ -446,7 +455,7 @@ class TicketContract:
         assert found["inc-2"] == [ALERTS["a3"]]
 
     def test_incidents_with_root_opened_since(self, seeded: Repository) -> None:
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             assert set(incident_ids(unit.incidents_with_root(["ci-a", "ci-b"], at(0)))) == {
                 "inc-1",
                 "inc-2",
@@ -459,7 +468,7 @@ class TicketContract:
 
     def test_incidents_named_by_their_root_alert(self, seeded: Repository) -> None:
         """A root alert's signature is ``source/name`` (as the correlator names it)."""
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             assert set(unit.incidents_named("test/NodeDown", at(0))) == {"inc-1", "inc-2"}
             assert unit.incidents_named("test/NodeDown", at(5)) == ["inc-2"]
             assert unit.incidents_named("test/DiskFull", at(0)) == [], "no root CI"
@@ -482,10 +491,10 @@ class TicketContract:
         "same unit) is never found by incidents_named; the correlator saves alerts first",
     )
     def test_incidents_are_named_whatever_order_a_unit_writes_them(self, repo: Repository) -> None:
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             unit.save_incidents([INCIDENTS["inc-1"]])
             unit.save_alerts([ALERTS["a1"]])
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             assert unit.incidents_named("test/NodeDown", at(0)) == ["inc-1"]
             assert unit.count_roots_named("test/NodeDown", at(0)) == 1
 
@@ -496,62 +505,88 @@ class TicketContract:
             reason="NodeDown recurred on ci-a",
             signature="ci:ci-a:test/NodeDown",
         )
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             unit.save_problem(problem)
             unit.link_problem("prb-1", ["inc-1"], at(40))
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             assert unit.find_problem("ci:ci-a:test/NodeDown") == problem, "without incidents"
             assert unit.find_problem("ci:ci-b:test/NodeDown") is None
             unit.link_problem("prb-1", ["inc-1", "inc-2"], at(41))  # inc-1 again: idempotent
-        (listed,) = seeded.incidents.list_problems()
+        (listed,) = seeded.tickets.find_problems(ProblemFilter())
         assert replace(listed, incident_ids=[]) == problem
         assert sorted(listed.incident_ids) == ["inc-1", "inc-2"]
         assert seeded.tickets.get_problems(["prb-1"])["prb-1"] == listed
         for incident_id in ("inc-1", "inc-2"):
-            linked = seeded.incidents.get_incident(incident_id)
+            linked = seeded.tickets.get_incidents([incident_id]).get(incident_id)
             assert linked is not None and linked.problem_id == "prb-1"
-        unlinked = seeded.incidents.get_incident("inc-3")
+        unlinked = seeded.tickets.get_incidents(["inc-3"]).get("inc-3")
         assert unlinked is not None and unlinked.problem_id is None
 
     def test_list_problems_is_bounded(self, repo: Repository) -> None:
-        with repo.incidents.unit() as unit:
+        with repo.tickets.unit() as unit:
             for n in (1, 2, 3):
                 unit.save_problem(make_problem(n))
-        assert {p.id for p in repo.incidents.list_problems()} == {"prb-1", "prb-2", "prb-3"}
-        assert len(repo.incidents.list_problems(limit=2)) == 2
+        assert {p.id for p in repo.tickets.find_problems(ProblemFilter())} == {
+            "prb-1",
+            "prb-2",
+            "prb-3",
+        }
+        assert len(repo.tickets.find_problems(ProblemFilter(limit=2))) == 2
 
     # -- reads of the incident store -----------------------------------------------------
 
     def test_list_incidents_newest_first_with_filters(self, seeded: Repository) -> None:
-        incidents = seeded.incidents
-        assert incidents.list_incidents() == [
+        assert seeded.tickets.find_incidents(IncidentFilter()) == [
             INCIDENTS["inc-3"],
             INCIDENTS["inc-2"],
             INCIDENTS["inc-1"],
         ]
-        assert incident_ids(incidents.list_incidents(status=IncidentStatus.OPEN)) == [
+        assert incident_ids(
+            seeded.tickets.find_incidents(IncidentFilter(status=IncidentStatus.OPEN))
+        ) == [
             "inc-3",
             "inc-1",
         ]
-        assert incident_ids(incidents.list_incidents(status=IncidentStatus.RESOLVED)) == ["inc-2"]
-        assert incident_ids(incidents.list_incidents(ci_id="ci-a")) == ["inc-3", "inc-1"]
-        assert incident_ids(incidents.list_incidents(ci_id="ci-b")) == ["inc-2", "inc-1"]
-        assert incident_ids(incidents.list_incidents(ci_id="ci-c")) == ["inc-3"]
-        assert incidents.list_incidents(ci_id="ci-z") == []
-        assert incident_ids(incidents.list_incidents(since=at(5))) == ["inc-3", "inc-2"]
-        assert incident_ids(incidents.list_incidents(limit=2)) == ["inc-3", "inc-2"]
-        assert incident_ids(incidents.list_incidents(status=IncidentStatus.OPEN, ci_id="ci-b")) == [
-            "inc-1"
+        assert incident_ids(
+            seeded.tickets.find_incidents(IncidentFilter(status=IncidentStatus.RESOLVED))
+        ) == ["inc-2"]
+        assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(ci_ids=("ci-a",)))) == [
+            "inc-3",
+            "inc-1",
         ]
+        assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(ci_ids=("ci-b",)))) == [
+            "inc-2",
+            "inc-1",
+        ]
+        assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(ci_ids=("ci-c",)))) == [
+            "inc-3"
+        ]
+        assert seeded.tickets.find_incidents(IncidentFilter(ci_ids=("ci-z",))) == []
+        assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(opened_since=at(5)))) == [
+            "inc-3",
+            "inc-2",
+        ]
+        assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(limit=2))) == [
+            "inc-3",
+            "inc-2",
+        ]
+        assert incident_ids(
+            seeded.tickets.find_incidents(
+                IncidentFilter(status=IncidentStatus.OPEN, ci_ids=("ci-b",))
+            )
+        ) == ["inc-1"]
 
     def test_incident_alerts(self, seeded: Repository) -> None:
-        assert fingerprints(seeded.incidents.incident_alerts("inc-1")) == {"a1", "a2"}
-        assert seeded.incidents.incident_alerts("inc-2") == [ALERTS["a3"]]
-        assert seeded.incidents.incident_alerts("inc-9") == []
+        assert fingerprints(seeded.tickets.incident_alerts(["inc-1"]).get("inc-1", [])) == {
+            "a1",
+            "a2",
+        }
+        assert seeded.tickets.incident_alerts(["inc-2"]).get("inc-2", []) == [ALERTS["a3"]]
+        assert seeded.tickets.incident_alerts(["inc-9"]).get("inc-9", []) == []
 
     def test_unmapped_alerts_are_kept_newest_first(self, seeded: Repository) -> None:
-        assert seeded.incidents.unmapped_alerts() == [ALERTS["u2"], ALERTS["u1"]]
-        assert seeded.incidents.unmapped_alerts(limit=1) == [ALERTS["u2"]]
+        assert seeded.tickets.unmapped_alerts() == [ALERTS["u2"], ALERTS["u1"]]
+        assert seeded.tickets.unmapped_alerts(limit=1) == [ALERTS["u2"]]
 
     # -- reads of the ticket store -------------------------------------------------------
 
@@ -658,7 +693,7 @@ class TicketContract:
             resolved_by="carol",
             resolution="replaced the disk",
         )
-        assert seeded.incidents.get_incident("inc-1") == expected
+        assert seeded.tickets.get_incidents(["inc-1"]).get("inc-1") == expected
         assert seeded.tickets.get_incidents(["inc-2", "inc-3"]) == {
             "inc-2": INCIDENTS["inc-2"],
             "inc-3": INCIDENTS["inc-3"],
@@ -669,11 +704,11 @@ class TicketContract:
             (incident,) = unit.load_incidents(["inc-1"]).values()
             unit.update_incidents([replace(incident, assignee="carol", updated_at=at(50))])
             unit.touched()
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             (reloaded,) = [i for i in unit.active_incidents(at(0)) if i.id == "inc-1"]
             assert reloaded.assignee == "carol", "correlation reads what people changed"
             unit.save_incidents([replace(reloaded, priority=1, alert_count=3)])
-        stored = seeded.incidents.get_incident("inc-1")
+        stored = seeded.tickets.get_incidents(["inc-1"]).get("inc-1")
         assert stored is not None
         assert (stored.assignee, stored.priority, stored.alert_count) == ("carol", 1, 3)
 
@@ -681,16 +716,16 @@ class TicketContract:
         problem = make_problem(1, root_ci_id="ci-b", signature="manual:1")
         with seeded.tickets.unit() as unit:
             unit.save_problem(problem)
-            unit.link_incidents("prb-1", ["inc-3"], at(40))
-            unit.link_incidents("prb-1", ["inc-3"], at(41))  # idempotent
+            unit.link_problem("prb-1", ["inc-3"], at(40))
+            unit.link_problem("prb-1", ["inc-3"], at(41))  # idempotent
             assert unit.load_problems(["prb-1", "prb-9"]) == {
                 "prb-1": replace(problem, incident_ids=["inc-3"])
             }
         assert seeded.tickets.get_problems(["prb-1", "prb-9"]) == {
             "prb-1": replace(problem, incident_ids=["inc-3"])
         }
-        untouched = seeded.incidents.get_incident("inc-3")
-        assert untouched is not None and untouched.problem_id is None, "the incident's own"
+        linked = seeded.tickets.get_incidents(["inc-3"]).get("inc-3")
+        assert linked is not None and linked.problem_id == "prb-1", "set where it had none"
         known = replace(
             problem,
             status=ProblemStatus.KNOWN_ERROR,
@@ -723,7 +758,7 @@ class TicketContract:
         with seeded.tickets.unit() as unit:
             unit.save_problem(make_problem(1, root_ci_id="ci-a"))
             unit.save_problem(make_problem(2))
-            unit.link_incidents("prb-2", ["inc-2"], at(40))
+            unit.link_problem("prb-2", ["inc-2"], at(40))
             unit.save_problem(make_problem(3, root_ci_id="ci-z"))
 
         def of(*ci_ids: str) -> set[str]:
@@ -794,12 +829,12 @@ class TicketContract:
             (incident,) = unit.load_incidents(["inc-1"]).values()
             unit.update_incidents([replace(incident, assignee="carol")])
             unit.save_problem(make_problem(1))
-            unit.link_incidents("prb-1", ["inc-1"], at(1))
+            unit.link_problem("prb-1", ["inc-1"], at(1))
             unit.save_change(make_change(1, ["ci-a"]))
             unit.append_worklog([WorklogEntry("inc-1", at(1), "carol", WorklogKind.ASSIGNED)])
             unit.touched()
             raise RuntimeError("late failure")
-        assert seeded.incidents.get_incident("inc-1") == INCIDENTS["inc-1"]
+        assert seeded.tickets.get_incidents(["inc-1"]).get("inc-1") == INCIDENTS["inc-1"]
         assert seeded.tickets.get_problems(["prb-1"]) == {}
         assert seeded.tickets.get_changes(["chg-1"]) == {}
         assert seeded.tickets.worklog(["inc-1"]) == {}
@@ -825,7 +860,7 @@ class TicketContract:
 
         thread = threading.Thread(target=person)
         thread.start()
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             correlation_in.set()
             time.sleep(0.3)  # the ticket unit is waiting now
             unit.save_incidents([replace(INCIDENTS["inc-1"], priority=1)])
@@ -837,7 +872,9 @@ class TicketContract:
     def test_every_process_sees_the_same_records(
         self, seeded: Repository, other_repo: Repository
     ) -> None:
-        assert other_repo.incidents.list_incidents() == seeded.incidents.list_incidents()
+        assert other_repo.tickets.find_incidents(IncidentFilter()) == seeded.tickets.find_incidents(
+            IncidentFilter()
+        )
         with other_repo.tickets.unit() as unit:
             unit.append_worklog([WorklogEntry("inc-2", at(40), "bob", WorklogKind.COMMENT)])
         assert without_seq(seeded.tickets.worklog(["inc-2"])["inc-2"]) == [
@@ -869,10 +906,10 @@ class TicketContract:
         """A naive time would be read back in another zone than it was meant in: refused
         with ``ValueError`` (the rule of every adapter's time encoding), and the unit
         writes nothing."""
-        with seeded.incidents.unit() as unit:
+        with seeded.tickets.unit() as unit:
             unit.save_problem(make_problem(9))
         before = snapshot(seeded)
-        with pytest.raises(ValueError, match="naive"), seeded.incidents.unit() as unit:
+        with pytest.raises(ValueError, match="naive"), seeded.tickets.unit() as unit:
             unit.save_alerts([replace(ALERTS["u1"], count=99)])
             write(unit)
         assert snapshot(seeded) == before
@@ -887,9 +924,7 @@ class TicketContract:
             pytest.param(
                 lambda u: u.save_problem(make_problem(9, updated_at=NAIVE)), id="save_problem"
             ),
-            pytest.param(
-                lambda u: u.link_incidents("prb-9", ["inc-1"], NAIVE), id="link_incidents"
-            ),
+            pytest.param(lambda u: u.link_problem("prb-9", ["inc-1"], NAIVE), id="link_problem"),
             pytest.param(
                 lambda u: u.save_change(make_change(9, ["ci-a"], planned_end=NAIVE)),
                 id="save_change",
@@ -916,7 +951,10 @@ class TicketContract:
     @pytest.mark.parametrize(
         "read",
         [
-            pytest.param(lambda r: r.incidents.list_incidents(since=NAIVE), id="list_incidents"),
+            pytest.param(
+                lambda r: r.tickets.find_incidents(IncidentFilter(opened_since=NAIVE)),
+                id="list_incidents",
+            ),
             pytest.param(
                 lambda r: r.tickets.find_incidents(IncidentFilter(opened_since=NAIVE)),
                 id="find_incidents",
@@ -951,19 +989,24 @@ class TicketContract:
     def test_ping_passes_while_incidents_can_be_read(
         self, seeded: Repository, other_repo: Repository
     ) -> None:
-        seeded.incidents.ping()
-        other_repo.incidents.ping()
+        seeded.tickets.ping()
+        other_repo.tickets.ping()
 
     @pytest.mark.parametrize(
         "call",
         [
-            pytest.param(lambda r: r.incidents.ping(), id="ping"),
-            pytest.param(lambda r: r.incidents.get_incident("inc-1"), id="get_incident"),
-            pytest.param(lambda r: r.incidents.list_incidents(), id="list_incidents"),
-            pytest.param(lambda r: r.incidents.incident_alerts("inc-1"), id="incident_alerts"),
-            pytest.param(lambda r: r.incidents.unmapped_alerts(), id="unmapped_alerts"),
-            pytest.param(lambda r: r.incidents.list_problems(), id="list_problems"),
-            pytest.param(lambda r: r.incidents.counts(), id="counts"),
+            pytest.param(lambda r: r.tickets.ping(), id="ping"),
+            pytest.param(
+                lambda r: r.tickets.get_incidents(["inc-1"]).get("inc-1"), id="get_incident"
+            ),
+            pytest.param(lambda r: r.tickets.find_incidents(IncidentFilter()), id="list_incidents"),
+            pytest.param(
+                lambda r: r.tickets.incident_alerts(["inc-1"]).get("inc-1", []),
+                id="incident_alerts",
+            ),
+            pytest.param(lambda r: r.tickets.unmapped_alerts(), id="unmapped_alerts"),
+            pytest.param(lambda r: r.tickets.find_problems(ProblemFilter()), id="list_problems"),
+            pytest.param(lambda r: r.tickets.counts(), id="counts"),
             pytest.param(lambda r: in_unit(r, lambda u: u.active_incidents(at(0))), id="unit"),
             pytest.param(lambda r: r.tickets.get_incidents(["inc-1"]), id="get_incidents"),
             pytest.param(lambda r: r.tickets.find_incidents(IncidentFilter()), id="find"),
@@ -994,7 +1037,7 @@ class TicketContract:
 
 
 def in_unit(repo: Repository, work: Callable[[Any], object]) -> object:
-    with repo.incidents.unit() as unit:
+    with repo.tickets.unit() as unit:
         return work(unit)
 
 
@@ -1006,12 +1049,12 @@ def in_ticket_unit(repo: Repository, work: Callable[[Any], object]) -> object:
 def snapshot(repo: Repository) -> tuple[object, ...]:
     """Everything ``seed`` and the tests write, read through the ports."""
     everything = ["inc-1", "inc-2", "inc-3", "inc-9", "prb-9", "chg-9"]
-    with repo.incidents.unit() as unit:
+    with repo.tickets.unit() as unit:
         alerts = unit.load_alerts([*ALERTS, "a9"])
         problem = unit.find_problem("signature-9")
         version = unit.state_version()
     return (
-        repo.incidents.list_incidents(),
+        repo.tickets.find_incidents(IncidentFilter()),
         alerts,
         problem,
         version,

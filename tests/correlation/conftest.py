@@ -13,6 +13,7 @@ from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.importer import read_files
 from servicegraph.config import CorrelationSettings, Settings
 from servicegraph.events.model import Event, EventStatus, Severity, digest
+from servicegraph.ticketing.ports import IncidentFilter
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
@@ -70,8 +71,8 @@ class World:
     def incidents(self, status: str | None = None) -> list:
         from servicegraph.ticketing.model import IncidentStatus
 
-        return self.services.incidents.list_incidents(
-            status=IncidentStatus(status) if status else None, limit=1000
+        return self.services.tickets.find_incidents(
+            IncidentFilter(status=IncidentStatus(status) if status else None, limit=1000)
         )
 
 

@@ -19,7 +19,7 @@ def test_a_future_event_opens_its_incident_at_the_reception(world: World) -> Non
     world.send(event)
     (incident,) = world.incidents("open")
     assert incident.opened_at == T0, "not in the year 9999"
-    (alert,) = world.services.incidents.incident_alerts(incident.id)
+    (alert,) = world.services.tickets.incident_alerts([incident.id]).get(incident.id, [])
     assert (alert.first_seen, alert.reported_at) == (T0, FAR)
 
 
@@ -27,7 +27,7 @@ def test_skew_within_the_bound_is_kept(world: World) -> None:
     ahead = T0 + dt.timedelta(seconds=200)  # a clock a little ahead: max_clock_skew_s 300
     world.send(world.event("LinkDown", "dist-1", at=ahead))
     (incident,) = world.incidents("open")
-    (alert,) = world.services.incidents.incident_alerts(incident.id)
+    (alert,) = world.services.tickets.incident_alerts([incident.id]).get(incident.id, [])
     assert (alert.first_seen, alert.reported_at) == (ahead, None)
 
 
@@ -36,7 +36,7 @@ def test_a_future_resolve_clears_at_the_reception(world: World) -> None:
     world.clock.advance(minutes=1)
     world.send(world.event("LinkDown", "dist-1", "resolved", at=FAR))
     (incident,) = world.incidents()
-    (alert,) = world.services.incidents.incident_alerts(incident.id)
+    (alert,) = world.services.tickets.incident_alerts([incident.id]).get(incident.id, [])
     assert alert.cleared_at == world.clock.now
     assert alert.reported_at == FAR
 
@@ -78,6 +78,6 @@ def test_clamped_events_are_counted_and_shown(services: Services) -> None:
         line for line in page.splitlines() if line.startswith("servicegraph_events_clock_clamped")
     ]
     assert counted and float(counted[0].split()[1]) >= 1, counted
-    (alert,) = services.incidents.unmapped_alerts()
+    (alert,) = services.tickets.unmapped_alerts()
     assert alert.reported_at == FAR
     assert alert.first_seen < dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from servicegraph.events.model import Severity
 from servicegraph.ticketing.model import IncidentStatus
+from servicegraph.ticketing.ports import ProblemFilter
 from tests.correlation.conftest import World, make_world
 
 
@@ -18,7 +19,7 @@ def test_repeats_deduplicate_into_one_alert_and_one_incident(world: World) -> No
         world.send(world.event("NodeDown", "db-1"))
         world.clock.advance(seconds=10)
     (incident,) = world.incidents()
-    (alert,) = world.services.incidents.incident_alerts(incident.id)
+    (alert,) = world.services.tickets.incident_alerts([incident.id]).get(incident.id, [])
     assert alert.count == 3
     assert incident.alert_count == 1
 
@@ -29,7 +30,7 @@ def test_a_redelivered_event_counts_once(world: World) -> None:
     assert world.services.correlator.ingest([event, event]) == 0
     world.services.correlator.drain()
     (incident,) = world.incidents()
-    (alert,) = world.services.incidents.incident_alerts(incident.id)
+    (alert,) = world.services.tickets.incident_alerts([incident.id]).get(incident.id, [])
     assert alert.count == 1
 
 
@@ -142,7 +143,7 @@ def test_flapping_gives_one_flagged_incident_that_stays_open(world: World) -> No
 
 def test_events_without_a_known_ci_are_kept_and_listed(world: World) -> None:
     world.send(world.event("DiskFull", None, labels={"host": "ghost.example.com"}))
-    (alert,) = world.services.incidents.unmapped_alerts()
+    (alert,) = world.services.tickets.unmapped_alerts()
     assert alert.ci_id is None
     assert alert.labels["host"] == "ghost.example.com"
     assert len(world.incidents()) == 1
@@ -154,7 +155,9 @@ def test_mapping_by_host_name_and_prometheus_instance(world: World) -> None:
         world.event("DiskFull", None, labels={"hostname": "DB-3"}),
     )
     mapped = {
-        a.ci_id for i in world.incidents() for a in world.services.incidents.incident_alerts(i.id)
+        a.ci_id
+        for i in world.incidents()
+        for a in world.services.tickets.incident_alerts([i.id]).get(i.id, [])
     }
     assert mapped == {world.ids["db-2"], world.ids["db-3"]}
 
@@ -171,14 +174,14 @@ def test_recurring_incidents_on_one_ci_open_a_problem(world: World) -> None:
         world.send(world.event("NodeDown", "db-1", "resolved"))
         world.clock.advance(minutes=40)  # past hold time and reopen window
         world.services.correlator.process_pending()
-    (problem,) = world.services.incidents.list_problems()
+    (problem,) = world.services.tickets.find_problems(ProblemFilter())
     assert problem.root_ci_id == world.ids["db-1"]
     assert len(problem.incident_ids) == 3
     assert {i.problem_id for i in world.incidents()} == {problem.id}
     assert problem.reason.startswith("3 incidents")
     # the next recurrence joins the open problem
     world.send(world.event("NodeDown", "db-1"))
-    (problem,) = world.services.incidents.list_problems()
+    (problem,) = world.services.tickets.find_problems(ProblemFilter())
     assert len(problem.incident_ids) == 4
     assert problem.reason.startswith("4 incidents")
     assert {i.problem_id for i in world.incidents()} == {problem.id}
@@ -188,12 +191,12 @@ def test_the_same_root_cause_on_several_cis_opens_a_problem(world: World) -> Non
     for key in ("orders-app", "core-1", "db-1"):
         world.send(world.event("CertificateExpired", key))
         world.clock.advance(minutes=10)
-    (problem,) = world.services.incidents.list_problems()
+    (problem,) = world.services.tickets.find_problems(ProblemFilter())
     assert problem.signature == "alert:test/CertificateExpired"
     assert len(problem.incident_ids) == 3
     assert "on 3 CIs" in problem.reason
     world.send(world.event("CertificateExpired", "acc-1"))
-    (problem,) = world.services.incidents.list_problems()
+    (problem,) = world.services.tickets.find_problems(ProblemFilter())
     assert len(problem.incident_ids) == 4
     assert "on 4 CIs" in problem.reason
     # another alert on a CI already counted: a fifth incident, still four CIs
@@ -202,7 +205,7 @@ def test_the_same_root_cause_on_several_cis_opens_a_problem(world: World) -> Non
     world.clock.advance(minutes=40)
     world.services.correlator.process_pending()
     world.send(world.event("CertificateExpired", "core-1"))
-    (problem,) = world.services.incidents.list_problems()
+    (problem,) = world.services.tickets.find_problems(ProblemFilter())
     assert len(problem.incident_ids) == 5
     assert "on 4 CIs" in problem.reason
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
 from servicegraph.events.model import Event, EventStatus, Severity, digest
+from servicegraph.ticketing.ports import IncidentFilter
 from tests.correlation.conftest import T0, make_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,11 +47,11 @@ def make_events(world_ids: dict[str, str], n: int) -> list[Event]:
 
 def summary(services: Services) -> tuple[Counter[str], list[frozenset[str]]]:
     """Per fingerprint its count, and the partition of fingerprints into incidents."""
-    incidents = services.incidents.list_incidents(limit=100_000)
+    incidents = services.tickets.find_incidents(IncidentFilter(limit=100_000))
     counts: Counter[str] = Counter()
     groups = []
     for incident in incidents:
-        alerts = services.incidents.incident_alerts(incident.id)
+        alerts = services.tickets.incident_alerts([incident.id]).get(incident.id, [])
         counts.update({a.fingerprint: a.count for a in alerts})
         groups.append(frozenset(a.fingerprint for a in alerts))
     return counts, sorted(groups, key=sorted)
@@ -69,13 +70,13 @@ def test_kill_9_mid_stream_and_two_workers_give_exactly_once(tmp_path: Path) -> 
     cmd = [sys.executable, "-m", "tests.correlation.worker_proc", str(tmp_path / "run"), "50"]
     victim = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 60
-    while world.services.incidents.pending_count() > len(events) * 0.6:
+    while world.services.inbox.pending_count() > len(events) * 0.6:
         assert time.monotonic() < deadline, "the worker made no progress"
         assert victim.poll() is None, "the worker finished before it could be killed"
         time.sleep(0.005)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert world.services.incidents.pending_count() > 0, "killed too late to prove anything"
+    assert world.services.inbox.pending_count() > 0, "killed too late to prove anything"
 
     # redeliver a slice: the sender retried after the crash
     assert world.services.correlator.ingest(events[:500]) == 0
@@ -83,7 +84,7 @@ def test_kill_9_mid_stream_and_two_workers_give_exactly_once(tmp_path: Path) -> 
     workers = [subprocess.Popen(cmd, env=env) for _ in range(2)]
     for worker in workers:
         assert worker.wait(timeout=120) == 0
-    assert world.services.incidents.pending_count() == 0
+    assert world.services.inbox.pending_count() == 0
 
     counts, groups = summary(world.services)
     ref_counts, ref_groups = summary(reference_world.services)
@@ -91,8 +92,10 @@ def test_kill_9_mid_stream_and_two_workers_give_exactly_once(tmp_path: Path) -> 
     assert counts == expected, "every event counted exactly once"
     assert counts == ref_counts
     assert groups == ref_groups, "the same incidents as an uninterrupted single worker"
-    numbers = [i.number for i in world.services.incidents.list_incidents(limit=100_000)]
+    numbers = [
+        i.number for i in world.services.tickets.find_incidents(IncidentFilter(limit=100_000))
+    ]
     assert len(numbers) == len(set(numbers))
     world.services.close()
     reference_world.services.close()
-    assert bootstrap(Settings(data_dir=tmp_path / "run")).incidents.counts()["inbox_pending"] == 0
+    assert bootstrap(Settings(data_dir=tmp_path / "run")).inbox.counts()["inbox_pending"] == 0

@@ -106,7 +106,7 @@ def test_correlation_makes_no_reference_cycles(world: World, collector: None) ->
     for key in ("orders-app", "core-1", "db-1"):  # one root cause on three CIs: a problem
         world.send(world.event("CertificateExpired", key))
         world.clock.advance(minutes=10)
-    assert world.services.incidents.counts()["problems"] == 1
+    assert world.services.tickets.counts()["problems"] == 1
     gc.collect()
     found = [type(o).__qualname__ for o in gc.garbage]
     assert found == [], f"reference cycles left by correlation: {sorted(set(found))}"

@@ -16,6 +16,7 @@ from servicegraph.cmdb.errors import StoreError
 from servicegraph.config import Settings
 from servicegraph.events.model import Alert, Event, EventStatus, Severity
 from servicegraph.storage.sqlite.inbox import INBOX_VERSION, InboxWriter
+from servicegraph.ticketing.ports import IncidentFilter
 
 from .conftest import T0, World
 
@@ -34,8 +35,8 @@ def _event(n: int, *, ci_id: str | None = None, fingerprint: str | None = None) 
 
 
 def _db1_alert(world: World) -> Alert:
-    (incident,) = world.services.incidents.list_incidents(ci_id=world.ids["db-1"])
-    (alert,) = world.services.incidents.incident_alerts(incident.id)
+    (incident,) = world.services.tickets.find_incidents(IncidentFilter(ci_ids=(world.ids["db-1"],)))
+    (alert,) = world.services.tickets.incident_alerts([incident.id]).get(incident.id, [])
     return alert
 
 
@@ -53,7 +54,7 @@ def test_a_redelivery_the_webhook_no_longer_remembers_is_dropped_when_correlated
     assert correlator.ingest([first]) == 1, "not recognised at once: stored"
     result = correlator.drain()
     assert (result.events, result.redeliveries) == (8, 1)
-    assert world.services.incidents.pending_count() == 0
+    assert world.services.inbox.pending_count() == 0
     assert _db1_alert(world).count == 1, "the redelivery took no effect"
 
 
@@ -62,10 +63,10 @@ def test_a_redelivery_appended_by_another_process_counts_once(world: World) -> N
     other = bootstrap(world.services.settings)
     try:
         event = _event(0, ci_id=world.ids["db-1"], fingerprint="db-1-down")
-        other.incidents.append_inbox([_event(99)], T0)  # loads its memory now
+        other.inbox.append([_event(99)], T0)  # loads its memory now
         assert world.services.correlator.ingest([event]) == 1
         assert world.services.correlator.drain().events == 2
-        assert other.incidents.append_inbox([event], T0) == 1, "unknown to it: stored"
+        assert other.inbox.append([event], T0) == 1, "unknown to it: stored"
         result = world.services.correlator.drain()
         assert (result.events, result.redeliveries) == (1, 1)
         assert _db1_alert(world).count == 1
@@ -78,9 +79,9 @@ def test_the_same_event_twice_in_one_claim_takes_effect_once(world: World) -> No
     other = bootstrap(world.services.settings)
     try:
         event = _event(0, ci_id=world.ids["db-1"], fingerprint="db-1-down")
-        other.incidents.append_inbox([_event(99)], T0)  # loads its memory while empty
+        other.inbox.append([_event(99)], T0)  # loads its memory while empty
         assert world.services.correlator.ingest([event]) == 1
-        assert other.incidents.append_inbox([event], T0) == 1
+        assert other.inbox.append([event], T0) == 1
         result = world.services.correlator.drain()
         assert (result.events, result.redeliveries) == (3, 1)
         assert _db1_alert(world).count == 1
@@ -89,7 +90,7 @@ def test_the_same_event_twice_in_one_claim_takes_effect_once(world: World) -> No
 
 
 def test_appends_from_many_threads_commit_together_and_lose_nothing(world: World) -> None:
-    incidents = world.services.incidents
+    inbox = world.services.inbox
     stored: list[int] = []
     errors: list[BaseException] = []
 
@@ -99,7 +100,7 @@ def test_appends_from_many_threads_commit_together_and_lose_nothing(world: World
                 # every batch shares half its events with the next sender's
                 events = [_event(k * 1000 + b * 10 + i) for i in range(10)]
                 events += [_event((k + 1) % 8 * 1000 + b * 10 + i) for i in range(10)]
-                stored.append(incidents.append_inbox(events, T0))
+                stored.append(inbox.append(events, T0))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -110,7 +111,7 @@ def test_appends_from_many_threads_commit_together_and_lose_nothing(world: World
         t.join(timeout=60)
     assert not errors
     assert sum(stored) == 8 * 20 * 10, "each distinct event stored once"
-    assert incidents.counts()["events"] == 1600
+    assert inbox.counts()["events"] == 1600
     assert world.services.correlator.drain().events == 1600
 
 
@@ -119,13 +120,13 @@ def test_an_emptied_inbox_keeps_counting_up(world: World) -> None:
     correlator = world.services.correlator
     assert correlator.ingest([_event(1)]) == 1
     correlator.drain()
-    assert world.services.incidents.prune_inbox(T0 + dt.timedelta(days=400)) == 1
-    assert world.services.incidents.counts()["events"] == 0
+    assert world.services.inbox.prune(T0 + dt.timedelta(days=400)) == 1
+    assert world.services.inbox.counts()["events"] == 0
     assert correlator.ingest([_event(1)]) == 1, "pruned: new again"
     assert correlator.ingest([_event(2, ci_id=world.ids["db-1"])]) == 1
     result = correlator.drain()
     assert result.events == 2
-    assert world.services.incidents.pending_count() == 0
+    assert world.services.inbox.pending_count() == 0
     assert _db1_alert(world).count == 1
 
 
@@ -178,12 +179,12 @@ def test_a_version_0_inbox_is_upgraded_without_losing_or_repeating_events(
             assert conn.execute("PRAGMA user_version").fetchone()[0] == INBOX_VERSION
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 5
             assert conn.execute("SELECT last_seq FROM inbox_processed").fetchall() == [(3,)]
-        incidents = services.incidents
-        assert incidents.pending_count() == 2
+        inbox = services.inbox
+        assert inbox.pending_count() == 2
         # a redelivery of a correlated event and of a waiting one: both recognised at once
         assert services.correlator.ingest([_event(2), _event(5)]) == 0
-        services.incidents._writer.forget()  # type: ignore[attr-defined]
-        services.incidents._writer.RECENT_KEYS = 1  # type: ignore[attr-defined]
+        services.inbox._writer.forget()  # type: ignore[attr-defined]
+        services.inbox._writer.RECENT_KEYS = 1  # type: ignore[attr-defined]
         # past the webhook's memory, the correlated one is still dropped when claimed
         assert services.correlator.ingest([_event(2)]) == 1
         result = services.correlator.drain()
@@ -235,14 +236,14 @@ def test_a_version_1_inbox_is_upgraded_keeping_sequence_and_events(
         with sqlite3.connect(inbox_path) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == INBOX_VERSION
             assert conn.execute("SELECT last_seq FROM inbox_processed").fetchall() == [(4,)]
-        incidents = services.incidents
-        assert incidents.counts()["events"] == events - pruned
-        assert incidents.pending_count() == events - 4
+        inbox = services.inbox
+        assert inbox.counts()["events"] == events - pruned
+        assert inbox.pending_count() == events - 4
         assert services.correlator.ingest([_event(100)]) == 1
         with sqlite3.connect(inbox_path) as conn:  # numbered after the highest ever used
             assert conn.execute("SELECT max(seq) FROM inbox").fetchone()[0] == events + 1
         assert services.correlator.drain().events == events - 4 + 1
-        waiting = [a for a in incidents.unmapped_alerts() if a.fingerprint != "fp-100"]
+        waiting = [a for a in services.tickets.unmapped_alerts() if a.fingerprint != "fp-100"]
         assert sorted(a.fingerprint for a in waiting) == [f"fp-{n}" for n in range(5, events + 1)]
         assert all(a.labels == {"ci_id": "x", "é": "ü"} and a.summary == "s" for a in waiting)
     finally:
@@ -251,23 +252,23 @@ def test_a_version_1_inbox_is_upgraded_keeping_sequence_and_events(
 
 def test_a_claim_may_end_inside_what_one_append_stored(world: World) -> None:
     correlator = world.services.correlator
-    incidents = world.services.incidents
+    inbox = world.services.inbox
     assert correlator.ingest([_event(n) for n in range(10)]) == 10
     assert correlator.ingest([_event(n) for n in range(10, 13)]) == 3
     seen = []
-    while incidents.pending_count():
-        before = incidents.pending_count()
+    while inbox.pending_count():
+        before = inbox.pending_count()
         result = correlator.process_pending(limit=4)
-        assert incidents.pending_count() == before - result.events
+        assert inbox.pending_count() == before - result.events
         seen.append(result.events)
     assert seen == [4, 4, 4, 1]
-    assert incidents.counts()["alerts"] == 13, "each event once"
+    assert world.services.tickets.counts()["alerts"] == 13, "each event once"
 
 
 def test_a_failed_group_commit_fails_every_sender_of_it_and_stores_nothing(
     world: World,
 ) -> None:
-    incidents = world.services.incidents
+    store = world.services.inbox
     settings = world.services.settings
     inbox = settings.sqlite_file.with_name(f"{settings.sqlite_file.stem}-inbox.sqlite3")
     with sqlite3.connect(inbox) as other:  # broken underneath the running store
@@ -276,7 +277,7 @@ def test_a_failed_group_commit_fails_every_sender_of_it_and_stores_nothing(
 
     def sender(k: int) -> None:
         try:
-            incidents.append_inbox([_event(k * 100 + i) for i in range(5)], T0)
+            store.append([_event(k * 100 + i) for i in range(5)], T0)
             outcomes.append("stored")
         except StoreError:
             outcomes.append("failed")
@@ -290,5 +291,5 @@ def test_a_failed_group_commit_fails_every_sender_of_it_and_stores_nothing(
     with sqlite3.connect(inbox) as other:
         other.execute("ALTER TABLE inbox_away RENAME TO inbox")
     # a failed append is no duplicate later: the sender's retry is stored
-    assert incidents.append_inbox([_event(k) for k in range(5)], T0) == 5
-    assert incidents.counts()["events"] == 5
+    assert store.append([_event(k) for k in range(5)], T0) == 5
+    assert store.counts()["events"] == 5

@@ -151,4 +151,4 @@ def test_an_event_naming_its_ci_by_key_opens_an_incident_on_it(world: World) -> 
     world.send(event)
     (incident,) = world.incidents()
     assert incident.root_ci_id == world.ids["acc-1"]
-    assert world.services.incidents.unmapped_alerts() == []
+    assert world.services.tickets.unmapped_alerts() == []

@@ -81,7 +81,7 @@ def test_alertmanager_firing_then_resolved(client: TestClient, services: Service
     )
     assert resolved.json()["accepted"] == 1
     services.correlator.drain()
-    (alert,) = services.incidents.unmapped_alerts()
+    (alert,) = services.tickets.unmapped_alerts()
     assert alert.fingerprint == "am:c0ffee"
     assert alert.status.value == "resolved"
     assert alert.summary == "node down"
@@ -101,7 +101,7 @@ def test_each_source_needs_its_own_token(
     r = client.post("/api/v1/webhooks/alertmanager", json=am_payload(), headers=headers)
     assert r.status_code == 401
     assert message in r.json()["error"]
-    assert services.incidents.counts()["events"] == 0
+    assert services.inbox.counts()["events"] == 0
 
 
 def test_a_source_without_a_token_is_disabled(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_invalid_payload_names_the_field_and_stores_nothing(
     )
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["error"]
-    assert services.incidents.counts()["events"] == 0
+    assert services.inbox.counts()["events"] == 0
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_alertmanager_errors_name_the_alert_and_field(
     for bad in ({**am_payload(), "version": "5"}, {**am_payload(), "alerts": []}, []):
         r = client.post("/api/v1/webhooks/alertmanager", json=bad, headers=auth("alertmanager"))
         assert r.status_code == 400, bad
-    assert services.incidents.counts()["events"] == 0
+    assert services.inbox.counts()["events"] == 0
 
 
 def test_alertmanager_fields_we_do_not_know_are_accepted(
@@ -163,7 +163,7 @@ def test_alertmanager_fields_we_do_not_know_are_accepted(
     r = client.post("/api/v1/webhooks/alertmanager", json=payload, headers=auth("alertmanager"))
     assert r.status_code == 202, r.text
     services.correlator.drain()
-    (alert,) = services.incidents.unmapped_alerts()
+    (alert,) = services.tickets.unmapped_alerts()
     assert alert.first_seen == dt.datetime(2026, 11, 1, 12, 0, 0, 123457, tzinfo=dt.UTC)
 
 
@@ -179,9 +179,9 @@ def test_generic_single_and_batch(client: TestClient, services: Services) -> Non
     r = client.post("/api/v1/events/batch", json=bad, headers=auth("generic"))
     assert r.status_code == 400
     assert r.json()["field"] == "events.1.name"
-    assert services.incidents.counts()["events"] == 3
+    assert services.inbox.counts()["events"] == 3
     services.correlator.drain()
-    counts = services.incidents.counts()
+    counts = {**services.inbox.counts(), **services.tickets.counts()}
     assert (counts["alerts"], counts["alerts_unmapped"], counts["incidents"]) == (2, 2, 2)
 
 
@@ -203,7 +203,7 @@ def test_zabbix_problem_and_recovery_share_the_alert(
         r = client.post("/api/v1/webhooks/zabbix", json=body, headers=auth("zabbix"))
         assert r.status_code == 202, r.text
     services.correlator.drain()
-    (alert,) = services.incidents.unmapped_alerts()
+    (alert,) = services.tickets.unmapped_alerts()
     assert (alert.fingerprint, alert.status.value, alert.count) == ("zbx:4711", "resolved", 2)
     assert alert.labels["service"] == "shop"
     bad = dict(problem, status="MAYBE")
@@ -234,7 +234,7 @@ def test_inbox_failure_answers_503_so_the_sender_retries(
         "/api/v1/webhooks/alertmanager", json=am_payload(), headers=auth("alertmanager")
     )
     assert r.status_code == 202
-    assert services.incidents.counts()["events"] == 1
+    assert services.inbox.counts()["events"] == 1
 
 
 def _correlated(client: TestClient) -> float:
@@ -252,10 +252,10 @@ def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
         import time
 
         for _ in range(100):
-            if svc.incidents.counts()["incidents"] == 1:
+            if svc.tickets.counts()["incidents"] == 1:
                 break
             time.sleep(0.05)
-        assert svc.incidents.counts()["incidents"] == 1
+        assert svc.tickets.counts()["incidents"] == 1
         # at least: the registry is the test process's, shared with whatever else correlates
         for _ in range(100):  # the worker reports its batch after committing it
             if _correlated(client) >= before + 1:
@@ -263,7 +263,7 @@ def test_embedded_worker_correlates_without_being_asked(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert _correlated(client) >= before + 1, "the embedded worker counts into /metrics"
     svc.close()
-    assert json.dumps(svc.incidents.counts())
+    assert json.dumps({**svc.inbox.counts(), **svc.tickets.counts()})
 
 
 def test_access_log_keeps_rejected_event_posts_only() -> None:
@@ -299,7 +299,7 @@ def test_ingestion_endpoints_answer_other_methods_and_oversized_bodies(
             "/api/v1/webhooks/alertmanager", json=am_payload(), headers=auth("alertmanager")
         )
         assert r.status_code == 202
-    assert services.incidents.counts()["events"] == 1
+    assert services.inbox.counts()["events"] == 1
 
 
 def test_the_ingestion_endpoints_are_documented_in_openapi(client: TestClient) -> None:

@@ -46,7 +46,7 @@ def test_worker_process_correlates_restarts_and_stops(tmp_path: Path) -> None:
 
         r = client.post("/api/v1/events", json={"name": "Ping", "labels": {}}, headers=HEADERS)
         assert r.status_code == 202
-        assert eventually(lambda: services.incidents.counts()["incidents"] == 1)
+        assert eventually(lambda: services.tickets.counts()["incidents"] == 1)
         # the child's counts reach this process's /metrics through its report pipe
         assert eventually(lambda: correlated(client) >= before + 1)
 
@@ -54,10 +54,10 @@ def test_worker_process_correlates_restarts_and_stops(tmp_path: Path) -> None:
         assert eventually(lambda: worker.pid not in (None, first_pid))
         r = client.post("/api/v1/events", json={"name": "Pong", "labels": {}}, headers=HEADERS)
         assert r.status_code == 202
-        assert eventually(lambda: services.incidents.counts()["incidents"] == 2)
+        assert eventually(lambda: services.tickets.counts()["incidents"] == 2)
         assert eventually(lambda: correlated(client) >= before + 2), "reports after a restart"
         second_pid = worker.pid
     # the app stopped: so did its worker process
     assert second_pid is not None and not alive(second_pid)
-    assert services.incidents.counts()["inbox_pending"] == 0
+    assert services.inbox.counts()["inbox_pending"] == 0
     services.close()

@@ -72,11 +72,11 @@ def test_the_timeline_of_a_survivor_holds_its_duplicates_past(site: Site) -> Non
 def test_ticket_work_makes_correlation_reload(site: Site) -> None:
     site.alert("NodeDown", "db-1")
     incident_id = site.incident_of("db-1")["id"]
-    with site.services.incidents.unit() as unit:
+    with site.services.inbox.unit() as unit:
         before = unit.state_version()
     with change_context(actor="carol"):
         incident = site.services.desk.incidents.resolve(incident_id, "replaced the PSU")
-    with site.services.incidents.unit() as unit:
+    with site.services.inbox.unit() as unit:
         assert unit.state_version() == before + 1
     assert incident.resolved_by == "carol"
     with pytest.raises(InvalidTransition), change_context(actor="carol"):

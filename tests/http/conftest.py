@@ -88,7 +88,7 @@ def valid_payloads() -> dict[str, dict[str, Any]]:
 
 
 def stored_events(services: Services) -> int:
-    return services.incidents.counts()["events"]
+    return services.inbox.counts()["events"]
 
 
 @pytest.fixture()

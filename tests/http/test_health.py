@@ -105,7 +105,7 @@ def test_a_corrupt_inbox_is_down(make: Any, tmp_path: Path) -> None:
     services, app = make()
     with app as client:
         assert _post(client) == 202
-        services.incidents.close()  # checkpointed: the pages are in the file, not the WAL
+        services.inbox.close()  # checkpointed: the pages are in the file, not the WAL
         _corrupt(tmp_path / INBOX)
         assert _post(client, 1) == 503
         status, body = _health(client)

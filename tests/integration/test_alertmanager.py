@@ -17,6 +17,7 @@ from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.ports import CIQuery
 from servicegraph.config import Settings
 from servicegraph.ticketing.model import Incident, IncidentStatus
+from servicegraph.ticketing.ports import IncidentFilter
 from tests.support import free_port, require_executable, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -128,14 +129,14 @@ def test_alertmanager_alerts_open_group_and_resolve_incidents(stack: tuple[str, 
     services = bootstrap(Settings(data_dir=data))
 
     def incidents() -> list[Incident]:
-        return services.incidents.list_incidents(limit=100)
+        return services.tickets.find_incidents(IncidentFilter(limit=100))
 
     servers = ["db-1.hq.example.com:9100", "db-2.hq.example.com:9100", "db-3.hq.example.com:9100"]
     post_alerts(am, [alert("NodeDown", s) for s in servers] + [alert("LinkDown", "10.0.0.1:161")])
     wait_for(
         lambda: (
-            services.incidents.counts()["alerts"] == 4
-            and not services.incidents.counts()["inbox_pending"]
+            services.tickets.counts()["alerts"] == 4
+            and not services.inbox.counts()["inbox_pending"]
         ),
         "four alerts to be correlated",
     )

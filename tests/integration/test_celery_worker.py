@@ -97,7 +97,7 @@ def test_killed_worker_task_is_redelivered_and_applied_once(broker: str, tmp_pat
         data_dir=tmp_path, broker_url=broker, broker_visibility_timeout_s=3, schedule={}
     )
     tasks.configure(settings)
-    pending = world.services.incidents.pending_count
+    pending = world.services.inbox.pending_count
     worker = start_worker(env)
     try:
         tasks.correlate.delay()
@@ -136,15 +136,15 @@ def test_ingest_task_persists_and_correlates(broker: str, tmp_path: Path) -> Non
         tasks.ingest.delay(batch)  # a redelivered batch: stored once
         wait_for(
             lambda: (
-                world.services.incidents.counts()["events"] == 50
-                and world.services.incidents.pending_count() == 0
+                world.services.inbox.counts()["events"] == 50
+                and world.services.inbox.pending_count() == 0
             ),
             "the batch to be stored and correlated",
             60,
         )
     finally:
         kill_group(worker, signal.SIGTERM)
-    assert world.services.incidents.counts()["incidents"] >= 1
+    assert world.services.tickets.counts()["incidents"] >= 1
     world.services.close()
 
 

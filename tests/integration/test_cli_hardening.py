@@ -19,6 +19,7 @@ import pytest
 from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.importer import read_files
 from servicegraph.config import Settings
+from servicegraph.ticketing.ports import IncidentFilter
 from tests.support import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -131,7 +132,9 @@ def _with_incidents(data_dir: Path) -> None:
             ]
         )
         services.correlator.drain()
-        assert services.incidents.list_incidents() and services.incidents.unmapped_alerts()
+        assert (
+            services.tickets.find_incidents(IncidentFilter()) and services.tickets.unmapped_alerts()
+        )
     finally:
         services.close()
 

@@ -76,7 +76,7 @@ def test_poll_job_remembers_the_last_cycle_across_processes(
             )
         )
         try:
-            return jobs.poll(services), services.incidents.pending_count()
+            return jobs.poll(services), services.inbox.pending_count()
         finally:
             services.close()
 

@@ -25,6 +25,7 @@ from servicegraph.collectors.snmp.poller import Poller
 from servicegraph.collectors.snmp.targets import Target
 from servicegraph.collectors.snmp.traps import TrapReceiver, TrapUser
 from servicegraph.events.device import MonitoringEvent
+from servicegraph.ticketing.ports import IncidentFilter
 from tests.snmp.conftest import TOPOLOGY_HOSTS
 from tests.snmp.helpers import community, discover, expected, find, interfaces_of
 from tests.snmp.simulator import Simulator, free_udp_port
@@ -346,7 +347,7 @@ def test_a_link_down_trap_is_mapped_to_the_discovered_interface(
     (event,) = asyncio.run(_receive(commands, 1, communities=[Secret("traps-v2c")]))
     services.correlator.ingest([event.to_event(event.occurred_at)])
     services.correlator.drain()
-    assert services.incidents.list_incidents(ci_id=gi02.id)
+    assert services.tickets.find_incidents(IncidentFilter(ci_ids=(gi02.id,)))
 
 
 def test_polling_reports_a_restart_and_an_interface_going_down(simulator: Simulator) -> None:

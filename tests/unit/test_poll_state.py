@@ -75,7 +75,7 @@ def test_cycles_take_turns(services: Services) -> None:
 
 
 def test_a_dead_cycle_is_overtaken_when_its_lease_expires(services: Services) -> None:
-    file = services.incidents.file  # type: ignore[attr-defined]
+    file = services.inbox.file  # type: ignore[attr-defined]
     now = [T0]
     dead = SqlitePollState(file, lease_s=60, clock=lambda: now[0])
     cycle = dead.cycle()

@@ -101,7 +101,7 @@ def test_the_setting_reaches_the_graph_and_the_inbox(tmp_path: Path) -> None:
         assert elapsed < GAVE_UP_WITHIN and "stayed locked" in message
         inbox = settings.sqlite_file.with_name(f"{settings.sqlite_file.stem}-inbox.sqlite3")
         with write_locked(inbox):
-            elapsed, message = _gives_up(lambda: services.incidents.append_inbox([event], utcnow()))
+            elapsed, message = _gives_up(lambda: services.inbox.append([event], utcnow()))
         assert elapsed < GAVE_UP_WITHIN and "stayed locked" in message
     finally:
         services.close()

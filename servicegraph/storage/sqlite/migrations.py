@@ -122,7 +122,7 @@ MIGRATIONS: list[str] = [
     """,
     # 2: monitoring: alerts, incidents, problems
     """
-    -- the events live in a separate inbox file (see sqlite/incidents.py), this is the
+    -- the events live in a separate inbox file (see sqlite/event_inbox.py), this is the
     -- sequence number of the last one whose effects are committed here
     INSERT INTO meta (key, value) VALUES ('inbox_cursor', 0);
 

@@ -1,0 +1,274 @@
+"""The SQLite unit of ticket work (``servicegraph.ticketing.ports.TicketUnit``): one
+write transaction on the file that holds alerts, incidents, problems, changes and the
+worklog. People's work (``tickets.py``) and correlation batches (``event_inbox.py``, which
+adds the inbox claim) both write through it, so both leave the same records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from servicegraph.events.model import Alert
+from servicegraph.storage.sqlite.file import from_us, to_us
+from servicegraph.storage.sqlite.incident_rows import (
+    ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
+    PROBLEM_COLUMNS,
+    SAVE_ALERT,
+    SAVE_INCIDENT,
+    alert_row,
+    dumps,
+    incident_row,
+    opt_dt,
+    opt_us,
+    problem_incidents,
+    problem_row,
+    to_alert,
+    to_incident,
+    to_problem,
+)
+from servicegraph.ticketing.model import (
+    Change,
+    ChangeRisk,
+    ChangeStatus,
+    Incident,
+    Problem,
+    WorklogEntry,
+)
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+IN = "(SELECT value FROM json_each(?))"
+CHANGE_COLUMNS = (
+    "id, number, title, description, status, risk, planned_start, planned_end, created_at, "
+    "created_by, updated_at"
+)
+
+
+def ids_json(values: Iterable[str]) -> str:
+    return _dumps(list(values))
+
+
+def change_of(r: tuple[Any, ...], ci_ids: list[str]) -> Change:
+    return Change(
+        id=r[0],
+        number=r[1],
+        title=r[2],
+        description=r[3],
+        status=ChangeStatus(r[4]),
+        risk=ChangeRisk(r[5]),
+        planned_start=opt_dt(r[6]),
+        planned_end=opt_dt(r[7]),
+        created_at=from_us(r[8]),
+        created_by=r[9],
+        updated_at=from_us(r[10]),
+        ci_ids=ci_ids,
+    )
+
+
+def select_incidents(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Incident]:
+    rows = conn.execute(
+        f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE id IN {IN}", (ids_json(ids),)
+    )
+    return {r[0]: to_incident(r) for r in rows}
+
+
+def select_problems(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Problem]:
+    rows = conn.execute(sql, params).fetchall()
+    links = problem_incidents(conn, [r[0] for r in rows])
+    return [to_problem(r, links.get(r[0], [])) for r in rows]
+
+
+def select_changes(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Change]:
+    rows = conn.execute(sql, params).fetchall()
+    cis: dict[str, list[str]] = {}
+    for change_id, ci_id in conn.execute(
+        f"SELECT change_id, ci_id FROM change_ci WHERE change_id IN {IN} "
+        "ORDER BY change_id, position",
+        (ids_json(r[0] for r in rows),),
+    ):
+        cis.setdefault(change_id, []).append(ci_id)
+    return [change_of(r, cis.get(r[0], [])) for r in rows]
+
+
+class SqliteTicketUnit:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def state_version(self) -> int:
+        row = self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'correlation_version'"
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def load_incidents(self, ids: Iterable[str]) -> dict[str, Incident]:
+        return select_incidents(self._conn, ids)
+
+    def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
+        rows = self._conn.execute(
+            f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE status = 'open' "
+            f"UNION SELECT {INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ?",
+            (to_us(resolved_since),),
+        )
+        return [to_incident(r) for r in rows]
+
+    def incidents_with_root(self, ci_ids: Iterable[str], since: dt.datetime) -> list[Incident]:
+        rows = self._conn.execute(
+            f"SELECT {INCIDENT_COLUMNS} FROM incident "
+            "WHERE root_ci_id IN (SELECT value FROM json_each(?)) AND opened_at >= ? "
+            "ORDER BY opened_at",
+            (dumps(list(ci_ids)), to_us(since)),
+        )
+        return [to_incident(r) for r in rows]
+
+    def incidents_named(self, signature: str, since: dt.datetime) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT id FROM incident WHERE root_signature = ? AND opened_at >= ? "
+            "AND root_ci_id IS NOT NULL ORDER BY opened_at",
+            (signature, to_us(since)),
+        )
+        return [r[0] for r in rows]
+
+    def count_roots_named(self, signature: str, since: dt.datetime) -> int:
+        row = self._conn.execute(
+            "SELECT count(DISTINCT root_ci_id) FROM incident "
+            "WHERE root_signature = ? AND opened_at >= ?",
+            (signature, to_us(since)),
+        ).fetchone()
+        return int(row[0])
+
+    def load_alerts(self, fingerprints: Iterable[str]) -> dict[str, Alert]:
+        rows = self._conn.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alert "
+            "WHERE fingerprint IN (SELECT value FROM json_each(?))",
+            (dumps(list(fingerprints)),),
+        )
+        return {r[0]: to_alert(r) for r in rows}
+
+    def alerts_of(self, incident_ids: Iterable[str]) -> dict[str, list[Alert]]:
+        result: dict[str, list[Alert]] = {}
+        for r in self._conn.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alert "
+            "WHERE incident_id IN (SELECT value FROM json_each(?))",
+            (dumps(list(incident_ids)),),
+        ):
+            alert = to_alert(r)
+            result.setdefault(alert.incident_id or "", []).append(alert)
+        return result
+
+    def load_problems(self, ids: Iterable[str]) -> dict[str, Problem]:
+        problems = select_problems(
+            self._conn, f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE id IN {IN}", (ids_json(ids),)
+        )
+        return {p.id: p for p in problems}
+
+    def find_problem(self, signature: str) -> Problem | None:
+        row = self._conn.execute(
+            f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE signature = ?", (signature,)
+        ).fetchone()
+        return None if row is None else to_problem(row, [])
+
+    def save_alerts(self, alerts: Sequence[Alert]) -> None:
+        self._conn.executemany(SAVE_ALERT, [alert_row(a) for a in alerts])
+
+    def save_incidents(self, incidents: Sequence[Incident]) -> None:
+        self._conn.executemany(
+            SAVE_INCIDENT, [(*incident_row(i), i.root_fingerprint) for i in incidents]
+        )
+
+    def update_incidents(self, incidents: Sequence[Incident]) -> None:
+        self._conn.executemany(
+            "UPDATE incident SET status = ?, resolved_at = ?, updated_at = ?, problem_id = ?, "
+            "acknowledged_at = ?, acknowledged_by = ?, assignee = ?, resolved_by = ?, "
+            "resolution = ? WHERE id = ?",
+            [
+                (
+                    i.status.value,
+                    opt_us(i.resolved_at),
+                    to_us(i.updated_at),
+                    i.problem_id,
+                    opt_us(i.acknowledged_at),
+                    i.acknowledged_by,
+                    i.assignee,
+                    i.resolved_by,
+                    i.resolution,
+                    i.id,
+                )
+                for i in incidents
+            ],
+        )
+
+    def next_incident_number(self) -> int:
+        row = self._conn.execute("SELECT coalesce(max(number), 0) + 1 FROM incident").fetchone()
+        return int(row[0])
+
+    def save_problem(self, problem: Problem) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO problem ({PROBLEM_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            problem_row(problem),
+        )
+
+    def next_problem_number(self) -> int:
+        return int(
+            self._conn.execute("SELECT coalesce(max(number), 0) + 1 FROM problem").fetchone()[0]
+        )
+
+    def link_problem(self, problem_id: str, incident_ids: Sequence[str], at: dt.datetime) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO problem_incident (problem_id, incident_id, linked_at) "
+            "VALUES (?, ?, ?)",
+            [(problem_id, i, to_us(at)) for i in incident_ids],
+        )
+        self._conn.execute(
+            "UPDATE incident SET problem_id = ? WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND problem_id IS NULL",
+            (problem_id, dumps(list(incident_ids))),
+        )
+
+    def save_change(self, change: Change) -> None:
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO change_request ({CHANGE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                change.id,
+                change.number,
+                change.title,
+                change.description,
+                change.status.value,
+                change.risk.value,
+                opt_us(change.planned_start),
+                opt_us(change.planned_end),
+                to_us(change.created_at),
+                change.created_by,
+                to_us(change.updated_at),
+            ),
+        )
+        self._conn.execute("DELETE FROM change_ci WHERE change_id = ?", (change.id,))
+        self._conn.executemany(
+            "INSERT INTO change_ci (change_id, ci_id, position) VALUES (?, ?, ?)",
+            [(change.id, ci_id, n) for n, ci_id in enumerate(change.ci_ids)],
+        )
+
+    def next_change_number(self) -> int:
+        return int(
+            self._conn.execute(
+                "SELECT coalesce(max(number), 0) + 1 FROM change_request"
+            ).fetchone()[0]
+        )
+
+    def append_worklog(self, entries: Sequence[WorklogEntry]) -> None:
+        self._conn.executemany(
+            "INSERT INTO worklog (ticket_id, at, actor, kind, text) VALUES (?, ?, ?, ?, ?)",
+            [(e.ticket_id, to_us(e.at), e.actor, e.kind.value, e.text) for e in entries],
+        )
+
+    def touched(self) -> int:
+        row = self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('correlation_version', 1) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
+        ).fetchone()
+        return int(row[0])
