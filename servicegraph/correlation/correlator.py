@@ -15,8 +15,10 @@ Per event:
   clear for ``hold_time``; *flapping* alerts (``flap_threshold`` transitions within
   ``flap_window``) keep their incident open and flagged instead of churning incidents.
 
-Per changed incident: root cause (see ``rootcause``), impacted business services, and the
-priority from the impact x urgency matrix. New incidents feed problem detection.
+Per changed incident: root cause (see ``rootcause``) and impacted business services
+(``state.Analysis``), then impact, urgency, the priority from the impact x urgency matrix
+and the title (pure functions in ``assessment``). New incidents feed problem detection
+from recurrence (``recurrence``), once the batch's alerts and incidents are saved.
 
 The worker keeps the open incidents and their alerts in memory between batches; a state
 version in the store tells it when another worker has written, and it reloads.
@@ -26,29 +28,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.cmdb.topology import ImpactGraph
+from servicegraph.correlation.assessment import assess
 from servicegraph.correlation.mapping import CIMapper
-from servicegraph.correlation.policy import (
-    BatchResult,
-    CorrelationPolicy,
-    urgency_of,
-)
+from servicegraph.correlation.policy import BatchResult, CorrelationPolicy
 from servicegraph.correlation.ports import CorrelationUnit, EventInbox
+from servicegraph.correlation.recurrence import Recurrence
 from servicegraph.correlation.rootcause import HardTopology
 from servicegraph.correlation.state import FORGET_EVERY, Analysis, Members, WorkerState
-from servicegraph.events.model import (
-    Alert,
-    Event,
-    EventStatus,
-    clamp_clock_skew,
-)
-from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
+from servicegraph.events.model import Alert, Event, EventStatus, clamp_clock_skew
+from servicegraph.ticketing.model import Incident, IncidentStatus
 from servicegraph.ticketing.ports import TicketStore
 
 
@@ -167,6 +161,7 @@ class _Batch:
         self.hard = hard
         self.graph = self.hard.graph
         self.result = BatchResult()
+        self.recurrence = Recurrence(unit, self.policy, self.now, self.result)
         self.changed_alerts: dict[str, Alert] = {}
         self.dirty: set[str] = set()
         self.new_incidents: list[str] = []
@@ -240,8 +235,8 @@ class _Batch:
         if self.dirty:
             self.unit.save_incidents([state.incidents[i] for i in sorted(self.dirty)])
         # after saving: the store's answers about past incidents include this batch's
-        self._detect_problems(state)
-        self._link_problems(state)
+        self.recurrence.detect(state, self.new_incidents)
+        self.recurrence.link(state)
         if claimed.read:
             # stamped at the end, so received -> processed measures the whole batch
             self.unit.mark_processed(self.c.clock())
@@ -534,25 +529,9 @@ class _Batch:
                 wanted.add(incident.root_ci_id)
             self.result.incidents_updated += 1
         facts = self.c._ci_facts(wanted)
-        matrix = self.policy.priority_matrix
-        high = self.policy.high_impact_criticality
         for incident, members, services in analysed:
-            incident.business_services = list(services)
-            if any(
-                (c := facts[s][1] if s in facts else None) is not None and c <= high
-                for s in services
-            ):
-                incident.impact = "high"
-            elif services:
-                incident.impact = "medium"
-            else:
-                incident.impact = "low"
-            incident.urgency = urgency_of(members.worst)
-            incident.priority = matrix[incident.impact][incident.urgency]
-            root_alert = state.members[incident.id].get(incident.root_fingerprint or "")
-            incident.title = self._title(
-                incident, members.count, root_alert or members.first, facts
-            )
+            alerts = state.members[incident.id]
+            assess(incident, alerts, members, services, facts, self.policy).apply_to(incident)
 
     def _analysis(self, state: WorkerState, incident_id: str) -> Analysis:
         analysis = state.analysis.get(incident_id)
@@ -566,105 +545,3 @@ class _Batch:
                     analysis.add(node)
             state.analysis[incident_id] = analysis
         return analysis
-
-    @staticmethod
-    def _title(
-        incident: Incident,
-        count: int,
-        root_alert: Alert | None,
-        facts: Mapping[str, tuple[str, Any]],
-    ) -> str:
-        what = root_alert.name if root_alert is not None else "alert"
-        fact = facts.get(incident.root_ci_id or "")
-        where = fact[0] if fact is not None else ""
-        if incident.root_inferred:
-            title = f"{where} suspected down: {count} dependent alerts"
-        else:
-            title = f"{where}: {what}" if where else what
-            if count > 1:
-                title += f" (+{count - 1} related)"
-        return title
-
-    # -- problems --------------------------------------------------------------------------
-
-    def _detect_problems(self, state: WorkerState) -> None:
-        self._problem_links: list[tuple[Problem, list[str]]] = []
-        if not self.new_incidents:
-            return
-        since = self.now - self.policy.problem_window
-        new = [state.incidents[i] for i in self.new_incidents]
-        roots = sorted({i.root_ci_id for i in new if i.root_ci_id is not None})
-        if roots:
-            by_root: dict[str, list[str]] = {}
-            for incident in self.unit.incidents_with_root(roots, since):
-                if incident.root_ci_id is not None:
-                    by_root.setdefault(incident.root_ci_id, []).append(incident.id)
-            for root, incident_ids in sorted(by_root.items()):
-                if len(incident_ids) >= self.policy.problem_incidents_per_ci:
-                    self._problem(
-                        f"ci:{root}",
-                        root,
-                        f"{len(incident_ids)} incidents on this CI within "
-                        f"{self.policy.problem_window}",
-                        new_ids=[i.id for i in new if i.root_ci_id == root],
-                        all_ids=partial(list, incident_ids),
-                    )
-        by_signature: dict[str, list[str]] = {}
-        for incident in new:
-            root_alert = state.members[incident.id].get(incident.root_fingerprint or "")
-            if root_alert is not None and incident.root_ci_id is not None:
-                signature = f"{root_alert.source}/{root_alert.name}"
-                by_signature.setdefault(signature, []).append(incident.id)
-        for signature, new_ids in sorted(by_signature.items()):
-            cis = self.unit.count_roots_named(signature, since)
-            if cis >= self.policy.problem_recurring_cis:
-                self._problem(
-                    f"alert:{signature}",
-                    None,
-                    f"'{signature}' was the root cause on {cis} CIs within "
-                    f"{self.policy.problem_window}",
-                    new_ids=new_ids,
-                    all_ids=partial(self.unit.incidents_named, signature, since),
-                )
-
-    def _problem(
-        self,
-        signature: str,
-        root_ci_id: str | None,
-        reason: str,
-        *,
-        new_ids: list[str],
-        all_ids: Callable[[], list[str]],
-    ) -> None:
-        """Open the problem ``signature`` with all its incidents, or link this batch's new
-        ones (``new_ids``) to it: the others were linked when they were new."""
-        problem = self.unit.find_problem(signature)
-        if problem is None:
-            title = reason if root_ci_id is None else f"recurring incidents on {root_ci_id}"
-            problem = Problem(
-                id=new_id("prb"),
-                number=self.unit.next_problem_number(),
-                title=title,
-                status=ProblemStatus.OPEN,
-                created_at=self.now,
-                updated_at=self.now,
-                root_ci_id=root_ci_id,
-                reason=reason,
-                signature=signature,
-            )
-            self.result.problems_opened += 1
-            linked = sorted(all_ids())
-        else:
-            problem.updated_at = self.now
-            problem.reason = reason
-            linked = sorted(new_ids)
-        self.unit.save_problem(problem)
-        self._problem_links.append((problem, linked))
-
-    def _link_problems(self, state: WorkerState) -> None:
-        for problem, incident_ids in self._problem_links:
-            self.unit.link_problem(problem.id, incident_ids, self.now)
-            for incident_id in incident_ids:
-                incident = state.incidents.get(incident_id)
-                if incident is not None and incident.problem_id is None:
-                    incident.problem_id = problem.id
