@@ -1,27 +1,34 @@
-"""The configuration graph in GraphQL: CIs, relationships, impact, dependencies, single
-points of failure; creating and editing CIs and relationships (source ``manual``)."""
+"""The configuration graph in GraphQL: the CMDB's queries (a CI, pages of CIs, impact,
+dependencies, single points of failure) and its mutations (creating and editing CIs and
+relationships, source ``manual``).
+
+The CI and relationship types are in ``cmdb_types``, the impact analysis results in
+``impact``; this module holds the query and mutation roots, their inputs, payloads and
+pages, and ``resolve_ref``, the one way every query and mutation reads a CI argument.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
 from servicegraph.access.model import Permission
-from servicegraph.cmdb.catalog import CIFilter, CIPage, EditResult, encode_cursor, neighbour_ids
+from servicegraph.cmdb.catalog import CIFilter, CIPage, EditResult, encode_cursor
 from servicegraph.cmdb.errors import CmdbError, UnknownCI, ValidationFailed
-from servicegraph.cmdb.impact import AffectedCI as DomainAffected
-from servicegraph.cmdb.impact import DependencyResult, ImpactResult
-from servicegraph.cmdb.model import ConfigurationItem, Relationship
 from servicegraph.graphql.base import (
     LifecycleEnum,
     OperationalStateEnum,
     mutation_field,
     query_field,
 )
+
+# Re-exported (``as``): monitoring, tickets and timeline import the CI types from here.
+from servicegraph.graphql.cmdb_types import CIType as CIType
+from servicegraph.graphql.cmdb_types import Identifier as Identifier
+from servicegraph.graphql.cmdb_types import RelationshipType as RelationshipType
+from servicegraph.graphql.cmdb_types import load_ci as load_ci
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.errors import (
     Conflicts,
@@ -30,157 +37,7 @@ from servicegraph.graphql.errors import (
     argument,
     as_failure,
 )
-
-if TYPE_CHECKING:
-    from servicegraph.graphql.monitoring import IncidentType
-    from servicegraph.graphql.timeline import TimelineEntry
-
-_MONITORING = "servicegraph.graphql.monitoring"
-_TIMELINE = "servicegraph.graphql.timeline"
-
-
-@strawberry.enum
-class Direction(enum.Enum):
-    OUT = "out"
-    IN = "in"
-    BOTH = "both"
-
-
-@strawberry.type
-class Identifier:
-    kind: str
-    value: str
-
-
-@strawberry.type(name="CI", description="A configuration item.")
-class CIType:
-    id: strawberry.ID
-    ci_class: str = strawberry.field(name="class")
-    name: str
-    attributes: JSON
-    attribute_sources: JSON = strawberry.field(
-        description="Which source set each attribute (source precedence)."
-    )
-    identifiers: list[Identifier]
-    lifecycle: LifecycleEnum  # type: ignore[valid-type]
-    operational_state: OperationalStateEnum  # type: ignore[valid-type]
-    stale: bool
-    merged_into: strawberry.ID | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    version: int
-
-    @classmethod
-    def of(cls, ci: ConfigurationItem) -> CIType:
-        return cls(
-            id=strawberry.ID(ci.id),
-            ci_class=ci.ci_class,
-            name=ci.name,
-            attributes=JSON(dict(ci.attributes)),
-            attribute_sources=JSON(dict(ci.attribute_sources)),
-            identifiers=[Identifier(kind=k, value=v) for k, v in ci.identifiers],
-            lifecycle=ci.lifecycle,
-            operational_state=ci.operational_state,
-            stale=ci.stale,
-            merged_into=strawberry.ID(ci.merged_into) if ci.merged_into else None,
-            created_at=ci.created_at,
-            updated_at=ci.updated_at,
-            version=ci.version,
-        )
-
-    @strawberry.field(description="Current relationships (removed ones are in its history).")
-    async def relationships(
-        self, info: Info, direction: Direction = Direction.BOTH, types: list[str] | None = None
-    ) -> list[RelationshipType]:
-        rels = await info.context.loaders.relationships.load(str(self.id))
-        return [RelationshipType.of(r) for r in _select(str(self.id), rels, direction, types)]
-
-    @strawberry.field(description="The CIs at the other end of its relationships.")
-    async def neighbours(
-        self, info: Info, direction: Direction = Direction.BOTH, types: list[str] | None = None
-    ) -> list[CIType]:
-        rels = await info.context.loaders.relationships.load(str(self.id))
-        ids = neighbour_ids(str(self.id), _select(str(self.id), rels, direction, types))
-        found = await info.context.loaders.cis.load_many(ids)
-        return [CIType.of(ci) for ci in found if ci is not None]
-
-    @strawberry.field(description="Open incidents whose root cause or an alert is on this CI.")
-    async def open_incidents(
-        self, info: Info
-    ) -> list[Annotated[IncidentType, strawberry.lazy(_MONITORING)]]:
-        from servicegraph.graphql.monitoring import IncidentType
-
-        incidents = await info.context.loaders.open_incidents.load(str(self.id))
-        return [IncidentType.of(i) for i in incidents]
-
-    @strawberry.field(
-        description="Its timeline: changes, alerts, incidents, problems and changes, oldest first."
-    )
-    def history(
-        self, info: Info, since: dt.datetime | None = None, until: dt.datetime | None = None
-    ) -> list[Annotated[TimelineEntry, strawberry.lazy(_TIMELINE)]]:
-        from servicegraph.graphql.timeline import timeline_of
-
-        return timeline_of(info, str(self.id), since, until)
-
-
-def _select(
-    ci_id: str, rels: list[Relationship], direction: Direction, types: list[str] | None
-) -> list[Relationship]:
-    wanted = set(types) if types is not None else None
-    return [
-        r
-        for r in rels
-        if (wanted is None or r.type in wanted)
-        and (
-            direction is Direction.BOTH
-            or (direction is Direction.OUT and r.from_id == ci_id)
-            or (direction is Direction.IN and r.to_id == ci_id)
-        )
-    ]
-
-
-async def load_ci(info: Info, ci_id: str | None) -> CIType | None:
-    if ci_id is None:
-        return None
-    ci = await info.context.loaders.cis.load(ci_id)
-    return CIType.of(ci) if ci is not None else None
-
-
-@strawberry.type(
-    name="Relationship", description="A directed, typed relationship: from -type-> to."
-)
-class RelationshipType:
-    type: str
-    from_id: strawberry.ID
-    to_id: strawberry.ID
-    attributes: JSON
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    stale: bool
-    removed: bool
-
-    @classmethod
-    def of(cls, r: Relationship) -> RelationshipType:
-        return cls(
-            type=r.type,
-            from_id=strawberry.ID(r.from_id),
-            to_id=strawberry.ID(r.to_id),
-            attributes=JSON(dict(r.attributes)),
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            stale=r.stale,
-            removed=r.removed,
-        )
-
-    @strawberry.field(name="from")
-    async def from_ci(self, info: Info) -> CIType | None:
-        return await load_ci(info, str(self.from_id))
-
-    @strawberry.field
-    async def to(self, info: Info) -> CIType | None:
-        return await load_ci(info, str(self.to_id))
-
+from servicegraph.graphql.impact import AffectedCI, Dependencies, Impact
 
 # -- pages ---------------------------------------------------------------------------------------
 
@@ -233,111 +90,6 @@ class CIFilterInput:
             lifecycle=self.lifecycle,
             stale=self.stale,
         )
-
-
-# -- impact ---------------------------------------------------------------------------------------
-
-
-@strawberry.type(description="One hop of a path: this CI needs the previous one via relationship.")
-class PathStep:
-    ci_id: strawberry.ID
-    relationship: str | None = strawberry.field(description="None for the first step.")
-
-    @strawberry.field
-    async def ci(self, info: Info) -> CIType | None:
-        return await load_ci(info, str(self.ci_id))
-
-
-@strawberry.type(description="A CI reached by an analysis, with the path that reaches it.")
-class AffectedCI:
-    ci_id: strawberry.ID
-    ci_class: str = strawberry.field(name="class")
-    depth: int
-    _path: strawberry.Private[DomainAffected]
-
-    @classmethod
-    def of(cls, item: DomainAffected) -> AffectedCI:
-        return cls(
-            ci_id=strawberry.ID(item.ci_id), ci_class=item.ci_class, depth=item.depth, _path=item
-        )
-
-    @strawberry.field(description="From the failed CI (or the service) to this one.")
-    def path(self) -> list[PathStep]:
-        return [
-            PathStep(ci_id=strawberry.ID(s.ci_id), relationship=s.relationship)
-            for s in self._path.path
-        ]
-
-    @strawberry.field
-    async def ci(self, info: Info) -> CIType | None:
-        return await load_ci(info, str(self.ci_id))
-
-
-@strawberry.type(description="A redundancy group that lost members but keeps its CI up.")
-class DegradedGroup:
-    ci_id: strawberry.ID
-    group: str
-    failed: int
-    size: int
-    min_healthy: int
-
-    @strawberry.field
-    async def ci(self, info: Info) -> CIType | None:
-        return await load_ci(info, str(self.ci_id))
-
-
-@strawberry.type
-class Impact:
-    failed_ids: list[strawberry.ID]
-    affected: list[AffectedCI] = strawberry.field(description="Nearest first.")
-    business_services: list[AffectedCI]
-    degraded: list[DegradedGroup]
-    max_depth: int
-    truncated: bool = strawberry.field(description="The depth bound stopped the propagation.")
-
-    @classmethod
-    def of(cls, result: ImpactResult) -> Impact:
-        affected = [AffectedCI.of(a) for a in result.affected]
-        services = set(result.business_services)
-        return cls(
-            failed_ids=[strawberry.ID(i) for i in result.failed],
-            affected=affected,
-            business_services=[a for a in affected if str(a.ci_id) in services],
-            degraded=[
-                DegradedGroup(
-                    ci_id=strawberry.ID(d.ci_id),
-                    group=d.group,
-                    failed=d.failed,
-                    size=d.size,
-                    min_healthy=d.min_healthy,
-                )
-                for d in result.degraded
-            ],
-            max_depth=result.max_depth,
-            truncated=result.truncated,
-        )
-
-    @strawberry.field
-    async def failed(self, info: Info) -> list[CIType]:
-        found = await info.context.loaders.cis.load_many([str(i) for i in self.failed_ids])
-        return [CIType.of(ci) for ci in found if ci is not None]
-
-
-@strawberry.type
-class Dependencies:
-    service_id: strawberry.ID
-    dependencies: list[AffectedCI] = strawberry.field(description="Nearest first.")
-
-    @classmethod
-    def of(cls, result: DependencyResult) -> Dependencies:
-        return cls(
-            service_id=strawberry.ID(result.service_id),
-            dependencies=[AffectedCI.of(a) for a in result.dependencies],
-        )
-
-    @strawberry.field
-    async def service(self, info: Info) -> CIType | None:
-        return await load_ci(info, str(self.service_id))
 
 
 # -- queries ------------------------------------------------------------------------------------
