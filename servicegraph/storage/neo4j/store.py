@@ -1,19 +1,16 @@
 """Neo4j adapter of the store port, on the official driver.
 
 Every statement comes from ``cypher.py`` (named, linted); this module only binds
-parameters, batches rows and maps records to the domain model.
+parameters, batches rows and maps records to the domain model. Its parts: the unit of
+work (``writer``), the export (``dump``), the write lock (``lock``), the reads of more
+than a statement or need a conversion (``reads``), the translation of driver errors
+(``errors``).
 
 Units of work and the write lock
 --------------------------------
-Neo4j runs transactions at *read committed*: two units that both look up serial number
-``FOC1`` before either commits would both find nothing and both create a CI, and no
-constraint can stop the second one when the two CIs get different ids. SQLite avoids this
-with ``BEGIN IMMEDIATE``; here every unit of work (``write``) starts by setting a property
-on the one ``(:WriteLock {name: 'graph'})`` node. That takes Neo4j's exclusive lock on the
-node, held until commit or rollback, so units run one at a time across every process and
-host, and whatever a unit reads stays true until it commits. Readers take no locks and
-are never blocked. Waiting writers queue inside Neo4j; set the server's
-``db.lock.acquisition.timeout`` to bound the wait (docker-compose.yml sets 120 s).
+Neo4j runs transactions at *read committed*, so every unit of work (``write``) starts by
+taking one exclusive lock, held until commit or rollback: units run one at a time across
+every process and host, and readers are never blocked. Why, and how, is in ``lock``.
 
 Retries
 -------
@@ -27,39 +24,22 @@ Consistency of reads
 --------------------
 Every session of one store shares a bookmark manager, so a read sees every unit this
 process committed before, also on a cluster's followers. ``graph_delta`` reads the change
-sequence before the rows: rows committed after the read may be returned early (and again
-next time), never missed.
+sequence before the rows (``reads.graph_delta``): rows committed after the read may be
+returned early (and again next time), never missed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import neo4j
 from neo4j import GraphDatabase, ManagedTransaction, Transaction
-from neo4j.exceptions import (
-    AuthError,
-    ClientError,
-    ConstraintError,
-    DatabaseUnavailable,
-    DriverError,
-    Forbidden,
-    IncompleteCommit,
-    Neo4jError,
-    ServiceUnavailable,
-    SessionExpired,
-    TransientError,
-)
+from neo4j.exceptions import DriverError, Neo4jError
 
 from servicegraph import __version__
-from servicegraph.cmdb.errors import CmdbError, SchemaTooNew, StoreError, StoreUnavailable
+from servicegraph.cmdb.errors import CmdbError, SchemaTooNew, StoreUnavailable
 from servicegraph.cmdb.identifiers import Identifier
 from servicegraph.cmdb.model import (
     ConfigurationItem,
@@ -72,19 +52,16 @@ from servicegraph.cmdb.ports import (
     CIQuery,
     CISummary,
     Direction,
-    EdgeChange,
     GraphDelta,
     StoreCapabilities,
 )
 from servicegraph.redaction import redact_in, redact_uri
-from servicegraph.storage.neo4j import cypher
-from servicegraph.storage.neo4j.cypher import Statement
+from servicegraph.storage.neo4j import cypher, reads
 from servicegraph.storage.neo4j.dump import Neo4jSnapshot
+from servicegraph.storage.neo4j.errors import driver_error
+from servicegraph.storage.neo4j.lock import begin_locked
 from servicegraph.storage.neo4j.records import (
-    LOCK_RETRY_DELAYS,
     T,
-    Tx,
-    batches,
     consume,
     load_cis,
     lookup_identifiers,
@@ -95,7 +72,6 @@ from servicegraph.storage.neo4j.records import (
     run,
     to_ci,
     to_conflict,
-    to_history_entry,
     to_neo4j_time,
     to_sighting,
     unique,
@@ -157,35 +133,7 @@ class Neo4jGraphStore:
 
     def _error(self, exc: Exception, action: str) -> CmdbError:
         """The domain error for a driver error (callers chain it: ``from exc``)."""
-        where = f"Neo4j at {self.shown_uri} (database '{self.database}')"
-        detail = redact_in(one_line(exc), self.uri)
-        if isinstance(exc, AuthError):
-            return StoreUnavailable(
-                f"{where} rejected the credentials of user '{self.user}' ({detail}); "
-                "check SERVICEGRAPH_NEO4J_USER and SERVICEGRAPH_NEO4J_PASSWORD"
-            )
-        if isinstance(exc, IncompleteCommit):
-            return StoreError(
-                f"{action}: the connection to {where} broke while committing, so the change "
-                "may or may not have been saved; check before repeating it"
-            )
-        if isinstance(exc, ServiceUnavailable | SessionExpired | DatabaseUnavailable):
-            return StoreUnavailable(
-                f"{where} is unreachable ({detail}); check SERVICEGRAPH_NEO4J_URI and that "
-                "the server is running"
-            )
-        if isinstance(exc, ClientError) and exc.code == "Neo.ClientError.Database.DatabaseNotFound":
-            return StoreUnavailable(
-                f"{where}: the database does not exist; create it or set "
-                "SERVICEGRAPH_NEO4J_DATABASE"
-            )
-        if isinstance(exc, Forbidden):
-            return StoreError(f"{action}: user '{self.user}' is not allowed to: {detail}")
-        if isinstance(exc, ConstraintError):
-            return StoreError(f"{action}: {detail}")
-        if isinstance(exc, TransientError):
-            return StoreError(f"{action}: a transient Neo4j error, safe to retry: {detail}")
-        return StoreError(f"{action} failed on {where}: {detail}")
+        return driver_error(exc, action, uri=self.uri, database=self.database, user=self.user)
 
     def _session(self, access_mode: str) -> neo4j.Session:
         return self._driver.session(
@@ -260,35 +208,14 @@ class Neo4jGraphStore:
     # -- units of work -------------------------------------------------------------------
 
     def _begin_locked(self, session: neo4j.Session, purpose: str) -> Transaction:
-        """Begin a transaction holding the write lock, retrying what fails before any work."""
-        holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-        deadline = time.monotonic() + self.max_retry_time
-        for attempt in range(len(LOCK_RETRY_DELAYS) + 1):
-            tx: Transaction | None = None
-            try:
-                tx = session.begin_transaction(metadata={"app": "servicegraph", "unit": purpose})
-                record = run(
-                    tx, cypher.TAKE_WRITE_LOCK, name=cypher.WRITE_LOCK_NAME, holder=holder
-                ).single()
-            except (TransientError, SessionExpired, ServiceUnavailable):
-                if tx is not None:
-                    rollback_quietly(tx)
-                if attempt == len(LOCK_RETRY_DELAYS) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(LOCK_RETRY_DELAYS[attempt])
-                continue
-            except BaseException:
-                if tx is not None:
-                    rollback_quietly(tx)
-                raise
-            if record is None:
-                rollback_quietly(tx)
-                raise StoreUnavailable(
-                    f"Neo4j database '{self.database}' at {self.shown_uri} has no servicegraph "
-                    "schema; run migrations (servicegraph migrate)"
-                )
-            return tx
-        raise AssertionError("unreachable")
+        """Begin a transaction holding the write lock (``lock``)."""
+        return begin_locked(
+            session,
+            purpose,
+            max_retry_time=self.max_retry_time,
+            database=self.database,
+            shown_uri=self.shown_uri,
+        )
 
     @contextmanager
     def _locked_transaction(self, purpose: str) -> Iterator[Transaction]:
@@ -343,16 +270,9 @@ class Neo4jGraphStore:
 
     def summaries(self, ids: Iterable[str]) -> dict[str, CISummary]:
         wanted = unique(ids)
-
-        def read(tx: Tx) -> dict[str, CISummary]:
-            result: dict[str, CISummary] = {}
-            for batch in batches(wanted, self.batch_size):
-                for r in run(tx, cypher.CI_SUMMARIES, ids=list(batch)):
-                    attributes = json.loads(r["attributes"])
-                    result[r["id"]] = CISummary(r["name"], attributes.get("criticality"))
-            return result
-
-        return self._read("reading CI summaries", read)
+        return self._read(
+            "reading CI summaries", lambda tx: reads.ci_summaries(tx, wanted, self.batch_size)
+        )
 
     def resolve_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
         wanted = unique(identifiers)
@@ -362,19 +282,10 @@ class Neo4jGraphStore:
 
     def resolve_keys(self, keys: Iterable[str], source: str | None = None) -> dict[str, set[str]]:
         wanted = unique(keys)
-
-        def work(tx: ManagedTransaction) -> dict[str, set[str]]:
-            result: dict[str, set[str]] = {}
-            for batch in batches(wanted, self.batch_size):
-                if source is None:
-                    records = run(tx, cypher.LOOKUP_KEYS_ANY_SOURCE, keys=list(batch))
-                else:
-                    records = run(tx, cypher.LOOKUP_KEYS, source=source, keys=list(batch))
-                for r in records:
-                    result.setdefault(r["key"], set()).add(r["ci_id"])
-            return result
-
-        return self._read("resolving source keys", work)
+        return self._read(
+            "resolving source keys",
+            lambda tx: reads.source_keys(tx, wanted, source, self.batch_size),
+        )
 
     def find_cis(self, query: CIQuery) -> list[ConfigurationItem]:
         params = {
@@ -419,27 +330,12 @@ class Neo4jGraphStore:
             "since": None if since is None else to_neo4j_time(since),
             "until": None if until is None else to_neo4j_time(until),
         }
-
-        def work(tx: ManagedTransaction) -> list[HistoryEntry]:
-            entries: dict[int, HistoryEntry] = {}
-            for batch in batches(ids, self.batch_size):
-                for r in run(tx, cypher.HISTORY, ids=list(batch), **window):
-                    entries[r["seq"]] = to_history_entry(r)
-            return [entries[seq] for seq in sorted(entries)]
-
-        return self._read("reading history", work)
+        return self._read(
+            "reading history", lambda tx: reads.history_of(tx, ids, window, self.batch_size)
+        )
 
     def merged_into(self, ci_id: str) -> list[str]:
-        def work(tx: ManagedTransaction) -> list[str]:
-            found: set[str] = set()
-            frontier = [ci_id]
-            while frontier:
-                level = [r["id"] for r in run(tx, cypher.MERGED_INTO, ids=frontier)]
-                frontier = [i for i in level if i not in found and i != ci_id]
-                found.update(frontier)
-            return sorted(found)
-
-        return self._read("reading merges", work)
+        return self._read("reading merges", lambda tx: reads.merged_into(tx, ci_id))
 
     def sightings(self, ci_id: str) -> list[SourceSighting]:
         return self._read(
@@ -457,48 +353,10 @@ class Neo4jGraphStore:
         return self._read("reading the change sequence", read_change_seq)
 
     def graph_delta(self, since_seq: int) -> GraphDelta:
-        def work(tx: ManagedTransaction) -> GraphDelta:
-            seq = read_change_seq(tx)  # before the rows: see the module docstring
-            edges = []
-            for r in run(tx, cypher.DELTA_RELATIONSHIPS, since_seq=since_seq):
-                attributes = json.loads(r["attributes"])
-                edges.append(
-                    EdgeChange(
-                        r["from_id"],
-                        r["type"],
-                        r["to_id"],
-                        attributes.get("redundancy_group"),
-                        attributes.get("min_healthy"),
-                        bool(r["removed"]),
-                    )
-                )
-            cis: dict[str, tuple[str, str | None]] = {}
-            cluster_min_healthy: dict[str, int | None] = {}
-            for r in run(tx, cypher.DELTA_CIS, since_seq=since_seq):
-                cis[r["id"]] = (r["class"], r["merged_into"])
-                min_healthy = json.loads(r["attributes"]).get("min_healthy")
-                if since_seq or min_healthy is not None:
-                    cluster_min_healthy[r["id"]] = min_healthy
-            return GraphDelta(
-                seq=seq, cis=cis, edges=edges, cluster_min_healthy=cluster_min_healthy
-            )
-
-        return self._read("reading graph changes", work)
+        return self._read("reading graph changes", lambda tx: reads.graph_delta(tx, since_seq))
 
     def counts(self) -> dict[str, int]:
-        def work(tx: ManagedTransaction) -> dict[str, int]:
-            def count(statement: Statement) -> int:
-                record = run(tx, statement).single()
-                return int(record["n"]) if record else 0
-
-            return {
-                "cis": count(cypher.COUNT_CIS),
-                "relationships": count(cypher.COUNT_RELATIONSHIPS),
-                "history_entries": count(cypher.COUNT_HISTORY),
-                "conflicts": count(cypher.COUNT_CONFLICTS),
-            }
-
-        return self._read("counting", work)
+        return self._read("counting", reads.counts)
 
     # -- administration ------------------------------------------------------------------
 
