@@ -20,6 +20,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from servicegraph.access.redaction import redact_uri
 from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
 from servicegraph.collectors.snmp.settings import SnmpSettings
@@ -29,7 +30,6 @@ from servicegraph.correlation.policy import (
     URGENCY_LEVELS,
     CorrelationPolicy,
 )
-from servicegraph.redaction import redact_uri
 
 CONFIG_ENV = "SERVICEGRAPH_CONFIG"
 NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")

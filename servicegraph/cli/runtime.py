@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from servicegraph.access.redaction import redact_uri
 from servicegraph.cli.common import err, fail, open_services
 from servicegraph.config import Settings
-from servicegraph.redaction import redact_uri
 
 
 def serve(

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from servicegraph.access.redaction import redact_in, redact_uri
 from servicegraph.cmdb.errors import StoreUnavailable
 from servicegraph.config import Settings
-from servicegraph.redaction import redact_in, redact_uri
 from servicegraph.storage.neo4j import Neo4jGraphStore
 
 SECRET = "hunter2-s3cret"

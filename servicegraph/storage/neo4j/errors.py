@@ -20,8 +20,8 @@ from neo4j.exceptions import (
     TransientError,
 )
 
+from servicegraph.access.redaction import redact_in, redact_uri
 from servicegraph.cmdb.errors import CmdbError, StoreError, StoreUnavailable
-from servicegraph.redaction import redact_in, redact_uri
 from servicegraph.storage.neo4j.records import one_line
 
 

@@ -39,6 +39,7 @@ from neo4j import GraphDatabase, ManagedTransaction, Transaction
 from neo4j.exceptions import DriverError, Neo4jError
 
 from servicegraph import __version__
+from servicegraph.access.redaction import redact_in, redact_uri
 from servicegraph.cmdb.errors import CmdbError, SchemaTooNew, StoreUnavailable
 from servicegraph.cmdb.identifiers import Identifier
 from servicegraph.cmdb.model import (
@@ -55,7 +56,6 @@ from servicegraph.cmdb.ports import (
     GraphDelta,
     StoreCapabilities,
 )
-from servicegraph.redaction import redact_in, redact_uri
 from servicegraph.storage.neo4j import cypher, reads
 from servicegraph.storage.neo4j.dump import Neo4jSnapshot
 from servicegraph.storage.neo4j.errors import driver_error
