@@ -13,23 +13,28 @@ from servicegraph.cli.common import JsonOption, err, fail, open_services, out, p
 
 
 def incidents(
-    status: Annotated[str | None, typer.Option(help="open or resolved.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="open (new to pending), or a status: new, assigned, resolved ..."),
+    ] = None,
     ci: Annotated[str | None, typer.Option(help="Only incidents touching this CI.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Incidents, newest first: priority, root cause, impacted services."""
-    from servicegraph.ticketing.model import IncidentStatus
+    from servicegraph.ticketing.lifecycle import TicketStatus
     from servicegraph.ticketing.ports import IncidentFilter
 
     with open_services(read_only=True) as services:
         try:
-            wanted = IncidentStatus(status) if status else None
+            wanted = TicketStatus(status) if status and status != "open" else None
         except ValueError:
-            fail(f"--status must be one of {', '.join(s.value for s in IncidentStatus)}")
+            fail(f"--status must be open or one of {', '.join(s.value for s in TicketStatus)}")
         ci_ids = tuple(resolve(services, [ci])) if ci else None
         items = services.desk.incidents.find(
-            IncidentFilter(status=wanted, ci_ids=ci_ids, limit=limit)
+            IncidentFilter(
+                status=wanted, open=True if status == "open" else None, ci_ids=ci_ids, limit=limit
+            )
         )
         if as_json:
             print_json(items)

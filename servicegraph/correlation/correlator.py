@@ -41,8 +41,11 @@ from servicegraph.correlation.ports import CorrelationUnit, EventInbox
 from servicegraph.correlation.recurrence import Recurrence
 from servicegraph.correlation.rootcause import HardTopology
 from servicegraph.correlation.state import FORGET_EVERY, Analysis, Members, WorkerState
-from servicegraph.events.model import Alert, Event, EventStatus, clamp_clock_skew
-from servicegraph.ticketing.model import Incident, IncidentStatus
+from servicegraph.correlation.steps import MonitoringSteps
+from servicegraph.events.model import Alert, AlertCycle, Event, EventStatus, clamp_clock_skew
+from servicegraph.ticketing.lifecycle import StateMachine, TicketStatus
+from servicegraph.ticketing.lifecycle import load as load_lifecycle
+from servicegraph.ticketing.model import Incident, WorklogEntry
 from servicegraph.ticketing.ports import TicketStore
 
 
@@ -56,6 +59,7 @@ class Correlator:
         mapper: CIMapper,
         policy: CorrelationPolicy | None = None,
         *,
+        lifecycle: StateMachine | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.inbox = inbox
@@ -64,6 +68,7 @@ class Correlator:
         self.impact = impact
         self.mapper = mapper
         self.policy = policy or CorrelationPolicy()
+        self.steps = MonitoringSteps(lifecycle or load_lifecycle(), self.policy.reopen_window)
         self.clock = clock
         self._state = WorkerState()
         self._hard: HardTopology | None = None
@@ -165,6 +170,9 @@ class _Batch:
         self.changed_alerts: dict[str, Alert] = {}
         self.dirty: set[str] = set()
         self.new_incidents: list[str] = []
+        self.worklog: list[WorklogEntry] = []  # the incidents' history from this batch
+        # fire/clear cycles begun or ended: (fingerprint, fired at) -> (alert, cleared at)
+        self.cycles: dict[tuple[str, dt.datetime], tuple[Alert, dt.datetime | None]] = {}
         self._next_number: int | None = None
 
     # -- state -----------------------------------------------------------------------------
@@ -202,7 +210,7 @@ class _Batch:
             holders = state.index.get(node)
             if holders is not None:
                 holders.discard(incident_id)
-        if incident.status is not IncidentStatus.OPEN:
+        if not incident.status.active:
             return
         footprint: set[int] = set()
         for alert in state.members[incident_id].values():
@@ -234,6 +242,15 @@ class _Batch:
             self.unit.save_alerts(list(self.changed_alerts.values()))
         if self.dirty:
             self.unit.save_incidents([state.incidents[i] for i in sorted(self.dirty)])
+        if self.worklog:
+            self.unit.append_worklog(self.worklog)
+        if self.cycles:
+            self.unit.record_cycles(
+                [
+                    AlertCycle(fingerprint, fired, cleared, alert.incident_id)
+                    for (fingerprint, fired), (alert, cleared) in self.cycles.items()
+                ]
+            )
         # after saving: the store's answers about past incidents include this batch's
         self.recurrence.detect(state, self.new_incidents)
         self.recurrence.link(state)
@@ -290,6 +307,7 @@ class _Batch:
             if alert.ci_id is None:
                 self.result.unmapped += 1
             if alert.firing:
+                self.cycles[(alert.fingerprint, t)] = (alert, None)
                 self._attach(state, alert, t)
             return
         self.changed_alerts[e.fingerprint] = alert
@@ -306,6 +324,10 @@ class _Batch:
             if alert.firing and not self._in_open_incident(state, alert):
                 self._attach(state, alert, t)
             return
+        if e.status is EventStatus.RESOLVED:  # the cycle that began when it last fired
+            self.cycles[(alert.fingerprint, alert.last_change)] = (alert, t)
+        else:
+            self.cycles[(alert.fingerprint, t)] = (alert, None)
         alert.status = e.status
         alert.last_change = t
         horizon = t - self.policy.flap_window
@@ -322,13 +344,13 @@ class _Batch:
 
     def _in_open_incident(self, state: WorkerState, alert: Alert) -> bool:
         incident = state.incidents.get(alert.incident_id or "")
-        return incident is not None and incident.status is IncidentStatus.OPEN
+        return incident is not None and incident.status.active
 
     def _attach(self, state: WorkerState, alert: Alert, t: dt.datetime) -> None:
         """Put a firing alert into an incident: its own, a reopened, a related or a new one."""
         incident = state.incidents.get(alert.incident_id or "")
         if incident is not None:
-            if incident.status is IncidentStatus.OPEN:
+            if incident.status.active:
                 self._touch(incident, t)
                 return
             recent = (
@@ -339,12 +361,9 @@ class _Batch:
                 None,
                 alert.fingerprint,
             )
-            if recent and is_root:
-                incident.status = IncidentStatus.OPEN
-                incident.resolved_at = None
-                incident.resolved_by = None  # a resolution the alert just proved wrong
-                incident.resolution = None
-                incident.reopen_count += 1
+            entry = self.c.steps.reopen(incident, alert, t) if recent and is_root else None
+            if entry is not None:
+                self.worklog.append(entry)
                 self.result.incidents_reopened += 1
                 self._touch(incident, t)
                 self._index_incident(state, incident.id)
@@ -399,7 +418,7 @@ class _Batch:
             id=new_id("inc"),
             number=self._next_number,
             title=alert.name,
-            status=IncidentStatus.OPEN,
+            status=TicketStatus.NEW,
             opened_at=t,
             updated_at=self.now,
             last_alert_at=t,
@@ -410,6 +429,7 @@ class _Batch:
         state.incidents[incident.id] = incident
         state.members[incident.id] = {}
         self.new_incidents.append(incident.id)
+        self.worklog.append(self.c.steps.opened(incident, alert, t))
         self.result.incidents_opened += 1
         self._join(state, incident, alert, t)
 
@@ -435,7 +455,7 @@ class _Batch:
         # Only an incident that changed, or is waiting out its hold time, can resolve now.
         for incident_id in self.dirty | state.clearing:
             incident = state.incidents.get(incident_id)
-            if incident is None or incident.status is not IncidentStatus.OPEN:
+            if incident is None or not incident.status.active:
                 state.clearing.discard(incident_id)
                 state.holding.discard(incident_id)
                 continue
@@ -446,9 +466,13 @@ class _Batch:
                 if clear_since is None:
                     continue
             if self.now - clear_since >= self.policy.hold_time:
-                incident.status = IncidentStatus.RESOLVED
                 # when it qualified, not when this batch noticed
-                incident.resolved_at = min(self.now, clear_since + self.policy.hold_time)
+                at = min(self.now, clear_since + self.policy.hold_time)
+                why = f"every alert clear for {self.policy.hold_time}"
+                entry = self.c.steps.resolve(incident, at, why)
+                if entry is None:
+                    continue  # the lifecycle keeps it as it is (and it is checked again)
+                self.worklog.append(entry)
                 self.result.incidents_resolved += 1
                 self.dirty.add(incident.id)
                 state.clearing.discard(incident_id)
@@ -486,7 +510,7 @@ class _Batch:
         for incident_id in [
             i.id
             for i in state.incidents.values()
-            if i.status is IncidentStatus.RESOLVED and (i.resolved_at or self.now) < horizon
+            if not i.status.active and (i.resolved_at or self.now) < horizon
         ]:
             state.incidents.pop(incident_id)
             for fingerprint, alert in state.members.pop(incident_id, {}).items():

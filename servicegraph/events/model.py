@@ -176,3 +176,14 @@ class Alert:
     @property
     def firing(self) -> bool:
         return self.status is EventStatus.FIRING
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCycle:
+    """One fire/clear cycle of an alert: an alert that fires, clears and fires again four
+    times has four, each shown on the CI's timeline (the alert keeps only its latest)."""
+
+    fingerprint: str
+    fired_at: dt.datetime
+    cleared_at: dt.datetime | None = None
+    incident_id: str | None = None

@@ -25,10 +25,10 @@ from servicegraph.cmdb.model import Lifecycle, OperationalState
 from servicegraph.events.model import EventStatus, Severity
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.errors import DomainErrors
+from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     ChangeRisk,
     ChangeStatus,
-    IncidentStatus,
     ProblemStatus,
     WorklogEntry,
     WorklogKind,
@@ -39,7 +39,7 @@ LifecycleEnum = strawberry.enum(Lifecycle, name="Lifecycle")
 OperationalStateEnum = strawberry.enum(OperationalState, name="OperationalState")
 SeverityEnum = strawberry.enum(Severity, name="Severity")
 AlertStatusEnum = strawberry.enum(EventStatus, name="AlertStatus")
-IncidentStatusEnum = strawberry.enum(IncidentStatus, name="IncidentStatus")
+TicketStatusEnum = strawberry.enum(TicketStatus, name="TicketStatus")
 ProblemStatusEnum = strawberry.enum(ProblemStatus, name="ProblemStatus")
 ChangeStatusEnum = strawberry.enum(ChangeStatus, name="ChangeStatus")
 ChangeRiskEnum = strawberry.enum(ChangeRisk, name="ChangeRisk")

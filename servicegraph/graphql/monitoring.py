@@ -14,10 +14,10 @@ from servicegraph.correlation.problems import problem_candidates
 from servicegraph.events.model import Alert
 from servicegraph.graphql.base import (
     AlertStatusEnum,
-    IncidentStatusEnum,
     ProblemStatusEnum,
     SeverityEnum,
     Ticket,
+    TicketStatusEnum,
     aware,
     query_field,
 )
@@ -81,7 +81,7 @@ class AlertType:
 @strawberry.type(name="Incident")
 class IncidentType(Ticket):
     title: str
-    status: IncidentStatusEnum  # type: ignore[valid-type]
+    status: TicketStatusEnum  # type: ignore[valid-type]
     priority: int = strawberry.field(description="1 (highest) to 5, from impact x urgency.")
     impact: str
     urgency: str
@@ -282,7 +282,11 @@ class ProblemCandidate:
 
 @strawberry.input
 class IncidentFilterInput:
-    status: IncidentStatusEnum | None = None  # type: ignore[valid-type]
+    status: TicketStatusEnum | None = None  # type: ignore[valid-type]
+    open: bool | None = strawberry.field(
+        default=None,
+        description="True: only tickets still worked (NEW to PENDING); false: only the others.",
+    )
     ci_id: strawberry.ID | None = strawberry.field(
         default=None, description="Root cause or an alert on this CI (id, key or identifier)."
     )
@@ -311,6 +315,7 @@ class MonitoringQuery:
             ci_ids = (resolve_ref(info, str(f.ci_id), "filter.ciId"),)
         query = IncidentFilter(
             status=f.status,
+            open=f.open,
             ci_ids=ci_ids,
             max_priority=f.max_priority,
             assignee=f.assignee,

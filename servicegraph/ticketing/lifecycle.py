@@ -60,6 +60,18 @@ class TicketStatus(enum.StrEnum):
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
+    @property
+    def active(self) -> bool:
+        """Still being worked (not resolved, closed or cancelled): what "open" means in
+        queues, in correlation and in counts."""
+        return self in _ACTIVE
+
+
+_ACTIVE = frozenset(
+    {TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.PENDING}
+)
+ACTIVE_STATUSES: tuple[str, ...] = tuple(sorted(s.value for s in _ACTIVE))
+
 
 class PendingReason(enum.StrEnum):
     """Why a ticket waits: the value ``pend`` requires in its ``pending_reason`` field."""
@@ -87,7 +99,8 @@ _ANYONE = ["agent", "requester", "system"]
 # incident whose alerts are all clear and reopens it when they fire again, the auto-close
 # job closes. A requester resumes by answering, closes by accepting the solution, cancels
 # what they asked for. Reassigning is assign from assigned or in_progress. Reopen goes back
-# to the assignee's queue (assigned) by default, to in_progress when asked for by status.
+# to the assignee's queue (assigned) by default, to in_progress when asked for by status,
+# and to new when nobody is assigned (a monitoring incident only its group holds).
 # fmt: off
 DEFAULT_TICKET_LIFECYCLE: dict[str, Any] = {
     "initial": "new",
@@ -109,8 +122,8 @@ DEFAULT_TICKET_LIFECYCLE: dict[str, Any] = {
                   "requires": ["close_code"]},
         "cancel": {"from": _OPEN, "to": "cancelled", "actors": ["agent", "requester"],
                    "requires": ["reason"]},
-        "reopen": {"from": ["resolved"], "to": ["assigned", "in_progress"], "actors": _ANYONE,
-                   "requires": ["reason"], "windowed": True},
+        "reopen": {"from": ["resolved"], "to": ["assigned", "in_progress", "new"],
+                   "actors": _ANYONE, "requires": ["reason"], "windowed": True},
     },
 }
 # fmt: on

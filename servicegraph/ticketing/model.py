@@ -1,8 +1,11 @@
-"""Incident, problem and change records, and the worklog that tells who did what.
+"""Tickets (incidents and service requests), problems and changes, and the worklog that
+tells who did what and which field changed.
 
-Correlation opens, updates and resolves incidents and opens problems; people work them
-through ``servicegraph.ticketing.service`` (acknowledge, assign, comment, resolve, link to
-a problem, record a known error, plan a change), each step leaving a worklog entry.
+An ``Incident`` record is the desk's ticket: an incident, or with ``type`` service_request
+a service request (one record type, as ServiceNow's task table holds both), raised by
+people or by correlation. Correlation opens, updates, resolves and reopens monitoring
+incidents and opens problems; people work tickets through ``servicegraph.ticketing``'s
+services; both go through the lifecycle (``lifecycle.py``) and leave worklog entries.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
+from typing import Any
+
+from servicegraph.ticketing.lifecycle import TicketStatus
 
 
 class TicketType(enum.StrEnum):
@@ -31,9 +37,22 @@ class Channel(enum.StrEnum):
     IMPORT = "import"
 
 
-class IncidentStatus(enum.StrEnum):
-    OPEN = "open"
-    RESOLVED = "resolved"
+class LinkKind(enum.StrEnum):
+    """How two tickets relate; each link is stored once, from ``source`` to ``target``."""
+
+    PARENT_OF = "parent_of"  # the source is the parent (a major incident of its children)
+    DUPLICATE_OF = "duplicate_of"
+    CAUSED_BY_CHANGE = "caused_by_change"  # the target is a change (chg-)
+    RELATED = "related"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLink:
+    source_id: str
+    target_id: str
+    kind: LinkKind
+    created_at: dt.datetime
+    created_by: str
 
 
 class ProblemStatus(enum.StrEnum):
@@ -44,10 +63,13 @@ class ProblemStatus(enum.StrEnum):
 
 @dataclass(slots=True)
 class Incident:
+    """A ticket. Correlation maintains the alert-derived fields (root cause, business
+    services, impact, urgency, priority unless overridden, flapping); people the desk's."""
+
     id: str
     number: int
     title: str
-    status: IncidentStatus
+    status: TicketStatus
     opened_at: dt.datetime
     updated_at: dt.datetime
     last_alert_at: dt.datetime
@@ -70,7 +92,36 @@ class Incident:
     acknowledged_by: str | None = None
     assignee: str | None = None
     resolved_by: str | None = None  # None when correlation resolved it (all alerts clear)
-    resolution: str | None = None
+    resolution: str | None = None  # the resolution notes
+    # the desk (servicegraph.ticketing.tickets)
+    type: TicketType = TicketType.INCIDENT
+    channel: Channel = Channel.MONITORING
+    description: str = ""
+    requester: str | None = None  # a contact's id
+    organisation: str | None = None
+    service: str | None = None  # a catalogue service's id
+    category: str | None = None  # a category path, "network/vpn": category and subcategory
+    affected_ci_ids: list[str] = field(default_factory=list)  # beyond the root and alerts
+    priority_reason: str | None = None  # set when an agent overrode the matrix
+    priority_set_by: str | None = None
+    assignment_group: str | None = None
+    pending_reason: str | None = None
+    resolution_code: str | None = None
+    close_code: str | None = None
+    closed_at: dt.datetime | None = None
+    tags: list[str] = field(default_factory=list)
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    routed_by: str | None = None  # the routing rule (or default) that chose the group
+    created_by: str | None = None  # None: correlation raised it
+
+    @property
+    def priority_overridden(self) -> bool:
+        return self.priority_reason is not None
+
+    def ci_ids(self) -> list[str]:
+        """Every CI the ticket concerns: its root cause, then those people added."""
+        root = [self.root_ci_id] if self.root_ci_id else []
+        return list(dict.fromkeys(root + self.affected_ci_ids))
 
 
 @dataclass(slots=True)
@@ -130,6 +181,10 @@ class WorklogKind(enum.StrEnum):
     RESOLVED = "resolved"
     LINKED = "linked"  # an incident linked to a problem (logged on both)
     KNOWN_ERROR = "known_error"
+    TRANSITION = "transition"  # a lifecycle step: field "status", old -> new, text the step
+    CHANGED = "changed"  # any other field: field, old -> new
+    ROUTED = "routed"  # the routing decision: text names the rule and why
+    REOPENED = "reopened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +197,6 @@ class WorklogEntry:
     kind: WorklogKind
     text: str = ""
     seq: int = 0  # assigned by the store; orders entries with equal times
+    field: str | None = None  # the field a TRANSITION or CHANGED entry changed
+    old: str | None = None  # its value before and after, as text (JSON for lists)
+    new: str | None = None

@@ -15,30 +15,58 @@ Same rules as the other ports: coarse, batch-shaped operations; adapters raise
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from servicegraph.events.model import Alert
+from servicegraph.events.model import Alert, AlertCycle
+from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
     ChangeStatus,
+    Channel,
     Incident,
-    IncidentStatus,
     Problem,
     ProblemStatus,
+    TicketLink,
+    TicketType,
     WorklogEntry,
 )
 
 
+class TicketOrder(enum.StrEnum):
+    NEWEST = "newest"  # number, highest first
+    QUEUE = "queue"  # priority (1 first), then age (oldest first), then number
+
+
 @dataclass(frozen=True)
 class IncidentFilter:
-    status: IncidentStatus | None = None
+    """Which tickets to list; every field set must hold. ``after`` continues a listing:
+    the sort key of the last ticket of the previous page in ``order`` (``(number,)`` for
+    NEWEST, ``(priority, opened_at in microseconds, number)`` for QUEUE); see
+    ``ticketing.paging`` for the opaque cursors the entry points hand out."""
+
+    status: TicketStatus | None = None
+    open: bool | None = None  # True: an active status (new .. pending); False: any other
     ci_ids: tuple[str, ...] | None = None  # the root CI or any alert's CI is one of these
     max_priority: int | None = None  # priority 1 is the highest: keeps 1..max_priority
     assignee: str | None = None
+    unassigned: bool | None = None  # True: no agent holds it
+    assignment_group: str | None = None
+    type: TicketType | None = None
+    channel: Channel | None = None
+    requester: str | None = None
+    organisation: str | None = None
+    service: str | None = None
+    category: str | None = None  # this category or one below it ("network" has "network/vpn")
+    tag: str | None = None
     opened_since: dt.datetime | None = None
+    resolved_before: dt.datetime | None = None  # (the auto-close job's question)
+    text: str | None = None  # in the title, case-insensitive
+    order: TicketOrder = TicketOrder.NEWEST
+    after: tuple[int, ...] | None = None
     limit: int = 100
 
 
@@ -126,6 +154,15 @@ class TicketUnit(Protocol):
 
     def append_worklog(self, entries: Sequence[WorklogEntry]) -> None: ...
 
+    def save_links(self, links: Sequence[TicketLink]) -> None:
+        """Record links between tickets (idempotent: a link is its source, kind, target)."""
+
+    def delete_links(self, links: Sequence[TicketLink]) -> None: ...
+
+    def record_cycles(self, cycles: Sequence[AlertCycle]) -> None:
+        """Insert or update fire/clear cycles of alerts (one per fingerprint and firing
+        time: a clear updates the cycle it ends)."""
+
     def touched(self) -> int:
         """Advance the state version (see ``state_version``) and return the new one: tell
         correlation workers that incidents or problems changed under them."""
@@ -140,7 +177,9 @@ class TicketStore(Protocol):
     def get_incidents(self, ids: Iterable[str]) -> dict[str, Incident]: ...
 
     def find_incidents(self, query: IncidentFilter) -> list[Incident]:
-        """Newest (highest number) first, at most ``query.limit``."""
+        """At most ``query.limit`` tickets in ``query.order``, after ``query.after``.
+        A page of a group's or an agent's active tickets in QUEUE order is read through an
+        index, whatever the number of tickets (the desk benchmark's target)."""
 
     def open_incidents_of(self, ci_ids: Iterable[str]) -> dict[str, list[Incident]]:
         """For each CI, the open incidents whose root or any alert is on it, newest first;
@@ -174,6 +213,16 @@ class TicketStore(Protocol):
 
     def incidents_updated_since(self, since: dt.datetime, limit: int) -> list[Incident]:
         """Incidents whose ``updated_at`` is at or after ``since``, oldest update first."""
+
+    def links_of(self, ticket_ids: Iterable[str]) -> dict[str, list[TicketLink]]:
+        """The links whose source or target is one of the tickets, for each of them;
+        tickets without links are absent."""
+
+    def alert_cycles(self, fingerprints: Iterable[str]) -> dict[str, list[AlertCycle]]:
+        """Every fire/clear cycle of each alert, oldest first."""
+
+    def open_counts(self, logins: Iterable[str]) -> dict[str, int]:
+        """How many active tickets each agent holds (agents holding none are absent)."""
 
     def last_incident_number(self) -> int:
         """The highest incident number so far (0 before the first)."""

@@ -28,12 +28,12 @@ from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.events.model import Alert
 from servicegraph.ticketing.errors import InvalidTransition, TicketNotFound
+from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,
     ChangeStatus,
     Incident,
-    IncidentStatus,
     Problem,
     ProblemStatus,
     WorklogEntry,
@@ -163,8 +163,8 @@ class IncidentService:
         text = _text(note, "note", limit=MAX_TEXT, required=False)
 
         def step(unit: TicketUnit, i: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
-            if i.status is IncidentStatus.RESOLVED:
-                raise InvalidTransition(i.id, "is resolved; there is nothing to acknowledge")
+            if not i.status.active:
+                raise InvalidTransition(i.id, f"is {i.status}; there is nothing to acknowledge")
             if i.acknowledged_at is not None:
                 raise InvalidTransition(
                     i.id,
@@ -180,8 +180,8 @@ class IncidentService:
         who = _text(assignee, "assignee", limit=MAX_NAME)
 
         def step(unit: TicketUnit, i: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
-            if i.status is IncidentStatus.RESOLVED:
-                raise InvalidTransition(i.id, "is resolved; reopen it before assigning it")
+            if not i.status.active:
+                raise InvalidTransition(i.id, f"is {i.status}; reopen it before assigning it")
             if i.assignee == who:
                 return []  # already theirs: nothing to do, nothing logged
             before = i.assignee
@@ -203,10 +203,10 @@ class IncidentService:
         text = _text(resolution, "resolution", limit=MAX_TEXT)
 
         def step(unit: TicketUnit, i: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
-            if i.status is IncidentStatus.RESOLVED:
+            if not i.status.active:
                 when = i.resolved_at.isoformat() if i.resolved_at else "earlier"
-                raise InvalidTransition(i.id, f"is already resolved ({when})")
-            i.status = IncidentStatus.RESOLVED
+                raise InvalidTransition(i.id, f"is already {i.status} ({when})")
+            i.status = TicketStatus.RESOLVED
             i.resolved_at, i.resolved_by, i.resolution = now, actor, text
             return [_log(i.id, now, actor, WorklogKind.RESOLVED, text)]
 

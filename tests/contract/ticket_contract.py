@@ -32,12 +32,12 @@ import pytest
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.correlation.ports import EventInbox
 from servicegraph.events.model import Alert, EventStatus, Severity
+from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,
     ChangeStatus,
     Incident,
-    IncidentStatus,
     Problem,
     ProblemStatus,
     WorklogEntry,
@@ -98,7 +98,7 @@ def make_incident(number: int, opened: float, **fields: Any) -> Incident:
         id=f"inc-{number}",
         number=number,
         title=fields.pop("title", f"incident {number}"),
-        status=fields.pop("status", IncidentStatus.OPEN),
+        status=fields.pop("status", TicketStatus.NEW),
         opened_at=at(opened),
         updated_at=fields.pop("updated_at", at(opened)),
         last_alert_at=fields.pop("last_alert_at", at(opened)),
@@ -163,7 +163,7 @@ INCIDENTS = {
     "inc-2": make_incident(
         2,
         10,
-        status=IncidentStatus.RESOLVED,
+        status=TicketStatus.RESOLVED,
         updated_at=at(30),
         last_alert_at=at(12),
         resolved_at=at(30),
@@ -331,7 +331,7 @@ class TicketContract:
             id="inc-7",
             number=7,
             title="orders down: “quoted” ü",
-            status=IncidentStatus.RESOLVED,
+            status=TicketStatus.RESOLVED,
             opened_at=dt.datetime(2024, 3, 1, 13, 0, 0, 123_456, tzinfo=cet),
             updated_at=at(9),
             last_alert_at=at(8),
@@ -541,14 +541,12 @@ class TicketContract:
             INCIDENTS["inc-2"],
             INCIDENTS["inc-1"],
         ]
-        assert incident_ids(
-            seeded.tickets.find_incidents(IncidentFilter(status=IncidentStatus.OPEN))
-        ) == [
+        assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(open=True))) == [
             "inc-3",
             "inc-1",
         ]
         assert incident_ids(
-            seeded.tickets.find_incidents(IncidentFilter(status=IncidentStatus.RESOLVED))
+            seeded.tickets.find_incidents(IncidentFilter(status=TicketStatus.RESOLVED))
         ) == ["inc-2"]
         assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(ci_ids=("ci-a",)))) == [
             "inc-3",
@@ -571,9 +569,7 @@ class TicketContract:
             "inc-2",
         ]
         assert incident_ids(
-            seeded.tickets.find_incidents(
-                IncidentFilter(status=IncidentStatus.OPEN, ci_ids=("ci-b",))
-            )
+            seeded.tickets.find_incidents(IncidentFilter(open=True, ci_ids=("ci-b",)))
         ) == ["inc-1"]
 
     def test_incident_alerts(self, seeded: Repository) -> None:
@@ -599,7 +595,7 @@ class TicketContract:
             INCIDENTS["inc-2"],
             INCIDENTS["inc-1"],
         ]
-        assert find(status=IncidentStatus.RESOLVED) == ["inc-2"]
+        assert find(status=TicketStatus.RESOLVED) == ["inc-2"]
         assert find(ci_ids=("ci-b",)) == ["inc-2", "inc-1"], "root or an alert's CI"
         assert find(ci_ids=("ci-c", "ci-a")) == ["inc-3", "inc-1"]
         assert find(ci_ids=("ci-z",)) == []
@@ -609,8 +605,8 @@ class TicketContract:
         assert find(assignee="nobody") == []
         assert find(opened_since=at(10)) == ["inc-3", "inc-2"]
         assert find(limit=1) == ["inc-3"]
-        assert find(status=IncidentStatus.OPEN, ci_ids=("ci-b",)) == ["inc-1"]
-        assert find(status=IncidentStatus.OPEN, max_priority=2, assignee="bob") == ["inc-3"]
+        assert find(open=True, ci_ids=("ci-b",)) == ["inc-1"]
+        assert find(open=True, max_priority=2, assignee="bob") == ["inc-3"]
 
     def test_open_incidents_of_each_ci_newest_first(self, seeded: Repository) -> None:
         found = seeded.tickets.open_incidents_of(["ci-a", "ci-b", "ci-c", "ci-d", "ci-z"])
@@ -664,7 +660,7 @@ class TicketContract:
             assert loaded == {"inc-1": original}
             worked = replace(
                 loaded["inc-1"],
-                status=IncidentStatus.RESOLVED,
+                status=TicketStatus.RESOLVED,
                 resolved_at=at(50),
                 updated_at=at(50),
                 problem_id="prb-1",
@@ -673,8 +669,9 @@ class TicketContract:
                 assignee="carol",
                 resolved_by="carol",
                 resolution="replaced the disk",
+                priority=5,  # an agent's override, with its reason
+                priority_reason="the customer's whole site is down",
                 # correlation's fields: left as they are
-                priority=5,
                 root_ci_id="ci-d",
                 root_fingerprint="a2",
                 root_confidence=0.1,
@@ -683,7 +680,7 @@ class TicketContract:
             unit.update_incidents([worked])
         expected = replace(
             original,
-            status=IncidentStatus.RESOLVED,
+            status=TicketStatus.RESOLVED,
             resolved_at=at(50),
             updated_at=at(50),
             problem_id="prb-1",
@@ -692,6 +689,8 @@ class TicketContract:
             assignee="carol",
             resolved_by="carol",
             resolution="replaced the disk",
+            priority=5,
+            priority_reason="the customer's whole site is down",
         )
         assert seeded.tickets.get_incidents(["inc-1"]).get("inc-1") == expected
         assert seeded.tickets.get_incidents(["inc-2", "inc-3"]) == {

@@ -69,10 +69,14 @@ class World:
         self.services.correlator.drain()
 
     def incidents(self, status: str | None = None) -> list:
-        from servicegraph.ticketing.model import IncidentStatus
+        from servicegraph.ticketing.lifecycle import TicketStatus
 
         return self.services.tickets.find_incidents(
-            IncidentFilter(status=IncidentStatus(status) if status else None, limit=1000)
+            IncidentFilter(
+                status=TicketStatus(status) if status and status != "open" else None,
+                open=True if status == "open" else None,
+                limit=1000,
+            )
         )
 
 

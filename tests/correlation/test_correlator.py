@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from servicegraph.events.model import Severity
-from servicegraph.ticketing.model import IncidentStatus
+from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.ports import ProblemFilter
 from tests.correlation.conftest import World, make_world
 
@@ -92,12 +92,12 @@ def test_incident_resolves_after_the_hold_time_and_reopens_on_its_root_alert(
     world.clock.advance(seconds=31)
     world.services.correlator.process_pending()
     (incident,) = world.incidents()
-    assert incident.status is IncidentStatus.RESOLVED
+    assert incident.status is TicketStatus.RESOLVED
 
     world.clock.advance(minutes=5)
     world.send(world.event("SwitchDown", "acc-1"))
     (incident,) = world.incidents()
-    assert incident.status is IncidentStatus.OPEN
+    assert incident.status.active
     assert incident.reopen_count == 1
 
 
@@ -110,7 +110,7 @@ def test_a_symptom_firing_again_after_resolution_opens_a_new_incident(world: Wor
     world.services.correlator.process_pending()
     world.send(world.event("NodeDown", "db-1"))
     incidents = world.incidents()
-    assert [i.status for i in incidents] == [IncidentStatus.OPEN, IncidentStatus.RESOLVED]
+    assert [i.status for i in incidents] == [TicketStatus.NEW, TicketStatus.RESOLVED]
 
 
 def test_reopen_window_passed_means_a_new_incident(world: World) -> None:
@@ -132,13 +132,13 @@ def test_flapping_gives_one_flagged_incident_that_stays_open(world: World) -> No
     world.clock.advance(seconds=120)
     world.services.correlator.process_pending()
     (incident,) = world.incidents()
-    assert incident.status is IncidentStatus.OPEN, "a flapping incident does not resolve"
+    assert incident.status is TicketStatus.NEW, "a flapping incident does not resolve"
     world.clock.advance(minutes=11)  # quiet for longer than the flap window
     world.services.correlator.process_pending()
     world.services.correlator.process_pending()
     (incident,) = world.incidents()
     assert not incident.flapping
-    assert incident.status is IncidentStatus.RESOLVED
+    assert incident.status is TicketStatus.RESOLVED
 
 
 def test_events_without_a_known_ci_are_kept_and_listed(world: World) -> None:

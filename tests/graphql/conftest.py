@@ -70,7 +70,7 @@ class Site:
     def incident_of(self, key: str) -> dict[str, Any]:
         """The newest open incident about the CI imported as ``key``."""
         data = self.data(
-            "query($ci: ID!) { incidents(filter: {ciId: $ci, status: OPEN}) { id number title } }",
+            "query($ci: ID!) { incidents(filter: {ciId: $ci, open: true}) { id number title } }",
             ci=self.ids[key],
         )
         incident: dict[str, Any] = data["incidents"][0]

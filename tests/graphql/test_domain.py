@@ -83,4 +83,4 @@ def test_ticket_work_makes_correlation_reload(site: Site) -> None:
         site.services.desk.incidents.resolve(incident_id, "again")
     site.alert("NodeDown", "db-1")  # the root alert is still firing: a repeat reopens it
     reopened = site.services.desk.incidents.get(incident_id)
-    assert reopened.status.value == "open" and reopened.reopen_count == 1
+    assert reopened.status.value == "new" and reopened.reopen_count == 1

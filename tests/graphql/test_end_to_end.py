@@ -100,7 +100,7 @@ def test_alerts_to_root_cause_impact_and_history(stack: tuple[Services, TestClie
     services.correlator.drain()
 
     (incident,) = gql(
-        "{ incidents(filter: {status: OPEN}) { id title priority businessServices { name } } }"
+        "{ incidents(filter: {open: true}) { id title priority businessServices { name } } }"
     )["incidents"]
     assert incident["businessServices"] == [{"name": "Web shop"}]
     assert incident["priority"] == 1  # criticality-1 service down, critical alerts

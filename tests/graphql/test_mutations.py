@@ -225,11 +225,12 @@ def test_incident_work_and_its_state_rules(site: Site) -> None:
     commented = work(site, "commentOnIncident", incidentId=incident_id, text="disk replaced")
     log = commented["incident"]["worklog"]
     assert [(w["kind"], w["actor"]) for w in log] == [
+        ("CREATED", "correlation"),
         ("ACKNOWLEDGED", "engineer-token"),
         ("ASSIGNED", "engineer-token"),
         ("COMMENT", "engineer-token"),
     ]
-    assert log[1]["text"] == "assigned to ops-team"
+    assert log[2]["text"] == "assigned to ops-team"
     assert all(dt.datetime.fromisoformat(w["at"]).tzinfo for w in log)
 
     resolved = work(site, "resolveIncident", incidentId=incident_id, resolution="rebooted")

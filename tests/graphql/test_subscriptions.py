@@ -45,7 +45,7 @@ def test_incidents_opened_and_updated(site: Site) -> None:
         site.alert("NodeDown", "db-1")  # correlation in this thread, as a worker would
         opened = next_event(ws)
         assert opened["kind"] == "OPENED"
-        assert opened["incident"]["status"] == "OPEN"
+        assert opened["incident"]["status"] == "NEW"
         assert opened["incident"]["rootCi"]["name"] == "db-1"
         incident_id = opened["incident"]["id"]
 

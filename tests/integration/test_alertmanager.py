@@ -16,7 +16,8 @@ import pytest
 from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.ports import CIQuery
 from servicegraph.config import Settings
-from servicegraph.ticketing.model import Incident, IncidentStatus
+from servicegraph.ticketing.lifecycle import TicketStatus
+from servicegraph.ticketing.model import Incident
 from servicegraph.ticketing.ports import IncidentFilter
 from tests.support import free_port, require_executable, wait_for
 
@@ -152,10 +153,10 @@ def test_alertmanager_alerts_open_group_and_resolve_incidents(stack: tuple[str, 
     wait_for(
         lambda: (
             next(i for i in incidents() if i.id == servers_incident.id).status
-            is IncidentStatus.RESOLVED
+            is TicketStatus.RESOLVED
         ),
         "the server incident to resolve",
     )
-    still_open = [i for i in incidents() if i.status is IncidentStatus.OPEN]
+    still_open = [i for i in incidents() if i.status.active]
     assert [i.alert_count for i in still_open] == [1]
     services.close()

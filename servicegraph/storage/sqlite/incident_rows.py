@@ -12,7 +12,8 @@ import msgspec
 
 from servicegraph.events.model import Alert, EventStatus, Severity
 from servicegraph.storage.sqlite.file import from_us, to_us
-from servicegraph.ticketing.model import Incident, IncidentStatus, Problem, ProblemStatus
+from servicegraph.ticketing.lifecycle import TicketStatus
+from servicegraph.ticketing.model import Channel, Incident, Problem, ProblemStatus, TicketType
 
 _encode = msgspec.json.Encoder(order="sorted").encode
 
@@ -101,7 +102,26 @@ INCIDENT_COLUMNS = (
     "id, number, title, status, opened_at, updated_at, last_alert_at, priority, impact, "
     "urgency, root_ci_id, root_inferred, root_confidence, root_fingerprint, business_services, "
     "flapping, clear_since, resolved_at, reopen_count, problem_id, alert_count, "
-    "acknowledged_at, acknowledged_by, assignee, resolved_by, resolution"
+    "acknowledged_at, acknowledged_by, assignee, resolved_by, resolution, "
+    # the desk's (migration 9)
+    "type, channel, description, requester, organisation, service, category, affected_ci_ids, "
+    "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
+    "close_code, closed_at, tags, custom_fields, routed_by, created_by"
+)
+# what people change (``TicketUnit.update_incidents``): everything but the fields
+# correlation derives from alerts, which its own writes keep (priority is the one both
+# write: an agent's override, or correlation's matrix while there is none)
+PEOPLE_COLUMNS = (
+    "title, status, updated_at, priority, impact, urgency, resolved_at, reopen_count, "
+    "problem_id, acknowledged_at, acknowledged_by, assignee, resolved_by, resolution, "
+    "channel, description, requester, organisation, service, category, affected_ci_ids, "
+    "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
+    "close_code, closed_at, tags, custom_fields, routed_by"
+)
+UPDATE_INCIDENT = (
+    "UPDATE incident SET "
+    + ", ".join(f"{c.strip()} = ?" for c in PEOPLE_COLUMNS.split(","))
+    + " WHERE id = ?"
 )
 INCIDENT_PLACEHOLDERS = ", ".join("?" for _ in INCIDENT_COLUMNS.split(","))
 # the root alert's signature, for problems that recur across CIs
@@ -140,6 +160,63 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         i.assignee,
         i.resolved_by,
         i.resolution,
+        i.type.value,
+        i.channel.value,
+        i.description,
+        i.requester,
+        i.organisation,
+        i.service,
+        i.category,
+        dumps(i.affected_ci_ids),
+        i.priority_reason,
+        i.priority_set_by,
+        i.assignment_group,
+        i.pending_reason,
+        i.resolution_code,
+        i.close_code,
+        opt_us(i.closed_at),
+        dumps(i.tags),
+        dumps(i.custom_fields),
+        i.routed_by,
+        i.created_by,
+    )
+
+
+def people_row(i: Incident) -> tuple[Any, ...]:
+    """The values of ``UPDATE_INCIDENT``: ``PEOPLE_COLUMNS``, then the id."""
+    return (
+        i.title,
+        i.status.value,
+        to_us(i.updated_at),
+        i.priority,
+        i.impact,
+        i.urgency,
+        opt_us(i.resolved_at),
+        i.reopen_count,
+        i.problem_id,
+        opt_us(i.acknowledged_at),
+        i.acknowledged_by,
+        i.assignee,
+        i.resolved_by,
+        i.resolution,
+        i.channel.value,
+        i.description,
+        i.requester,
+        i.organisation,
+        i.service,
+        i.category,
+        dumps(i.affected_ci_ids),
+        i.priority_reason,
+        i.priority_set_by,
+        i.assignment_group,
+        i.pending_reason,
+        i.resolution_code,
+        i.close_code,
+        opt_us(i.closed_at),
+        dumps(i.tags),
+        dumps(i.custom_fields),
+        i.routed_by,
+        i.id,
     )
 
 
@@ -148,7 +225,7 @@ def to_incident(r: tuple[Any, ...]) -> Incident:
         id=r[0],
         number=r[1],
         title=r[2],
-        status=IncidentStatus(r[3]),
+        status=TicketStatus(r[3]),
         opened_at=from_us(r[4]),
         updated_at=from_us(r[5]),
         last_alert_at=from_us(r[6]),
@@ -171,6 +248,25 @@ def to_incident(r: tuple[Any, ...]) -> Incident:
         assignee=r[23],
         resolved_by=r[24],
         resolution=r[25],
+        type=TicketType(r[26]),
+        channel=Channel(r[27]),
+        description=r[28],
+        requester=r[29],
+        organisation=r[30],
+        service=r[31],
+        category=r[32],
+        affected_ci_ids=json.loads(r[33]),
+        priority_reason=r[34],
+        priority_set_by=r[35],
+        assignment_group=r[36],
+        pending_reason=r[37],
+        resolution_code=r[38],
+        close_code=r[39],
+        closed_at=opt_dt(r[40]),
+        tags=json.loads(r[41]),
+        custom_fields=json.loads(r[42]),
+        routed_by=r[43],
+        created_by=r[44],
     )
 
 

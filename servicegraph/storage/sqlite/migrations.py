@@ -299,4 +299,125 @@ MIGRATIONS: list[str] = [
         expires_at INTEGER NOT NULL
     );
     """,
+    # 9: the service desk. Incidents become tickets (incident or service request) with a
+    # lifecycle: 'open' is 'new', or 'assigned' when someone held it; the desk's fields; the
+    # queues' indexes (a group's or an agent's active tickets by priority, then age); links
+    # between tickets; field changes in the worklog; every fire/clear cycle of an alert;
+    # people (agents, groups, organisations, contacts), the service catalogue, and the
+    # holder of an API token (the actor of what it does)
+    """
+    UPDATE incident SET status = CASE WHEN assignee IS NULL THEN 'new' ELSE 'assigned' END
+        WHERE status = 'open';
+    ALTER TABLE incident ADD COLUMN type TEXT NOT NULL DEFAULT 'incident';
+    ALTER TABLE incident ADD COLUMN channel TEXT NOT NULL DEFAULT 'monitoring';
+    ALTER TABLE incident ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE incident ADD COLUMN requester TEXT;
+    ALTER TABLE incident ADD COLUMN organisation TEXT;
+    ALTER TABLE incident ADD COLUMN service TEXT;
+    ALTER TABLE incident ADD COLUMN category TEXT;
+    ALTER TABLE incident ADD COLUMN affected_ci_ids TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE incident ADD COLUMN priority_reason TEXT;
+    ALTER TABLE incident ADD COLUMN priority_set_by TEXT;
+    ALTER TABLE incident ADD COLUMN assignment_group TEXT;
+    ALTER TABLE incident ADD COLUMN pending_reason TEXT;
+    ALTER TABLE incident ADD COLUMN resolution_code TEXT;
+    ALTER TABLE incident ADD COLUMN close_code TEXT;
+    ALTER TABLE incident ADD COLUMN closed_at INTEGER;
+    ALTER TABLE incident ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE incident ADD COLUMN custom_fields TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE incident ADD COLUMN routed_by TEXT;
+    ALTER TABLE incident ADD COLUMN created_by TEXT;
+    CREATE INDEX incident_group_queue ON incident (assignment_group, priority, opened_at, number)
+        WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
+    CREATE INDEX incident_agent_queue ON incident (assignee, priority, opened_at, number)
+        WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
+    CREATE INDEX incident_requester ON incident (requester, number) WHERE requester IS NOT NULL;
+    CREATE INDEX incident_closing ON incident (status, resolved_at);
+
+    CREATE TABLE ticket_link (
+        source_id  TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        target_id  TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        PRIMARY KEY (source_id, kind, target_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX ticket_link_target ON ticket_link (target_id);
+
+    ALTER TABLE worklog ADD COLUMN field TEXT;
+    ALTER TABLE worklog ADD COLUMN old_value TEXT;
+    ALTER TABLE worklog ADD COLUMN new_value TEXT;
+
+    CREATE TABLE alert_cycle (
+        fingerprint TEXT NOT NULL,
+        fired_at    INTEGER NOT NULL,
+        cleared_at  INTEGER,
+        incident_id TEXT,
+        PRIMARY KEY (fingerprint, fired_at)
+    ) WITHOUT ROWID;
+    CREATE INDEX alert_cycle_incident ON alert_cycle (incident_id) WHERE incident_id IS NOT NULL;
+
+    CREATE TABLE desk_agent (
+        login      TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        email      TEXT NOT NULL,
+        phone      TEXT,
+        roles      TEXT NOT NULL,
+        active     INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE desk_group (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        email       TEXT,
+        manager     TEXT,
+        description TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE desk_group_member (
+        group_id TEXT NOT NULL,
+        login    TEXT NOT NULL,
+        PRIMARY KEY (group_id, login)
+    ) WITHOUT ROWID;
+    CREATE INDEX desk_group_member_login ON desk_group_member (login);
+    CREATE TABLE desk_organisation (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        domains    TEXT NOT NULL,
+        notes      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE desk_contact (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        email        TEXT,
+        organisation TEXT,
+        phone        TEXT,
+        vip          INTEGER NOT NULL,
+        active       INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX desk_contact_email ON desk_contact (lower(email)) WHERE email IS NOT NULL;
+    CREATE TABLE desk_service (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        ci_id         TEXT,
+        owner_group   TEXT,
+        request_types TEXT NOT NULL,
+        defaults      TEXT NOT NULL,
+        description   TEXT NOT NULL,
+        active        INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE desk_category (
+        path        TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        owner_group TEXT,
+        defaults    TEXT NOT NULL,
+        types       TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    ALTER TABLE api_token ADD COLUMN holder TEXT;
+    """,
 ]

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from servicegraph.events.model import Alert
+from servicegraph.events.model import Alert, AlertCycle
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
@@ -20,28 +20,34 @@ from servicegraph.storage.sqlite.incident_rows import (
     PROBLEM_COLUMNS,
     SAVE_ALERT,
     SAVE_INCIDENT,
+    UPDATE_INCIDENT,
     alert_row,
     dumps,
     incident_row,
     opt_dt,
     opt_us,
+    people_row,
     problem_incidents,
     problem_row,
     to_alert,
     to_incident,
     to_problem,
 )
+from servicegraph.ticketing.lifecycle import ACTIVE_STATUSES
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,
     ChangeStatus,
     Incident,
     Problem,
+    TicketLink,
     WorklogEntry,
 )
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 IN = "(SELECT value FROM json_each(?))"
+# the lifecycle's active statuses, as an SQL list (the queues' partial indexes say the same)
+ACTIVE = "(" + ", ".join(f"'{s}'" for s in ACTIVE_STATUSES) + ")"
 CHANGE_COLUMNS = (
     "id, number, title, description, status, risk, planned_start, planned_end, created_at, "
     "created_by, updated_at"
@@ -109,7 +115,7 @@ class SqliteTicketUnit:
 
     def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
         rows = self._conn.execute(
-            f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE status = 'open' "
+            f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE status IN {ACTIVE} "
             f"UNION SELECT {INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ?",
             (to_us(resolved_since),),
         )
@@ -180,26 +186,7 @@ class SqliteTicketUnit:
         )
 
     def update_incidents(self, incidents: Sequence[Incident]) -> None:
-        self._conn.executemany(
-            "UPDATE incident SET status = ?, resolved_at = ?, updated_at = ?, problem_id = ?, "
-            "acknowledged_at = ?, acknowledged_by = ?, assignee = ?, resolved_by = ?, "
-            "resolution = ? WHERE id = ?",
-            [
-                (
-                    i.status.value,
-                    opt_us(i.resolved_at),
-                    to_us(i.updated_at),
-                    i.problem_id,
-                    opt_us(i.acknowledged_at),
-                    i.acknowledged_by,
-                    i.assignee,
-                    i.resolved_by,
-                    i.resolution,
-                    i.id,
-                )
-                for i in incidents
-            ],
-        )
+        self._conn.executemany(UPDATE_INCIDENT, [people_row(i) for i in incidents])
 
     def next_incident_number(self) -> int:
         row = self._conn.execute("SELECT coalesce(max(number), 0) + 1 FROM incident").fetchone()
@@ -262,8 +249,39 @@ class SqliteTicketUnit:
 
     def append_worklog(self, entries: Sequence[WorklogEntry]) -> None:
         self._conn.executemany(
-            "INSERT INTO worklog (ticket_id, at, actor, kind, text) VALUES (?, ?, ?, ?, ?)",
-            [(e.ticket_id, to_us(e.at), e.actor, e.kind.value, e.text) for e in entries],
+            "INSERT INTO worklog (ticket_id, at, actor, kind, text, field, old_value, new_value) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (e.ticket_id, to_us(e.at), e.actor, e.kind.value, e.text, e.field, e.old, e.new)
+                for e in entries
+            ],
+        )
+
+    def save_links(self, links: Sequence[TicketLink]) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO ticket_link "
+            "(source_id, kind, target_id, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+            [
+                (k.source_id, k.kind.value, k.target_id, to_us(k.created_at), k.created_by)
+                for k in links
+            ],
+        )
+
+    def delete_links(self, links: Sequence[TicketLink]) -> None:
+        self._conn.executemany(
+            "DELETE FROM ticket_link WHERE source_id = ? AND kind = ? AND target_id = ?",
+            [(k.source_id, k.kind.value, k.target_id) for k in links],
+        )
+
+    def record_cycles(self, cycles: Sequence[AlertCycle]) -> None:
+        self._conn.executemany(
+            "INSERT INTO alert_cycle (fingerprint, fired_at, cleared_at, incident_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (fingerprint, fired_at) DO UPDATE SET "
+            "cleared_at = excluded.cleared_at, incident_id = excluded.incident_id",
+            [
+                (c.fingerprint, to_us(c.fired_at), opt_us(c.cleared_at), c.incident_id)
+                for c in cycles
+            ],
         )
 
     def touched(self) -> int:

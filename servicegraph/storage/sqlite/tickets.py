@@ -10,23 +10,26 @@ serialised with correlation batches; ``touched`` advances the correlation state 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
-from servicegraph.events.model import Alert
+from servicegraph.events.model import Alert, AlertCycle
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
     INCIDENT_COLUMNS,
     PROBLEM_COLUMNS,
+    opt_dt,
     to_alert,
     to_incident,
 )
 from servicegraph.storage.sqlite.store import SqliteGraphStore
 from servicegraph.storage.sqlite.ticket_unit import (
+    ACTIVE,
     CHANGE_COLUMNS,
     IN,
     SqliteTicketUnit,
@@ -35,8 +38,16 @@ from servicegraph.storage.sqlite.ticket_unit import (
     select_incidents,
     select_problems,
 )
-from servicegraph.ticketing.model import Change, Incident, Problem, WorklogEntry, WorklogKind
-from servicegraph.ticketing.ports import ChangeFilter, IncidentFilter, ProblemFilter
+from servicegraph.ticketing.model import (
+    Change,
+    Incident,
+    LinkKind,
+    Problem,
+    TicketLink,
+    WorklogEntry,
+    WorklogKind,
+)
+from servicegraph.ticketing.ports import ChangeFilter, IncidentFilter, ProblemFilter, TicketOrder
 
 _I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in INCIDENT_COLUMNS.split(","))
 # incidents whose root or an alert is on one of a set of CIs (the parameter, twice)
@@ -45,6 +56,63 @@ _INCIDENTS_ON = (
     f"UNION SELECT ci_id, incident_id FROM alert WHERE ci_id IN {IN} "
     "AND incident_id IS NOT NULL"
 )
+
+
+def _key(after: tuple[int, ...], size: int) -> tuple[int, ...]:
+    if len(after) != size:
+        raise ValueError(f"a cursor of this order has {size} parts, not {len(after)}")
+    return after
+
+
+def _where(query: IncidentFilter) -> tuple[list[str], list[Any]]:
+    """The conditions of a ticket listing but its order, cursor and ``open`` (which
+    ``find_incidents`` words to match the queue indexes)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    equal = {
+        "status": query.status.value if query.status is not None else None,
+        "assignee": query.assignee,
+        "assignment_group": query.assignment_group,
+        "type": query.type.value if query.type is not None else None,
+        "channel": query.channel.value if query.channel is not None else None,
+        "requester": query.requester,
+        "organisation": query.organisation,
+        "service": query.service,
+    }
+    for column, value in equal.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.open is False and query.status is None:
+        clauses.append(f"status NOT IN {ACTIVE}")
+    if query.unassigned is not None:
+        clauses.append("assignee IS NULL" if query.unassigned else "assignee IS NOT NULL")
+    if query.max_priority is not None:
+        clauses.append("priority <= ?")
+        params.append(query.max_priority)
+    if query.category is not None:
+        clauses.append("(category = ? OR category LIKE ? ESCAPE '\\')")
+        params.extend((query.category, _like_prefix(query.category) + "/%"))
+    if query.tag is not None:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)")
+        params.append(query.tag)
+    if query.text is not None:
+        clauses.append("title LIKE ? ESCAPE '\\'")
+        params.append(f"%{_like_prefix(query.text)}%")
+    if query.opened_since is not None:
+        clauses.append("opened_at >= ?")
+        params.append(to_us(query.opened_since))
+    if query.resolved_before is not None:
+        clauses.append("resolved_at < ?")
+        params.append(to_us(query.resolved_before))
+    if query.ci_ids is not None:
+        clauses.append(f"id IN (SELECT incident_id FROM ({_INCIDENTS_ON}))")
+        params.extend((ids_json(query.ci_ids), ids_json(query.ci_ids)))
+    return clauses, params
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class SqliteTicketStore:
@@ -79,29 +147,25 @@ class SqliteTicketStore:
             return select_incidents(conn, ids)
 
     def find_incidents(self, query: IncidentFilter) -> list[Incident]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if query.status is not None:
-            clauses.append("status = ?")
-            params.append(query.status.value)
-        if query.max_priority is not None:
-            clauses.append("priority <= ?")
-            params.append(query.max_priority)
-        if query.assignee is not None:
-            clauses.append("assignee = ?")
-            params.append(query.assignee)
-        if query.opened_since is not None:
-            clauses.append("opened_at >= ?")
-            params.append(to_us(query.opened_since))
-        if query.ci_ids is not None:
-            clauses.append(f"id IN (SELECT incident_id FROM ({_INCIDENTS_ON}))")
-            params.extend((ids_json(query.ci_ids), ids_json(query.ci_ids)))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(query)
+        if query.order is TicketOrder.QUEUE:
+            order = "priority, opened_at, number"
+            if query.after is not None:
+                where.append("(priority, opened_at, number) > (?, ?, ?)")
+                params.extend(_key(query.after, 3))
+        else:
+            order = "number DESC"
+            if query.after is not None:
+                where.append("number < ?")
+                params.extend(_key(query.after, 1))
+        if query.open is True and query.status is None:
+            # said the way the queues' partial indexes say it, so that SQLite uses them
+            where.append(f"status IN {ACTIVE}")
+        sql = f"SELECT {INCIDENT_COLUMNS} FROM incident"
+        if where:
+            sql += f" WHERE {' AND '.join(where)}"
         with self._reading() as conn:
-            rows = conn.execute(
-                f"SELECT {INCIDENT_COLUMNS} FROM incident {where} ORDER BY number DESC LIMIT ?",
-                (*params, query.limit),
-            )
+            rows = conn.execute(f"{sql} ORDER BY {order} LIMIT ?", (*params, query.limit))
             return [to_incident(r) for r in rows]
 
     def open_incidents_of(self, ci_ids: Iterable[str]) -> dict[str, list[Incident]]:
@@ -110,7 +174,7 @@ class SqliteTicketStore:
         with self._reading() as conn:
             rows = conn.execute(
                 f"SELECT on_ci.ci, {_I_COLUMNS} FROM ({_INCIDENTS_ON}) AS on_ci "
-                "JOIN incident AS i ON i.id = on_ci.incident_id WHERE i.status = 'open' "
+                f"JOIN incident AS i ON i.id = on_ci.incident_id WHERE i.status IN {ACTIVE} "
                 "ORDER BY i.number DESC",
                 (ids, ids),
             )
@@ -230,8 +294,9 @@ class SqliteTicketStore:
     def worklog(self, ticket_ids: Iterable[str]) -> dict[str, list[WorklogEntry]]:
         result: dict[str, list[WorklogEntry]] = {}
         with self._reading() as conn:
-            for seq, ticket_id, at, actor, kind, text in conn.execute(
-                "SELECT seq, ticket_id, at, actor, kind, text FROM worklog "
+            for seq, ticket_id, at, actor, kind, text, field, old, new in conn.execute(
+                "SELECT seq, ticket_id, at, actor, kind, text, field, old_value, new_value "
+                "FROM worklog "
                 f"WHERE ticket_id IN {IN} ORDER BY seq",
                 (ids_json(ticket_ids),),
             ):
@@ -243,6 +308,9 @@ class SqliteTicketStore:
                         kind=WorklogKind(kind),
                         text=text,
                         seq=seq,
+                        field=field,
+                        old=old,
+                        new=new,
                     )
                 )
         return result
@@ -269,6 +337,47 @@ class SqliteTicketStore:
                 "alerts_firing": one("SELECT count(*) FROM alert WHERE status = 'firing'"),
                 "alerts_unmapped": one("SELECT count(*) FROM alert WHERE ci_id IS NULL"),
                 "incidents": one("SELECT count(*) FROM incident"),
-                "incidents_open": one("SELECT count(*) FROM incident WHERE status = 'open'"),
+                "incidents_open": one(f"SELECT count(*) FROM incident WHERE status IN {ACTIVE}"),
                 "problems": one("SELECT count(*) FROM problem"),
             }
+
+    # -- links, alert cycles, load -------------------------------------------------------------
+
+    def links_of(self, ticket_ids: Iterable[str]) -> dict[str, list[TicketLink]]:
+        ids = ids_json(ticket_ids)
+        wanted = set(json.loads(ids))
+        result: dict[str, list[TicketLink]] = {}
+        with self._reading() as conn:
+            for source, kind, target, at, by in conn.execute(
+                "SELECT source_id, kind, target_id, created_at, created_by FROM ticket_link "
+                f"WHERE source_id IN {IN} UNION "
+                "SELECT source_id, kind, target_id, created_at, created_by FROM ticket_link "
+                f"WHERE target_id IN {IN} ORDER BY 4, 1, 2, 3",
+                (ids, ids),
+            ):
+                link = TicketLink(source, target, LinkKind(kind), from_us(at), by)
+                for end in {source, target} & wanted:
+                    result.setdefault(end, []).append(link)
+        return result
+
+    def alert_cycles(self, fingerprints: Iterable[str]) -> dict[str, list[AlertCycle]]:
+        result: dict[str, list[AlertCycle]] = {}
+        with self._reading() as conn:
+            for fingerprint, fired, cleared, incident_id in conn.execute(
+                "SELECT fingerprint, fired_at, cleared_at, incident_id FROM alert_cycle "
+                f"WHERE fingerprint IN {IN} ORDER BY fingerprint, fired_at",
+                (ids_json(fingerprints),),
+            ):
+                result.setdefault(fingerprint, []).append(
+                    AlertCycle(fingerprint, from_us(fired), opt_dt(cleared), incident_id)
+                )
+        return result
+
+    def open_counts(self, logins: Iterable[str]) -> dict[str, int]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT assignee, count(*) FROM incident WHERE status IN {ACTIVE} "
+                f"AND assignee IN {IN} GROUP BY assignee",
+                (ids_json(logins),),
+            )
+            return {login: int(n) for login, n in rows}

@@ -85,7 +85,16 @@ def test_reopen_to_in_progress_is_asked_for_by_status() -> None:
 def test_every_declared_path_is_in_the_table() -> None:
     declared = {(t.name, s, t.target) for t in MACHINE.transitions for s in t.sources}
     tested = {(step, current, target) for step, current, target, _, _ in PATHS}
-    assert declared - tested == {("reopen", "resolved", "in_progress")}  # the test above
+    # the test above, and the one below
+    assert declared - tested == {
+        ("reopen", "resolved", "in_progress"),
+        ("reopen", "resolved", "new"),
+    }
+
+
+def test_reopen_to_new_when_nobody_holds_the_ticket() -> None:
+    taken = MACHINE.check("resolved", "new", "system", {"reason": "x"}, resolved_at=T0, now=T0)
+    assert (taken.name, taken.target) == ("reopen", "new")
 
 
 def test_statuses_and_actors_match_the_enums() -> None:
@@ -251,6 +260,7 @@ def test_allowed_lists_transitions_per_target_for_the_actor() -> None:
         ("close", "closed"),
         ("reopen", "assigned"),
         ("reopen", "in_progress"),
+        ("reopen", "new"),
     ]
     assert MACHINE.allowed_names("new", "requester") == ("cancel",)
     assert MACHINE.allowed_names("closed", "agent") == ()
