@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from servicegraph.events.model import Alert, AlertCycle
+from servicegraph.ticketing.catalogue import Catalogue, Category, Service
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
@@ -34,6 +35,7 @@ from servicegraph.ticketing.model import (
     TicketType,
     WorklogEntry,
 )
+from servicegraph.ticketing.people import Agent, Contact, Directory, Group, Organisation
 
 
 class TicketOrder(enum.StrEnum):
@@ -232,3 +234,62 @@ class TicketStore(Protocol):
 
     def counts(self) -> dict[str, int]:
         """How many alerts (firing, unmapped), incidents (open) and problems are stored."""
+
+
+# -- people and the service catalogue ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeopleBatch:
+    """Records to upsert into the directory in one unit: each replaces the stored record
+    with its key (an agent's login, the others' ids), or adds it. Membership is one
+    relation seen from both sides: a saved agent's ``groups`` become that agent's whole
+    membership, then a saved group's ``members`` that group's whole membership (the
+    service saves both sides of a ``Directory`` in agreement, so the order only matters
+    to a caller that disagrees with itself)."""
+
+    agents: tuple[Agent, ...] = ()
+    groups: tuple[Group, ...] = ()
+    organisations: tuple[Organisation, ...] = ()
+    contacts: tuple[Contact, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.agents or self.groups or self.organisations or self.contacts)
+
+
+class DirectoryStore(Protocol):
+    """The desk's people (agents, groups with their members, organisations, contacts) and
+    its service catalogue (services, the category tree).
+
+    Nothing is ever deleted: an agent who left, a contact who moved on, a retired service
+    are saved again with ``active`` false, so the tickets and worklogs that name them keep
+    meaning something. Each save is one unit, all or nothing, and advances ``version``;
+    readers cache what they loaded (a desk has 15,000 contacts: loaded once per version,
+    not once per request) and reload when the version moved. The store does not check
+    references (a member that is no agent): ``Directory.build`` and ``Catalogue.build``
+    do, before anything is saved. Adapters raise ``StoreUnavailable`` or ``StoreError``
+    chained to the driver's exception, and ``StoreError`` for stored rows that no longer
+    read as valid records."""
+
+    def version(self) -> int:
+        """A counter every ``save_people`` and ``save_catalogue`` advances (0 before the
+        first save); equal versions mean equal contents, across processes."""
+
+    def load_directory(self) -> Directory:
+        """Every agent, group, organisation and contact, as of one moment (one read
+        snapshot: a save running meanwhile is seen whole or not at all), membership on
+        both sides."""
+
+    def load_catalogue(self) -> Catalogue:
+        """Every service and category, as of one moment."""
+
+    def save_people(self, batch: PeopleBatch, at: dt.datetime) -> int:
+        """Upsert the batch in one unit (see ``PeopleBatch``) and return the new version.
+        ``at`` is recorded as the records' update time; a naive time raises ValueError and
+        saves nothing."""
+
+    def save_catalogue(
+        self, services: Sequence[Service], categories: Sequence[Category], at: dt.datetime
+    ) -> int:
+        """Upsert services (by id) and categories (by path) in one unit; return the new
+        version."""
