@@ -20,6 +20,7 @@ Where a port promises no order, results are compared as sets.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -31,15 +32,19 @@ import pytest
 
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.correlation.ports import EventInbox
-from servicegraph.events.model import Alert, EventStatus, Severity
+from servicegraph.events.model import Alert, AlertCycle, EventStatus, Severity
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,
     ChangeStatus,
+    Channel,
     Incident,
+    LinkKind,
     Problem,
     ProblemStatus,
+    TicketLink,
+    TicketType,
     WorklogEntry,
     WorklogKind,
 )
@@ -47,6 +52,7 @@ from servicegraph.ticketing.ports import (
     ChangeFilter,
     IncidentFilter,
     ProblemFilter,
+    TicketOrder,
     TicketStore,
 )
 
@@ -204,6 +210,181 @@ def incident_ids(incidents: Iterable[Incident]) -> list[str]:
 
 def without_seq(entries: Iterable[WorklogEntry]) -> list[WorklogEntry]:
     return [replace(e, seq=0) for e in entries]
+
+
+# -- the desk ------------------------------------------------------------------------------
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def micros(value: dt.datetime) -> int:
+    """A time as the cursors of the QUEUE order hold it (microseconds since the epoch)."""
+    return (value - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def queue_key(incident: Incident) -> tuple[int, int, int]:
+    """The QUEUE order's sort key, which its cursors hold: priority, age, number."""
+    return (incident.priority, micros(incident.opened_at), incident.number)
+
+
+def desk_ticket(number: int, opened: float, status: TicketStatus, **fields: Any) -> Incident:
+    """A ticket as people raise it: no alerts, the desk's fields set."""
+    for name in ("resolved_at", "closed_at"):
+        if isinstance(fields.get(name), int | float):
+            fields[name] = at(fields[name])
+    return make_incident(
+        number, opened, status=status, channel=fields.pop("channel", Channel.PHONE), **fields
+    )
+
+
+# The tickets ``desk`` writes (and nothing else):
+#   no type status       prio opened group    agent requester org      service    category
+#   11 inc  assigned     2    100    grp-net  alice c-anna    org-acme svc-vpn    network/vpn
+#   12 req  new          4    110    grp-desk -     c-ben     org-beta svc-laptop hardware/laptop
+#   13 inc  pending      3    120    grp-net  bob   c-anna    org-acme svc-vpn    networking
+#   14 inc  resolved@200 1    130    grp-net  alice c-cleo    org-beta svc-vpn    network
+#   15 req  closed@300   5    90     grp-desk carol c-ben     -        -          network/vpn/split
+#   16 inc  in_progress  3    120    grp-net  bob   -         -        -          net_ork
+#   17 inc  cancelled    4    140    grp-desk -     c-anna    org-acme -          network-ops
+_S = TicketStatus
+# fmt: off
+DESK = {
+    t.id: t
+    for t in [
+        desk_ticket(
+            11, 100, _S.ASSIGNED, priority=2, assignment_group="grp-net", assignee="alice",
+            requester="c-anna", organisation="org-acme", service="svc-vpn",
+            category="network/vpn", tags=["vip", "vpn"], title="VPN drops 5% of the time",
+        ),
+        desk_ticket(
+            12, 110, _S.NEW, type=TicketType.SERVICE_REQUEST, priority=4,
+            assignment_group="grp-desk", requester="c-ben", organisation="org-beta",
+            service="svc-laptop", category="hardware/laptop", tags=["onboarding"],
+            channel=Channel.PORTAL, title="New laptop for Ben",
+        ),
+        desk_ticket(
+            13, 120, _S.PENDING, priority=3, assignment_group="grp-net", assignee="bob",
+            requester="c-anna", organisation="org-acme", service="svc-vpn", category="networking",
+            tags=["vpn"], channel=Channel.EMAIL, pending_reason="awaiting_requester",
+            title="Networking share at 100_percent",
+        ),
+        desk_ticket(
+            14, 130, _S.RESOLVED, priority=1, resolved_at=200, assignment_group="grp-net",
+            assignee="alice", requester="c-cleo", organisation="org-beta", service="svc-vpn",
+            category="network", channel=Channel.CHAT, title="Core network down",
+        ),
+        desk_ticket(
+            15, 90, _S.CLOSED, type=TicketType.SERVICE_REQUEST, priority=5, resolved_at=150,
+            closed_at=300, assignment_group="grp-desk", assignee="carol", requester="c-ben",
+            category="network/vpn/split", tags=["vip"], channel=Channel.API,
+            title="Split tunnel for the vpn",
+        ),
+        desk_ticket(
+            16, 120, _S.IN_PROGRESS, priority=3, assignment_group="grp-net", assignee="bob",
+            root_ci_id="ci-p", category="net_ork", channel=Channel.MONITORING,
+            title="Printer p-7 offline",
+        ),
+        desk_ticket(
+            17, 140, _S.CANCELLED, priority=4, assignment_group="grp-desk", requester="c-anna",
+            organisation="org-acme", category="network-ops", title="Printer toner (again)",
+        ),
+    ]
+}
+# fmt: on
+# what each filter keeps, newest first: every field of IncidentFilter, alone and together
+DESK_FILTERS: list[tuple[dict[str, Any], list[int]]] = [
+    ({}, [17, 16, 15, 14, 13, 12, 11]),
+    ({"status": _S.PENDING}, [13]),
+    ({"status": _S.CLOSED}, [15]),
+    ({"open": True}, [16, 13, 12, 11]),
+    ({"open": False}, [17, 15, 14]),
+    ({"open": True, "status": _S.NEW}, [12]),
+    ({"open": True, "status": _S.RESOLVED}, []),  # every field set must hold
+    ({"open": False, "status": _S.NEW}, []),
+    ({"open": False, "status": _S.CANCELLED}, [17]),
+    ({"assignee": "alice"}, [14, 11]),
+    ({"assignee": "nobody"}, []),
+    ({"unassigned": True}, [17, 12]),
+    ({"unassigned": False}, [16, 15, 14, 13, 11]),
+    ({"assignment_group": "grp-desk"}, [17, 15, 12]),
+    ({"type": TicketType.SERVICE_REQUEST}, [15, 12]),
+    ({"type": TicketType.INCIDENT}, [17, 16, 14, 13, 11]),
+    ({"channel": Channel.PHONE}, [17, 11]),
+    ({"channel": Channel.MONITORING}, [16]),
+    ({"requester": "c-anna"}, [17, 13, 11]),
+    ({"organisation": "org-beta"}, [14, 12]),
+    ({"service": "svc-vpn"}, [14, 13, 11]),
+    ({"category": "network"}, [15, 14, 11]),  # not networking, not network-ops
+    ({"category": "network/vpn"}, [15, 11]),
+    ({"category": "network/vpn/split"}, [15]),
+    ({"category": "net_ork"}, [16]),  # "_" is no wildcard
+    ({"category": "net"}, []),  # a prefix of a segment is no category
+    ({"category": "hardware"}, [12]),
+    ({"tag": "vip"}, [15, 11]),
+    ({"tag": "vp"}, []),  # a whole tag, not a part of one
+    ({"text": "vpn"}, [15, 11]),  # case-insensitive
+    ({"text": "PRINTER"}, [17, 16]),
+    ({"text": "%"}, [11]),  # "%" is no wildcard
+    ({"text": "5% of"}, [11]),
+    ({"text": "_"}, [13]),  # nor is "_"
+    ({"text": "0_p"}, [13]),
+    ({"text": "no%such_title"}, []),
+    ({"opened_since": at(120)}, [17, 16, 14, 13]),  # at the time given, or later
+    ({"resolved_before": at(200)}, [15]),  # before it: 14 resolved at 200
+    ({"resolved_before": at(201)}, [15, 14]),
+    ({"ci_ids": ("ci-p",)}, [16]),
+    ({"ci_ids": ("ci-q",)}, []),
+    ({"max_priority": 2}, [14, 11]),
+    ({"max_priority": 3, "open": True, "assignment_group": "grp-net"}, [16, 13, 11]),
+    ({"requester": "c-anna", "category": "network", "tag": "vpn"}, [11]),
+    ({"open": True, "unassigned": True, "type": TicketType.SERVICE_REQUEST}, [12]),
+    ({"limit": 2}, [17, 16]),
+    ({"after": (15,)}, [14, 13, 12, 11]),
+    ({"after": (15,), "limit": 2, "tag": "vpn"}, [13, 11]),
+]
+# the same in QUEUE order: priority (1 first), then age, then number
+DESK_QUEUES: list[tuple[dict[str, Any], list[int]]] = [
+    ({}, [14, 11, 13, 16, 12, 17, 15]),
+    ({"open": True, "assignment_group": "grp-net"}, [11, 13, 16]),  # 13 and 16: same age
+    ({"open": True, "assignee": "bob"}, [13, 16]),
+    ({"open": True}, [11, 13, 16, 12]),
+    ({"after": (3, micros(at(120)), 13)}, [16, 12, 17, 15]),
+    ({"after": (3, micros(at(120)), 16)}, [12, 17, 15]),
+    ({"after": (4, micros(at(110)), 12), "limit": 1}, [17]),
+    ({"after": (3, micros(at(120)), 13), "open": True, "assignment_group": "grp-net"}, [16]),
+    ({"after": (5, micros(at(90)), 15)}, []),
+]
+
+
+def desk(repo: Repository) -> None:
+    with repo.tickets.unit() as unit:
+        unit.save_incidents(list(DESK.values()))
+
+
+def numbers(incidents: Iterable[Incident]) -> list[int]:
+    return [i.number for i in incidents]
+
+
+def many_tickets(count: int) -> list[Incident]:
+    """``count`` tickets whose QUEUE and NEWEST orders differ and have ties: priorities
+    1..5, opening times that repeat (about forty tickets at each) and do not follow the
+    numbers, two groups and some tickets no longer active."""
+    statuses = [_S.NEW, _S.ASSIGNED, _S.IN_PROGRESS, _S.PENDING, _S.RESOLVED, _S.CLOSED]
+    return [
+        make_incident(
+            n,
+            (n * 37) % 250,
+            status=statuses[n % 7 % len(statuses)],
+            priority=(n * 7) % 5 + 1,
+            assignment_group="grp-a" if n % 3 else "grp-b",
+            channel=Channel.PORTAL,
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def case_id(fields: dict[str, Any]) -> str:
+    return ",".join(f"{k}={getattr(v, 'value', v)}" for k, v in fields.items()) or "all"
 
 
 class TicketContract:
@@ -880,6 +1061,279 @@ class TicketContract:
             WorklogEntry("inc-2", at(40), "bob", WorklogKind.COMMENT)
         ]
 
+    # -- the desk: listings, cursors, links, alert cycles, counts ------------------------
+
+    @pytest.fixture
+    def desk(self, repo: Repository) -> Repository:
+        desk(repo)
+        return repo
+
+    @pytest.mark.parametrize(
+        ("fields", "expected"),
+        [pytest.param(f, e, id=case_id(f)) for f, e in DESK_FILTERS],
+    )
+    def test_find_incidents_by_every_desk_field(
+        self, desk: Repository, fields: dict[str, Any], expected: list[int]
+    ) -> None:
+        found = desk.tickets.find_incidents(IncidentFilter(**fields))
+        assert numbers(found) == expected
+        assert found == [DESK[f"inc-{n}"] for n in expected], "whole tickets, as saved"
+
+    @pytest.mark.parametrize(
+        ("fields", "expected"),
+        [pytest.param(f, e, id=case_id(f)) for f, e in DESK_QUEUES],
+    )
+    def test_find_incidents_in_queue_order(
+        self, desk: Repository, fields: dict[str, Any], expected: list[int]
+    ) -> None:
+        query = IncidentFilter(order=TicketOrder.QUEUE, **fields)
+        assert numbers(desk.tickets.find_incidents(query)) == expected
+
+    @pytest.mark.parametrize(
+        ("order", "after"),
+        [
+            (TicketOrder.NEWEST, (15, 1)),
+            (TicketOrder.NEWEST, ()),
+            (TicketOrder.QUEUE, (3,)),
+            (TicketOrder.QUEUE, (3, micros(at(120)))),
+            (TicketOrder.QUEUE, (3, micros(at(120)), 13, 0)),
+        ],
+    )
+    def test_a_cursor_of_another_size_is_refused(
+        self, desk: Repository, order: TicketOrder, after: tuple[int, ...]
+    ) -> None:
+        """A cursor of the other order (or a damaged one) would page from a wrong place:
+        refused, naming how many parts the order's cursor has."""
+        with pytest.raises(ValueError, match="cursor"):
+            desk.tickets.find_incidents(IncidentFilter(order=order, after=after))
+
+    @pytest.mark.parametrize(
+        ("order", "group"),
+        [
+            pytest.param(TicketOrder.QUEUE, "grp-a", id="group-queue"),
+            pytest.param(TicketOrder.QUEUE, None, id="queue-all"),
+            pytest.param(TicketOrder.NEWEST, "grp-a", id="group-newest"),
+            pytest.param(TicketOrder.NEWEST, None, id="newest-all"),
+        ],
+    )
+    def test_paging_by_cursor_returns_each_ticket_once_in_order(
+        self, repo: Repository, order: TicketOrder, group: str | None
+    ) -> None:
+        """10,000 tickets with ties in priority and age, paged by the key of each page's
+        last ticket: every ticket of the listing once, in the listing's order."""
+        tickets = many_tickets(10_000)
+        with repo.tickets.unit() as unit:
+            unit.save_incidents(tickets)
+        wanted = [
+            t
+            for t in tickets
+            if group is None or (t.assignment_group, t.status.active) == (group, True)
+        ]
+        if order is TicketOrder.QUEUE:
+            wanted.sort(key=queue_key)
+        else:
+            wanted.sort(key=lambda t: -t.number)
+        query = IncidentFilter(
+            assignment_group=group, open=True if group else None, order=order, limit=101
+        )
+        seen: list[str] = []
+        pages = 0
+        while True:
+            page = repo.tickets.find_incidents(query)
+            if not page:
+                break
+            pages += 1
+            assert len(page) <= 101
+            seen.extend(incident_ids(page))
+            last = page[-1]
+            after = queue_key(last) if order is TicketOrder.QUEUE else (last.number,)
+            query = replace(query, after=after)
+        assert len(seen) == len(set(seen)), "no ticket twice"
+        assert seen == incident_ids(wanted), "every ticket, in order"
+        assert pages == -(-len(wanted) // 101)
+        assert len(wanted) > 2_000
+
+    def test_links_are_saved_once_and_found_from_both_ends(self, desk: Repository) -> None:
+        parent = TicketLink("inc-11", "inc-13", LinkKind.PARENT_OF, at(1), "alice")
+        duplicate = TicketLink("inc-16", "inc-13", LinkKind.DUPLICATE_OF, at(2), "bob")
+        change = TicketLink("inc-13", "chg-4", LinkKind.CAUSED_BY_CHANGE, at(3), "bob")
+        related = TicketLink("inc-11", "inc-13", LinkKind.RELATED, at(4), "carol")
+        with desk.tickets.unit() as unit:
+            unit.save_links([parent, duplicate])
+            unit.save_links([change, related, replace(parent, created_at=at(9), created_by="x")])
+        with desk.tickets.unit() as unit:
+            unit.save_links([parent])  # idempotent, in another unit too
+
+        def links(*ids: str) -> dict[str, set[TicketLink]]:
+            return {k: set(v) for k, v in desk.tickets.links_of(ids).items()}
+
+        found = desk.tickets.links_of(["inc-13"])
+        assert len(found["inc-13"]) == 4, "each link once"
+        assert set(found["inc-13"]) == {parent, duplicate, change, related}, "the first save kept"
+        assert links("inc-11") == {"inc-11": {parent, related}}, "from the source"
+        assert links("chg-4") == {"chg-4": {change}}, "from the target"
+        assert links("inc-11", "inc-16", "inc-12") == {
+            "inc-11": {parent, related},
+            "inc-16": {duplicate},
+        }, "tickets without links are absent"
+        assert links("inc-11", "inc-13")["inc-13"] == {parent, duplicate, change, related}
+        with desk.tickets.unit() as unit:
+            unit.delete_links(
+                [parent, TicketLink("inc-11", "inc-12", LinkKind.RELATED, at(5), "a")]
+            )
+        assert links("inc-11", "inc-13") == {
+            "inc-11": {related},
+            "inc-13": {duplicate, change, related},
+        }, "only that link, only that kind; an absent link is no error"
+        with desk.tickets.unit() as unit:
+            unit.delete_links([duplicate, change, related])
+        assert desk.tickets.links_of(["inc-11", "inc-13", "inc-16", "chg-4"]) == {}
+
+    def test_alert_cycles_are_recorded_and_cleared_in_place(self, seeded: Repository) -> None:
+        first = AlertCycle("a1", at(0), None, "inc-1")
+        second = AlertCycle("a1", at(10), None, "inc-1")
+        other = AlertCycle("a2", at(1), at(2), "inc-1")
+        with seeded.tickets.unit() as unit:
+            unit.record_cycles([second, other])
+            unit.record_cycles([first])  # an older cycle recorded later
+        assert seeded.tickets.alert_cycles(["a1", "a2", "a9"]) == {
+            "a1": [first, second],
+            "a2": [other],
+        }, "oldest first; alerts without cycles absent"
+        cleared = replace(first, cleared_at=at(5))
+        with seeded.tickets.unit() as unit:
+            unit.record_cycles([cleared])
+            unit.record_cycles([replace(second, cleared_at=at(12), incident_id="inc-3")])
+        assert seeded.tickets.alert_cycles(["a1"]) == {
+            "a1": [cleared, AlertCycle("a1", at(10), at(12), "inc-3")]
+        }, "a clear updates the cycle it ends: still two"
+        with seeded.tickets.unit() as unit:
+            unit.record_cycles([AlertCycle("a1", at(20)), AlertCycle("a1", at(30))])
+        cycles = seeded.tickets.alert_cycles(["a1"])["a1"]
+        assert [c.fired_at for c in cycles] == [at(0), at(10), at(20), at(30)]
+        assert cycles[2:] == [AlertCycle("a1", at(20)), AlertCycle("a1", at(30))]
+
+    def test_open_counts_count_active_tickets_per_agent(self, desk: Repository) -> None:
+        assert desk.tickets.open_counts(["alice", "bob", "carol", "nobody"]) == {
+            "alice": 1,  # 14 is resolved
+            "bob": 2,  # pending and in progress
+        }, "agents holding no active ticket are absent"
+        assert desk.tickets.open_counts([]) == {}
+        with desk.tickets.unit() as unit:
+            unit.update_incidents([replace(DESK["inc-12"], assignee="carol", status=_S.ASSIGNED)])
+            unit.update_incidents([replace(DESK["inc-11"], status=_S.RESOLVED)])
+        assert desk.tickets.open_counts(["alice", "carol"]) == {"carol": 1}
+
+    def test_update_incidents_writes_every_desk_field(self, desk: Repository) -> None:
+        original = DESK["inc-11"]
+        people = {
+            "title": "VPN drops — every hour",
+            "status": _S.CLOSED,
+            "updated_at": at(400),
+            "priority": 1,
+            "impact": "high",
+            "urgency": "high",
+            "resolved_at": at(350),
+            "reopen_count": 2,
+            "problem_id": "prb-4",
+            "acknowledged_at": at(101),
+            "acknowledged_by": "alice",
+            "assignee": "bob",
+            "resolved_by": "bob",
+            "resolution": "replaced the concentrator",
+            "type": TicketType.SERVICE_REQUEST,
+            "channel": Channel.EMAIL,
+            "description": "since Monday, „every“ hour\nsee the log",
+            "requester": "c-ben",
+            "organisation": "org-beta",
+            "service": "svc-laptop",
+            "category": "hardware/laptop",
+            "affected_ci_ids": ["ci-v1", "ci-v2"],
+            "priority_reason": "the whole site",
+            "priority_set_by": "bob",
+            "assignment_group": "grp-desk",
+            "pending_reason": "awaiting_vendor",
+            "resolution_code": "fixed",
+            "close_code": "solved",
+            "closed_at": at(400),
+            "tags": ["vip", "vpn", "ü"],
+            "custom_fields": {"model": "X1 “Carbon”", "ram_gb": 32, "dock": True, "w": 1.5},
+            "routed_by": "rule:vpn",
+        }
+        correlations = {
+            "number": 99,
+            "opened_at": at(1),
+            "last_alert_at": at(399),
+            "root_ci_id": "ci-z",
+            "root_inferred": True,
+            "root_confidence": 0.5,
+            "root_fingerprint": "a1",
+            "business_services": ["svc-x"],
+            "flapping": True,
+            "clear_since": at(398),
+            "alert_count": 7,
+            "created_by": "mallory",
+        }
+        assert set(people) | set(correlations) | {"id"} == {
+            f.name for f in dataclasses.fields(Incident)
+        }, "every field is either written or kept"
+        with desk.tickets.unit() as unit:
+            unit.update_incidents([replace(original, **people, **correlations)])
+            unit.update_incidents([replace(original, id="inc-99", number=99)])  # absent: nothing
+        assert desk.tickets.get_incidents(["inc-11", "inc-99"]) == {
+            "inc-11": replace(original, **people)
+        }
+        assert desk.tickets.find_incidents(IncidentFilter()) == [
+            *[DESK[f"inc-{n}"] for n in (17, 16, 15, 14, 13, 12)],
+            replace(original, **people),
+        ], "the others as they were"
+
+    def test_worklog_field_changes_round_trip(self, desk: Repository) -> None:
+        log = WorklogKind
+        entries = [
+            WorklogEntry(
+                "inc-12",
+                at(1),
+                "alice",
+                log.TRANSITION,
+                "assign",
+                field="status",
+                old="new",
+                new="assigned",
+            ),
+            WorklogEntry("inc-12", at(1), "alice", log.CHANGED, field="assignee", new="alice"),
+            WorklogEntry(
+                "inc-12", at(2), "bob", log.CHANGED, field="tags", old='["vip"]', new='["vip","ü"]'
+            ),
+            WorklogEntry(
+                "inc-12",
+                at(3),
+                "rule:laptops",
+                log.ROUTED,
+                "category hardware/laptop",
+                field="assignment_group",
+                new="grp-desk",
+            ),
+            WorklogEntry(
+                "inc-12",
+                at(4),
+                "c-ben",
+                log.REOPENED,
+                "still broken",
+                field="status",
+                old="resolved",
+                new="in_progress",
+            ),
+            WorklogEntry("inc-12", at(5), "bob", log.CHANGED, field="resolution", old="x"),
+            WorklogEntry("inc-12", at(5), "bob", log.COMMENT, "a comment changes no field"),
+        ]
+        with desk.tickets.unit() as unit:
+            unit.append_worklog(entries[:3])
+        with desk.tickets.unit() as unit:
+            unit.append_worklog(entries[3:])
+        found = desk.tickets.worklog(["inc-12"])["inc-12"]
+        assert without_seq(found) == entries, "field, old and new as written, None kept"
+
     # -- times ---------------------------------------------------------------------------
 
     @pytest.mark.parametrize(
@@ -897,6 +1351,22 @@ class TicketContract:
                 lambda u: u.save_problem(make_problem(9, created_at=NAIVE)), id="save_problem"
             ),
             pytest.param(lambda u: u.link_problem("prb-9", ["inc-1"], NAIVE), id="link_problem"),
+            pytest.param(
+                lambda u: u.save_incidents(
+                    [make_incident(9, 0), make_incident(10, 0, closed_at=NAIVE)]
+                ),
+                id="save_incidents-closed_at",
+            ),
+            pytest.param(
+                lambda u: u.record_cycles([AlertCycle("a1", at(0)), AlertCycle("a2", NAIVE)]),
+                id="record_cycles-fired_at",
+            ),
+            pytest.param(
+                lambda u: u.record_cycles(
+                    [AlertCycle("a1", at(0)), AlertCycle("a2", at(1), NAIVE)]
+                ),
+                id="record_cycles-cleared_at",
+            ),
         ],
     )
     def test_naive_times_are_refused_by_correlation_writes(
@@ -934,6 +1404,42 @@ class TicketContract:
                 ),
                 id="append_worklog",
             ),
+            pytest.param(
+                lambda u: u.append_worklog(
+                    [
+                        WorklogEntry("inc-1", at(1), "x", WorklogKind.CHANGED, field="title"),
+                        WorklogEntry("inc-1", NAIVE, "x", WorklogKind.CHANGED, field="title"),
+                    ]
+                ),
+                id="append_worklog-field",
+            ),
+            pytest.param(
+                lambda u: u.update_incidents(
+                    [replace(INCIDENTS["inc-1"], closed_at=NAIVE, close_code="solved")]
+                ),
+                id="update_incidents-closed_at",
+            ),
+            pytest.param(
+                lambda u: u.update_incidents([replace(INCIDENTS["inc-3"], resolved_at=NAIVE)]),
+                id="update_incidents-resolved_at",
+            ),
+            pytest.param(
+                lambda u: u.update_incidents([replace(INCIDENTS["inc-3"], acknowledged_at=NAIVE)]),
+                id="update_incidents-acknowledged_at",
+            ),
+            pytest.param(
+                lambda u: u.save_links(
+                    [
+                        TicketLink("inc-1", "inc-2", LinkKind.RELATED, at(1), "x"),
+                        TicketLink("inc-1", "inc-3", LinkKind.RELATED, NAIVE, "x"),
+                    ]
+                ),
+                id="save_links",
+            ),
+            pytest.param(
+                lambda u: u.record_cycles([AlertCycle("a1", at(0), NAIVE, "inc-1")]),
+                id="record_cycles",
+            ),
         ],
     )
     def test_naive_times_are_refused_by_ticket_writes(
@@ -957,6 +1463,10 @@ class TicketContract:
             pytest.param(
                 lambda r: r.tickets.find_incidents(IncidentFilter(opened_since=NAIVE)),
                 id="find_incidents",
+            ),
+            pytest.param(
+                lambda r: r.tickets.find_incidents(IncidentFilter(resolved_before=NAIVE)),
+                id="find_incidents-resolved_before",
             ),
             pytest.param(
                 lambda r: r.tickets.incidents_updated_since(NAIVE, 10),
@@ -1046,7 +1556,8 @@ def in_ticket_unit(repo: Repository, work: Callable[[Any], object]) -> object:
 
 
 def snapshot(repo: Repository) -> tuple[object, ...]:
-    """Everything ``seed`` and the tests write, read through the ports."""
+    """Everything ``seed`` and the tests write, read through the ports (links and alert
+    cycles included)."""
     everything = ["inc-1", "inc-2", "inc-3", "inc-9", "prb-9", "chg-9"]
     with repo.tickets.unit() as unit:
         alerts = unit.load_alerts([*ALERTS, "a9"])
@@ -1060,4 +1571,6 @@ def snapshot(repo: Repository) -> tuple[object, ...]:
         repo.tickets.get_problems(["prb-9"]),
         repo.tickets.get_changes(["chg-9"]),
         repo.tickets.worklog(everything),
+        repo.tickets.links_of(everything),
+        repo.tickets.alert_cycles([*ALERTS, "a9"]),
     )

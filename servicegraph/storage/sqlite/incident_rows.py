@@ -108,13 +108,15 @@ INCIDENT_COLUMNS = (
     "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
     "close_code, closed_at, tags, custom_fields, routed_by, created_by"
 )
-# what people change (``TicketUnit.update_incidents``): everything but the fields
-# correlation derives from alerts, which its own writes keep (priority is the one both
-# write: an agent's override, or correlation's matrix while there is none)
+# what people change (``TicketUnit.update_incidents``): everything but the ticket's identity
+# (id, number, opened_at, created_by) and the fields correlation derives from alerts, which
+# its own writes keep (priority is the one both write: an agent's override, or
+# correlation's matrix while there is none); the type too, as an agent reclassifies an
+# incident that turns out to be a request
 PEOPLE_COLUMNS = (
     "title, status, updated_at, priority, impact, urgency, resolved_at, reopen_count, "
     "problem_id, acknowledged_at, acknowledged_by, assignee, resolved_by, resolution, "
-    "channel, description, requester, organisation, service, category, affected_ci_ids, "
+    "type, channel, description, requester, organisation, service, category, affected_ci_ids, "
     "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
     "close_code, closed_at, tags, custom_fields, routed_by"
 )
@@ -199,6 +201,7 @@ def people_row(i: Incident) -> tuple[Any, ...]:
         i.assignee,
         i.resolved_by,
         i.resolution,
+        i.type.value,
         i.channel.value,
         i.description,
         i.requester,

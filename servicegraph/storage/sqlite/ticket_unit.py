@@ -33,7 +33,6 @@ from servicegraph.storage.sqlite.incident_rows import (
     to_incident,
     to_problem,
 )
-from servicegraph.ticketing.lifecycle import ACTIVE_STATUSES
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,
@@ -46,8 +45,12 @@ from servicegraph.ticketing.model import (
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 IN = "(SELECT value FROM json_each(?))"
-# the lifecycle's active statuses, as an SQL list (the queues' partial indexes say the same)
-ACTIVE = "(" + ", ".join(f"'{s}'" for s in ACTIVE_STATUSES) + ")"
+# The lifecycle's active statuses as an SQL list, word for word as migration 9's partial
+# indexes (incident_group_queue, incident_agent_queue) say it: SQLite reads a partial index
+# only for a query whose WHERE holds the index's condition as written, and the same
+# statuses in another order are another expression to it (a queue page then sorts every
+# active ticket). tests/contract/test_sqlite_tickets.py checks both.
+ACTIVE = "('new', 'assigned', 'in_progress', 'pending')"
 CHANGE_COLUMNS = (
     "id, number, title, description, status, risk, planned_start, planned_end, created_at, "
     "created_by, updated_at"
