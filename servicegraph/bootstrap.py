@@ -27,7 +27,8 @@ from servicegraph.correlation.diagnosis import DiagnosisService
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.ports import EventInbox
 from servicegraph.ticketing.desk import ServiceDesk
-from servicegraph.ticketing.ports import TicketStore
+from servicegraph.ticketing.desk_directory import DeskDirectory
+from servicegraph.ticketing.ports import DirectoryStore, TicketStore
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Services:
     diagnosis: DiagnosisService  # root causes of incidents, from correlation's analysis
     tokens: TokenService
     poll_state: PollStateStore  # the SNMP poller's last samples, shared by every worker
+    directory: DeskDirectory  # the desk's people and service catalogue (cached per version)
 
     def close(self) -> None:
         self.inbox.close()
@@ -127,6 +129,16 @@ def open_ticket_stores(
     return SqliteTicketStore(file), SqliteTokenStore(file), SqlitePollState(file)
 
 
+def open_directory_store(inbox: EventInbox) -> DirectoryStore:
+    """People and the service catalogue live in the file that holds tickets."""
+    from servicegraph.storage.sqlite.directory import SqliteDirectoryStore
+    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+
+    if not isinstance(inbox, SqliteEventInbox):
+        raise StoreUnavailable("the desk's directory needs the embedded inbox's file")
+    return SqliteDirectoryStore(inbox.file)
+
+
 def bootstrap(
     settings: Settings | None = None, *, migrate: bool = True, read_only: bool = False
 ) -> Services:
@@ -152,6 +164,17 @@ def bootstrap(
         stale_after_runs=settings.stale_after_runs,
     )
     history = HistoryService(store)
+    catalog = CatalogService(store, classes, identifier_rules, reconciler)
+    directory = DeskDirectory(open_directory_store(inbox), store, resolve_ci=catalog.resolve)
+    desk_policy = settings.desk.policy()
+    desk = ServiceDesk.build(
+        tickets,
+        store,
+        history,
+        directory=directory.directory,
+        catalogue=directory.catalogue,
+        policy=desk_policy,
+    )
     correlator = Correlator(
         inbox,
         tickets,
@@ -159,6 +182,8 @@ def bootstrap(
         impact,
         CIMapper(store, identifier_rules, impact),
         settings.correlation.policy(),
+        lifecycle=desk_policy.lifecycle,  # one state machine for people and correlation
+        router=desk.tickets.router,  # monitoring incidents routed as people's tickets are
     )
     return Services(
         settings=settings,
@@ -171,9 +196,10 @@ def bootstrap(
         inbox=inbox,
         tickets=tickets,
         correlator=correlator,
-        catalog=CatalogService(store, classes, identifier_rules, reconciler),
-        desk=ServiceDesk.build(tickets, store, history),
+        catalog=catalog,
+        desk=desk,
         diagnosis=DiagnosisService(tickets, correlator),
-        tokens=TokenService(tokens),
+        tokens=TokenService(tokens, agents=directory),
         poll_state=poll_state,
+        directory=directory,
     )

@@ -22,3 +22,11 @@ class TokenStore(Protocol):
 
     def revoke_token(self, token_id: str, at: dt.datetime) -> bool:
         """Revoke an active token; False when it was revoked already."""
+
+
+class AgentRoster(Protocol):
+    """Who the desk's agents are, for tokens held by an agent (the desk's directory,
+    ``servicegraph.ticketing.desk_directory.DeskDirectory``, wired by ``bootstrap``)."""
+
+    def agent_active(self, login: str) -> bool | None:
+        """True for an active agent, False for one who left, None for no such agent."""

@@ -3,6 +3,13 @@
 A token reads ``sgt_<id>_<secret>``: the id finds the stored record, and the SHA-256 of
 the secret is compared in constant time with the stored one. The secret is 256 random
 bits, so a plain hash is enough (no password stretching is needed for random secrets).
+
+A token may belong to a holder: an agent of the desk (their login, which must be an
+active agent when the token is made) or an integration (``integration:<name>``). The
+holder is the actor of everything done with the token, so that the history says "alice",
+not "alice-laptop-token". A token held by an agent stops working when the agent is
+deactivated (and works again if they come back): leaving the desk revokes nothing by
+hand, and a token can never act for someone who is gone.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ import re
 import secrets
 from collections.abc import Callable
 
-from servicegraph.access.model import ApiToken, Principal, Role
-from servicegraph.access.ports import TokenStore
+from servicegraph.access.model import INTEGRATION_PREFIX, ApiToken, Principal, Role, holder_agent
+from servicegraph.access.ports import AgentRoster, TokenStore
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.model import utcnow
 
@@ -35,17 +42,28 @@ class UnknownToken(ValidationFailed):
 
 
 class TokenService:
-    def __init__(self, store: TokenStore, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        agents: AgentRoster | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.store = store
+        self.agents = agents  # None: no directory to check, so no token can name an agent
         self.clock = clock
 
-    def create(self, name: str, role: Role | str, *, created_by: str) -> tuple[ApiToken, str]:
-        """A new token and its secret, which is shown this once and never stored."""
+    def create(
+        self, name: str, role: Role | str, *, created_by: str, holder: str | None = None
+    ) -> tuple[ApiToken, str]:
+        """A new token and its secret, which is shown this once and never stored.
+        ``holder``: an active agent's login, or ``integration:<name>``."""
         if not _NAME.match(name):
             raise ValidationFailed(
                 "use 1-100 letters, digits and . _ @ - (starting with a letter or digit)",
                 field="name",
             )
+        holder = self._check_holder(holder)
         try:
             role = Role(role)
         except ValueError:
@@ -62,9 +80,32 @@ class TokenService:
             secret_sha256=_digest(secret),
             created_at=self.clock(),
             created_by=created_by,
+            holder=holder,
         )
         self.store.add_token(token)
         return token, f"{PREFIX}{token_id}_{secret}"
+
+    def _check_holder(self, holder: str | None) -> str | None:
+        if holder is None or not holder.strip():
+            return None
+        holder = holder.strip()
+        if holder.startswith(INTEGRATION_PREFIX):
+            if not _NAME.match(holder.removeprefix(INTEGRATION_PREFIX)):
+                raise ValidationFailed(
+                    f"name the integration after '{INTEGRATION_PREFIX}': 1-100 letters, "
+                    "digits and . _ @ -",
+                    field="holder",
+                )
+            return holder
+        active = self.agents.agent_active(holder) if self.agents is not None else None
+        if active is None:
+            raise ValidationFailed(
+                f"no agent with login '{holder}' (for a system, use '{INTEGRATION_PREFIX}<name>')",
+                field="holder",
+            )
+        if not active:
+            raise ValidationFailed(f"agent '{holder}' is inactive", field="holder")
+        return holder
 
     def authenticate(self, presented: str) -> Principal | None:
         """The principal of an active token, or None for anything else."""
@@ -79,7 +120,10 @@ class TokenService:
             return None
         if not hmac.compare_digest(_digest(secret), token.secret_sha256):
             return None
-        return Principal(name=token.name, role=token.role, token_id=token.id)
+        agent = holder_agent(token.holder)
+        if agent is not None and (self.agents is None or not self.agents.agent_active(agent)):
+            return None  # the agent left (or cannot be checked): the token acts for nobody
+        return Principal(name=token.name, role=token.role, token_id=token.id, holder=token.holder)
 
     def all(self) -> list[ApiToken]:
         return self.store.list_tokens()

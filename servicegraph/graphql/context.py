@@ -44,8 +44,9 @@ class GraphQLContext(BaseContext):
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a service call that writes in a worker thread (it may wait for the store's
-        write lock), recording the token's name as the actor of every change."""
-        actor = self.principal.name if self.principal is not None else "anonymous"
+        write lock), recording the token's holder (else its name) as the actor of every
+        change."""
+        actor = self.principal.actor if self.principal is not None else "anonymous"
 
         def call() -> T:
             with change_context(actor=actor, request_id=self.request_id):

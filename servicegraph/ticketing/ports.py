@@ -283,13 +283,23 @@ class DirectoryStore(Protocol):
     def load_catalogue(self) -> Catalogue:
         """Every service and category, as of one moment."""
 
-    def save_people(self, batch: PeopleBatch, at: dt.datetime) -> int:
+    def save_people(
+        self, batch: PeopleBatch, at: dt.datetime, *, expected: int | None = None
+    ) -> int | None:
         """Upsert the batch in one unit (see ``PeopleBatch``) and return the new version.
         ``at`` is recorded as the records' update time; a naive time raises ValueError and
-        saves nothing."""
+        saves nothing. With ``expected`` (the version the caller computed the batch from),
+        nothing is saved and None returned when the stored version is another: someone
+        saved in between, and the caller recomputes from a fresh load (optimistic
+        concurrency; the write lock is not held while the caller thinks)."""
 
     def save_catalogue(
-        self, services: Sequence[Service], categories: Sequence[Category], at: dt.datetime
-    ) -> int:
+        self,
+        services: Sequence[Service],
+        categories: Sequence[Category],
+        at: dt.datetime,
+        *,
+        expected: int | None = None,
+    ) -> int | None:
         """Upsert services (by id) and categories (by path) in one unit; return the new
-        version."""
+        version, or None as ``save_people`` does."""

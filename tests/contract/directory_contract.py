@@ -171,6 +171,19 @@ class DirectoryContract:
         assert store.version() == version == 3
         assert store.load_directory().agents["bob"].name == "Robert"
 
+    def test_a_save_from_a_stale_version_saves_nothing(
+        self, store: DirectoryStore, other_store: DirectoryStore
+    ) -> None:
+        seed(store)
+        seen = store.version()
+        assert other_store.save_people(PeopleBatch(agents=(BOB,)), T0, expected=seen) == seen + 1
+        stale = PeopleBatch(agents=(Agent("bob", "Stale Bob", "bob@desk.example"),))
+        assert store.save_people(stale, T0, expected=seen) is None
+        assert store.save_catalogue([FAX], [], T0, expected=seen) is None
+        assert store.version() == seen + 1
+        assert store.load_directory().agents["bob"] == BOB
+        assert store.save_catalogue([FAX], [], T0, expected=seen + 1) == seen + 2
+
     # -- upserts -------------------------------------------------------------------------------
 
     def test_a_saved_record_replaces_the_stored_one(self, store: DirectoryStore) -> None:

@@ -83,6 +83,17 @@ class TokenContract:
         assert tokens.token_named("monitoring ü prod") == token
         assert tokens.list_tokens() == [token]
 
+    @pytest.mark.parametrize("holder", [None, "alice", "integration:grafana"])
+    def test_the_holder_round_trips(self, tokens: TokenStore, holder: str | None) -> None:
+        """An agent's login, an integration, or nobody (the token's name is the actor)."""
+        token = make_token("tok-a", holder=holder)
+        tokens.add_token(token)
+        assert tokens.get_token("tok-a") == token
+        assert tokens.list_tokens()[0].holder == holder
+        tokens.revoke_token("tok-a", at(1))
+        revoked = tokens.get_token("tok-a")
+        assert revoked is not None and revoked.holder == holder, "revoking keeps the holder"
+
     def test_every_role_round_trips(self, tokens: TokenStore) -> None:
         for n, role in enumerate(Role):
             tokens.add_token(make_token(f"tok-{n}", role=role, created_at=at(n)))

@@ -165,6 +165,14 @@ class SqliteDirectoryStore:
 
     # -- writes -----------------------------------------------------------------------------
 
+    def _stale(self, conn: sqlite3.Connection, expected: int | None) -> bool:
+        """Whether the caller computed its batch from another version than the stored one
+        (read inside the write transaction, so nobody can save in between)."""
+        if expected is None:
+            return False
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+        return (0 if row is None else int(row[0])) != expected
+
     def _advance(self, conn: sqlite3.Connection) -> int:
         row = conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, 1) "
@@ -173,9 +181,13 @@ class SqliteDirectoryStore:
         ).fetchone()
         return int(row[0])
 
-    def save_people(self, batch: PeopleBatch, at: dt.datetime) -> int:
+    def save_people(
+        self, batch: PeopleBatch, at: dt.datetime, *, expected: int | None = None
+    ) -> int | None:
         stamp = to_us(at)  # a naive time fails here, before the transaction
         with self._file.errors("saving people"), self._file._transaction() as conn:
+            if self._stale(conn, expected):
+                return None
             _save_agents(conn, batch.agents, stamp)
             _save_groups(conn, batch.groups, stamp)
             conn.executemany(
@@ -192,10 +204,17 @@ class SqliteDirectoryStore:
             return self._advance(conn)
 
     def save_catalogue(
-        self, services: Sequence[Service], categories: Sequence[Category], at: dt.datetime
-    ) -> int:
+        self,
+        services: Sequence[Service],
+        categories: Sequence[Category],
+        at: dt.datetime,
+        *,
+        expected: int | None = None,
+    ) -> int | None:
         stamp = to_us(at)
         with self._file.errors("saving the service catalogue"), self._file._transaction() as conn:
+            if self._stale(conn, expected):
+                return None
             conn.executemany(
                 "INSERT INTO desk_service (id, name, ci_id, owner_group, request_types, "
                 "defaults, description, active, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -16,7 +16,7 @@ from servicegraph.cmdb.errors import StoreError, ValidationFailed
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.store import SqliteGraphStore
 
-_COLUMNS = "id, name, role, secret_sha256, created_at, created_by, revoked_at"
+_COLUMNS = "id, name, role, secret_sha256, created_at, created_by, revoked_at, holder"
 
 
 def _token(r: tuple[Any, ...]) -> ApiToken:
@@ -28,6 +28,7 @@ def _token(r: tuple[Any, ...]) -> ApiToken:
         created_at=from_us(r[4]),
         created_by=r[5],
         revoked_at=None if r[6] is None else from_us(r[6]),
+        holder=r[7],
     )
 
 
@@ -49,7 +50,7 @@ class SqliteTokenStore:
                     f"a token named '{token.name}' exists; choose another name", field="name"
                 )
             conn.execute(
-                f"INSERT INTO api_token ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_token ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     token.id,
                     token.name,
@@ -58,6 +59,7 @@ class SqliteTokenStore:
                     to_us(token.created_at),
                     token.created_by,
                     None if token.revoked_at is None else to_us(token.revoked_at),
+                    token.holder,
                 ),
             )
 
