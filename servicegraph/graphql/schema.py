@@ -26,6 +26,7 @@ from servicegraph.graphql.cmdb import CmdbMutation, CmdbQuery
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.limits import ComplexityLimiter
 from servicegraph.graphql.monitoring import MonitoringQuery
+from servicegraph.graphql.people import PeopleMutation, PeopleQuery
 from servicegraph.graphql.subscriptions import Subscription
 from servicegraph.graphql.tickets import TicketMutation, TicketQuery
 from servicegraph.graphql.timeline import TIMELINE_TYPES, TimelineQuery
@@ -36,20 +37,40 @@ class Me:
     name: str
     role: RoleEnum  # type: ignore[valid-type]
     permissions: list[PermissionEnum]  # type: ignore[valid-type]
+    holder: str | None = strawberry.field(
+        description="Whom the token belongs to: an agent's login, or integration:<name>."
+    )
+    actor: str = strawberry.field(description="Who the history names for what you do.")
 
 
 @strawberry.type
-class Query(CmdbQuery, MonitoringQuery, TicketQuery, TimelineQuery):
+class Query(
+    CmdbQuery,
+    MonitoringQuery,
+    TicketQuery,
+    TimelineQuery,
+    PeopleQuery,
+):
     @query_field(description="Who you are: the token the request is made with.")
     def me(self, info: Info) -> Me:
         principal = info.context.principal
         assert principal is not None  # query_field let a reader through
         perms = sorted(ROLE_PERMISSIONS[principal.role], key=lambda p: p.value)
-        return Me(name=principal.name, role=principal.role, permissions=perms)
+        return Me(
+            name=principal.name,
+            role=principal.role,
+            permissions=perms,
+            holder=principal.holder,
+            actor=principal.actor,
+        )
 
 
 @strawberry.type
-class Mutation(CmdbMutation, TicketMutation):
+class Mutation(
+    CmdbMutation,
+    TicketMutation,
+    PeopleMutation,
+):
     pass
 
 

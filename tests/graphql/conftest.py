@@ -19,7 +19,15 @@ from servicegraph.events.model import Event, EventStatus, Severity, digest
 from servicegraph.http.app import create_app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ROLES = ("viewer", "engineer", "problem_manager", "admin", "integration")
+ROLES = (
+    "viewer",
+    "engineer",
+    "problem_manager",
+    "admin",
+    "integration",
+    "agent",
+    "group_manager",
+)
 
 
 @dataclass

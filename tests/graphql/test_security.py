@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from servicegraph.access.model import ROLE_PERMISSIONS, Permission, Role
 from servicegraph.cli import app
-from tests.graphql.conftest import Site
+from tests.graphql.conftest import ROLES, Site
 
 MUTATIONS: dict[str, tuple[Permission, str]] = {
     "createCi": (
@@ -64,6 +64,31 @@ MUTATIONS: dict[str, tuple[Permission, str]] = {
     "createChange": (
         Permission.MANAGE_CHANGES,
         'createChange(input: {title: "", ciIds: []}) { __typename }',
+    ),
+    "importPeople": (
+        Permission.MANAGE_PEOPLE,
+        'importPeople(input: {text: "", kind: AGENTS, dryRun: true}) { __typename }',
+    ),
+    "importCatalogue": (
+        Permission.MANAGE_DESK,
+        'importCatalogue(input: {text: "{}", dryRun: true}) { __typename }',
+    ),
+    "upsertAgent": (
+        Permission.MANAGE_DESK,
+        'upsertAgent(input: {login: "", name: "", email: ""}) { __typename }',
+    ),
+    "deactivateAgent": (Permission.MANAGE_DESK, 'deactivateAgent(login: "x") { __typename }'),
+    "upsertGroup": (
+        Permission.MANAGE_DESK,
+        'upsertGroup(input: {id: "", name: ""}) { __typename }',
+    ),
+    "upsertContact": (
+        Permission.MANAGE_DESK,
+        'upsertContact(input: {id: "", name: ""}) { __typename }',
+    ),
+    "upsertOrganisation": (
+        Permission.MANAGE_DESK,
+        'upsertOrganisation(input: {id: "", name: ""}) { __typename }',
     ),
 }
 
@@ -141,7 +166,7 @@ def test_tokens_are_stored_hashed(site: Site) -> None:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT id, name, role, secret_sha256 FROM api_token").fetchall()
         dump = "\n".join(conn.iterdump())
-    assert len(rows) == 5
+    assert len(rows) == len(ROLES)
     assert secret not in dump and secret.split("_", 2)[2] not in dump
     assert all(len(r[3]) == 64 for r in rows)
 
