@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from servicegraph.cli.common import (
     EXIT_CONFLICTS,
@@ -28,6 +29,12 @@ from servicegraph.cmdb.errors import ReconciliationConflicts
 from servicegraph.cmdb.importer import read_files
 from servicegraph.cmdb.reconciliation import ReconcileReport
 from servicegraph.runtime.heap import collector_paused
+from servicegraph.ticketing.timeline import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    TimelineEntry,
+    TimelineKind,
+)
 
 CIArgument = Annotated[str, typer.Argument(help="The CI (id, key or kind:value).")]
 
@@ -292,40 +299,88 @@ def history(
     ci: CIArgument,
     since: Annotated[str | None, typer.Option(help="ISO 8601 start time.")] = None,
     until: Annotated[str | None, typer.Option(help="ISO 8601 end time.")] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_PAGE, help="Most entries to show (a page).")
+    ] = DEFAULT_PAGE,
+    after: Annotated[
+        str | None,
+        typer.Option(help="Continue after this cursor (printed below a page with more)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The CI's timeline: every attribute, identifier and relationship change."""
+    """The CI's timeline, oldest first: its changes (attributes, identifiers, relationships,
+    merges), every fire and clear of its alerts, and every step of its tickets (opened,
+    assigned, commented, resolved with the resolution as written, reopened and why), for
+    the CI and the CIs merged into it. A page at a time: --limit, then --after."""
     with open_services(read_only=True) as services:
         (ci_id,) = resolve(services, [ci])
-        entries = services.history.timeline(
-            ci_id, since=parse_time(since, "--since"), until=parse_time(until, "--until")
+        page = services.desk.timeline.page(
+            ci_id,
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
+            limit=limit,
+            after=after,
         )
+        named = names(services, [ci_id, *(e.ci_id for e in page.entries if e.ci_id)])
         if as_json:
-            print_json(entries)
-            return
-        named = names(services, [ci_id, *(e.other_ci_id or e.ci_id for e in entries)])
-        table = Table(title=f"history of {named.get(ci_id, ci_id)} ({ci_id})", title_justify="left")
-        for column in ("time (UTC)", "change", "what", "old", "new", "source", "actor"):
-            table.add_column(column, overflow="fold")
-        for e in entries:
-            what = e.field or ""
-            if e.other_ci_id:
-                what = (
-                    f"{named.get(e.ci_id, e.ci_id)} -{e.field}-> "
-                    f"{named.get(e.other_ci_id, e.other_ci_id)}"
-                )
-            elif e.ci_id != ci_id:
-                what = f"(merged {named.get(e.ci_id, e.ci_id)}) {what}"
-            table.add_row(
-                f"{e.at:%Y-%m-%d %H:%M:%S}",
-                e.kind.value,
-                what,
-                _short(e.old),
-                _short(e.new),
-                e.source or "",
-                e.actor or "",
+            print_json([_timeline_json(e, named) for e in page.entries])
+        else:
+            title = f"history of {named.get(ci_id, ci_id)} ({ci_id})"
+            table = Table(title=title, title_justify="left")
+            for column in ("time (UTC)", "kind", "CI", "what happened", "actor", "source"):
+                table.add_column(column, overflow="fold")
+            for e in page.entries:
+                cells = (named.get(e.ci_id, e.ci_id), e.summary, e.actor or "", e.source or "")
+                # Text: "[cycle 2 of 4, INC1]" is not Rich markup
+                table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind.value, *map(Text, cells))
+            out.print(table)
+        if page.next_cursor is not None:  # never a silent cut: say how to go on
+            err.print(
+                f"more entries: servicegraph history {ci} --after {page.next_cursor}"
+                + (f" --limit {limit}" if limit != DEFAULT_PAGE else ""),
+                highlight=False,
+                soft_wrap=True,
             )
-        out.print(table)
+
+
+def _timeline_json(e: TimelineEntry, named: dict[str, str]) -> dict[str, Any]:
+    """An entry for scripts: ``type`` is the timeline kind, ``kind`` what happened (the
+    CMDB history kind of a CI change, fired or cleared, the worklog kind of a ticket's
+    step), with the record's details; CIs by id and name."""
+    row: dict[str, Any] = {
+        "at": e.at,
+        "type": e.kind,
+        "ci_id": e.ci_id,
+        "ci_name": named.get(e.ci_id),
+        "summary": e.summary,
+        "actor": e.actor,
+        "source": e.source,
+        "cursor": e.cursor,
+        "related": [{"id": r.id, "name": r.name, "role": r.role} for r in e.related],
+    }
+    if e.history is not None:
+        h = e.history
+        row |= {"kind": h.kind, "field": h.field, "old": h.old, "new": h.new}
+        row |= {"other_ci_id": h.other_ci_id, "seq": h.seq}
+    elif e.alert is not None and e.cycle is not None:
+        a, c = e.alert, e.cycle
+        row["kind"] = "fired" if e.kind is TimelineKind.ALERT_FIRED else "cleared"
+        row["alert"] = {"fingerprint": a.fingerprint, "name": a.name, "source": a.source}
+        row["alert"] |= {"severity": a.severity.name.lower(), "status": a.status}
+        row["cycle"] = {"fired_at": c.fired_at, "cleared_at": c.cleared_at}
+        row["cycle"]["incident_id"] = c.incident_id
+    else:
+        ticket = e.incident or e.problem or e.change
+        assert ticket is not None
+        w = e.work
+        row["kind"] = w.kind if w is not None else e.kind.rsplit("_", 1)[-1]
+        row["ticket"] = {"id": ticket.id, "number": ticket.number, "title": ticket.title}
+        row["ticket"]["status"] = ticket.status
+        if w is not None:
+            row["work"] = {"text": w.text, "field": w.field, "old": w.old, "new": w.new}
+        row |= {"status_from": e.status_from, "status_to": e.status_to, "reason": e.reason}
+        row["resolution"] = e.resolution
+    return row
 
 
 def as_of(
