@@ -52,7 +52,7 @@ class IncidentFilter:
 
     status: TicketStatus | None = None
     open: bool | None = None  # True: an active status (new .. pending); False: any other
-    ci_ids: tuple[str, ...] | None = None  # the root CI or any alert's CI is one of these
+    ci_ids: tuple[str, ...] | None = None  # the root CI, an alert's or an affected CI is one
     max_priority: int | None = None  # priority 1 is the highest: keeps 1..max_priority
     assignee: str | None = None
     unassigned: bool | None = None  # True: no agent holds it
@@ -184,11 +184,12 @@ class TicketStore(Protocol):
         index, whatever the number of tickets (the desk benchmark's target)."""
 
     def open_incidents_of(self, ci_ids: Iterable[str]) -> dict[str, list[Incident]]:
-        """For each CI, the open incidents whose root or any alert is on it, newest first;
-        CIs without any are absent."""
+        """For each CI, the active tickets whose root, any alert or an affected CI people
+        named (``affected_ci_ids``) is on it, newest first; CIs without any are absent."""
 
     def incidents_of(self, ci_ids: Iterable[str]) -> list[Incident]:
-        """Every incident (open or not) whose root or any alert is on one of the CIs."""
+        """Every ticket (active or not) whose root, any alert or an affected CI is one of
+        the CIs."""
 
     def incident_alerts(self, incident_ids: Iterable[str]) -> dict[str, list[Alert]]:
         """The alerts of each incident, oldest first."""

@@ -808,6 +808,21 @@ class TicketContract:
         }
         assert seeded.tickets.incidents_of(["ci-z"]) == []
 
+    def test_cis_people_named_as_affected_find_their_tickets(self, seeded: Repository) -> None:
+        with seeded.tickets.unit() as unit:
+            (ticket,) = unit.load_incidents(["inc-1"]).values()
+            unit.update_incidents([replace(ticket, affected_ci_ids=["ci-y", "ci-z"])])
+        assert incident_ids(seeded.tickets.incidents_of(["ci-z"])) == ["inc-1"]
+        assert incident_ids(seeded.tickets.open_incidents_of(["ci-y"])["ci-y"]) == ["inc-1"]
+        assert incident_ids(seeded.tickets.find_incidents(IncidentFilter(ci_ids=("ci-y",)))) == [
+            "inc-1"
+        ]
+        with seeded.tickets.unit() as unit:  # people took one back: it no longer finds it
+            (ticket,) = unit.load_incidents(["inc-1"]).values()
+            unit.save_incidents([replace(ticket, affected_ci_ids=["ci-y"])])
+        assert seeded.tickets.incidents_of(["ci-z"]) == []
+        assert incident_ids(seeded.tickets.incidents_of(["ci-y"])) == ["inc-1"]
+
     def test_incident_alerts_of_each_incident_oldest_first(self, seeded: Repository) -> None:
         found = seeded.tickets.incident_alerts(["inc-1", "inc-3", "inc-9"])
         assert {k: v for k, v in found.items() if v} == {

@@ -420,4 +420,21 @@ MIGRATIONS: list[str] = [
 
     ALTER TABLE api_token ADD COLUMN holder TEXT;
     """,
+    # 10: searches by status read (status, number) instead of sorting every ticket of the
+    # status (1.3 s for the closed ones of a million-ticket desk); every active ticket in
+    # queue order has an index as each group's and agent's queue has; the CIs people said
+    # a ticket affects (affected_ci_ids), indexed, so that a CI's ticket lists find them
+    """
+    CREATE INDEX incident_status_number ON incident (status, number);
+    CREATE INDEX incident_queue ON incident (priority, opened_at, number)
+        WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
+    CREATE TABLE ticket_ci (
+        ci_id     TEXT NOT NULL,
+        ticket_id TEXT NOT NULL,
+        PRIMARY KEY (ci_id, ticket_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX ticket_ci_ticket ON ticket_ci (ticket_id);
+    INSERT OR IGNORE INTO ticket_ci (ci_id, ticket_id)
+        SELECT j.value, i.id FROM incident AS i, json_each(i.affected_ci_ids) AS j;
+    """,
 ]

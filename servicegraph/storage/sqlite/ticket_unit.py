@@ -187,9 +187,24 @@ class SqliteTicketUnit:
         self._conn.executemany(
             SAVE_INCIDENT, [(*incident_row(i), i.root_fingerprint) for i in incidents]
         )
+        self._index_affected(incidents)
 
     def update_incidents(self, incidents: Sequence[Incident]) -> None:
         self._conn.executemany(UPDATE_INCIDENT, [people_row(i) for i in incidents])
+        self._index_affected(incidents)
+
+    def _index_affected(self, incidents: Sequence[Incident]) -> None:
+        """``ticket_ci`` mirrors each ticket's ``affected_ci_ids`` (migration 10), so that
+        a CI's ticket lists find the tickets people raised against it; one statement
+        clears the batch's rows, which costs a storm nothing while the table is empty."""
+        self._conn.execute(
+            f"DELETE FROM ticket_ci WHERE ticket_id IN {IN}", (ids_json(i.id for i in incidents),)
+        )
+        rows = [(ci_id, i.id) for i in incidents for ci_id in i.affected_ci_ids]
+        if rows:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO ticket_ci (ci_id, ticket_id) VALUES (?, ?)", rows
+            )
 
     def next_incident_number(self) -> int:
         row = self._conn.execute("SELECT coalesce(max(number), 0) + 1 FROM incident").fetchone()

@@ -50,12 +50,18 @@ from servicegraph.ticketing.model import (
 from servicegraph.ticketing.ports import ChangeFilter, IncidentFilter, ProblemFilter, TicketOrder
 
 _I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in INCIDENT_COLUMNS.split(","))
-# incidents whose root or an alert is on one of a set of CIs (the parameter, twice)
+# tickets whose root, an alert or an affected CI people named is one of a set of CIs (the
+# parameter three times: ``_on``)
 _INCIDENTS_ON = (
     f"SELECT root_ci_id AS ci, id AS incident_id FROM incident WHERE root_ci_id IN {IN} "
     f"UNION SELECT ci_id, incident_id FROM alert WHERE ci_id IN {IN} "
-    "AND incident_id IS NOT NULL"
+    "AND incident_id IS NOT NULL "
+    f"UNION SELECT ci_id, ticket_id FROM ticket_ci WHERE ci_id IN {IN}"
 )
+
+
+def _on(ids: str) -> tuple[str, str, str]:
+    return (ids, ids, ids)
 
 
 def _key(after: tuple[int, ...], size: int) -> tuple[int, ...]:
@@ -111,7 +117,7 @@ def _where(query: IncidentFilter) -> tuple[list[str], list[Any]]:
         params.append(to_us(query.resolved_before))
     if query.ci_ids is not None:
         clauses.append(f"id IN (SELECT incident_id FROM ({_INCIDENTS_ON}))")
-        params.extend((ids_json(query.ci_ids), ids_json(query.ci_ids)))
+        params.extend(_on(ids_json(query.ci_ids)))
     return clauses, params
 
 
@@ -192,7 +198,7 @@ class SqliteTicketStore:
                 f"SELECT on_ci.ci, {_I_COLUMNS} FROM ({_INCIDENTS_ON}) AS on_ci "
                 f"JOIN incident AS i ON i.id = on_ci.incident_id WHERE i.status IN {ACTIVE} "
                 "ORDER BY i.number DESC",
-                (ids, ids),
+                _on(ids),
             )
             for r in rows:
                 result.setdefault(r[0], []).append(to_incident(r[1:]))
@@ -204,7 +210,7 @@ class SqliteTicketStore:
             rows = conn.execute(
                 f"SELECT {INCIDENT_COLUMNS} FROM incident "
                 f"WHERE id IN (SELECT incident_id FROM ({_INCIDENTS_ON})) ORDER BY number",
-                (ids, ids),
+                _on(ids),
             )
             return [to_incident(r) for r in rows]
 
@@ -276,7 +282,7 @@ class SqliteTicketStore:
                 f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE root_ci_id IN {IN} "
                 "OR id IN (SELECT problem_id FROM problem_incident WHERE incident_id IN "
                 f"(SELECT incident_id FROM ({_INCIDENTS_ON}))) ORDER BY number",
-                (ids, ids, ids),
+                (ids, *_on(ids)),
             )
 
     # -- changes and worklog --------------------------------------------------------------------
