@@ -67,7 +67,7 @@ from tests.snmp.simulator import Simulator, V3User, snmpsim_data_dir
 
 OUT = Path(__file__).resolve().parent / "out" / "snmp"
 BIG = "network/switch/h3c-comware-lsq1wcmd0-2509p61"
-# the column groups discovery walks (see discovery.collect_device)
+# the column groups discovery walks (see collect.collect_device)
 GROUPS: tuple[tuple[mibs.Oid, ...], ...] = (
     mibs.INTERFACE_COLUMNS,
     mibs.ENTITY_SCAN_COLUMNS,
