@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,17 +22,26 @@ from pydantic_settings import (
 )
 
 from servicegraph.access.redaction import redact_uri
+from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
 from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
 from servicegraph.collectors.snmp.settings import SnmpSettings
-from servicegraph.correlation.policy import (
-    DEFAULT_PRIORITY_MATRIX,
-    IMPACT_LEVELS,
-    URGENCY_LEVELS,
-    CorrelationPolicy,
+from servicegraph.correlation.policy import CorrelationPolicy
+from servicegraph.ticketing.fields import CustomFieldSchema
+from servicegraph.ticketing.lifecycle import TicketStatus
+from servicegraph.ticketing.lifecycle import load as load_lifecycle
+from servicegraph.ticketing.people import check_key
+from servicegraph.ticketing.priority import DEFAULT_PRIORITY_MATRIX, PriorityMatrix
+from servicegraph.ticketing.routing import RoutingRules
+from servicegraph.ticketing.tickets_policy import (
+    DEFAULT_AUTO_CLOSE_DAYS,
+    DEFAULT_REOPEN_WINDOW_DAYS,
+    DEFAULT_TRIAGE_GROUP,
+    DeskPolicy,
 )
 
 CONFIG_ENV = "SERVICEGRAPH_CONFIG"
+_T = TypeVar("_T")
 NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 
 
@@ -73,14 +83,7 @@ class CorrelationSettings(BaseModel):
     @field_validator("priority_matrix")
     @classmethod
     def _full_matrix(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        for impact in IMPACT_LEVELS:
-            for urgency in URGENCY_LEVELS:
-                priority = value.get(impact, {}).get(urgency)
-                if priority is None or not 1 <= priority <= 5:
-                    raise ValueError(
-                        f"priority_matrix.{impact}.{urgency} must be a priority from 1 to 5"
-                    )
-        return value
+        return _matrix(value, "correlation.priority_matrix")
 
     def policy(self) -> CorrelationPolicy:
         return CorrelationPolicy(
@@ -98,6 +101,118 @@ class CorrelationSettings(BaseModel):
             max_clock_skew=dt.timedelta(seconds=self.max_clock_skew_s),
             priority_matrix=self.priority_matrix,
             high_impact_criticality=self.high_impact_criticality,
+        )
+
+
+def _matrix(value: dict[str, dict[str, int]], path: str) -> dict[str, dict[str, int]]:
+    """The matrix checked whole by ``ticketing.priority`` (nine cells 1..5, monotone)."""
+    return _domain(lambda: PriorityMatrix.build(value, path=path).as_dict())
+
+
+def _domain(build: Callable[[], _T], prefix: str = "") -> _T:
+    """``build()``, a domain check's refusal turned into the ValueError pydantic reports
+    (with the field path the domain named, after ``prefix``)."""
+    try:
+        return build()
+    except ValidationErrors as exc:
+        raise ValueError("; ".join(_said(e, prefix) for e in exc.errors)) from None
+    except ValidationFailed as exc:
+        raise ValueError(_said(exc, prefix)) from None
+
+
+def _said(exc: ValidationFailed, prefix: str) -> str:
+    field = f"{prefix}{exc.field}" if exc.field else None
+    where = ": ".join(part for part in (exc.item, field) if part)
+    return f"{where}: {exc.reason}" if where else exc.reason
+
+
+class DeskSettings(BaseModel):
+    """The service desk (see servicegraph.ticketing.tickets): its lifecycle, routing rules,
+    custom fields, priority matrix (shared with correlation), triage group, automatic
+    assignment and closing. Each part is checked whole at start-up, naming its path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lifecycle: dict[str, Any] | None = Field(
+        default=None,
+        description="The ticket lifecycle (ticketing/lifecycle.py format); unset: the built-in "
+        "new -> assigned -> in_progress -> pending -> resolved -> closed, cancelled, reopen.",
+    )
+    routing: list[dict[str, Any]] = Field(
+        default_factory=list, description="Routing rules, in order (ticketing/routing.py format)."
+    )
+    custom_fields: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Custom fields per ticket type or category:<path> (ticketing/fields.py).",
+    )
+    priority_matrix: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRIORITY_MATRIX.items()},
+        description="impact -> urgency -> priority (1 highest), for tickets and correlation.",
+    )
+    triage_group: str = Field(
+        default=DEFAULT_TRIAGE_GROUP, description="Where tickets go that nothing else routes."
+    )
+    auto_assign: bool = Field(
+        default=False, description="Give new tickets to the group's least-loaded agent."
+    )
+    auto_close_days: int | None = Field(
+        default=DEFAULT_AUTO_CLOSE_DAYS,
+        ge=0,
+        description="Resolved tickets not reopened for this long are closed (null: never).",
+    )
+    reopen_window_days: float = Field(
+        default=DEFAULT_REOPEN_WINDOW_DAYS,
+        ge=0,
+        description="How long after resolution people may reopen a ticket.",
+    )
+
+    @field_validator("lifecycle")
+    @classmethod
+    def _lifecycle(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        machine = _domain(lambda: load_lifecycle(value, path="desk.lifecycle"))
+        known = {s.value for s in TicketStatus}
+        for state in machine.states:
+            if state not in known:
+                raise ValueError(
+                    f"desk.lifecycle.states.{state}: tickets have the statuses "
+                    f"{', '.join(sorted(known))}; a lifecycle names some of them"
+                )
+        return value
+
+    @field_validator("routing")
+    @classmethod
+    def _routing(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        _domain(lambda: RoutingRules.build(value), prefix="desk.")
+        return value
+
+    @field_validator("custom_fields")
+    @classmethod
+    def _custom_fields(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        _domain(lambda: CustomFieldSchema.build(value, path="desk.custom_fields"))
+        return value
+
+    @field_validator("priority_matrix")
+    @classmethod
+    def _priority_matrix(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        return _matrix(value, "desk.priority_matrix")
+
+    @field_validator("triage_group")
+    @classmethod
+    def _triage_group(cls, value: str) -> str:
+        return _domain(lambda: check_key(value, "desk.triage_group"))
+
+    def policy(self) -> DeskPolicy:
+        return DeskPolicy(
+            lifecycle=load_lifecycle(self.lifecycle, path="desk.lifecycle"),
+            routing=RoutingRules.build(self.routing),
+            custom_fields=CustomFieldSchema.build(self.custom_fields, path="desk.custom_fields"),
+            priority_matrix=PriorityMatrix.build(self.priority_matrix, path="desk.priority_matrix"),
+            triage_group=self.triage_group,
+            auto_assign=self.auto_assign,
+            auto_close_days=self.auto_close_days,
+            reopen_window=dt.timedelta(days=self.reopen_window_days),
         )
 
 
@@ -192,6 +307,7 @@ class Settings(BaseSettings):
     relationship_rules: dict[str, list[list[str]]] = Field(default_factory=dict)
 
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    desk: DeskSettings = Field(default_factory=DeskSettings)
     graphql: GraphQLSettings = Field(default_factory=GraphQLSettings)
     # SNMP discovery, polling and the trap receiver: targets, credentials, timeouts
     snmp: SnmpSettings = Field(default_factory=SnmpSettings)
@@ -218,6 +334,7 @@ class Settings(BaseSettings):
             "correlate": 1.0,
             "housekeeping": 3600.0,
             "stale_cleanup": 3600.0,
+            "auto_close": 3600.0,
         },
         description="Periodic jobs: job name -> interval in seconds (0 disables).",
     )
@@ -225,6 +342,26 @@ class Settings(BaseSettings):
     stale_after_days: float = Field(
         default=30, gt=0, description="Items no source reported for this long become stale."
     )
+
+    @model_validator(mode="after")
+    def _one_priority_matrix(self) -> Settings:
+        """The desk and correlation share one matrix: set in either place, it is both's."""
+        desk = "priority_matrix" in self.desk.model_fields_set
+        correlation = "priority_matrix" in self.correlation.model_fields_set
+        if desk and correlation and self.desk.priority_matrix != self.correlation.priority_matrix:
+            raise ValueError(
+                "desk.priority_matrix and correlation.priority_matrix differ: tickets and "
+                "correlation share one matrix; set desk.priority_matrix only"
+            )
+        if desk:
+            self.correlation.priority_matrix = {
+                k: dict(v) for k, v in self.desk.priority_matrix.items()
+            }
+        elif correlation:
+            self.desk.priority_matrix = {
+                k: dict(v) for k, v in self.correlation.priority_matrix.items()
+            }
+        return self
 
     @field_validator("neo4j_uri")
     @classmethod

@@ -1,11 +1,11 @@
 """Celery: the jobs of ``servicegraph.runtime.jobs`` as tasks on Redis, for more than one machine.
 
 Queues: ``correlate`` (correlation, ingestion of trap/poll batches), ``collect`` (discovery
-and polling, added by the collectors), ``default`` (housekeeping). Tasks are acknowledged
-after they finish (``acks_late``) and re-queued if their worker dies
-(``task_reject_on_worker_lost``; with Redis, after ``broker_visibility_timeout_s``), so a
-killed worker loses nothing; every job is idempotent, so a redelivered task repeats
-nothing.
+and polling, added by the collectors), ``default`` (housekeeping, stale cleanup, closing
+resolved tickets). Tasks are acknowledged after they finish (``acks_late``) and re-queued
+if their worker dies (``task_reject_on_worker_lost``; with Redis, after
+``broker_visibility_timeout_s``), so a killed worker loses nothing; every job is
+idempotent, so a redelivered task repeats nothing.
 
 The app object exists at import (Celery's command line needs it) but is configured from
 settings only by ``configure``; each worker process bootstraps its own services when it
@@ -36,6 +36,7 @@ ROUTES = {
     "servicegraph.ingest": {"queue": "correlate"},
     "servicegraph.housekeeping": {"queue": "default"},
     "servicegraph.stale_cleanup": {"queue": "default"},
+    "servicegraph.auto_close": {"queue": "default"},
     "servicegraph.discover": {"queue": "collect"},
     "servicegraph.poll": {"queue": "collect"},
 }
@@ -143,6 +144,11 @@ def housekeeping() -> dict[str, int]:
 @app.task(name="servicegraph.stale_cleanup", **_RETRIED)
 def stale_cleanup() -> dict[str, int]:
     return jobs.stale_cleanup(services())
+
+
+@app.task(name="servicegraph.auto_close", **_RETRIED)
+def auto_close() -> dict[str, int]:
+    return jobs.auto_close(services())
 
 
 @app.task(name="servicegraph.discover", bind=True, **_RETRIED)

@@ -39,6 +39,9 @@ COMMON_ATTRIBUTES: dict[str, str] = {
     "environment": "str",
     "asset_tag": "str",
     "notes": "str",
+    # the desk's group that supports the CI: tickets and monitoring incidents on it are
+    # routed there unless a routing rule says otherwise (servicegraph.ticketing.routing)
+    "support_group": "str",
 }
 
 BUILTIN_CLASSES: dict[str, dict[str, Any]] = {

@@ -21,9 +21,10 @@ from servicegraph.correlation.ports import CorrelationUnit
 from servicegraph.correlation.recurrence import Recurrence
 from servicegraph.correlation.rootcause import HardTopology
 from servicegraph.correlation.state import FORGET_EVERY, Analysis, Members, WorkerState
+from servicegraph.correlation.steps import ACTOR
 from servicegraph.events.model import Alert, AlertCycle, Event, EventStatus
 from servicegraph.ticketing.lifecycle import TicketStatus
-from servicegraph.ticketing.model import Incident, WorklogEntry
+from servicegraph.ticketing.model import Channel, Incident, WorklogEntry
 
 if TYPE_CHECKING:
     from servicegraph.correlation.correlator import Correlator
@@ -59,7 +60,9 @@ class Batch:
             return state
         state = WorkerState(version=version)
         active = self.unit.active_incidents(self.now - self.policy.reopen_window)
-        state.incidents = {i.id: i for i in active}
+        # only what monitoring raised: a ticket people opened has no alerts to clear and
+        # must not be resolved for being "all clear"
+        state.incidents = {i.id: i for i in active if i.channel is Channel.MONITORING}
         for incident_id, alerts in self.unit.alerts_of(state.incidents).items():
             state.members[incident_id] = {a.fingerprint: a for a in alerts}
             state.alerts.update(state.members[incident_id])
@@ -112,6 +115,7 @@ class Batch:
         self._expire_flapping(state)
         self._resolve_due(state)
         self._recompute(state)
+        self._route(state)
         touched = bool(self.changed_alerts or self.dirty)
         if self.changed_alerts:
             self.unit.save_alerts(list(self.changed_alerts.values()))
@@ -308,6 +312,14 @@ class Batch:
         self.result.incidents_opened += 1
         self._join(state, incident, alert, t)
 
+    def _route(self, state: WorkerState) -> None:
+        """Route the incidents this batch opened, once their root cause and services are
+        known; their ROUTED entries follow their CREATED ones."""
+        router = self.c.router
+        opened = [state.incidents[i] for i in self.new_incidents if i in state.incidents]
+        if router is not None and opened:
+            self.worklog.extend(router(opened, self.now, ACTOR))
+
     # -- time-driven -------------------------------------------------------------------------
 
     def _expire_flapping(self, state: WorkerState) -> None:
@@ -430,7 +442,10 @@ class Batch:
         facts = self.c._ci_facts(wanted)
         for incident, members, services in analysed:
             alerts = state.members[incident.id]
+            held = incident.priority if incident.priority_overridden else None
             assess(incident, alerts, members, services, facts, self.policy).apply_to(incident)
+            if held is not None:  # an agent's (or a routing rule's) priority, with its reason
+                incident.priority = held
 
     def _analysis(self, state: WorkerState, incident_id: str) -> Analysis:
         analysis = state.analysis.get(incident_id)

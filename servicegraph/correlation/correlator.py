@@ -19,8 +19,10 @@ Per event:
 
 Per changed incident: root cause (see ``rootcause``) and impacted business services
 (``state.Analysis``), then impact, urgency, the priority from the impact x urgency matrix
-and the title (pure functions in ``assessment``). New incidents feed problem detection
-from recurrence (``recurrence``), once the batch's alerts and incidents are saved.
+and the title (pure functions in ``assessment``); an agent's priority override is kept.
+New incidents are routed (``router``: group, tags, priority bounds, by the root CI and
+the services hit) and feed problem detection from recurrence (``recurrence``), once the
+batch's alerts and incidents are saved.
 
 The worker keeps the open incidents and their alerts in memory between batches; a state
 version in the store tells it when another worker has written, and it reloads.
@@ -42,7 +44,7 @@ from servicegraph.correlation.policy import BatchResult, CorrelationPolicy
 from servicegraph.correlation.ports import EventInbox
 from servicegraph.correlation.rootcause import HardTopology
 from servicegraph.correlation.state import WorkerState
-from servicegraph.correlation.steps import MonitoringSteps
+from servicegraph.correlation.steps import MonitoringRouter, MonitoringSteps
 from servicegraph.events.model import Alert, Event, clamp_clock_skew
 from servicegraph.ticketing.lifecycle import StateMachine
 from servicegraph.ticketing.lifecycle import load as load_lifecycle
@@ -60,6 +62,7 @@ class Correlator:
         policy: CorrelationPolicy | None = None,
         *,
         lifecycle: StateMachine | None = None,
+        router: MonitoringRouter | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.inbox = inbox
@@ -69,6 +72,7 @@ class Correlator:
         self.mapper = mapper
         self.policy = policy or CorrelationPolicy()
         self.steps = MonitoringSteps(lifecycle or load_lifecycle(), self.policy.reopen_window)
+        self.router = router  # routes the incidents a batch opens (None: left unrouted)
         self.clock = clock
         self._state = WorkerState()
         self._hard: HardTopology | None = None

@@ -12,14 +12,12 @@ from servicegraph.events.model import (
     Severity,
 )
 
-IMPACT_LEVELS = ("high", "medium", "low")
-URGENCY_LEVELS = ("high", "medium", "low")
+# One matrix for the desk and correlation: ticketing.priority's (these names stay for the
+# modules and tests that import them from here).
+from servicegraph.ticketing.priority import DEFAULT_PRIORITY_MATRIX, Impact, Urgency
 
-DEFAULT_PRIORITY_MATRIX: dict[str, dict[str, int]] = {
-    "high": {"high": 1, "medium": 2, "low": 3},
-    "medium": {"high": 2, "medium": 3, "low": 4},
-    "low": {"high": 3, "medium": 4, "low": 5},
-}
+IMPACT_LEVELS = tuple(level.value for level in Impact)
+URGENCY_LEVELS = tuple(level.value for level in Urgency)
 
 
 @dataclass(frozen=True)

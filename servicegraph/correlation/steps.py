@@ -7,11 +7,17 @@ clear for 60 s", "reopened by correlation: NodeDown fired again on core-1". A st
 configured lifecycle refuses is not taken: an incident an agent put on hold (pending)
 stays there when its alerts clear if the lifecycle says pending cannot resolve, and a
 resolved incident the lifecycle will not reopen makes way for a new one.
+
+New incidents are routed like people's tickets, by a ``MonitoringRouter`` the correlator
+is given (bootstrap builds the desk's, ``ticketing.tickets_routing.TicketRouter``): the
+root CI's support group, the owner of an impacted service, the routing rules. Correlation
+only hands it the incidents it opened, so it reads no people or catalogue itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 
 from servicegraph.events.model import Alert
 from servicegraph.ticketing.errors import InvalidState
@@ -20,6 +26,11 @@ from servicegraph.ticketing.model import Incident, WorklogEntry, WorklogKind
 
 ACTOR = "correlation"  # the actor of correlation's entries in every ticket's history
 RESOLUTION_CODE = "cleared_by_monitoring"
+
+# Route incidents just opened (their root CI, business services and priority known) at a
+# time, for an actor: set each one's group, routing rule, tags, priority bounds, and
+# return their ROUTED history entries. It must not raise for an incident it cannot route.
+MonitoringRouter = Callable[[Sequence[Incident], dt.datetime, str], Sequence[WorklogEntry]]
 
 
 class MonitoringSteps:

@@ -3,7 +3,8 @@
 Celery tasks (``tasks.py``) and the embedded scheduler (``scheduler.py``) run these same
 functions; each only calls a service, so what a job does is tested without a broker.
 Every job is safe to run twice: correlation advances the inbox cursor in the same
-transaction as its effects, housekeeping deletes only what is already processed.
+transaction as its effects, housekeeping deletes only what is already processed, the
+auto-close job closes only what is still resolved.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ def stale_cleanup(services: Services) -> dict[str, int]:
             "cis_marked_stale": report.cis_marked_stale,
             "relationships_marked_stale": report.relationships_marked_stale,
         }
+
+
+def auto_close(services: Services, *, limit: int = 10_000) -> dict[str, int]:
+    """Close resolved tickets nobody reopened within ``desk.auto_close_days`` (close code
+    ``auto_closed``, by the system). Idempotent: a closed ticket is no longer resolved; a
+    backlog larger than ``limit`` is closed by the next runs."""
+    with metrics.timed_job("auto_close"):
+        return {"tickets_closed": services.desk.tickets.auto_close(limit=limit)}
 
 
 def _snmp_inventory(services: Services) -> list[Any]:
@@ -229,6 +238,7 @@ PERIODIC: dict[str, Callable[[Services], Any]] = {
     "correlate": correlate,
     "housekeeping": housekeeping,
     "stale_cleanup": stale_cleanup,
+    "auto_close": auto_close,
     "discover": discover,
     "poll": poll,
 }

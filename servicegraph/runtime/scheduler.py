@@ -1,6 +1,7 @@
 """The embedded scheduler: without a broker, `serve` runs the periodic jobs itself.
 
-One daemon thread per periodic job calls the same function a Celery beat entry would
+One daemon thread per periodic job (``jobs.PERIODIC``: housekeeping, stale cleanup, the
+desk's auto-close, discovery, polling) calls the same function a Celery beat entry would
 enqueue, at the configured interval. Correlation is not scheduled here: the in-process
 correlation worker (``correlation.worker``) drains the inbox continuously instead.
 """

@@ -9,9 +9,21 @@ from dataclasses import dataclass
 from servicegraph.cmdb.history import HistoryService
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.ports import GraphStore
+from servicegraph.ticketing.catalogue import Catalogue
+from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.ports import TicketStore
 from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
+from servicegraph.ticketing.tickets import TicketService
+from servicegraph.ticketing.tickets_policy import DeskPolicy
 from servicegraph.ticketing.timeline import TimelineService
+
+
+def _no_people() -> Directory:
+    return Directory()
+
+
+def _no_catalogue() -> Catalogue:
+    return Catalogue()
 
 
 @dataclass
@@ -20,6 +32,7 @@ class ServiceDesk:
     problems: ProblemService
     changes: ChangeService
     timeline: TimelineService
+    tickets: TicketService  # the desk's tickets: create, route, work, link, auto-close
 
     @classmethod
     def build(
@@ -28,11 +41,20 @@ class ServiceDesk:
         graph: GraphStore,
         history: HistoryService,
         *,
+        directory: Callable[[], Directory] = _no_people,
+        catalogue: Callable[[], Catalogue] = _no_catalogue,
+        policy: DeskPolicy | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> ServiceDesk:
+        """``directory`` and ``catalogue`` give the current people and service catalogue
+        (``DeskDirectory``'s); without them the desk knows nobody, and assigns nothing."""
+        tickets = TicketService(
+            store, graph, directory=directory, catalogue=catalogue, policy=policy, clock=clock
+        )
         return cls(
-            incidents=IncidentService(store, clock=clock),
+            incidents=IncidentService(store, tickets, clock=clock),
             problems=ProblemService(store, graph, clock=clock),
             changes=ChangeService(store, graph, clock=clock),
             timeline=TimelineService(graph, history, store),
+            tickets=tickets,
         )

@@ -4,8 +4,12 @@ Every step is one unit of work that checks the ticket's state, changes it and ap
 worklog entry with the time and the actor (the ``ChangeContext`` the entry point set).
 Rules:
 
-- an incident is acknowledged once, and not after it is resolved; a resolved incident
-  cannot be resolved again, nor assigned; comments are always allowed;
+- an incident is acknowledged once, and not after it is resolved; acknowledging one that
+  is assigned to you starts work on it (the lifecycle's ``start``);
+- assigning and resolving are the desk's lifecycle steps, taken by ``TicketService``
+  (``tickets.py``) so that one state machine rules every ticket: the assignee must be an
+  active agent of the incident's group, a resolved incident cannot be resolved again, nor
+  assigned before it is reopened; comments are always allowed;
 - an incident is an instance of at most one problem; linking it to a second one is refused
   (linking it to its own problem again changes nothing); a resolved problem takes no new
   incidents and records no known error;
@@ -27,8 +31,8 @@ from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.events.model import Alert
-from servicegraph.ticketing.errors import InvalidTransition, TicketNotFound
-from servicegraph.ticketing.lifecycle import TicketStatus
+from servicegraph.ticketing.errors import InvalidState, InvalidTransition, TicketNotFound
+from servicegraph.ticketing.lifecycle import ActorKind, TicketStatus
 from servicegraph.ticketing.model import (
     Change,
     ChangeRisk,
@@ -46,6 +50,8 @@ from servicegraph.ticketing.ports import (
     TicketStore,
     TicketUnit,
 )
+from servicegraph.ticketing.tickets import TicketService
+from servicegraph.ticketing.tickets_work import StepFields, take_step
 
 Clock = Callable[[], dt.datetime]
 
@@ -100,9 +106,18 @@ def _existing_cis(graph: GraphStore, ci_ids: Sequence[str], field: str) -> list[
     return list(dict.fromkeys(result))
 
 
+RESOLUTION_CODE = "solved"  # what a resolution written by hand is filed as
+
+
 class IncidentService:
-    def __init__(self, store: TicketStore, *, clock: Clock = utcnow) -> None:
+    """The monitoring-era operations on incidents (GraphQL's acknowledge, assign, resolve,
+    comment, link to a problem); assigning and resolving go through ``tickets``."""
+
+    def __init__(
+        self, store: TicketStore, tickets: TicketService, *, clock: Clock = utcnow
+    ) -> None:
         self.store = store
+        self.tickets = tickets
         self.clock = clock
 
     # -- reads ----------------------------------------------------------------------------
@@ -159,12 +174,18 @@ class IncidentService:
         return incident
 
     def acknowledge(self, incident_id: str, note: str | None = None) -> Incident:
-        """The incident is being worked on: sets ``acknowledged_at`` and ``_by``."""
+        """The incident is being worked on: sets ``acknowledged_at`` and ``_by``; its
+        assignee acknowledging an assigned incident starts it (in progress)."""
         text = _text(note, "note", limit=MAX_TEXT, required=False)
+        machine = self.tickets.policy.lifecycle
 
         def step(unit: TicketUnit, i: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
             if not i.status.active:
-                raise InvalidTransition(i.id, f"is {i.status}; there is nothing to acknowledge")
+                raise InvalidState(
+                    i.status, "acknowledge", machine.allowed_names(i.status, ActorKind.AGENT),
+                    ticket_id=i.id, actor_kind=ActorKind.AGENT,
+                    detail="there is nothing to acknowledge",
+                )  # fmt: skip
             if i.acknowledged_at is not None:
                 raise InvalidTransition(
                     i.id,
@@ -172,24 +193,23 @@ class IncidentService:
                     f"{i.acknowledged_at.isoformat()}",
                 )
             i.acknowledged_at, i.acknowledged_by = now, actor
-            return [_log(i.id, now, actor, WorklogKind.ACKNOWLEDGED, text)]
+            entries = [_log(i.id, now, actor, WorklogKind.ACKNOWLEDGED, text)]
+            starts = "start" in machine.allowed_names(i.status, ActorKind.AGENT)
+            if i.status is TicketStatus.ASSIGNED and i.assignee == actor and starts:
+                entries += take_step(
+                    machine, i, "start", StepFields(reason="acknowledged"), actor=actor,
+                    actor_kind=ActorKind.AGENT, now=now,
+                    reopen_window=self.tickets.policy.reopen_window,
+                )  # fmt: skip
+            return entries
 
         return self._work(incident_id, step)
 
     def assign(self, incident_id: str, assignee: str) -> Incident:
+        """Give the incident to an agent of its group (``TicketService.assign``); an
+        incident without a group takes the agent's."""
         who = _text(assignee, "assignee", limit=MAX_NAME)
-
-        def step(unit: TicketUnit, i: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
-            if not i.status.active:
-                raise InvalidTransition(i.id, f"is {i.status}; reopen it before assigning it")
-            if i.assignee == who:
-                return []  # already theirs: nothing to do, nothing logged
-            before = i.assignee
-            i.assignee = who
-            text = f"assigned to {who}" + (f" (was {before})" if before else "")
-            return [_log(i.id, now, actor, WorklogKind.ASSIGNED, text)]
-
-        return self._work(incident_id, step)
+        return self._as_incident(incident_id, lambda: self.tickets.assign(incident_id, agent=who))
 
     def comment(self, incident_id: str, text: str) -> Incident:
         body = _text(text, "text", limit=MAX_TEXT)
@@ -199,18 +219,26 @@ class IncidentService:
 
         return self._work(incident_id, step)
 
-    def resolve(self, incident_id: str, resolution: str) -> Incident:
+    def resolve(
+        self, incident_id: str, resolution: str, *, resolution_code: str = RESOLUTION_CODE
+    ) -> Incident:
+        """Resolve by hand, through the lifecycle's ``resolve`` step, with the notes."""
         text = _text(resolution, "resolution", limit=MAX_TEXT)
+        return self._as_incident(
+            incident_id,
+            lambda: self.tickets.transition(
+                incident_id, "resolve", resolution_code=resolution_code, resolution=text
+            ),
+        )
 
-        def step(unit: TicketUnit, i: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
-            if not i.status.active:
-                when = i.resolved_at.isoformat() if i.resolved_at else "earlier"
-                raise InvalidTransition(i.id, f"is already {i.status} ({when})")
-            i.status = TicketStatus.RESOLVED
-            i.resolved_at, i.resolved_by, i.resolution = now, actor, text
-            return [_log(i.id, now, actor, WorklogKind.RESOLVED, text)]
-
-        return self._work(incident_id, step)
+    def _as_incident(self, incident_id: str, work: Callable[[], Incident]) -> Incident:
+        """``work`` on the ticket service, its unknown ticket said as this API says it."""
+        try:
+            return work()
+        except TicketNotFound as exc:
+            if exc.ticket_id != incident_id or exc.field != "ticket_id":
+                raise
+            raise TicketNotFound("incident", incident_id, field="incident_id") from None
 
     def link_problem(self, incident_id: str, problem_id: str) -> Incident:
         """Record the incident as an instance of the problem."""

@@ -1,0 +1,454 @@
+"""The desk's ticket service: incidents and service requests raised and worked by people.
+
+The agreed API of the entry points (GraphQL, CLI). Every write is one ``TicketStore``
+unit: the ticket is loaded in it, checked and changed by pure steps (``intake`` for a new
+ticket, ``tickets_work`` for transitions and assignments, ``tickets_changes`` for fields,
+priority and links), and saved with one worklog entry per changed field, or nothing at
+all when a step refuses. The actor is the ``ChangeContext``'s (the API token's holder, or
+the CLI user); people act as agents unless a method is told ``actor_kind``.
+
+Tickets share the incident table, its numbering and its history with the incidents
+correlation opens from alerts; ``unit.touched()`` tells correlation when a monitoring
+incident changed under it (a people's ticket is none of its business, so their writes do
+not make every correlation worker reload).
+
+Errors: ``ValidationFailed`` / ``ValidationErrors`` naming the field, ``TicketNotFound``
+(kind, id, field), ``InvalidState`` naming the allowed steps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+
+from servicegraph.cmdb.context import current_change_context
+from servicegraph.cmdb.errors import ValidationFailed
+from servicegraph.cmdb.model import new_id, utcnow
+from servicegraph.cmdb.ports import GraphStore
+from servicegraph.ticketing.catalogue import Catalogue
+from servicegraph.ticketing.errors import InvalidState, TicketNotFound
+from servicegraph.ticketing.intake import MAX_TEXT, NewTicket, admit, choice, resolve_cis
+from servicegraph.ticketing.intake import text as clean
+from servicegraph.ticketing.lifecycle import ActorKind, TicketStatus
+from servicegraph.ticketing.model import (
+    Channel,
+    Incident,
+    LinkKind,
+    TicketLink,
+    TicketType,
+    WorklogEntry,
+    WorklogKind,
+)
+from servicegraph.ticketing.paging import Page, decode_cursor, page_of
+from servicegraph.ticketing.people import Directory
+from servicegraph.ticketing.ports import IncidentFilter, TicketOrder, TicketStore, TicketUnit
+from servicegraph.ticketing.tickets_changes import (
+    TicketChanges,
+    apply_changes,
+    check_link,
+    link_kind,
+    linked_entries,
+    override_priority,
+)
+from servicegraph.ticketing.tickets_policy import DeskPolicy
+from servicegraph.ticketing.tickets_routing import CIFacts, TicketRouter, read_ci_facts
+from servicegraph.ticketing.tickets_work import StepFields, assign_to, entry, take_step
+
+__all__ = ["NewTicket", "Page", "TicketChanges", "TicketService"]
+
+Clock = Callable[[], dt.datetime]
+Step = Callable[[TicketUnit, Incident, dt.datetime, str], list[WorklogEntry]]
+
+MAX_PAGE = 1000
+AUTO_CLOSE_CODE = "auto_closed"
+SYSTEM = "system"  # the actor of the auto-close job's entries
+AUTO_CLOSE_CHUNK = 200  # tickets closed per unit: the write lock is never held for long
+MAX_ANCESTORS = 100
+
+
+def _actor() -> str:
+    return current_change_context().actor
+
+
+def _page_size(value: int, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE:
+        raise ValidationFailed(f"must be between 1 and {MAX_PAGE}", field=field)
+    return value
+
+
+def _optional(value: str | None, field: str, limit: int = MAX_TEXT) -> str | None:
+    """Blank is as good as not given."""
+    if value is None:
+        return None
+    return clean(value, field, limit=limit, required=False) or None
+
+
+class TicketService:
+    """See the module docstring; ``directory`` and ``catalogue`` give the current people
+    and service catalogue (``DeskDirectory`` caches them per version)."""
+
+    def __init__(
+        self,
+        store: TicketStore,
+        graph: GraphStore,
+        *,
+        directory: Callable[[], Directory],
+        catalogue: Callable[[], Catalogue],
+        policy: DeskPolicy | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = store
+        self.graph = graph
+        self.directory = directory
+        self.catalogue = catalogue
+        self.policy = policy or DeskPolicy()
+        self.clock = clock
+        self.router = TicketRouter(graph, directory, catalogue, self.policy)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, ticket_id: str, *, field: str = "ticket_id") -> Incident:
+        ticket = self.store.get_incidents([ticket_id]).get(ticket_id)
+        if ticket is None:
+            raise TicketNotFound("ticket", ticket_id, field=field)
+        return ticket
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, Incident]:
+        return self.store.get_incidents(ids)
+
+    def find(self, query: IncidentFilter, *, after: str | None = None) -> Page[Incident]:
+        """A page of ``query.limit`` tickets; ``after`` is the previous page's cursor."""
+        size = _page_size(query.limit, "first")
+        for value, name in ((query.opened_since, "opened_since"), (query.resolved_before, "")):
+            if value is not None and value.tzinfo is None:
+                raise ValidationFailed("needs a time zone", field=name or "resolved_before")
+        if query.max_priority is not None and not 1 <= query.max_priority <= 5:
+            raise ValidationFailed("must be a priority from 1 to 5", field="max_priority")
+        key = decode_cursor(after, query.order) if after is not None else query.after
+        rows = self.store.find_incidents(replace(query, after=key, limit=size + 1))
+        return page_of(rows, query.order, size)
+
+    def queue(self, group: str, *, first: int = 50, after: str | None = None) -> Page[Incident]:
+        """The group's active tickets, most urgent first, oldest first within a priority."""
+        self.directory().group(group, field="group")
+        query = IncidentFilter(
+            assignment_group=group, open=True, order=TicketOrder.QUEUE, limit=first
+        )
+        return self.find(query, after=after)
+
+    def mine(self, agent: str, *, first: int = 50, after: str | None = None) -> Page[Incident]:
+        """The agent's active tickets in queue order (an inactive agent's too: handing
+        them over starts from this list)."""
+        if agent not in self.directory().agents:
+            raise ValidationFailed(f"no agent with login '{agent}'", field="agent")
+        query = IncidentFilter(assignee=agent, open=True, order=TicketOrder.QUEUE, limit=first)
+        return self.find(query, after=after)
+
+    def links(self, ticket_id: str) -> list[TicketLink]:
+        self.get(ticket_id)
+        return self.store.links_of([ticket_id]).get(ticket_id, [])
+
+    def history(self, ticket_id: str) -> list[WorklogEntry]:
+        self.get(ticket_id)
+        return self.store.worklog([ticket_id]).get(ticket_id, [])
+
+    # -- create ------------------------------------------------------------------------------
+
+    def create(self, new: NewTicket) -> Incident:
+        """Open a ticket (see ``intake`` for the rules); routed, optionally auto-assigned
+        to the group's least-loaded agent, numbered from the shared incident sequence."""
+        now, actor = self.clock(), _actor()
+        kind = choice(TicketType, new.type, "type")
+        directory, catalogue = self.directory(), self.catalogue()
+        cis = self._ci_facts(new.affected_ci_ids)
+        prefix = "req" if kind is TicketType.SERVICE_REQUEST else "inc"
+        admission = admit(
+            new,
+            ticket_id=new_id(prefix),
+            now=now,
+            actor=actor,
+            directory=directory,
+            catalogue=catalogue,
+            policy=self.policy,
+            cis=cis,
+            decide_route=lambda facts, support, owner: self.router.decide(
+                facts, directory, support_groups=support, service_owner=owner
+            ),
+        )
+        ticket, entries = admission.ticket, admission.entries
+        parent = self.get(new.parent_id, field="parent_id") if new.parent_id else None
+        with self.store.unit() as unit:
+            agent, note = new.assignee, ""
+            if agent is None and self.policy.auto_assign and ticket.assignment_group:
+                members = directory.group_members(ticket.assignment_group)
+                counts = self.store.open_counts(m.login for m in members)
+                agent = directory.least_loaded(ticket.assignment_group, counts)
+                note = "automatic, the member with the fewest open tickets"
+            if agent is not None:
+                entries += assign_to(
+                    self.policy.lifecycle, directory, ticket, group=None, agent=agent,
+                    actor=actor, actor_kind=ActorKind.SYSTEM, now=now, note=note,
+                )  # fmt: skip
+            ticket.number = unit.next_incident_number()
+            unit.save_incidents([ticket])
+            if parent is not None:
+                link = TicketLink(parent.id, ticket.id, LinkKind.PARENT_OF, now, actor)
+                unit.save_links([link])
+                entries += linked_entries(link, now, actor)
+            unit.append_worklog(entries)
+            if parent is not None and parent.channel is Channel.MONITORING:
+                unit.touched()
+        return ticket
+
+    def _ci_facts(
+        self, ci_ids: Sequence[str], field: str = "affected_ci_ids"
+    ) -> dict[str, CIFacts]:
+        """The affected CIs, checked to exist (merged ones stand for their survivors), with
+        what routing needs of each, in the caller's order."""
+        if not ci_ids:
+            return {}
+        found = self.graph.get_cis(ci_ids)
+        survivors = {ci.merged_into for ci in found.values() if ci.merged_into}
+        if survivors - found.keys():
+            found.update(self.graph.get_cis(survivors - found.keys()))
+        ids = resolve_cis(ci_ids, found)
+        facts = read_ci_facts(self.graph, {i: found[i] for i in ids})
+        return {i: facts[i] for i in ids}
+
+    # -- work --------------------------------------------------------------------------------
+
+    def _work(self, ticket_id: str, step: Step, *, field: str = "ticket_id") -> Incident:
+        now, actor = self.clock(), _actor()
+        with self.store.unit() as unit:
+            ticket = unit.load_incidents([ticket_id]).get(ticket_id)
+            if ticket is None:
+                raise TicketNotFound("ticket", ticket_id, field=field)
+            entries = step(unit, ticket, now, actor)
+            if entries:
+                ticket.updated_at = max(now, ticket.updated_at)
+                unit.update_incidents([ticket])
+                unit.append_worklog(entries)
+                if ticket.channel is Channel.MONITORING:
+                    unit.touched()
+        return ticket
+
+    def transition(
+        self,
+        ticket_id: str,
+        step: str,
+        *,
+        pending_reason: str | None = None,
+        resolution_code: str | None = None,
+        resolution: str | None = None,
+        close_code: str | None = None,
+        reason: str | None = None,
+        actor_kind: ActorKind = ActorKind.AGENT,
+    ) -> Incident:
+        """Take a lifecycle step (start, pend, resume, resolve, close, cancel, reopen,
+        assign) or move to a status; the lifecycle says what the step requires."""
+        name = clean(step, "step", limit=64)
+        kind = choice(ActorKind, actor_kind, "actor_kind")
+        fields = StepFields(
+            pending_reason=_optional(pending_reason, "pending_reason", 64),
+            resolution_code=_optional(resolution_code, "resolution_code", 64),
+            resolution=_optional(resolution, "resolution"),
+            close_code=_optional(close_code, "close_code", 64),
+            reason=_optional(reason, "reason"),
+        )
+
+        def step_(
+            unit: TicketUnit, t: Incident, now: dt.datetime, actor: str
+        ) -> list[WorklogEntry]:
+            return take_step(
+                self.policy.lifecycle, t, name, fields, actor=actor, actor_kind=kind, now=now,
+                reopen_window=self.policy.reopen_window,
+            )  # fmt: skip
+
+        return self._work(ticket_id, step_)
+
+    def assign(
+        self,
+        ticket_id: str,
+        *,
+        group: str | None = None,
+        agent: str | None = None,
+        actor_kind: ActorKind = ActorKind.AGENT,
+    ) -> Incident:
+        """Give the ticket to a group and/or one of its agents (``tickets_work.assign_to``)."""
+        directory = self.directory()
+
+        def step(unit: TicketUnit, t: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
+            return assign_to(
+                self.policy.lifecycle, directory, t, group=group, agent=agent, actor=actor,
+                actor_kind=actor_kind, now=now,
+            )  # fmt: skip
+
+        return self._work(ticket_id, step)
+
+    def update(self, ticket_id: str, changes: TicketChanges) -> Incident:
+        """Change fields (``tickets_changes.apply_changes``)."""
+        directory, catalogue = self.directory(), self.catalogue()
+        ci_ids = None
+        if changes.affected_ci_ids is not None:
+            ci_ids = list(self._ci_facts(changes.affected_ci_ids))
+
+        def step(unit: TicketUnit, t: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
+            return apply_changes(
+                t, changes, ci_ids=ci_ids, directory=directory, catalogue=catalogue,
+                policy=self.policy, actor=actor, now=now,
+            )  # fmt: skip
+
+        return self._work(ticket_id, step)
+
+    def override_priority(self, ticket_id: str, priority: int, reason: str) -> Incident:
+        """An agent's priority instead of the matrix's, with the reason (required unless
+        it equals the matrix's, which ends an override)."""
+
+        def step(unit: TicketUnit, t: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
+            return override_priority(t, priority, reason, self.policy, actor, now)
+
+        return self._work(ticket_id, step)
+
+    def comment(self, ticket_id: str, text: str) -> Incident:
+        """A note in the history; always allowed, closed tickets included."""
+        body = clean(text, "text", limit=MAX_TEXT)
+
+        def step(unit: TicketUnit, t: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
+            return [entry(t.id, now, actor, WorklogKind.COMMENT, body)]
+
+        return self._work(ticket_id, step)
+
+    # -- links -------------------------------------------------------------------------------
+
+    def link(self, source_id: str, kind: LinkKind, target_id: str) -> TicketLink:
+        """Link two tickets (or a ticket to the change that caused it); linking again
+        returns the stored link. Refused: a self-link, a target that does not exist (a
+        caused_by_change target must be a change), a second parent or duplicate target, a
+        parent cycle."""
+        link_as = link_kind(kind)
+        target_id = clean(target_id, "target_id", limit=64)
+        self._check_target(link_as, target_id)
+        made: list[TicketLink] = []
+
+        def step(unit: TicketUnit, t: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
+            existing = check_link(t, link_as, target_id, self.store.links_of([t.id, target_id]))
+            if existing is not None:
+                made.append(existing)
+                return []
+            if link_as is LinkKind.PARENT_OF and target_id in self._ancestors(t.id):
+                raise ValidationFailed(f"{target_id} is an ancestor of {t.id}", field="target_id")
+            link = TicketLink(t.id, target_id, link_as, now, actor)
+            unit.save_links([link])
+            made.append(link)
+            return linked_entries(link, now, actor)
+
+        self._work(source_id, step, field="source_id")
+        return made[0]
+
+    def unlink(self, source_id: str, kind: LinkKind, target_id: str) -> None:
+        link_as = link_kind(kind)
+
+        def step(unit: TicketUnit, t: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
+            stored = self.store.links_of([t.id]).get(t.id, [])
+            key = (t.id, link_as, target_id)
+            found = next((x for x in stored if (x.source_id, x.kind, x.target_id) == key), None)
+            if found is None:
+                what = f"{t.id} {link_as.value} {target_id}"
+                raise TicketNotFound("link", what, field="target_id")
+            unit.delete_links([found])
+            return linked_entries(found, now, actor, removed=True)
+
+        self._work(source_id, step, field="source_id")
+
+    def _check_target(self, kind: LinkKind, target_id: str) -> None:
+        if kind is LinkKind.CAUSED_BY_CHANGE:
+            if not target_id.startswith("chg-"):
+                raise ValidationFailed("must be a change (chg-...)", field="target_id")
+            if target_id not in self.store.get_changes([target_id]):
+                raise TicketNotFound("change", target_id, field="target_id")
+        else:
+            self.get(target_id, field="target_id")
+
+    def _ancestors(self, ticket_id: str) -> set[str]:
+        """The parents of ``ticket_id``, theirs, and so on (a bounded walk)."""
+        seen: set[str] = set()
+        current = ticket_id
+        for _ in range(MAX_ANCESTORS):
+            links = self.store.links_of([current]).get(current, [])
+            parent = next(
+                (
+                    x.source_id
+                    for x in links
+                    if x.kind is LinkKind.PARENT_OF and x.target_id == current
+                ),
+                None,
+            )
+            if parent is None or parent in seen:
+                break
+            seen.add(parent)
+            current = parent
+        return seen
+
+    # -- the auto-close job ------------------------------------------------------------------
+
+    def auto_close(self, now: dt.datetime | None = None, *, limit: int = 1000) -> int:
+        """Close resolved tickets nobody reopened within ``auto_close_days`` (close code
+        ``auto_closed``, by the system); returns how many. Safe to run twice (a closed
+        ticket is no longer resolved) and bounded (at most ``limit``, in short units)."""
+        days = self.policy.auto_close_days
+        if days is None:
+            return 0
+        now = now or self.clock()
+        if now.tzinfo is None:
+            raise ValidationFailed("needs a time zone", field="now")
+        due = now - dt.timedelta(days=days) + dt.timedelta(microseconds=1)  # resolved <= now-days
+        closed, after = 0, None
+        while closed < limit:
+            query = IncidentFilter(
+                status=TicketStatus.RESOLVED,
+                resolved_before=due,
+                order=TicketOrder.NEWEST,
+                after=after,
+                limit=min(AUTO_CLOSE_CHUNK, limit - closed),
+            )
+            batch = self.store.find_incidents(query)
+            if not batch:
+                break
+            after = (batch[-1].number,)
+            closed += self._close_due([t.id for t in batch], now, due, days)
+        return closed
+
+    def _close_due(self, ids: list[str], now: dt.datetime, due: dt.datetime, days: int) -> int:
+        actor = SYSTEM  # the job closes them, whoever runs it
+        done = 0
+        with self.store.unit() as unit:
+            entries: list[WorklogEntry] = []
+            tickets = unit.load_incidents(ids)
+            saved = []
+            for t in tickets.values():  # loaded again: one reopened meanwhile stays open
+                if t.status is not TicketStatus.RESOLVED or t.resolved_at is None:
+                    continue
+                if t.resolved_at >= due:
+                    continue
+                fields = StepFields(
+                    close_code=AUTO_CLOSE_CODE,
+                    reason=f"resolved more than {days} days ago and not reopened",
+                )
+                try:
+                    entries += take_step(
+                        self.policy.lifecycle, t, "close", fields, actor=actor,
+                        actor_kind=ActorKind.SYSTEM, now=now,
+                        reopen_window=self.policy.reopen_window,
+                    )  # fmt: skip
+                except InvalidState:
+                    continue  # a lifecycle that lets nobody close it: left resolved
+                t.updated_at = max(now, t.updated_at)
+                saved.append(t)
+                done += 1
+            if saved:
+                unit.update_incidents(saved)
+                unit.append_worklog(entries)
+                if any(t.channel is Channel.MONITORING for t in saved):
+                    unit.touched()
+        return done
