@@ -29,6 +29,7 @@ from servicegraph.cmdb.errors import (
     ValidationFailed,
 )
 from servicegraph.cmdb.model import Conflict
+from servicegraph.ticketing.errors import InvalidState as StepRefused
 from servicegraph.ticketing.errors import InvalidTransition, TicketNotFound
 
 
@@ -99,6 +100,10 @@ def to_graphql_error(exc: CmdbError) -> GraphQLError:
         return GraphQLError(
             str(exc),
             extensions={"code": "NOT_FOUND", "field": camel(exc.field), "id": exc.ticket_id},
+        )
+    if isinstance(exc, StepRefused):
+        return GraphQLError(
+            str(exc), extensions={"code": "INVALID_STATE", "allowed": list(exc.allowed)}
         )
     if isinstance(exc, InvalidTransition):
         return GraphQLError(str(exc), extensions={"code": "INVALID_STATE"})
@@ -176,6 +181,15 @@ class NotFound(MutationError):
 @strawberry.type(description="The ticket's state does not allow this step.")
 class InvalidState(MutationError):
     ticket_id: str
+    status: str | None = strawberry.field(
+        default=None, description="The ticket's status (for a lifecycle step)."
+    )
+    step: str | None = strawberry.field(
+        default=None, description="The step, or the status, asked for."
+    )
+    allowed_steps: list[str] = strawberry.field(
+        default_factory=list, description="The steps you may take instead, now."
+    )
 
 
 @strawberry.type(description="A reconciliation conflict, recorded and not resolved.")
@@ -234,6 +248,14 @@ def as_failure(exc: CmdbError, prefix: str = "") -> Failure | None:
         return NotFound(message=str(exc), field=camel(None, prefix), id=exc.ci_id)
     if isinstance(exc, TicketNotFound):
         return NotFound(message=str(exc), field=camel(exc.field, prefix), id=exc.ticket_id)
+    if isinstance(exc, StepRefused):  # a lifecycle's refusal says what is allowed
+        return InvalidState(
+            message=str(exc),
+            ticket_id=exc.ticket_id,
+            status=exc.current,
+            step=exc.requested,
+            allowed_steps=list(exc.allowed),
+        )
     if isinstance(exc, InvalidTransition):
         return InvalidState(message=str(exc), ticket_id=exc.ticket_id)
     if isinstance(exc, ReconciliationConflicts):

@@ -15,7 +15,7 @@ from strawberry.dataloader import DataLoader
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import ConfigurationItem, Relationship
 from servicegraph.events.model import Alert
-from servicegraph.ticketing.model import Change, Incident, Problem, WorklogEntry
+from servicegraph.ticketing.model import Change, Incident, Problem, TicketLink, WorklogEntry
 
 
 class Loaders:
@@ -60,6 +60,10 @@ class Loaders:
             found = desk.incidents.worklog(ids)
             return [found.get(i, []) for i in ids]
 
+        async def links(ids: list[str]) -> Sequence[list[TicketLink]]:
+            # one call per ticket: the ticket service reads links a ticket at a time
+            return [desk.tickets.links(i) for i in ids]
+
         self.cis = DataLoader(load_fn=cis)
         self.relationships = DataLoader(load_fn=relationships)
         self.open_incidents = DataLoader(load_fn=open_incidents)
@@ -68,3 +72,4 @@ class Loaders:
         self.changes = DataLoader(load_fn=changes)
         self.alerts = DataLoader(load_fn=alerts)
         self.worklog = DataLoader(load_fn=worklog)
+        self.links = DataLoader(load_fn=links)

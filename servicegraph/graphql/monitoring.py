@@ -23,6 +23,7 @@ from servicegraph.graphql.base import (
 )
 from servicegraph.graphql.cmdb import CIType, load_ci, resolve_ref
 from servicegraph.graphql.context import Info
+from servicegraph.graphql.desk_types import DeskTicketFields, desk_values
 from servicegraph.ticketing.model import Incident, Problem
 from servicegraph.ticketing.ports import IncidentFilter, ProblemFilter
 
@@ -78,8 +79,12 @@ class AlertType:
         return await load_ci(info, str(self.ci_id) if self.ci_id else None)
 
 
-@strawberry.type(name="Incident")
-class IncidentType(Ticket):
+@strawberry.type(
+    name="Incident",
+    description="A ticket of the desk (see type): an incident, raised by correlation from "
+    "alerts or by people, or a service request.",
+)
+class IncidentType(Ticket, DeskTicketFields):
     title: str
     status: TicketStatusEnum  # type: ignore[valid-type]
     priority: int = strawberry.field(description="1 (highest) to 5, from impact x urgency.")
@@ -134,6 +139,7 @@ class IncidentType(Ticket):
             assignee=i.assignee,
             resolved_by=i.resolved_by,
             resolution=i.resolution,
+            **desk_values(i),
         )
 
     @strawberry.field

@@ -1,5 +1,6 @@
 """The schema, composed from one module per domain area (as NetBox composes its apps'
-queries): ``cmdb``, ``monitoring``, ``tickets``, ``timeline`` and ``subscriptions``.
+queries): ``cmdb``, ``monitoring``, ``tickets``, ``desk``, ``people``, ``timeline`` and
+``subscriptions``.
 
 Limits apply to every operation before it runs: depth, aliases and estimated complexity
 (``limits``), from ``Settings.graphql``. Parsing and validation are cached per query text.
@@ -24,10 +25,11 @@ from servicegraph.config import GraphQLSettings
 from servicegraph.graphql.base import IntrospectionGuard, PermissionEnum, RoleEnum, query_field
 from servicegraph.graphql.cmdb import CmdbMutation, CmdbQuery
 from servicegraph.graphql.context import Info
+from servicegraph.graphql.desk import DeskMutation, DeskQuery, DeskSubscription
 from servicegraph.graphql.limits import ComplexityLimiter
 from servicegraph.graphql.monitoring import MonitoringQuery
 from servicegraph.graphql.people import PeopleMutation, PeopleQuery
-from servicegraph.graphql.subscriptions import Subscription
+from servicegraph.graphql.subscriptions import Subscription as IncidentSubscription
 from servicegraph.graphql.tickets import TicketMutation, TicketQuery
 from servicegraph.graphql.timeline import TIMELINE_TYPES, TimelineQuery
 
@@ -50,6 +52,7 @@ class Query(
     TicketQuery,
     TimelineQuery,
     PeopleQuery,
+    DeskQuery,
 ):
     @query_field(description="Who you are: the token the request is made with.")
     def me(self, info: Info) -> Me:
@@ -70,7 +73,13 @@ class Mutation(
     CmdbMutation,
     TicketMutation,
     PeopleMutation,
+    DeskMutation,
 ):
+    pass
+
+
+@strawberry.type
+class Subscription(IncidentSubscription, DeskSubscription):
     pass
 
 

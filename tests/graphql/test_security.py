@@ -90,6 +90,43 @@ MUTATIONS: dict[str, tuple[Permission, str]] = {
         Permission.MANAGE_DESK,
         'upsertOrganisation(input: {id: "", name: ""}) { __typename }',
     ),
+    "createIncident": (
+        Permission.WORK_INCIDENTS,
+        'createIncident(input: {title: ""}) { __typename }',
+    ),
+    "createServiceRequest": (
+        Permission.WORK_INCIDENTS,
+        'createServiceRequest(input: {title: ""}) { __typename }',
+    ),
+    "transitionTicket": (
+        Permission.WORK_INCIDENTS,
+        'transitionTicket(id: "inc-x", step: "start") { __typename }',
+    ),
+    "assignTicket": (Permission.WORK_INCIDENTS, 'assignTicket(id: "inc-x") { __typename }'),
+    "updateTicket": (
+        Permission.WORK_INCIDENTS,
+        'updateTicket(id: "inc-x", changes: {}) { __typename }',
+    ),
+    "overridePriority": (
+        Permission.WORK_INCIDENTS,
+        'overridePriority(id: "inc-x", priority: 1, reason: "x") { __typename }',
+    ),
+    "commentOnTicket": (
+        Permission.WORK_INCIDENTS,
+        'commentOnTicket(id: "inc-x", text: "hi") { __typename }',
+    ),
+    "linkTickets": (
+        Permission.WORK_INCIDENTS,
+        'linkTickets(sourceId: "inc-x", kind: RELATED, targetId: "inc-y") { __typename }',
+    ),
+    "unlinkTickets": (
+        Permission.WORK_INCIDENTS,
+        'unlinkTickets(sourceId: "inc-x", kind: RELATED, targetId: "inc-y") { __typename }',
+    ),
+    "setAffectedCis": (
+        Permission.WORK_INCIDENTS,
+        'setAffectedCis(id: "inc-x", ciIds: []) { __typename }',
+    ),
 }
 
 
