@@ -120,9 +120,12 @@ class TicketService:
     def find(self, query: IncidentFilter, *, after: str | None = None) -> Page[Incident]:
         """A page of ``query.limit`` tickets; ``after`` is the previous page's cursor."""
         size = _page_size(query.limit, "first")
-        for value, name in ((query.opened_since, "opened_since"), (query.resolved_before, "")):
+        for value, name in (
+            (query.opened_since, "opened_since"),
+            (query.resolved_before, "resolved_before"),
+        ):
             if value is not None and value.tzinfo is None:
-                raise ValidationFailed("needs a time zone", field=name or "resolved_before")
+                raise ValidationFailed("needs a time zone (e.g. 2026-11-01T12:00:00Z)", field=name)
         if query.max_priority is not None and not 1 <= query.max_priority <= 5:
             raise ValidationFailed("must be a priority from 1 to 5", field="max_priority")
         key = decode_cursor(after, query.order) if after is not None else query.after
