@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from servicegraph.events.model import Alert, AlertCycle
 from servicegraph.ticketing.catalogue import Catalogue, Category, Service
@@ -169,6 +169,22 @@ class TicketUnit(Protocol):
         """Advance the state version (see ``state_version``) and return the new one: tell
         correlation workers that incidents or problems changed under them."""
 
+    # -- restoring an export (servicegraph import --from-export) ------------------------------
+    # An export is restored through the writes above (alerts, cycles, incidents after their
+    # alerts, problems, changes, links), which keep every id, number and time given, and
+    # these two. Numbers continue after the highest restored: ``next_*_number`` (an adapter
+    # that keeps counters instead of reading the highest raises them on these writes).
+
+    def restore_problem_links(self, links: Sequence[ProblemLink]) -> None:
+        """Record incidents as instances of problems exactly as given, with the time of
+        each link (``Problem.incident_ids`` lists them in that order); unlike
+        ``link_problem``, no incident's ``problem_id`` is touched (it was saved as it was)."""
+
+    def restore_worklog(self, entries: Sequence[WorklogEntry]) -> None:
+        """Store entries with their own ``seq`` (positive, and new to the store): entries
+        appended later are numbered after the highest, so every ticket's worklog reads in
+        the same order in the new store."""
+
 
 class TicketStore(Protocol):
     def ping(self) -> None:
@@ -235,6 +251,12 @@ class TicketStore(Protocol):
 
     def counts(self) -> dict[str, int]:
         """How many alerts (firing, unmapped), incidents (open) and problems are stored."""
+
+    # -- export (servicegraph export) ----------------------------------------------------------
+
+    def snapshot(self) -> AbstractContextManager[TicketSnapshot]:
+        """A consistent, read-only view of every ticket record, for export; writers carry on
+        meanwhile (and do not show in it)."""
 
 
 # -- people and the service catalogue ------------------------------------------------------------
@@ -304,3 +326,101 @@ class DirectoryStore(Protocol):
     ) -> int | None:
         """Upsert services (by id) and categories (by path) in one unit; return the new
         version, or None as ``save_people`` does."""
+
+    # -- export and restore (servicegraph export / import --from-export) ---------------------
+
+    def export_records(self) -> DirectoryRecords:
+        """Every record as stored, each section ordered by key (login, id, path), with the
+        time each was last saved and the version, as of one moment (one read snapshot);
+        membership on both sides, only pairs whose both ends exist (as ``load_directory``).
+        Records are not checked against each other: an export restores what is there."""
+
+    def restore_records(self, records: DirectoryRecords) -> int:
+        """Write an export's records into an empty directory in one unit, each with its own
+        ``updated_at``; membership is the union of both sides. Returns the new version:
+        the exported one, or one past the stored one when that is not lower (so readers
+        that cached the empty directory reload). Raises StoreError, writing nothing, when
+        the directory holds any record; ValueError for a naive time."""
+
+
+# -- export and restore: the records that travel in an export file ------------------------------
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemLink:
+    """An incident recorded as an instance of a problem (``problem_incident``), and when."""
+
+    problem_id: str
+    incident_id: str
+    linked_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stamped(Generic[R]):
+    """A directory record with the time it was last saved (kept by a restore)."""
+
+    record: R
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DirectoryRecords:
+    """Everything a directory holds, for export and restore (``DirectoryStore``)."""
+
+    agents: tuple[Stamped[Agent], ...] = ()
+    groups: tuple[Stamped[Group], ...] = ()
+    organisations: tuple[Stamped[Organisation], ...] = ()
+    contacts: tuple[Stamped[Contact], ...] = ()
+    services: tuple[Stamped[Service], ...] = ()
+    categories: tuple[Stamped[Category], ...] = ()
+    version: int = 0
+
+    def __len__(self) -> int:
+        return (
+            len(self.agents)
+            + len(self.groups)
+            + len(self.organisations)
+            + len(self.contacts)
+            + len(self.services)
+            + len(self.categories)
+        )
+
+
+class TicketSnapshot(Protocol):
+    """A consistent, read-only view of every record of the ticket repository, for export;
+    valid only inside the ``with`` block of ``TicketStore.snapshot``.
+
+    Each method streams its records in pages of bounded size, in the order it states (a
+    desk of a million tickets and ten million worklog entries is exported in bounded
+    memory). Records come whole: incidents with every desk field, problems with empty
+    ``incident_ids`` (``problem_links`` carry them, with their times), changes with their
+    CIs in order."""
+
+    def counts(self) -> dict[str, int]:
+        """How many records each method below yields, by the method's name."""
+
+    def alerts(self) -> Iterator[Alert]:
+        """By fingerprint."""
+
+    def alert_cycles(self) -> Iterator[AlertCycle]:
+        """By fingerprint, then firing time."""
+
+    def incidents(self) -> Iterator[Incident]:
+        """By number."""
+
+    def problems(self) -> Iterator[Problem]:
+        """By number."""
+
+    def problem_links(self) -> Iterator[ProblemLink]:
+        """By problem id, then incident id."""
+
+    def changes(self) -> Iterator[Change]:
+        """By number."""
+
+    def links(self) -> Iterator[TicketLink]:
+        """By source id, kind, target id."""
+
+    def worklog(self) -> Iterator[WorklogEntry]:
+        """Every entry of every ticket, by ``seq``."""

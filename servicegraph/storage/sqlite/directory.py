@@ -25,11 +25,12 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from servicegraph.cmdb.errors import CmdbError, StoreError
+from servicegraph.storage.sqlite import directory_dump
 from servicegraph.storage.sqlite.file import _rollback, to_us
 from servicegraph.storage.sqlite.store import SqliteGraphStore
 from servicegraph.ticketing.catalogue import Catalogue, Category, Defaults, Service
 from servicegraph.ticketing.people import Agent, Contact, Directory, Group, Organisation
-from servicegraph.ticketing.ports import PeopleBatch
+from servicegraph.ticketing.ports import DirectoryRecords, PeopleBatch
 
 VERSION_KEY = "directory_version"
 T = TypeVar("T")
@@ -257,6 +258,28 @@ class SqliteDirectoryStore:
             )
             return self._advance(conn)
 
+    # -- export and restore (servicegraph export / import --from-export): directory_dump.py --
+
+    def export_records(self) -> DirectoryRecords:
+        with self._snapshot("reading the directory for an export") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+            return directory_dump.read_records(conn, 0 if row is None else int(row[0]), _ROWS)
+
+    def restore_records(self, records: DirectoryRecords) -> int:
+        with self._file.errors("restoring the directory"), self._file._transaction() as conn:
+            if directory_dump.holds_records(conn):
+                raise StoreError(
+                    "the directory is not empty; an export is restored into a new, empty store"
+                )
+            directory_dump.write_records(conn, records, _defaults_json)
+            version = self._advance(conn)
+            if records.version > version:
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = ?", (records.version, VERSION_KEY)
+                )
+                version = records.version
+            return version
+
 
 def _save_agents(conn: sqlite3.Connection, agents: Sequence[Agent], stamp: int) -> None:
     conn.executemany(
@@ -379,3 +402,14 @@ def _category(r: tuple[Any, ...]) -> Category:
         defaults=_defaults(r[3]),
         types=tuple(json.loads(r[4])),
     )
+
+
+# the row readers, for directory_dump's export (which reads the same columns plus the time)
+_ROWS: dict[str, Callable[..., Any]] = {
+    "agent": _agent,
+    "group": _group,
+    "organisation": _organisation,
+    "contact": _contact,
+    "service": _service,
+    "category": _category,
+}

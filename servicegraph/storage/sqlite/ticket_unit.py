@@ -42,6 +42,7 @@ from servicegraph.ticketing.model import (
     TicketLink,
     WorklogEntry,
 )
+from servicegraph.ticketing.ports import ProblemLink
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 IN = "(SELECT value FROM json_each(?))"
@@ -308,3 +309,35 @@ class SqliteTicketUnit:
             "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
         ).fetchone()
         return int(row[0])
+
+    # -- restoring an export (servicegraph import --from-export) -----------------------------
+
+    def restore_problem_links(self, links: Sequence[ProblemLink]) -> None:
+        self._conn.executemany(
+            "INSERT INTO problem_incident (problem_id, incident_id, linked_at) VALUES (?, ?, ?)",
+            [(k.problem_id, k.incident_id, to_us(k.linked_at)) for k in links],
+        )
+
+    def restore_worklog(self, entries: Sequence[WorklogEntry]) -> None:
+        # ``seq`` is the INTEGER PRIMARY KEY: later entries are numbered after the highest
+        unnumbered = next((e for e in entries if e.seq < 1), None)
+        if unnumbered is not None:
+            raise ValueError(f"a restored worklog entry of {unnumbered.ticket_id} has no seq")
+        self._conn.executemany(
+            "INSERT INTO worklog (seq, ticket_id, at, actor, kind, text, field, old_value, "
+            "new_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.seq,
+                    e.ticket_id,
+                    to_us(e.at),
+                    e.actor,
+                    e.kind.value,
+                    e.text,
+                    e.field,
+                    e.old,
+                    e.new,
+                )
+                for e in entries
+            ],
+        )

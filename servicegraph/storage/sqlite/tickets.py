@@ -18,6 +18,7 @@ from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.events.model import Alert, AlertCycle
+from servicegraph.storage.sqlite.dump import open_snapshot_connection
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
@@ -28,6 +29,7 @@ from servicegraph.storage.sqlite.incident_rows import (
     to_incident,
 )
 from servicegraph.storage.sqlite.store import SqliteGraphStore
+from servicegraph.storage.sqlite.ticket_dump import SqliteTicketSnapshot
 from servicegraph.storage.sqlite.ticket_unit import (
     ACTIVE,
     CHANGE_COLUMNS,
@@ -403,3 +405,17 @@ class SqliteTicketStore:
                 (ids_json(logins),),
             )
             return {login: int(n) for login, n in rows}
+
+    # -- export (servicegraph export): see ticket_dump.py ---------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[SqliteTicketSnapshot]:
+        """Export view: one read transaction on a connection of its own, so that WAL keeps
+        it consistent while writers carry on."""
+        with self._file.errors("opening a snapshot of the tickets for an export"):
+            conn = open_snapshot_connection(self._file)
+        try:
+            with self._file.errors("reading tickets for an export"):
+                yield SqliteTicketSnapshot(conn)
+        finally:
+            conn.close()
