@@ -99,8 +99,9 @@ class TicketUnit(Protocol):
     def load_incidents(self, ids: Iterable[str]) -> dict[str, Incident]: ...
 
     def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
-        """Open incidents, and those resolved at or after ``resolved_since`` (which may
-        reopen)."""
+        """Monitoring incidents (channel monitoring) that are active, or resolved at or
+        after ``resolved_since`` (which may reopen): what correlation tracks; tickets
+        people raised have no alerts for it to clear."""
 
     def incidents_with_root(self, ci_ids: Iterable[str], since: dt.datetime) -> list[Incident]:
         """Incidents whose root CI is one of ``ci_ids``, opened at or after ``since``."""

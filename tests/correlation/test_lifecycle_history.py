@@ -6,6 +6,8 @@ from __future__ import annotations
 from servicegraph.correlation.steps import ACTOR, RESOLUTION_CODE
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import WorklogKind
+from servicegraph.ticketing.people import Agent, Group
+from servicegraph.ticketing.ports import PeopleBatch
 from tests.correlation.conftest import World
 
 
@@ -38,6 +40,9 @@ def test_open_resolve_reopen_are_transitions_in_the_history(world: World) -> Non
 
 
 def test_an_incident_an_agent_holds_reopens_to_its_queue(world: World) -> None:
+    alice = Agent(login="alice", name="Alice", email="alice@example.com", groups=("noc",))
+    batch = PeopleBatch(agents=(alice,), groups=(Group(id="noc", name="NOC", members=("alice",)),))
+    world.services.directory.store.save_people(batch, world.clock.now)
     world.send(world.event("SwitchDown", "acc-1"))
     (incident,) = world.incidents()
     world.services.desk.incidents.assign(incident.id, "alice")

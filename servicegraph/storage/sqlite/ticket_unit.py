@@ -120,7 +120,9 @@ class SqliteTicketUnit:
     def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
         rows = self._conn.execute(
             f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE status IN {ACTIVE} "
-            f"UNION SELECT {INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ?",
+            "AND channel = 'monitoring' "
+            f"UNION SELECT {INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ? "
+            "AND channel = 'monitoring'",
             (to_us(resolved_since),),
         )
         return [to_incident(r) for r in rows]

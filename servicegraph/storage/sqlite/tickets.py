@@ -399,12 +399,14 @@ class SqliteTicketStore:
 
     def open_counts(self, logins: Iterable[str]) -> dict[str, int]:
         with self._reading() as conn:
+            # one count per login, each through the partial index of the agents' queues
+            # (a GROUP BY over the active tickets read all of them: 16 ms on 100,000)
             rows = conn.execute(
-                f"SELECT assignee, count(*) FROM incident WHERE status IN {ACTIVE} "
-                f"AND assignee IN {IN} GROUP BY assignee",
+                "SELECT w.value, (SELECT count(*) FROM incident AS i WHERE i.assignee = w.value "
+                f"AND i.status IN {ACTIVE}) FROM json_each(?) AS w",
                 (ids_json(logins),),
             )
-            return {login: int(n) for login, n in rows}
+            return {login: int(n) for login, n in rows if n}
 
     # -- export (servicegraph export): see ticket_dump.py ---------------------------------------
 
