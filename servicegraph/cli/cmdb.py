@@ -68,8 +68,9 @@ def import_(
         Path | None,
         typer.Option(
             "--from-export",
-            help="Restore a whole graph written by `servicegraph export` into this (empty) "
-            "store, with its history, ids and times.",
+            help="Restore a whole export written by `servicegraph export` (the graph, and the "
+            "desk's tickets, people and catalogue) into this (empty) store, with its history, "
+            "ids and times.",
         ),
     ] = None,
     commit_every: Annotated[
@@ -124,29 +125,24 @@ def _print_import(report: ReconcileReport, source: str, as_json: bool) -> None:
 
 
 def _restore_export(path: Path, commit_every: int, as_json: bool) -> None:
-    from servicegraph.cmdb.export import import_graph, read_export
+    from servicegraph.runtime.export import Stores, import_all, read_all, summary
 
     with open_services() as services:
         with err.status(f"checking {path}...") as status:
-            export = read_export(path)
+            export = read_all(path)
             total = sum(export.counts.values())
             status.update(f"restoring {total:,} records...")
             with collector_paused():
-                counts = import_graph(
-                    services.store,
+                counts = import_all(
+                    Stores.of(services),
                     export,
                     commit_every=commit_every,
                     progress=lambda n: status.update(f"restoring {n:,} of {total:,} records..."),
                 )
         if as_json:
-            print_json({"from_export": str(path), "counts": counts})
+            print_json({"from_export": str(path), "version": export.version, "counts": counts})
             return
-        err.print(
-            f"restored {counts['ci']:,} CIs, {counts['relationship']:,} relationships, "
-            f"{counts['history']:,} history entries and {counts['conflict']:,} conflicts "
-            f"from {path}",
-            highlight=False,
-        )
+        err.print(f"restored {summary(counts)} from {path}", highlight=False)
 
 
 def export(
@@ -181,9 +177,11 @@ def export(
         bool, typer.Option("--yed/--no-yed", help="With --graphml: yEd's labels and colours.")
     ] = True,
 ) -> None:
-    """Write the whole graph with its history, keys, sightings and conflicts to FILE, for
-    `servicegraph import --from-export` into another store (e.g. SQLite to Neo4j); or,
-    with --graphml, a CI's neighbourhood or impact for a graph editor."""
+    """Write the whole graph with its history, keys, sightings and conflicts, and the
+    desk (tickets with their alerts, worklog and links, problems, changes, people and the
+    service catalogue) to FILE, for `servicegraph import --from-export` into another store
+    (e.g. SQLite to Neo4j); or, with --graphml, a CI's neighbourhood or impact for a graph
+    editor."""
     if (file is None) == (graphml is None):
         fail("give one of FILE (a whole export) and --graphml FILE", EXIT_USAGE)
     if graphml is not None:
@@ -224,7 +222,7 @@ def _export_graphml(
 
 
 def _export_all(file: Path) -> None:
-    from servicegraph.cmdb.export import export_graph
+    from servicegraph.runtime.export import Stores, export_all, summary
 
     with open_services(read_only=True) as services:
         partial = file.with_name(file.name + ".partial")
@@ -233,10 +231,9 @@ def _export_all(file: Path) -> None:
                 err.status(f"exporting to {file}...") as status,
                 partial.open("w", encoding="utf-8") as handle,
             ):
-                counts = export_graph(
-                    services.store,
+                counts = export_all(
+                    Stores.of(services),
                     handle,
-                    store_name=services.settings.store,
                     progress=lambda n: status.update(f"exported {n:,} records..."),
                 )
             partial.replace(file)
@@ -244,12 +241,7 @@ def _export_all(file: Path) -> None:
             fail(f"cannot write {file}: {exc.strerror or exc}")
         finally:
             partial.unlink(missing_ok=True)
-        err.print(
-            f"exported {counts['ci']:,} CIs, {counts['relationship']:,} relationships, "
-            f"{counts['history']:,} history entries and {counts['conflict']:,} conflicts "
-            f"to {file}",
-            highlight=False,
-        )
+        err.print(f"exported {summary(counts)} to {file}", highlight=False)
 
 
 def show(ci: CIArgument, as_json: JsonOption = False) -> None:
