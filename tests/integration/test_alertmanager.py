@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from servicegraph.bootstrap import bootstrap
+from servicegraph.cmdb.context import change_context
 from servicegraph.cmdb.ports import CIQuery
 from servicegraph.config import Settings
 from servicegraph.ticketing.lifecycle import TicketStatus
-from servicegraph.ticketing.model import Incident
+from servicegraph.ticketing.model import Incident, WorklogKind
+from servicegraph.ticketing.people import Group
 from servicegraph.ticketing.ports import IncidentFilter
 from tests.support import free_port, require_executable, wait_for
 
@@ -113,12 +115,14 @@ def post_alerts(am: str, alerts: list[dict[str, object]]) -> None:
     assert r.status_code == 200, r.text
 
 
-def alert(name: str, instance: str, *, ended: bool = False) -> dict[str, object]:
+def alert(
+    name: str, instance: str, *, ended: bool = False, started_ago_s: float = 60
+) -> dict[str, object]:
     now = dt.datetime.now(dt.UTC)
     body: dict[str, object] = {
         "labels": {"alertname": name, "instance": instance, "severity": "critical"},
         "annotations": {"summary": f"{name} on {instance}"},
-        "startsAt": (now - dt.timedelta(minutes=1)).isoformat(),
+        "startsAt": (now - dt.timedelta(seconds=started_ago_s)).isoformat(),
     }
     if ended:
         body["endsAt"] = (now - dt.timedelta(seconds=1)).isoformat()
@@ -159,4 +163,50 @@ def test_alertmanager_alerts_open_group_and_resolve_incidents(stack: tuple[str, 
     )
     still_open = [i for i in incidents() if i.status.active]
     assert [i.alert_count for i in still_open] == [1]
+    services.close()
+
+
+def test_a_monitoring_incident_is_routed_and_goes_through_the_lifecycle(
+    stack: tuple[str, Path],
+) -> None:
+    """Issue acceptance: a monitoring incident from the real Alertmanager is routed to the
+    root CI's support group and resolved and reopened through the desk's state machine,
+    each step in its history."""
+    am, data = stack
+    services = bootstrap(Settings(data_dir=data))
+    (acc1,) = services.store.find_cis(CIQuery(name_contains="acc-1"))
+    with change_context(actor="test"):
+        services.catalog.update_ci(acc1.id, attributes={"support_group": "network"})
+        services.directory.upsert_group(Group(id="network", name="Network team"))
+
+    def incident() -> Incident | None:
+        found = services.tickets.find_incidents(IncidentFilter(limit=10))
+        return next((i for i in found if i.root_ci_id == acc1.id), None)
+
+    def steps(incident_id: str) -> list[tuple[WorklogKind, str, str | None, str | None]]:
+        log = services.tickets.worklog([incident_id]).get(incident_id, [])
+        return [(e.kind, e.actor, e.old, e.new) for e in log]
+
+    servers = ["db-1.hq.example.com:9100", "db-2.hq.example.com:9100", "db-3.hq.example.com:9100"]
+    post_alerts(am, [alert("NodeDown", s) for s in servers])
+    wait_for(lambda: incident() is not None and incident().alert_count == 3, "the incident")  # type: ignore[union-attr]
+    opened = incident()
+    assert opened is not None
+    assert (opened.status, opened.assignment_group) == (TicketStatus.NEW, "network")
+    assert opened.routed_by is not None and "support_group" in opened.routed_by
+
+    post_alerts(am, [alert("NodeDown", s, ended=True) for s in servers])
+    wait_for(lambda: incident().status is TicketStatus.RESOLVED, "the incident to resolve")  # type: ignore[union-attr]
+    # firing again: a new start, after the clear (an older one would be an old message)
+    post_alerts(am, [alert("NodeDown", servers[0], started_ago_s=0)])
+    wait_for(lambda: incident().status is TicketStatus.NEW, "the incident to reopen")  # type: ignore[union-attr]
+
+    reopened = incident()
+    assert reopened is not None and reopened.id == opened.id and reopened.reopen_count == 1
+    assert steps(opened.id) == [
+        (WorklogKind.CREATED, "correlation", None, None),
+        (WorklogKind.ROUTED, "correlation", None, "network"),
+        (WorklogKind.TRANSITION, "correlation", "new", "resolved"),
+        (WorklogKind.TRANSITION, "correlation", "resolved", "new"),
+    ]
     services.close()
