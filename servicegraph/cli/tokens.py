@@ -7,36 +7,54 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from servicegraph.access.model import Role
 from servicegraph.cli.common import JsonOption, err, open_services, out, print_json
 
+ROLES = ", ".join(r.value for r in Role)
+
 token_app = typer.Typer(
-    help="API tokens for /graphql and the webhooks: roles viewer, engineer, problem_manager, "
-    "admin, integration.",
+    help=f"API tokens for /graphql and the webhooks: roles {ROLES}.",
     no_args_is_help=True,
 )
 
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[
-        str,
-        typer.Option(help="viewer, engineer, problem_manager, admin or integration."),
-    ],
-    name: Annotated[str, typer.Option(help="Who or what uses it; recorded as the actor.")],
+    role: Annotated[str, typer.Option(help=f"One of {ROLES}.")],
+    name: Annotated[str, typer.Option(help="Which token it is; the actor when it has no holder.")],
+    holder: Annotated[
+        str | None,
+        typer.Option(
+            help="Whom it belongs to, recorded as the actor of what it does: an active agent's "
+            "login (the token stops working while the agent is inactive), or "
+            "integration:<name> for a system.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a token and print its secret, this once (only a hash is stored)."""
     import getpass
 
     with open_services() as services:
-        token, secret = services.tokens.create(name, role, created_by=getpass.getuser())
+        token, secret = services.tokens.create(
+            name, role, created_by=getpass.getuser(), holder=holder
+        )
     if as_json:
-        print_json({"id": token.id, "name": token.name, "role": token.role, "token": secret})
+        print_json(
+            {
+                "id": token.id,
+                "name": token.name,
+                "role": token.role,
+                "holder": token.holder,
+                "token": secret,
+            }
+        )
         return
     out.print(secret, highlight=False, soft_wrap=True)
+    held = f", held by {token.holder}" if token.holder else ""
     err.print(
-        f"token '{token.name}' ({token.role}, id {token.id}) created; the secret above is shown "
-        "only now: keep it safe",
+        f"token '{token.name}' ({token.role}{held}, id {token.id}) created; the secret above is "
+        "shown only now: keep it safe",
         highlight=False,
     )
 
@@ -51,6 +69,7 @@ def token_list(as_json: JsonOption = False) -> None:
             "id": t.id,
             "name": t.name,
             "role": t.role.value,
+            "holder": t.holder,
             "created_at": t.created_at,
             "created_by": t.created_by,
             "revoked_at": t.revoked_at,
@@ -60,11 +79,17 @@ def token_list(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "name", "role", "created", "by", "state")
+    table = Table("id", "name", "role", "holder", "created", "by", "state")
     for t in tokens:
         state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
         table.add_row(
-            t.id, t.name, t.role.value, f"{t.created_at:%Y-%m-%d %H:%M}", t.created_by, state
+            t.id,
+            t.name,
+            t.role.value,
+            t.holder or "",
+            f"{t.created_at:%Y-%m-%d %H:%M}",
+            t.created_by,
+            state,
         )
     out.print(table)
 
