@@ -114,7 +114,7 @@ def target_contents(stores: Stores, export: ExportFile) -> list[str]:
     held = [] if graph_is_empty(stores.graph) else ["CIs, history or conflicts"]
     if export.version >= 2:
         desk = desk_contents(stores.tickets, stores.directory)
-        held += [f"{n:,} {kind.replace('_', ' ')}" for kind, n in desk.items()]
+        held += [f"{kind.replace('_', ' ')}: {n:,}" for kind, n in desk.items()]
     return held
 
 

@@ -357,7 +357,7 @@ def test_a_target_holding_any_of_the_desk_is_refused_with_nothing_written(
         PeopleBatch(organisations=(Organisation("o", "Org"),)), source[0].clock.now
     )
     held = tables(target.settings.sqlite_file)
-    with pytest.raises(StoreError, match=r"not empty \(it holds 1 organisations\)"):
+    with pytest.raises(StoreError, match=r"not empty \(it holds organisations: 1\)"):
         import_all(Stores.of(target), checked)
     assert tables(target.settings.sqlite_file) == held
 
