@@ -11,7 +11,9 @@ The commands are registered here, in the order ``--help`` lists them:
 - ``cli/impact.py``: impact, spof, deps;
 - ``cli/monitoring.py``: incidents, problems, problem-candidates, unmapped, inbox, correlate;
 - ``cli/snmp.py``: discover, poll, traps;
-- ``cli/graphql.py``: graphql-schema; ``cli/tokens.py``: token create|list|revoke.
+- ``cli/graphql.py``: graphql-schema; ``cli/tokens.py``: token create|list|revoke;
+- ``cli/people.py``: people import|list, catalogue import|show;
+- ``cli/tickets.py``: ticket create|show|list|assign|transition|comment.
 
 What they share (consoles, exit codes, options, opening the services, JSON output) is in
 ``cli/common.py``.
@@ -22,6 +24,8 @@ from __future__ import annotations
 import typer
 
 from servicegraph.cli import cmdb, graphql, impact, monitoring, runtime, snmp, tokens
+from servicegraph.cli import people as people_cli
+from servicegraph.cli.tickets import ticket_app
 
 app = typer.Typer(
     name="servicegraph",
@@ -57,6 +61,9 @@ app.command()(snmp.poll)
 app.command()(snmp.traps)
 app.command("graphql-schema")(graphql.graphql_schema)
 app.add_typer(tokens.token_app, name="token")
+app.add_typer(ticket_app, name="ticket")
+app.add_typer(people_cli.people_app, name="people")
+app.add_typer(people_cli.catalogue_app, name="catalogue")
 
 
 def main() -> None:
