@@ -9,6 +9,7 @@ from typing import Any
 
 from servicegraph.cmdb.observation import CIObservation
 from servicegraph.cmdb.reconciliation import batch_from
+from servicegraph.ticketing.people import Agent, Group
 from tests.graphql.conftest import Site
 
 INVALID = "... on InvalidInput { errors { field message } }"
@@ -207,9 +208,18 @@ def work(site: Site, mutation: str, role: str = "engineer", **args: Any) -> dict
     return result
 
 
+def ops_agent(site: Site, login: str = "oscar") -> str:
+    """An agent of the "ops" group: an incident is assigned to a person of a group."""
+    agent = Agent(login=login, name=login.title(), email=f"{login}@example.com", groups=("ops",))
+    site.services.directory.upsert_group(Group(id="ops", name="Operations"))
+    site.services.directory.upsert_agent(agent)
+    return login
+
+
 def test_incident_work_and_its_state_rules(site: Site) -> None:
     site.alert("NodeDown", "db-1")
     incident_id = site.incident_of("db-1")["id"]
+    oscar = ops_agent(site)
 
     ack = work(site, "acknowledgeIncident", incidentId=incident_id, note="looking")
     assert ack["incident"]["acknowledgedBy"] == "engineer-token"
@@ -218,19 +228,24 @@ def test_incident_work_and_its_state_rules(site: Site) -> None:
     assert again["__typename"] == "InvalidState"
     assert "already acknowledged by engineer-token" in again["message"]
 
-    assigned = work(site, "assignIncident", incidentId=incident_id, assignee="ops-team")
-    assert assigned["incident"]["assignee"] == "ops-team"
+    assigned = work(site, "assignIncident", incidentId=incident_id, assignee=oscar)
+    assert assigned["incident"]["assignee"] == oscar
     blank = work(site, "assignIncident", incidentId=incident_id, assignee="  ")
     assert blank["__typename"] == "InvalidInput" and blank["errors"][0]["field"] == "assignee"
+    nobody = work(site, "assignIncident", incidentId=incident_id, assignee="nobody-such-user-xyz")
+    assert nobody["__typename"] == "InvalidInput" and nobody["errors"][0]["field"] == "assignee"
     commented = work(site, "commentOnIncident", incidentId=incident_id, text="disk replaced")
     log = commented["incident"]["worklog"]
-    assert [(w["kind"], w["actor"]) for w in log] == [
-        ("CREATED", "correlation"),
-        ("ACKNOWLEDGED", "engineer-token"),
-        ("ASSIGNED", "engineer-token"),
-        ("COMMENT", "engineer-token"),
+    # the incident had no group: it takes the agent's only one, then the agent, and the
+    # lifecycle's assign step moves it from new to assigned; the refused ones left nothing
+    assert [(w["kind"], w["actor"], w["text"]) for w in log] == [
+        ("CREATED", "correlation", f"opened by monitoring: test/NodeDown on {site.ids['db-1']}"),
+        ("ACKNOWLEDGED", "engineer-token", "looking"),
+        ("ASSIGNED", "engineer-token", "group ops"),
+        ("ASSIGNED", "engineer-token", "assigned to oscar"),
+        ("TRANSITION", "engineer-token", "assign: oscar holds it"),
+        ("COMMENT", "engineer-token", "disk replaced"),
     ]
-    assert log[2]["text"] == "assigned to ops-team"
     assert all(dt.datetime.fromisoformat(w["at"]).tzinfo for w in log)
 
     resolved = work(site, "resolveIncident", incidentId=incident_id, resolution="rebooted")
@@ -257,12 +272,12 @@ def test_incident_work_and_its_state_rules(site: Site) -> None:
 def test_correlation_keeps_the_work_done_by_people(site: Site) -> None:
     site.alert("NodeDown", "db-1")
     incident_id = site.incident_of("db-1")["id"]
-    work(site, "assignIncident", incidentId=incident_id, assignee="ops-team")
+    work(site, "assignIncident", incidentId=incident_id, assignee=ops_agent(site))
     site.alert("HighLatency", "db-1")  # correlation updates the same incident afterwards
     data = site.data(
         "query($id: ID!) { incident(id: $id) { assignee alertCount } }", id=incident_id
     )
-    assert data["incident"] == {"assignee": "ops-team", "alertCount": 2}
+    assert data["incident"] == {"assignee": "oscar", "alertCount": 2}
 
 
 PROBLEM_FIELDS = """id number title status knownError workaround rootCi { name }
