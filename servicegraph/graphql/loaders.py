@@ -61,8 +61,8 @@ class Loaders:
             return [found.get(i, []) for i in ids]
 
         async def links(ids: list[str]) -> Sequence[list[TicketLink]]:
-            # one call per ticket: the ticket service reads links a ticket at a time
-            return [desk.tickets.links(i) for i in ids]
+            found = desk.tickets.links_of(ids)  # one read for the page's tickets
+            return [found.get(i, []) for i in ids]
 
         self.cis = DataLoader(load_fn=cis)
         self.relationships = DataLoader(load_fn=relationships)

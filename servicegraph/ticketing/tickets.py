@@ -152,6 +152,11 @@ class TicketService:
         self.get(ticket_id)
         return self.store.links_of([ticket_id]).get(ticket_id, [])
 
+    def links_of(self, ticket_ids: Iterable[str]) -> dict[str, list[TicketLink]]:
+        """The links of many tickets in one read (a page of tickets asking for theirs);
+        tickets without links, or unknown ones, are absent."""
+        return self.store.links_of(ticket_ids)
+
     def history(self, ticket_id: str) -> list[WorklogEntry]:
         self.get(ticket_id)
         return self.store.worklog([ticket_id]).get(ticket_id, [])
