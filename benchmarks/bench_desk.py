@@ -1,5 +1,6 @@
 """The service desk's ticket repository at five times the reference desk: queue pages,
-an agent's own tickets and a filtered search over 1,000,000 tickets, in-process.
+an agent's own tickets and a filtered search over 1,000,000 tickets, in-process; a queue
+page over GraphQL HTTP; creating a routed ticket.
 
 The desk (``desk_generator``: 200 groups, 150 agents, 15,000 contacts, 300 services,
 about 10% of the tickets active) is written once through ``SqliteTicketUnit
@@ -19,6 +20,9 @@ Then, on the cached file, through ``SqliteTicketStore.find_incidents`` (SQL, row
   generator's people and catalogue, 40 routing rules, CIs naming support groups), without
   and with automatic assignment, the tickets deleted afterwards;
 - a filtered search: a category subtree and a status, newest first;
+- a group's queue page over GraphQL HTTP (``desk_graphql``: ``servicegraph serve`` on a
+  copy of the file, an agent's API token, httpx with keep-alive), page 1 of random groups
+  and pages 1..5 by cursor, each page checked against the repository's;
 - the store's size per ticket (file bytes / tickets, and the incident table and each of
   its indexes, from SQLite's dbstat).
 
@@ -26,8 +30,8 @@ Every page is checked (its rows in the group or with the agent, active, in queue
 as many as the generator says there are) and a few groups are paged to their end by
 cursor; ``EXPLAIN QUERY PLAN`` must show the queue pages read through the partial indexes
 incident_group_queue / incident_agent_queue without sorting (``--explain`` prints each
-plan). Targets (the issue's, in-process): queue page p50 <= 10 ms, p99 <= 50 ms; a
-routed ticket created p50 <= 5 ms.
+plan). Targets (the issue's): queue page in-process p50 <= 10 ms, p99 <= 50 ms, over
+GraphQL HTTP p50 <= 20 ms; a routed ticket created p50 <= 5 ms.
 
     python -m benchmarks.bench_desk                    # 1,000,000 tickets
     python -m benchmarks.bench_desk --tickets 100000 --explain
@@ -56,6 +60,7 @@ from benchmarks.desk_generator import (
     build_desk,
     tickets,
 )
+from benchmarks.desk_graphql import GraphQLPageError, measure_graphql_queue
 from servicegraph.runtime.heap import collector_paused
 from servicegraph.storage.sqlite import SqliteGraphStore
 from servicegraph.storage.sqlite.file import to_us
@@ -69,6 +74,7 @@ PAGE = 50
 TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0
 TARGET_CREATE_P50_MS = 5.0  # creating a routed ticket through the ticket service
+TARGET_HTTP_P50_MS = 20.0  # a queue page over GraphQL HTTP
 QUEUE = TicketOrder.QUEUE
 
 
@@ -373,9 +379,10 @@ def print_results(rows: list[Row], gc_collections: int) -> None:
             f"{t.pct(99):>9.3f}{max(t.samples_ms):>9.3f}  {r.met}"
         )
     print(
-        f"targets (in-process): queue page p50 <= {TARGET_P50_MS:g} ms, p99 <= "
-        f"{TARGET_P99_MS:g} ms; a routed ticket created p50 <= {TARGET_CREATE_P50_MS:g} ms; "
-        f"{gc_collections} garbage collections during the timed reads"
+        f"targets: queue page in-process p50 <= {TARGET_P50_MS:g} ms, p99 <= "
+        f"{TARGET_P99_MS:g} ms, over GraphQL HTTP p50 <= {TARGET_HTTP_P50_MS:g} ms; "
+        f"a routed ticket created p50 <= {TARGET_CREATE_P50_MS:g} ms; "
+        f"{gc_collections} garbage collections during the timed in-process reads"
     )
 
 
@@ -418,24 +425,26 @@ def run(args: argparse.Namespace) -> None:
             measure_search(store, rng, args.queries // 4, [TicketStatus.RESOLVED]),
             # most tickets are closed: fewer calls, each sorts every closed ticket
             measure_search(store, rng, max(args.queries // 40, 10), [TicketStatus.CLOSED]),
-            # a queue page over GraphQL HTTP is measured through the service, not the
-            # repository, and belongs beside these as a row of this table when it is
         ]
         collections = sum(s["collections"] for s in gc.get_stats()) - before
     finally:
         file.close()
     rows += measure_creates(path, desk, rng, args.creates)
+    if args.http_requests > 0:
+        rows += measure_http(path, desk, e, rng, args.http_requests)
     print_results(rows, collections)
     print_size(path, e.tickets)
 
 
 @dataclass
-class CreateRow(Row):
-    """A row judged against the routed-ticket target (p50 only)."""
+class P50Row(Row):
+    """A row judged by its p50 only: a routed ticket created, a queue page over HTTP."""
+
+    p50_target_ms: float = TARGET_CREATE_P50_MS
 
     @property
     def met(self) -> str:
-        return "met" if self.timings.pct(50) <= TARGET_CREATE_P50_MS else "MISSED"
+        return "met" if self.timings.pct(50) <= self.p50_target_ms else "MISSED"
 
 
 def measure_creates(path: Path, desk: Desk, rng: random.Random, count: int) -> list[Row]:
@@ -448,8 +457,28 @@ def measure_creates(path: Path, desk: Desk, rng: random.Random, count: int) -> l
         except CreateError as exc:
             raise BenchError(str(exc)) from exc
         what = "create a routed ticket" + (" + auto-assign" if auto else "")
-        rows.append(CreateRow(what, Timings(samples), len(samples)))
+        rows.append(P50Row(what, Timings(samples), len(samples)))
     return rows
+
+
+def measure_http(
+    path: Path, desk: Desk, expected: Expected, rng: random.Random, requests: int
+) -> list[Row]:
+    """``groupQueue`` over GraphQL HTTP against ``servicegraph serve`` on a copy of the
+    desk file (``desk_graphql``): page 1 of random groups, pages 1..5 by cursor."""
+    try:
+        s = measure_graphql_queue(path, desk, expected, rng, requests)
+    except GraphQLPageError as exc:
+        raise BenchError(str(exc)) from exc
+    print(f"GraphQL HTTP: file copied in {s.copy_s:.1f} s, server up in {s.startup_s:.1f} s")
+    pooled = Timings([ms for page in s.cursor_pages for ms in page])
+    return [
+        P50Row(what, timings, rows, p50_target_ms=TARGET_HTTP_P50_MS)
+        for what, timings, rows in (
+            ("GraphQL HTTP: queue page 1 (random groups)", Timings(s.first_pages), s.rows[0]),
+            ("GraphQL HTTP: queue pages 1..5 by cursor, pooled", pooled, s.rows[1]),
+        )
+    ]
 
 
 _ACTIVE = [TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.PENDING]
@@ -464,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=2_000, help="timed pages per measure")
     parser.add_argument("--batch", type=int, default=10_000, help="tickets per unit when building")
     parser.add_argument("--creates", type=int, default=1_000, help="routed tickets created")
+    parser.add_argument("--http-requests", type=int, default=500, help="per measure; 0: none")
     args = parser.parse_args(argv)
     try:
         run(args)
