@@ -372,7 +372,9 @@ class Batch:
         incident_id = incident.id
         state.holding.discard(incident_id)
         members = state.members.get(incident_id, {}).values()
-        if any(a.firing for a in members):
+        if not members or any(a.firing for a in members):
+            # without alerts (a monitoring ticket imported, or raised by an integration
+            # through the API) there is nothing whose clearing could resolve it
             state.clearing.discard(incident_id)
             return None
         if any(a.flapping for a in members):

@@ -3,6 +3,8 @@ history as people do; every fire/clear cycle of an alert is kept."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from servicegraph.correlation.steps import ACTOR, RESOLUTION_CODE
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import WorklogKind
@@ -80,3 +82,16 @@ def test_every_fire_clear_cycle_of_an_alert_is_kept(world: World) -> None:
     assert [c.fired_at for c in cycles] == fired
     assert all(c.cleared_at is not None and c.cleared_at > c.fired_at for c in cycles)
     assert all(c.incident_id for c in cycles)
+
+
+def test_a_monitoring_ticket_without_alerts_is_not_resolved_as_all_clear(world: World) -> None:
+    world.send(world.event("SwitchDown", "acc-1"))
+    (incident,) = world.incidents()
+    alertless = replace(incident, id="inc-imported", number=incident.number + 1, alert_count=0)
+    with world.services.tickets.unit() as unit:
+        unit.save_incidents([alertless])
+        unit.touched()
+    world.clock.advance(minutes=10)
+    world.services.correlator.process_pending()
+    stored = world.services.tickets.get_incidents(["inc-imported"])["inc-imported"]
+    assert stored.status is TicketStatus.NEW
