@@ -6,7 +6,10 @@ for the desk.
   some service is hit, low when none is;
 - *urgency* from the worst severity of the incident's alerts (``Members.worst``: of the
   firing ones, or of all when none fires);
-- *priority* from the policy's impact x urgency matrix;
+- *priority* from the policy's impact x urgency matrix, kept within the bounds routing
+  set on the incident (``priority_floor``/``priority_ceiling``) with every batch, so a
+  floor never stops it rising as impact grows and a ceiling applies as the matrix moves;
+  an agent's override wins over both and is kept as it is;
 - the *title*, naming the root CI and its alert.
 
 Pure functions over values the batch already holds (no store access): the correlator
@@ -59,11 +62,15 @@ def assess(
     impact = impact_of(services, facts, policy.high_impact_criticality)
     urgency = urgency_of(members.worst)
     root_alert = alerts.get(incident.root_fingerprint or "")
+    if incident.agent_override:
+        priority = incident.priority
+    else:
+        priority = incident.bounded(policy.priority_matrix[impact][urgency])
     return Assessment(
         business_services=tuple(services),
         impact=impact,
         urgency=urgency,
-        priority=policy.priority_matrix[impact][urgency],
+        priority=priority,
         title=title_of(incident, members.count, root_alert or members.first, facts),
     )
 

@@ -128,6 +128,8 @@ def desk_values(i: Incident) -> dict[str, Any]:
         "priority_overridden": i.priority_overridden,
         "priority_reason": i.priority_reason,
         "priority_set_by": i.priority_set_by,
+        "priority_floor": i.priority_floor,
+        "priority_ceiling": i.priority_ceiling,
         "assignment_group": i.assignment_group,
         "pending_reason": i.pending_reason,
         "resolution_code": i.resolution_code,
@@ -163,6 +165,17 @@ class DeskTicketFields:
     )
     priority_reason: str | None = strawberry.field(description="Why, when overridden.")
     priority_set_by: str | None = strawberry.field(description="Who, when overridden.")
+    priority_floor: int | None = strawberry.field(
+        description="The least urgent priority routing allows (1 is the most urgent: 2 means "
+        "at least as urgent as P2): the matrix's priority is raised to it, never held at it "
+        "as impact or urgency grow. Null when no rule set one; an agent's override is not "
+        "bounded."
+    )
+    priority_ceiling: int | None = strawberry.field(
+        description="The most urgent priority routing allows (4 means at most as urgent as "
+        "P4): the matrix's priority is lowered to it whenever it moves above. Null when no "
+        "rule set one; an agent's override is not bounded."
+    )
     assignment_group: str | None = strawberry.field(description="The group whose queue holds it.")
     pending_reason: str | None = strawberry.field(
         description="On whom it waits while PENDING: awaiting_requester, awaiting_vendor ..."

@@ -3,9 +3,11 @@ configuration graph, then the desk (tickets, people, catalogue), in one file.
 
 The file is JSON Lines: one header, the graph's sections (``cmdb.export_format``), the
 desk's sections (``ticketing.export_format``), one trailer with the count of every
-section. Format version 2 is that file; version 1, the graph alone (what releases before
-the desk wrote, and ``cmdb.export.export_graph`` still writes), still restores. The header
-of version 2 also names the directory's version (``directory_version``).
+section. Format version 3 is that file; version 2 (the same, with incidents that lack
+routing's priority bounds: ``ticketing.export_format.decode_v2``) and version 1, the graph
+alone (what releases before the desk wrote, and ``cmdb.export.export_graph`` still
+writes), still restore. The header of version 2 and later also names the directory's
+version (``directory_version``).
 
 cmdb knows nothing of the desk (an import-linter contract) and the desk nothing of the
 file, so they are composed here, where both may be imported: this module writes through
@@ -16,7 +18,7 @@ serves any backend.
 
 A restore checks the whole file first (nothing is written for a bad one), then refuses a
 target that holds anything of what the file carries (the graph, for version 1; the graph
-or any of the desk, for version 2), then restores the graph, then the desk, in units of
+or any of the desk, for later versions), then restores the graph, then the desk, in units of
 ``commit_every`` records. A failure part-way says how many records stay in the target.
 """
 
@@ -45,9 +47,17 @@ from servicegraph.ticketing import export_format as desk_format
 from servicegraph.ticketing.desk_export import desk_contents, desk_snapshot, restore_desk
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
 
-FORMAT_VERSION = 2
-DESK = Part(desk_format.SECTIONS, desk_format.decode, desk_format.order_key, desk_format.key_name)
-LAYOUTS: Mapping[int, Sequence[Part]] = {1: (GRAPH,), FORMAT_VERSION: (GRAPH, DESK)}
+FORMAT_VERSION = 3
+# the desk's part of each version of the file (its records, as that version wrote them)
+DESKS: Mapping[int, Part] = {
+    version: Part(desk_format.SECTIONS, decode, desk_format.order_key, desk_format.key_name)
+    for version, decode in desk_format.DECODERS.items()
+}
+DESK = DESKS[FORMAT_VERSION]
+LAYOUTS: Mapping[int, Sequence[Part]] = {
+    1: (GRAPH,),
+    **{version: (GRAPH, desk) for version, desk in DESKS.items()},
+}
 SECTIONS = GRAPH.sections + DESK.sections
 
 
@@ -71,7 +81,7 @@ class Stores:
 def export_all(
     stores: Stores, out: IO[str], *, progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
-    """Write the graph and the desk to ``out`` (version 2); returns the count of each
+    """Write the graph and the desk to ``out`` (version 3); returns the count of each
     section. The graph's snapshot is opened first, the desk's right after, both before
     any record is written: a ticket opened meanwhile may name a CI the graph's snapshot
     does not hold yet (export a quiet store to rule it out)."""
@@ -96,7 +106,7 @@ def export_all(
 
 
 def read_all(path: Path) -> ExportFile:
-    """Read and check a whole export of version 1 or 2 (see ``cmdb.export.read_export``)."""
+    """Read and check a whole export of version 1, 2 or 3 (``cmdb.export.read_export``)."""
     export = read_export(path, LAYOUTS)
     if export.version >= 2:
         version = export.header.get("directory_version")
@@ -126,7 +136,7 @@ def import_all(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Restore a checked export (``read_all``) into empty stores: the graph, then (version
-    2) the desk; returns the count of each section restored."""
+    2 and later) the desk; returns the count of each section restored."""
     if commit_every < 1:
         raise ValueError("commit_every must be at least 1")
     held = target_contents(stores, export)
@@ -151,7 +161,7 @@ def import_all(
         restore_desk(
             stores.tickets,
             stores.directory,
-            cast(Iterator[desk_format.Record], export.records_of(DESK)),
+            cast(Iterator[desk_format.Record], export.records_of(DESKS[export.version])),
             directory_version=int(export.header["directory_version"]),
             commit_every=commit_every,
             progress=desk_progress,

@@ -1,5 +1,5 @@
-"""The desk's records in an export file (format version 2): each as one JSON object, both
-ways.
+"""The desk's records in an export file (format version 3; version 2 still read): each as
+one JSON object, both ways.
 
 The file as a whole (one header, the graph's sections, then these, one trailer with the
 counts of all) is composed by ``servicegraph.runtime.export``; the graph's records are
@@ -10,8 +10,9 @@ counts of all) is composed by ``servicegraph.runtime.export``; the graph's recor
   ``category``; each with ``updated_at``, when the record was last saved;
 * the tickets: ``alert``, ``alert_cycle``, ``incident`` (every desk field: the ticket's
   type as ``ticket_type``, since ``type`` names the record's section; channel, requester,
-  service, category, affected CIs, priority override, group, agent, pending reason,
-  codes, tags, custom fields, routing rule...), ``problem``, ``problem_incident``
+  service, category, affected CIs, priority override, routing's priority bounds
+  ``priority_floor``/``priority_ceiling``, group, agent, pending reason, codes, tags,
+  custom fields, routing rule...), ``problem``, ``problem_incident``
   (an incident recorded as an instance of a problem, and when), ``change`` (with its CIs in
   order), ``ticket_link``, ``worklog`` (with its ``seq``, and the field changed, old and
   new).
@@ -25,6 +26,14 @@ Every field is written, and a record missing one, or carrying one this release d
 know, is refused: a file from a newer release is never restored with a field silently
 dropped. Bad values raise ``ValidationFailed`` naming ``<type>.<field>``. Times are ISO
 8601 in UTC with microseconds, as in the graph's sections.
+
+So a record that gains a field is a new version of the file: a file of the version
+before still restores, read with that version's records (``DECODERS``), never with a
+field taken as missing. Version 3 added the incident's ``priority_floor`` and
+``priority_ceiling`` (null: that side open; the ceiling never less urgent than the
+floor). A version-2 incident has no bounds, and one whose priority a routing rule's bound
+had frozen (``priority_set_by`` "routing") gets the bounds its reason names instead, as
+migration 11 of the SQLite store does (``tickets_routing.legacy_bounds``).
 """
 
 from __future__ import annotations
@@ -56,6 +65,8 @@ from servicegraph.ticketing.model import (
 )
 from servicegraph.ticketing.people import Agent, Contact, Group, Organisation
 from servicegraph.ticketing.ports import ProblemLink, Stamped
+from servicegraph.ticketing.priority import HIGHEST, LOWEST
+from servicegraph.ticketing.tickets_routing import ROUTING, legacy_bounds
 
 DIRECTORY_SECTIONS = ("organisation", "agent", "group", "contact", "service", "category")
 TICKET_SECTIONS = (
@@ -110,6 +121,12 @@ def _number(value: Any) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError("must be a number")
     return float(value)
+
+
+def _priority(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not HIGHEST <= value <= LOWEST:
+        raise ValueError(f"must be a priority from {HIGHEST} (most urgent) to {LOWEST}")
+    return value
 
 
 def _flag(value: Any) -> bool:
@@ -215,6 +232,7 @@ TEXT: tuple[Encode, Decode] = (_same, _text)
 OPT_TEXT: tuple[Encode, Decode] = (_same, _optional(_text))
 INT: tuple[Encode, Decode] = (_same, _integer)
 FLAG: tuple[Encode, Decode] = (_same, _flag)
+OPT_PRIORITY: tuple[Encode, Decode] = (_same, _optional(_priority))
 TIME: tuple[Encode, Decode] = (format_time, _time)
 OPT_TIME: tuple[Encode, Decode] = (_time_text, _optional(_time))
 TEXTS: tuple[Encode, Decode] = (list, _texts)
@@ -423,6 +441,8 @@ INCIDENT = Codec(
         ("urgency", TEXT),
         ("priority_reason", OPT_TEXT),
         ("priority_set_by", OPT_TEXT),
+        ("priority_floor", OPT_PRIORITY),
+        ("priority_ceiling", OPT_PRIORITY),
         ("assignment_group", OPT_TEXT),
         ("assignee", OPT_TEXT),
         ("routed_by", OPT_TEXT),
@@ -450,6 +470,9 @@ INCIDENT = Codec(
         ("custom_fields", OBJECT),
     ),
 )
+_BOUNDS = ("priority_floor", "priority_ceiling")  # version 3
+# the incident of version 2: without the bounds (``decode_v2``)
+INCIDENT_V2 = Codec("incident", Incident, tuple(f for f in INCIDENT.fields if f[0] not in _BOUNDS))
 # a problem's incidents are its ``problem_incident`` records (with the time of each link)
 PROBLEM = Codec(
     "problem",
@@ -575,9 +598,31 @@ def encode(record: Record) -> dict[str, Any]:
 
 
 def decode(obj: Mapping[str, Any]) -> Record:
-    """The record of one JSON object; ValidationFailed names ``<type>.<field>``."""
+    """The record of one JSON object of a version-3 file; ValidationFailed names
+    ``<type>.<field>``."""
+    return _decode(obj, CODECS)
+
+
+_V2_CODECS = {**CODECS, "incident": INCIDENT_V2}
+
+
+def decode_v2(obj: Mapping[str, Any]) -> Record:
+    """The record of one JSON object of a version-2 file: an incident has no bounds, or
+    those of the routing override it carries (see the module docstring)."""
+    record = _decode(obj, _V2_CODECS)
+    if isinstance(record, Incident) and record.priority_set_by == ROUTING:
+        record.priority_floor, record.priority_ceiling = legacy_bounds(record.priority_reason)
+        record.priority_reason = record.priority_set_by = None
+    return record
+
+
+# each version of the file's desk records (``servicegraph.runtime.export`` composes them)
+DECODERS: Mapping[int, Callable[[Mapping[str, Any]], Record]] = {2: decode_v2, 3: decode}
+
+
+def _decode(obj: Mapping[str, Any], codecs: Mapping[str, Codec]) -> Record:
     kind = obj.get("type")
-    codec = CODECS.get(kind) if isinstance(kind, str) else None
+    codec = codecs.get(kind) if isinstance(kind, str) else None
     if codec is None:
         raise ValidationFailed(
             f"unknown record type {kind!r}; known: {', '.join(SECTIONS)}", field="type"
@@ -587,7 +632,19 @@ def decode(obj: Mapping[str, Any]) -> Record:
         raise ValidationFailed("must be positive", field="worklog.seq")
     if isinstance(record, Incident | Problem | Change) and record.number < 1:
         raise ValidationFailed("must be positive", field=f"{codec.section}.number")
+    if isinstance(record, Incident):
+        _check_bounds(record)
     return record  # type: ignore[no-any-return]
+
+
+def _check_bounds(incident: Incident) -> None:
+    """A ceiling less urgent than the floor leaves no priority (``priority.clamp``)."""
+    floor, ceiling = incident.priority_floor, incident.priority_ceiling
+    if floor is not None and ceiling is not None and ceiling > floor:
+        raise ValidationFailed(
+            f"P{ceiling} is less urgent than the floor P{floor} (1 is the most urgent)",
+            field="incident.priority_ceiling",
+        )
 
 
 def order_key(section: str, record: Any) -> tuple[Any, ...]:

@@ -11,8 +11,10 @@ caller overrides it with a reason, or, when the caller said nothing of impact, u
 and priority, the catalogue sets a default priority. Routing (``tickets_routing``) picks
 the group unless the caller named one: a rule, else an affected CI's support group, else
 the catalogue's group for the service or category (its default group, else its owner),
-else the triage group; rules' tags, priority bounds and custom fields apply either way,
-but never over an agent's explicit priority.
+else the triage group; rules' tags, priority bounds and custom fields apply either way.
+The bounds are kept on the ticket (``priority_floor``/``priority_ceiling``) and its
+priority is the matrix's (or the catalogue's default) within them, now and whenever
+impact or urgency change; an agent's explicit priority is not bounded (it wins).
 """
 
 from __future__ import annotations
@@ -32,13 +34,7 @@ from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.priority import Impact, PriorityDecision, Urgency, decide, level
 from servicegraph.ticketing.routing import RoutingDecision, RoutingRules, TicketFacts
 from servicegraph.ticketing.tickets_policy import DeskPolicy
-from servicegraph.ticketing.tickets_routing import (
-    ROUTING,
-    CIFacts,
-    bounded_priority,
-    routed_entry,
-    unique,
-)
+from servicegraph.ticketing.tickets_routing import CIFacts, apply_bounds, routed_entry, unique
 from servicegraph.ticketing.tickets_work import entry
 
 MAX_TITLE = 200
@@ -218,7 +214,7 @@ def admit(
     entries = [_created(ticket, priority, now, actor)]
     if decision is not None:
         entries += _apply_decision(
-            ticket, decision, priority, now, actor, chosen_by=chosen_by, rules=policy.routing
+            ticket, decision, now, actor, chosen_by=chosen_by, rules=policy.routing
         )
     ticket.custom_fields = _custom_fields(new, defaults, decision, kind, category, policy)
     return Admission(ticket, entries, decision)
@@ -299,21 +295,17 @@ def _created(
 def _apply_decision(
     ticket: Incident,
     decision: RoutingDecision,
-    priority: PriorityDecision,
     now: dt.datetime,
     actor: str,
     *,
     chosen_by: str,
     rules: RoutingRules,
 ) -> list[WorklogEntry]:
-    """Tags and priority bounds of the decision; its ROUTED entry when it chose the group,
-    or, when the caller (or the assignee's only group) did, when some rule matched."""
+    """Tags and priority bounds of the decision (kept on the ticket; the priority within
+    them unless the caller overrode it); its ROUTED entry when it chose the group, or, when
+    the caller (or the assignee's only group) did, when some rule matched."""
     ticket.tags = list(dict.fromkeys([*ticket.tags, *decision.tags]))
-    why = None
-    if not priority.overridden:
-        bounded, why = bounded_priority(decision, priority.priority, rules)
-        if why is not None:
-            ticket.priority, ticket.priority_reason, ticket.priority_set_by = bounded, why, ROUTING
+    why = apply_bounds(ticket, decision, rules)
     if chosen_by == "routing":
         ticket.routed_by = decision.rule
         return [routed_entry(ticket, decision, now, actor, None, why)]

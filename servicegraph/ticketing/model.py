@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servicegraph.ticketing.lifecycle import TicketStatus
+from servicegraph.ticketing.priority import clamp
+
+# ``priority_set_by`` of a priority configuration chose, not an agent: a catalogue's default
+# ("catalogue"), and in stores older than migration 11 a routing rule's bound ("routing",
+# which that migration turns into the ticket's bounds). Such a priority is a default: the
+# matrix, within the bounds, replaces it when impact or urgency change.
+CONFIGURED_PRIORITY = frozenset({"catalogue", "routing"})
 
 
 class TicketType(enum.StrEnum):
@@ -102,8 +109,15 @@ class Incident:
     service: str | None = None  # a catalogue service's id
     category: str | None = None  # a category path, "network/vpn": category and subcategory
     affected_ci_ids: list[str] = field(default_factory=list)  # beyond the root and alerts
-    priority_reason: str | None = None  # set when an agent overrode the matrix
+    priority_reason: str | None = None  # set when an agent (or the catalogue) chose it
     priority_set_by: str | None = None
+    # Routing's bounds (``priority.clamp``; 1 is the most urgent): the floor is the least
+    # urgent priority allowed (the largest number: 2 = "at least as urgent as P2"), the
+    # ceiling the most urgent allowed (the smallest number). Kept on the ticket, not folded
+    # into the priority, so that the priority keeps following impact x urgency within them
+    # (a floor never stops it rising); an agent's override is not bounded.
+    priority_floor: int | None = None
+    priority_ceiling: int | None = None
     assignment_group: str | None = None
     pending_reason: str | None = None
     resolution_code: str | None = None
@@ -116,7 +130,19 @@ class Incident:
 
     @property
     def priority_overridden(self) -> bool:
+        """The priority is not the matrix's: an agent's override or a catalogue default."""
         return self.priority_reason is not None
+
+    @property
+    def agent_override(self) -> bool:
+        """An agent chose the priority (with a reason): it wins over the matrix and over
+        routing's bounds until an agent sets it back to the matrix's."""
+        return self.priority_overridden and self.priority_set_by not in CONFIGURED_PRIORITY
+
+    def bounded(self, priority: int) -> int:
+        """``priority`` (the matrix's, or a configured default) within the ticket's routing
+        bounds; what the ticket's priority is whenever no agent overrode it."""
+        return clamp(priority, self.priority_floor, self.priority_ceiling)
 
     def ci_ids(self) -> list[str]:
         """Every CI the ticket concerns: its root cause, then those people added."""

@@ -7,9 +7,11 @@ raises naming the field, before anything is saved.
 Rules: a closed or cancelled ticket is read-only. A monitoring incident's title, impact
 and urgency follow its alerts (correlation rewrites them with every batch), so they are
 refused there; its priority can still be overridden, and it can be given CIs. When impact
-or urgency change, the priority follows the matrix again unless an agent overrode it (a
-priority the catalogue or a routing rule set was a default, and the agent's new facts
-are better). Empty text clears the requester, service or category.
+or urgency change, the priority follows the matrix again, within the ticket's routing
+bounds (``priority_floor``/``priority_ceiling``: clamped, never frozen), unless an agent
+overrode it (a priority the catalogue set was a default, and the agent's new facts are
+better). An agent's override wins over the bounds; setting the priority back to the
+bounded matrix's ends it. Empty text clears the requester, service or category.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from servicegraph.ticketing.model import (
     WorklogKind,
 )
 from servicegraph.ticketing.people import Directory
-from servicegraph.ticketing.priority import Impact, Urgency, decide, level
+from servicegraph.ticketing.priority import Impact, Urgency, check_priority, level
 from servicegraph.ticketing.tickets_policy import DeskPolicy
 from servicegraph.ticketing.tickets_work import changed, entry
 
@@ -170,43 +172,59 @@ def _custom_fields(
 def _follow_matrix(
     t: Incident, policy: DeskPolicy, actor: str, now: dt.datetime
 ) -> list[WorklogEntry]:
-    agent_override = t.priority_overridden and t.priority_set_by not in _CONFIGURED
-    if agent_override:
+    if t.agent_override:
         return []
-    computed = policy.priority_matrix.priority(t.impact, t.urgency)
+    computed, how = _desk_priority(t, policy)
     log = []
-    if t.priority_reason is not None:
+    if t.priority_reason is not None:  # a configured default, replaced by the facts
         log.append(changed(t, now, actor, "priority_reason", t.priority_reason, None))
         t.priority_reason = t.priority_set_by = None
     if computed != t.priority:
-        why = f"priority: P{t.priority} -> P{computed} ({t.impact} impact x {t.urgency} urgency)"
+        why = f"priority: P{t.priority} -> P{computed} ({how})"
         log.append(changed(t, now, actor, "priority", t.priority, computed, why))
         t.priority = computed
     return log
 
 
-_CONFIGURED = frozenset({"catalogue", "routing"})  # priority_set_by of configured priorities
+def _desk_priority(t: Incident, policy: DeskPolicy) -> tuple[int, str]:
+    """The priority the ticket gets without an override: the matrix's within its routing
+    bounds, and how it came (for the history)."""
+    matrix = policy.priority_matrix.priority(t.impact, t.urgency)
+    how = f"{t.impact} impact x {t.urgency} urgency"
+    bounded = t.bounded(matrix)
+    if bounded < matrix:
+        how += f" gives P{matrix}; routing keeps it at least as urgent as P{t.priority_floor}"
+    elif bounded > matrix:
+        how += f" gives P{matrix}; routing keeps it at most as urgent as P{t.priority_ceiling}"
+    return bounded, how
 
 
 def override_priority(
     t: Incident, priority: int, reason: str, policy: DeskPolicy, actor: str, now: dt.datetime
 ) -> list[WorklogEntry]:
-    """An agent's priority, with the reason logged; one equal to the matrix's ends any
-    override (the ticket follows impact and urgency again)."""
+    """An agent's priority, with the reason logged; it wins over routing's bounds. One
+    equal to what the ticket would have without it (the matrix's within the bounds) ends
+    any override: the ticket follows impact and urgency again."""
     check_editable(t, policy, ActorKind.AGENT)
     why = text(reason, "priority_reason", limit=MAX_TEXT, required=False) or None
-    decision = decide(policy.priority_matrix, t.impact, t.urgency, priority, why, by=actor)
-    new_reason = decision.reason if decision.overridden else None
-    new_by = actor if decision.overridden else None
+    chosen = check_priority(priority, "priority")
+    desk, how = _desk_priority(t, policy)
+    if chosen != desk and why is None:
+        raise ValidationFailed(
+            f"overriding priority {desk} (from {how}) with {chosen} needs a reason",
+            field="priority_reason",
+        )
+    new_reason = why if chosen != desk else None
+    new_by = actor if new_reason is not None else None
     log = []
-    if decision.priority != t.priority:
-        shown = f"priority: P{t.priority} -> P{decision.priority}" + (
+    if chosen != t.priority:
+        shown = f"priority: P{t.priority} -> P{chosen}" + (
             f": {new_reason}" if new_reason else " (the matrix's)"
         )
-        log.append(changed(t, now, actor, "priority", t.priority, decision.priority, shown))
+        log.append(changed(t, now, actor, "priority", t.priority, chosen, shown))
     if new_reason != t.priority_reason:
         log.append(changed(t, now, actor, "priority_reason", t.priority_reason, new_reason))
-    t.priority, t.priority_reason, t.priority_set_by = decision.priority, new_reason, new_by
+    t.priority, t.priority_reason, t.priority_set_by = chosen, new_reason, new_by
     return log
 
 

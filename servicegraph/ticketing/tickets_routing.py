@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -40,7 +41,9 @@ from servicegraph.ticketing.tickets_policy import DeskPolicy
 
 log = logging.getLogger(__name__)
 
-ROUTING = "routing"  # priority_set_by when a routing rule's bounds moved the priority
+# priority_set_by of a priority a routing rule's bounds froze, before the ticket kept the
+# bounds themselves (migration 11, export format 3); read as a configured default
+ROUTING = "routing"
 PARENT_TYPES = ("PART_OF",)  # whose support group a CI without one inherits
 
 
@@ -128,9 +131,9 @@ def routed_entry(
     old: str | None,
     priority: str | None = None,
 ) -> WorklogEntry:
-    """The ROUTED history entry: the group, the rule that chose it and why (and the
-    priority its bounds gave, when they moved it)."""
-    moved = f"; priority by {priority}" if priority and ticket.priority_set_by == ROUTING else ""
+    """The ROUTED history entry: the group, the rule that chose it and why, and, when its
+    bounds moved the priority, how (``priority``: ``bounds_note``)."""
+    moved = f"; priority by {priority}" if priority else ""
     return WorklogEntry(
         ticket_id=ticket.id,
         at=at,
@@ -145,19 +148,46 @@ def routed_entry(
     )
 
 
-def bounded_priority(
-    decision: RoutingDecision, priority: int, rules: RoutingRules
-) -> tuple[int, str | None]:
-    """The priority within the decision's bounds, and the reason when they moved it
-    (naming the matched rules that set a bound)."""
-    bounded = decision.clamp(priority)
-    if bounded == priority:
-        return priority, None
+def priority_bounds(decision: RoutingDecision) -> tuple[int | None, int | None]:
+    """The decision's (floor, ceiling) as a ticket keeps them (``priority.clamp``'s terms:
+    the floor the least urgent priority allowed, the ceiling the most urgent). Rules'
+    bounds combine, so one rule's floor may be more urgent than another's ceiling; the
+    floor wins then, as in ``RoutingDecision.clamp`` (a ticket handled too urgently costs
+    less than one handled too late): the ceiling is kept at the floor, which makes the
+    pair one ``clamp`` takes and pins the priority to the floor, as the decision did."""
+    return _consistent(decision.priority_floor, decision.priority_ceiling)
+
+
+def _consistent(floor: int | None, ceiling: int | None) -> tuple[int | None, int | None]:
+    if floor is not None and ceiling is not None and ceiling > floor:
+        ceiling = floor
+    return floor, ceiling
+
+
+def apply_bounds(ticket: Incident, decision: RoutingDecision, rules: RoutingRules) -> str | None:
+    """Keep the decision's bounds on ``ticket`` and its priority within them, unless an
+    agent overrode it (the override wins; the bounds apply again once it ends). Returns
+    how the bounds moved the priority, for the ROUTED entry, or None."""
+    ticket.priority_floor, ticket.priority_ceiling = priority_bounds(decision)
+    if ticket.agent_override:
+        return None
+    before = ticket.priority
+    ticket.priority = ticket.bounded(before)
+    return bounds_note(ticket, decision, before, rules)
+
+
+def bounds_note(
+    ticket: Incident, decision: RoutingDecision, before: int, rules: RoutingRules
+) -> str | None:
+    """How the ticket's bounds moved its priority from ``before``, naming the matched
+    rules that set a bound; None when they did not move it."""
+    if ticket.priority == before:
+        return None
     bounds = []
-    if decision.priority_floor is not None:
-        bounds.append(f"at least as urgent as P{decision.priority_floor}")
-    if decision.priority_ceiling is not None:
-        bounds.append(f"at most as urgent as P{decision.priority_ceiling}")
+    if ticket.priority_floor is not None:
+        bounds.append(f"at least as urgent as P{ticket.priority_floor}")
+    if ticket.priority_ceiling is not None:
+        bounds.append(f"at most as urgent as P{ticket.priority_ceiling}")
     setters = [
         f"'{r.name}'"
         for r in rules.rules
@@ -165,7 +195,23 @@ def bounded_priority(
         and (r.then.priority_floor is not None or r.then.priority_ceiling is not None)
     ]
     by = "routing rule " + ", ".join(setters) if setters else "routing"
-    return bounded, f"{by}: {' and '.join(bounds)} (P{priority} -> P{bounded})"
+    return f"{by}: {' and '.join(bounds)} (P{before} -> P{ticket.priority})"
+
+
+_LEGACY_FLOOR = re.compile(r"\bat least as urgent as P([1-5])\b")
+_LEGACY_CEILING = re.compile(r"\bat most as urgent as P([1-5])\b")
+
+
+def legacy_bounds(reason: str | None) -> tuple[int | None, int | None]:
+    """The bounds a routing override of an older release names in its reason (``ROUTING``
+    in ``priority_set_by``; the text ``bounds_note`` still writes, "routing rule 'vpn': at
+    least as urgent as P2 (P5 -> P2)"), as ``priority_bounds`` keeps them. Migration 11
+    reads the same words in SQL; a version-2 export is read with this."""
+    floor = _LEGACY_FLOOR.search(reason or "")
+    ceiling = _LEGACY_CEILING.search(reason or "")
+    return _consistent(
+        int(floor.group(1)) if floor else None, int(ceiling.group(1)) if ceiling else None
+    )
 
 
 class TicketRouter:
@@ -255,19 +301,18 @@ class TicketRouter:
     def _apply(
         self, incident: Incident, decision: RoutingDecision, at: dt.datetime, actor: str
     ) -> WorklogEntry:
+        """The decision on a monitoring incident: group, rule, tags, custom fields, and
+        the bounds, which correlation applies again to the matrix's priority with every
+        batch (``correlation.assessment``)."""
         incident.assignment_group = decision.group
         incident.routed_by = decision.rule
         incident.tags = list(dict.fromkeys([*incident.tags, *decision.tags]))
-        if not incident.priority_overridden:
-            priority, why = bounded_priority(decision, incident.priority, self.policy.routing)
-            if why is not None:
-                incident.priority, incident.priority_reason = priority, why
-                incident.priority_set_by = ROUTING
+        moved = apply_bounds(incident, decision, self.policy.routing)
         extra = _custom_fields(
             self.policy.custom_fields, incident.type, decision.custom_fields, incident.custom_fields
         )
         incident.custom_fields = {**incident.custom_fields, **extra}
-        return routed_entry(incident, decision, at, actor, None, incident.priority_reason)
+        return routed_entry(incident, decision, at, actor, None, moved)
 
     def _services_by_ci(self, catalogue: Catalogue) -> dict[str, Service]:
         """The catalogue's services by business_service CI, cached per catalogue object."""

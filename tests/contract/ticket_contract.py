@@ -255,6 +255,7 @@ DESK = {
             11, 100, _S.ASSIGNED, priority=2, assignment_group="grp-net", assignee="alice",
             requester="c-anna", organisation="org-acme", service="svc-vpn",
             category="network/vpn", tags=["vip", "vpn"], title="VPN drops 5% of the time",
+            priority_floor=2,  # routing's bounds: at least a P2
         ),
         desk_ticket(
             12, 110, _S.NEW, type=TicketType.SERVICE_REQUEST, priority=4,
@@ -282,7 +283,7 @@ DESK = {
         desk_ticket(
             16, 120, _S.IN_PROGRESS, priority=3, assignment_group="grp-net", assignee="bob",
             root_ci_id="ci-p", category="net_ork", channel=Channel.MONITORING,
-            title="Printer p-7 offline",
+            title="Printer p-7 offline", priority_floor=4, priority_ceiling=3,  # P3 or P4
         ),
         desk_ticket(
             17, 140, _S.CANCELLED, priority=4, assignment_group="grp-desk", requester="c-anna",
@@ -1266,6 +1267,8 @@ class TicketContract:
             "affected_ci_ids": ["ci-v1", "ci-v2"],
             "priority_reason": "the whole site",
             "priority_set_by": "bob",
+            "priority_floor": 3,  # from 2
+            "priority_ceiling": 1,  # from none
             "assignment_group": "grp-desk",
             "pending_reason": "awaiting_vendor",
             "resolution_code": "fixed",

@@ -1,7 +1,9 @@
 """Monitoring incidents are routed as people's tickets are: by their root CI (its class and
 attributes, its support group) and the services they hit, with the rule in the history;
-they keep their queue when correlation resolves and reopens them; an agent's priority
-holds; and correlation leaves the tickets people opened alone."""
+they keep their queue when correlation resolves and reopens them; a rule's priority bounds
+stay on the incident and bound the matrix's priority in every later batch (a floor never
+stops it rising, a ceiling applies as it moves); an agent's priority holds over both; and
+correlation leaves the tickets people opened alone."""
 
 from __future__ import annotations
 
@@ -31,7 +33,11 @@ RULES = [
         "name": "core-routers",
         "when": {"ci_class": "network_device", "ci_attribute": {"role": "core"}},
         "then": {"group": "noc", "tags": ["core"], "priority_floor": 1},
-    }
+    },
+    # a database server's incident is at least a P2, whatever its first alert says
+    {"name": "db-servers", "when": {"ci_class": "server"}, "then": {"priority_floor": 2}},
+    # and the database's own, at most a P2 (its failover answers the P1s)
+    {"name": "databases", "when": {"ci_class": "database"}, "then": {"priority_ceiling": 2}},
 ]
 GROUPS = ("noc", "network", "apps", "service-desk")
 
@@ -131,15 +137,89 @@ def test_a_rule_on_the_root_cis_attributes_sets_group_tags_and_a_priority_floor(
     assert (incident.assignment_group, incident.routed_by, incident.tags) == (
         "noc", "core-routers", ["core"],
     )  # fmt: skip
-    assert (incident.priority, incident.priority_set_by) == (1, "routing")
-    assert (incident.priority_reason or "").endswith("at least as urgent as P1 (P3 -> P1)")
+    assert (incident.priority, incident.priority_floor, incident.priority_ceiling) == (1, 1, None)
+    assert (incident.priority_reason, incident.priority_set_by) == (None, None), "no override"
     routed_entry = world.services.desk.tickets.history(incident.id)[1]
     assert "rule 'core-routers' matched" in routed_entry.text
     assert "with role=core" in routed_entry.text
+    assert routed_entry.text.endswith(
+        "; priority by routing rule 'core-routers': at least as urgent as P1 (P3 -> P1)"
+    )
 
     world.clock.advance(seconds=10)
     world.send(world.event("BGPDown", "core-1", severity=Severity.WARNING))
     assert _only(world).priority == 1, "the floor holds when the next alert joins"
+
+
+def _assessed(world: World) -> tuple[str, str, int]:
+    incident = _only(world)
+    return incident.impact, incident.urgency, incident.priority
+
+
+def test_a_floor_never_stops_the_priority_rising_and_holds_it_when_impact_drops(
+    routed: World,
+) -> None:
+    world = routed
+    world.send(world.event("NodeSlow", "db-1", severity=Severity.WARNING))
+    incident = _only(world)
+    assert (incident.routed_by, incident.priority_floor, incident.priority_ceiling) == (
+        "default:triage", 2, None,
+    )  # fmt: skip
+    assert _assessed(world) == ("low", "low", 2), "one cluster member of three: P5, floor P2"
+    routed_entry = world.services.desk.tickets.history(incident.id)[1]
+    assert routed_entry.text.endswith(
+        "; priority by routing rule 'db-servers': at least as urgent as P2 (P5 -> P2)"
+    )
+
+    world.clock.advance(seconds=5)
+    world.send(world.event("NodeDown", "db-2"))  # the cluster loses its quorum: the shop
+    assert _assessed(world) == ("high", "high", 1), "the matrix's P1: the floor is no cap"
+    world.clock.advance(seconds=5)
+    world.send(world.event("NodeDown", "db-2", "resolved"))
+    assert _assessed(world) == ("high", "low", 2), "the matrix says P3: the floor keeps P2"
+    world.clock.advance(seconds=5)
+    world.send(world.event("NodeSlow", "db-1", severity=Severity.WARNING))
+    incident = _only(world)
+    assert (incident.priority, incident.priority_floor, incident.priority_reason) == (2, 2, None)
+
+
+def test_a_ceiling_applies_in_every_batch_as_the_matrix_moves(routed: World) -> None:
+    world = routed
+    world.send(world.event("DBSlow", "orders-db", severity=Severity.WARNING))
+    incident = _only(world)
+    assert (incident.priority_floor, incident.priority_ceiling) == (None, 2)
+    assert _assessed(world) == ("high", "low", 3), "within the ceiling: the matrix's P3"
+    assert "priority by" not in world.services.desk.tickets.history(incident.id)[1].text
+
+    world.clock.advance(seconds=5)
+    world.send(world.event("DBDown", "orders-db"))
+    assert _assessed(world) == ("high", "high", 2), "the matrix's P1, capped at P2"
+    world.clock.advance(seconds=5)
+    world.send(world.event("DBDown", "orders-db", "resolved"))
+    assert _assessed(world) == ("high", "low", 3), "and back to the matrix's P3: not frozen"
+
+
+def test_an_agents_override_wins_over_the_bounds_until_it_ends(routed: World) -> None:
+    world = routed
+    world.send(world.event("NodeSlow", "db-1", severity=Severity.WARNING))
+    incident = _only(world)
+    assert incident.priority == 2
+    with change_context("dave"):
+        world.services.desk.tickets.override_priority(incident.id, 4, "lab cluster")
+    world.clock.advance(seconds=5)
+    world.send(world.event("NodeDown", "db-2"))
+    incident = _only(world)
+    assert (incident.impact, incident.priority, incident.priority_reason) == (
+        "high", 4, "lab cluster",
+    ), "below the floor, and held while impact grows: the agent's word"  # fmt: skip
+    assert incident.priority_floor == 2, "the bound stays for when the override ends"
+
+    with change_context("dave"):  # the matrix's P1 (within the floor) is no override
+        world.services.desk.tickets.override_priority(incident.id, 1, "")
+    world.clock.advance(seconds=5)
+    world.send(world.event("NodeDown", "db-2", "resolved"))
+    incident = _only(world)
+    assert (incident.priority, incident.priority_reason) == (2, None), "bounded matrix again"
 
 
 def test_the_owner_of_an_impacted_service_takes_what_no_ci_claims(routed: World) -> None:

@@ -77,7 +77,8 @@ CUSTOM_FIELDS: dict[str, dict[str, Any]] = {
 
 # Mutation results: every failure member, and the ticket's fields the tests look at.
 TICKET_FIELDS = """id number type channel title status priority priorityOverridden
-    priorityReason prioritySetBy impact urgency assignmentGroup assignee routedBy tags
+    priorityReason prioritySetBy priorityFloor priorityCeiling impact urgency
+    assignmentGroup assignee routedBy tags
     requester organisation service category customFields createdBy pendingReason
     resolutionCode resolution closeCode resolvedAt closedAt reopenCount allowedSteps
     affectedCiIds history { at actor kind text field old new }"""

@@ -51,7 +51,7 @@ VPN_DOWN = {
 }
 
 REASON = "the whole Lyon office is cut off"
-ROUTED_REASON = "routing rule 'vpn-outage': at least as urgent as P2 (P3 -> P2)"
+ROUTED_PRIORITY = "; priority by routing rule 'vpn-outage': at least as urgent as P2 (P3 -> P2)"
 
 # (login, mutation, arguments, status after, the history entries the step adds)
 WALK: list[tuple[str, str, dict[str, Any], str, list[Entry]]] = [
@@ -62,7 +62,7 @@ WALK: list[tuple[str, str, dict[str, Any], str, list[Entry]]] = [
         "NEW",
         [
             ("bob", "CHANGED", "priority", "2", "1"),
-            ("bob", "CHANGED", "priority_reason", ROUTED_REASON, REASON),
+            ("bob", "CHANGED", "priority_reason", None, REASON),
         ],
     ),
     (
@@ -197,6 +197,8 @@ def test_a_ticket_walks_every_state_by_graphql(desk: Site) -> None:
     assert (t["status"], t["type"], t["channel"]) == ("NEW", "INCIDENT", "PHONE")
     assert (t["assignmentGroup"], t["routedBy"], t["tags"]) == ("noc", "vpn-outage", ["vpn"])
     assert (t["impact"], t["urgency"], t["priority"]) == ("medium", "medium", 2)
+    assert (t["priorityFloor"], t["priorityCeiling"]) == (2, None), "the rule's bound, kept"
+    assert (t["priorityOverridden"], t["priorityReason"]) == (False, None), "no override"
     assert (t["requester"], t["organisation"], t["service"]) == ("dave", "acme", "vpn")
     assert t["customFields"] == {"site": "lyon"}
     assert t["affectedCiIds"] == [desk.ids["db-1"]]
@@ -207,6 +209,7 @@ def test_a_ticket_walks_every_state_by_graphql(desk: Site) -> None:
         ("alice", "ROUTED", "assignment_group", None, "noc"),
     ]
     assert "rule 'vpn-outage' matched" in t["history"][1]["text"]
+    assert t["history"][1]["text"].endswith(ROUTED_PRIORITY)
 
     seen = len(t["history"])
     for index, (login, name, arguments, status, added) in enumerate(WALK):
@@ -233,6 +236,7 @@ def test_a_ticket_walks_every_state_by_graphql(desk: Site) -> None:
         seen = len(t["history"])
 
     assert (t["priority"], t["priorityOverridden"], t["prioritySetBy"]) == (1, True, "bob")
+    assert (t["priorityFloor"], t["priorityCeiling"]) == (2, None), "the override wins over it"
     assert t["reopenCount"] == 1
     assert (t["resolutionCode"], t["resolution"]) == ("fixed", "renewed two certificates")
     assert t["closeCode"] == "confirmed" and t["closedAt"] is not None

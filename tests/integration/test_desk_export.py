@@ -1,9 +1,10 @@
-"""The desk in `servicegraph export` / `import --from-export` (format version 2): a seeded
+"""The desk in `servicegraph export` / `import --from-export` (format version 3): a seeded
 desk (tests/integration/desk_seed.py) moves from one SQLite data directory to an empty one
 and reads back identical, table by table, through every port listing and through the CLI;
-new tickets continue the numbering; a version-1 file (the graph alone) still restores; a
-cut-off or damaged file is refused naming the line and field, and a target that already
-holds any of the desk is refused, with nothing written."""
+new tickets continue the numbering; routing's priority bounds move with the tickets and
+keep bounding them; a version-2 file (before the bounds) and a version-1 file (the graph
+alone) still restore; a cut-off or damaged file is refused naming the line and field, and
+a target that already holds any of the desk is refused, with nothing written."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from servicegraph.ticketing.ports import (
     ProblemFilter,
     TicketOrder,
 )
+from servicegraph.ticketing.tickets import TicketChanges
 from tests.integration import test_export
 from tests.integration.desk_seed import seed
 from tests.ticketing.desk_world import Desk, make_desk
@@ -107,7 +109,7 @@ def test_a_seeded_desk_reads_back_identical_and_numbering_continues(
     desk, ids = source
     path = export_file(desk.services, tmp_path / "desk.jsonl")
     checked = read_all(path)
-    assert checked.version == 2
+    assert checked.version == 3
     counts = checked.counts
     assert counts["incident"] == 6 and counts["problem"] == 1 and counts["change"] == 1
     assert counts["alert"] == 2 and counts["alert_cycle"] == 5 and counts["problem_incident"] == 2
@@ -168,6 +170,8 @@ def test_the_restore_keeps_what_matters_to_people(
     assert vpn.tags == ["remote", "urgent"] and vpn.reopen_count == 1
     assert vpn.requester == "c-jane" and vpn.organisation == "acme"
     assert vpn.routed_by and vpn.affected_ci_ids == [desk.ids["core-1"]]
+    assert (vpn.priority_floor, vpn.priority_ceiling) == (2, None), "rule 'vpn': at least P2"
+    assert (t[ids["again"]].priority, t[ids["again"]].priority_floor) == (2, 2)
     assert t[ids["payslip"]].priority_reason == "the CEO's payslip"
     assert t[ids["laptop"]].pending_reason == "awaiting_vendor"
     log = target.tickets.worklog([ids["vpn"]])[ids["vpn"]]
@@ -205,6 +209,66 @@ def test_a_version_1_file_still_restores(
     assert after["incident"] == [] and after["worklog"] == []
 
 
+# what the release before wrote when a routing rule's bound moved a priority
+LEGACY_ROUTING = "routing rule 'vpn': at least as urgent as P2 (P5 -> P2)"
+
+
+def as_version_2(objs: list[dict[str, Any]], routed_overrides: set[str]) -> list[dict[str, Any]]:
+    """A version-3 export as the release before wrote it: version 2, incidents without
+    the bounds, and those of ``routed_overrides`` with their floor as a routing override."""
+    old = []
+    for obj in objs:
+        if obj.get("type") == "incident":
+            obj = {k: v for k, v in obj.items() if k not in ("priority_floor", "priority_ceiling")}
+            if obj["id"] in routed_overrides:
+                obj |= {"priority_reason": LEGACY_ROUTING, "priority_set_by": "routing"}
+        old.append(obj)
+    old[0] = old[0] | {"version": 2}
+    return old
+
+
+def test_a_version_2_file_restores_its_routing_overrides_as_bounds(
+    source: tuple[Desk, dict[str, str]], target: Services, tmp_path: Path
+) -> None:
+    desk, ids = source
+    objs = lines_of(export_file(desk.services, tmp_path / "v3.jsonl"))
+    path = write(tmp_path / "v2.jsonl", as_version_2(objs, {ids["vpn"]}))
+    checked = read_all(path)
+    assert checked.version == 2
+    import_all(Stores.of(target), checked)
+    restored = target.tickets.get_incidents(ids.values())
+    vpn = restored[ids["vpn"]]
+    assert (vpn.priority_floor, vpn.priority_ceiling) == (2, None), "its reason's floor"
+    assert (vpn.priority_reason, vpn.priority_set_by) == (None, None), "no override any more"
+    assert restored[ids["again"]].priority_floor is None, "a bound version 2 did not keep"
+    payslip = restored[ids["payslip"]]
+    assert (payslip.priority, payslip.priority_reason, payslip.priority_set_by) == (
+        1, "the CEO's payslip", "alice",
+    ), "an agent's override is one"  # fmt: skip
+    source_tickets = desk.services.tickets.get_incidents(ids.values())
+    assert {k: v.priority for k, v in restored.items()} == {
+        k: v.priority for k, v in source_tickets.items()
+    }, "every priority as it was"
+
+    # the floor keeps bounding the restored ticket: the matrix's P4 stays a P2
+    target.desk.tickets.clock = desk.clock
+    with change_context("alice"):
+        vpn = target.desk.tickets.update(vpn.id, TicketChanges(impact="low", urgency="medium"))
+    assert vpn.priority == 2
+    with change_context("alice"):
+        vpn = target.desk.tickets.update(vpn.id, TicketChanges(impact="high", urgency="high"))
+    assert vpn.priority == 1, "and does not hold it there"
+
+    # a version-2 file that carries the bounds is from no release: refused, naming them
+    bounded = as_version_2(objs, set())
+    n = first_of(bounded, "incident")
+    bounded[n] |= {"priority_floor": 2}
+    bad = write(tmp_path / "bad.jsonl", bounded)
+    with pytest.raises(ValidationFailed, match="newer servicegraph") as info:
+        read_all(bad)
+    assert (info.value.item, info.value.field) == (f"{bad}:{n + 1}", "incident.priority_floor")
+
+
 def lines_of(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -235,6 +299,10 @@ def _drop(key: str) -> Any:
     return lambda o: {k: v for k, v in o.items() if k != key}
 
 
+def _bounds(floor: int, ceiling: int) -> Any:
+    return lambda o: o | {"priority_floor": floor, "priority_ceiling": ceiling}
+
+
 # (record type, change, the field named)
 BAD_RECORDS = [
     ("incident", _set("priority", "high"), "incident.priority"),
@@ -246,6 +314,9 @@ BAD_RECORDS = [
     ("incident", _set("tags", "remote"), "incident.tags"),
     ("incident", _set("custom_fields", []), "incident.custom_fields"),
     ("incident", _set("number", 0), "incident.number"),
+    ("incident", _drop("priority_floor"), "incident.priority_floor"),
+    ("incident", _set("priority_ceiling", 0), "incident.priority_ceiling"),
+    ("incident", _bounds(1, 3), "incident.priority_ceiling"),  # no priority between them
     ("worklog", _set("seq", 0), "worklog.seq"),
     ("worklog", _set("kind", "poke"), "worklog.kind"),
     ("worklog", _set("old", 5), "worklog.old"),
@@ -309,8 +380,8 @@ def test_records_out_of_order_or_twice_are_refused(exported: Path, tmp_path: Pat
     [
         ({"directory_version": None}, "directory_version", "directory_version"),
         ({"directory_version": -1}, "directory_version", "directory_version"),
-        ({"version": 3}, "upgrade servicegraph", None),
-        ({"version": True}, "reads version 1, 2", None),
+        ({"version": 4}, "upgrade servicegraph", None),
+        ({"version": True}, "reads version 1, 2, 3", None),
     ],
 )
 def test_a_bad_header_is_refused(
@@ -449,7 +520,7 @@ def test_cli_export_then_import_into_a_new_data_dir_reads_the_same(
     assert result.exit_code == 0, result.stderr
     assert "6 tickets" in result.stderr and "7 agents" in result.stderr
     report = json.loads(run(cli, target_dir, "import", "--from-export", str(path), "--json"))
-    assert report["version"] == 2 and report["counts"] == read_all(path).counts
+    assert report["version"] == 3 and report["counts"] == read_all(path).counts
     assert listings(cli, target_dir, ids) == listings(cli, source_dir, ids)
     before, after = (
         tables(source_dir / "servicegraph.sqlite3"),

@@ -171,17 +171,79 @@ def test_routing_picks_the_group_and_says_why(
     assert why in routed.text
 
 
-def test_rules_add_tags_and_bound_the_priority_but_never_an_agents_override(desk: Desk) -> None:
+def test_rules_add_tags_and_keep_priority_bounds_on_the_ticket_which_no_override_obeys(
+    desk: Desk,
+) -> None:
     jane = desk.create(requester="c-jane", category="network/vpn", impact="low", urgency="low")
     assert jane.tags == ["vip", "vpn"], "vip does not stop; vpn does"
-    assert (jane.priority, jane.priority_set_by) == (2, "routing")
-    assert jane.priority_reason == "routing rule 'vpn': at least as urgent as P2 (P5 -> P2)"
-    assert "priority by routing rule 'vpn'" in desk.history(jane.id)[1].text
+    assert (jane.priority, jane.priority_floor, jane.priority_ceiling) == (2, 2, None)
+    assert (jane.priority_reason, jane.priority_set_by) == (None, None), "a bound, no override"
+    assert desk.history(jane.id)[1].text.endswith(
+        "; priority by routing rule 'vpn': at least as urgent as P2 (P5 -> P2)"
+    )
+    assert desk.tickets.get(jane.id) == jane, "the bounds are stored with the ticket"
+
+    urgent = desk.create(category="network/vpn", impact="high", urgency="high")
+    assert (urgent.priority, urgent.priority_floor) == (1, 2), "a floor never lowers"
+    assert "priority by" not in desk.history(urgent.id)[1].text, "nothing moved"
 
     overridden = desk.create(
         category="network/vpn", impact="low", urgency="low", priority=4, priority_reason="test lab"
     )
-    assert (overridden.priority, overridden.priority_set_by) == (4, "alice")
+    assert (overridden.priority, overridden.priority_set_by) == (4, "alice"), "the agent's wins"
+    assert overridden.priority_floor == 2, "kept for when the override ends"
+    assert "priority by" not in desk.history(overridden.id)[1].text
+
+
+# a ceiling and a floor from rules that both match (``stop: false``), and a ceiling on the
+# catalogue's payroll service, whose default priority is P1
+BOUNDING_RULES: list[dict[str, Any]] = [
+    {"name": "lab", "when": {"title_keywords": ["lab"]},
+     "then": {"priority_ceiling": 3, "stop": False}},
+    {"name": "vpn", "when": {"category": "network/vpn"},
+     "then": {"group": "network", "priority_floor": 2}},
+    {"name": "payroll", "when": {"service": "payroll"}, "then": {"priority_ceiling": 2}},
+]  # fmt: skip
+
+
+@pytest.fixture()
+def bounding_desk(tmp_path: Path) -> Iterator[Desk]:
+    yield from make_desk(tmp_path, routing=BOUNDING_RULES)
+
+
+@pytest.mark.parametrize(
+    ("fields", "bounds", "priority", "moved"),
+    [
+        pytest.param({"title": "lab switch down", "impact": "high", "urgency": "high"},
+                     (None, 3), 3, "'lab': at most as urgent as P3 (P1 -> P3)", id="ceiling"),
+        pytest.param({"title": "lab switch down", "impact": "low", "urgency": "low"},
+                     (None, 3), 5, None, id="a ceiling never raises"),
+        pytest.param({"title": "lab vpn", "category": "network/vpn", "impact": "low",
+                      "urgency": "low"}, (2, 2), 2,
+                     "'lab', 'vpn': at least as urgent as P2 and at most as urgent as P2 "
+                     "(P5 -> P2)", id="a floor more urgent than the ceiling wins"),
+        pytest.param({"title": "lab vpn", "category": "network/vpn", "impact": "high",
+                      "urgency": "high"}, (2, 2), 2, "(P1 -> P2)", id="pinned to the floor"),
+        pytest.param({"title": "payslip", "service": "payroll"}, (None, 2), 2,
+                     "'payroll': at most as urgent as P2 (P1 -> P2)",
+                     id="a catalogue default is bounded"),
+    ],
+)  # fmt: skip
+def test_bounds_from_several_rules_and_over_a_catalogue_default(
+    bounding_desk: Desk,
+    fields: dict[str, Any],
+    bounds: tuple[int | None, int | None],
+    priority: int,
+    moved: str | None,
+) -> None:
+    ticket = bounding_desk.create(**fields)
+    assert ((ticket.priority_floor, ticket.priority_ceiling), ticket.priority) == (bounds, priority)
+    routed = bounding_desk.history(ticket.id)[1]
+    assert routed.kind is WorklogKind.ROUTED
+    if moved is None:
+        assert "priority by" not in routed.text
+    else:
+        assert "; priority by routing rule " in routed.text and routed.text.endswith(moved)
 
 
 def test_a_group_given_by_the_caller_wins_and_rules_still_tag(desk: Desk) -> None:

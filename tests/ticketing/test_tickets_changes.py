@@ -88,10 +88,82 @@ def test_impact_and_urgency_move_the_priority_unless_an_agent_overrode_it(desk: 
         desk.tickets.override_priority(ticket.id, 4, "  ")
     assert info.value.field == "priority_reason"
 
+    payslip = desk.create(service="payroll", title="Payslip missing")
+    assert (payslip.priority, payslip.priority_set_by) == (1, "catalogue")
+    payslip = update(desk, payslip, urgency="low")
+    assert (payslip.priority, payslip.priority_reason) == (3, None), "the default gives way"
+
+
+def _priority_entries(desk: Desk, ticket: Incident) -> list[tuple[str | None, str | None, str]]:
+    return [
+        (e.old, e.new, e.text)
+        for e in desk.history(ticket.id)
+        if e.kind is K.CHANGED and e.field == "priority"
+    ]
+
+
+def test_the_recompute_clamps_to_routings_floor_never_freezes_at_it(desk: Desk) -> None:
     routed = desk.create(category="network/vpn", impact="low", urgency="low")
-    assert (routed.priority, routed.priority_set_by) == (2, "routing")
+    assert (routed.priority, routed.priority_floor, routed.priority_reason) == (2, 2, None)
+    routed = update(desk, routed, impact="high", urgency="high")
+    assert routed.priority == 1, "the floor does not stop the priority rising"
     routed = update(desk, routed, urgency="medium")
-    assert (routed.priority, routed.priority_reason) == (4, None), "a rule's bound was a default"
+    assert routed.priority == 2, "high x medium: the matrix's P2"
+    routed = update(desk, routed, impact="low")
+    assert (routed.priority, routed.priority_reason) == (2, None), "low x medium is P4: floor P2"
+    assert _priority_entries(desk, routed) == [
+        ("2", "1", "priority: P2 -> P1 (high impact x high urgency)"),
+        ("1", "2", "priority: P1 -> P2 (high impact x medium urgency)"),
+    ], "P2 -> P2 is no change, and no entry"
+
+    with change_context("frank"):
+        routed = desk.tickets.override_priority(routed.id, 4, "a test tunnel")
+    assert (routed.priority, routed.priority_set_by) == (4, "frank"), "the override wins"
+    routed = update(desk, routed, urgency="high")
+    assert routed.priority == 4, "and holds while impact and urgency change"
+    with pytest.raises(
+        ValidationFailed,
+        match=r"overriding priority 2 \(from low impact x high "
+        r"urgency gives P3; routing keeps it at least as urgent as P2\)",
+    ) as info:
+        desk.tickets.override_priority(routed.id, 3, "")  # the matrix's, but not the bounded
+    assert info.value.field == "priority_reason"
+    with change_context("frank"):
+        routed = desk.tickets.override_priority(routed.id, 2, "")
+    assert (routed.priority, routed.priority_reason, routed.priority_set_by) == (2, None, None)
+    routed = update(desk, routed, urgency="low")
+    assert routed.priority == 2, "following the bounded matrix again"
+    assert _priority_entries(desk, routed)[-1] == ("4", "2", "priority: P4 -> P2 (the matrix's)")
+
+
+@pytest.fixture()
+def ceiling_desk(tmp_path: Path) -> Iterator[Desk]:
+    rule = {"name": "lab", "when": {"title_keywords": ["lab"]}, "then": {"priority_ceiling": 3}}
+    yield from make_desk(tmp_path, routing=[rule])
+
+
+def test_the_recompute_keeps_applying_routings_ceiling(ceiling_desk: Desk) -> None:
+    desk = ceiling_desk
+    lab = desk.create(title="lab router", impact="low", urgency="low")
+    assert (lab.priority, lab.priority_floor, lab.priority_ceiling) == (5, None, 3)
+    lab = update(desk, lab, impact="high", urgency="high")
+    assert lab.priority == 3, "the matrix's P1, capped"
+    lab = update(desk, lab, urgency="low")
+    assert lab.priority == 3, "high x low is P3 itself"
+    lab = update(desk, lab, impact="low")
+    assert lab.priority == 5, "below the ceiling the matrix rules"
+    lab = update(desk, lab, impact="high", urgency="medium")
+    assert lab.priority == 3
+    assert _priority_entries(desk, lab) == [
+        ("5", "3", "priority: P5 -> P3 (high impact x high urgency gives P1; routing keeps it "
+         "at most as urgent as P3)"),
+        ("3", "5", "priority: P3 -> P5 (low impact x low urgency)"),
+        ("5", "3", "priority: P5 -> P3 (high impact x medium urgency gives P2; routing keeps it "
+         "at most as urgent as P3)"),
+    ]  # fmt: skip
+    with change_context("frank"):
+        lab = desk.tickets.override_priority(lab.id, 1, "the lab hosts the demo today")
+    assert lab.priority == 1, "an agent may go above the ceiling"
 
 
 BAD_CHANGES: list[tuple[str, dict[str, Any], str]] = [

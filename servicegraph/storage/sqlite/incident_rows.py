@@ -106,19 +106,21 @@ INCIDENT_COLUMNS = (
     # the desk's (migration 9)
     "type, channel, description, requester, organisation, service, category, affected_ci_ids, "
     "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
-    "close_code, closed_at, tags, custom_fields, routed_by, created_by"
+    "close_code, closed_at, tags, custom_fields, routed_by, created_by, "
+    # routing's priority bounds (migration 11)
+    "priority_floor, priority_ceiling"
 )
 # what people change (``TicketUnit.update_incidents``): everything but the ticket's identity
 # (id, number, opened_at, created_by) and the fields correlation derives from alerts, which
 # its own writes keep (priority is the one both write: an agent's override, or
-# correlation's matrix while there is none); the type too, as an agent reclassifies an
-# incident that turns out to be a request
+# correlation's matrix within routing's bounds while there is none); the type too, as an
+# agent reclassifies an incident that turns out to be a request
 PEOPLE_COLUMNS = (
     "title, status, updated_at, priority, impact, urgency, resolved_at, reopen_count, "
     "problem_id, acknowledged_at, acknowledged_by, assignee, resolved_by, resolution, "
     "type, channel, description, requester, organisation, service, category, affected_ci_ids, "
     "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
-    "close_code, closed_at, tags, custom_fields, routed_by"
+    "close_code, closed_at, tags, custom_fields, routed_by, priority_floor, priority_ceiling"
 )
 UPDATE_INCIDENT = (
     "UPDATE incident SET "
@@ -181,6 +183,8 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         dumps(i.custom_fields),
         i.routed_by,
         i.created_by,
+        i.priority_floor,
+        i.priority_ceiling,
     )
 
 
@@ -219,6 +223,8 @@ def people_row(i: Incident) -> tuple[Any, ...]:
         dumps(i.tags),
         dumps(i.custom_fields),
         i.routed_by,
+        i.priority_floor,
+        i.priority_ceiling,
         i.id,
     )
 
@@ -270,6 +276,8 @@ def to_incident(r: tuple[Any, ...]) -> Incident:
         custom_fields=json.loads(r[42]),
         routed_by=r[43],
         created_by=r[44],
+        priority_floor=r[45],
+        priority_ceiling=r[46],
     )
 
 

@@ -437,4 +437,29 @@ MIGRATIONS: list[str] = [
     INSERT OR IGNORE INTO ticket_ci (ci_id, ticket_id)
         SELECT j.value, i.id FROM incident AS i, json_each(i.affected_ci_ids) AS j;
     """,
+    # 11: routing's priority bounds kept on the ticket (Incident.priority_floor and
+    # priority_ceiling; NULL: that side open), so that the priority keeps following impact
+    # x urgency within them. Before, a bound that moved the priority was stored as an
+    # override (priority_set_by 'routing', the reason "routing rule 'x': at least as urgent
+    # as P2 (P5 -> P2)"), which froze it; those rows get the bounds their reason names (a
+    # ceiling less urgent than the floor kept at the floor, as routing keeps them) and lose
+    # the override. A bound that did not move the priority when the ticket was routed was
+    # stored nowhere and cannot be recovered: such tickets stay unbounded.
+    """
+    ALTER TABLE incident ADD COLUMN priority_floor INTEGER;
+    ALTER TABLE incident ADD COLUMN priority_ceiling INTEGER;
+    UPDATE incident SET
+        priority_floor = CASE WHEN instr(priority_reason, 'at least as urgent as P') > 0
+            THEN CAST(substr(priority_reason,
+                instr(priority_reason, 'at least as urgent as P') + 23, 1) AS INTEGER) END,
+        priority_ceiling = CASE WHEN instr(priority_reason, 'at most as urgent as P') > 0
+            THEN CAST(substr(priority_reason,
+                instr(priority_reason, 'at most as urgent as P') + 22, 1) AS INTEGER) END
+        WHERE priority_set_by = 'routing';
+    UPDATE incident SET priority_floor = NULL WHERE priority_floor NOT BETWEEN 1 AND 5;
+    UPDATE incident SET priority_ceiling = NULL WHERE priority_ceiling NOT BETWEEN 1 AND 5;
+    UPDATE incident SET priority_ceiling = priority_floor WHERE priority_ceiling > priority_floor;
+    UPDATE incident SET priority_reason = NULL, priority_set_by = NULL
+        WHERE priority_set_by = 'routing';
+    """,
 ]

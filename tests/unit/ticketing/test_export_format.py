@@ -1,7 +1,8 @@
 """The desk's records in an export file (``ticketing.export_format``): every field of every
 record type is written and read back equal, including values away from the defaults; a
 field added to a model without the codec knowing fails here; bad values name
-``<type>.<field>``."""
+``<type>.<field>``; a version-2 incident (before routing's priority bounds) reads without
+them, a routing override of that version as the bounds its reason names."""
 
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ INCIDENT = Incident(
     affected_ci_ids=["ci-b", "ci-c"],
     priority_reason="VIP",
     priority_set_by="alice",
+    priority_floor=3,
+    priority_ceiling=2,
     assignment_group="desk",
     pending_reason="awaiting_vendor",
     resolution_code="replaced",
@@ -211,6 +214,17 @@ def _incident(**changes: Any) -> dict[str, Any]:
         (_incident(title=KeyError), "incident.title", "is required"),
         (_incident(number=-1), "incident.number", "positive"),
         (_incident(sla="gold"), "incident.sla", "newer servicegraph"),
+        (_incident(priority_floor=KeyError), "incident.priority_floor", "is required"),
+        (_incident(priority_ceiling=KeyError), "incident.priority_ceiling", "is required"),
+        (_incident(priority_floor=0), "incident.priority_floor", "from 1 .most urgent. to 5"),
+        (_incident(priority_floor="2"), "incident.priority_floor", "must be a priority"),
+        (_incident(priority_ceiling=6), "incident.priority_ceiling", "must be a priority"),
+        (_incident(priority_ceiling=True), "incident.priority_ceiling", "must be a priority"),
+        (
+            _incident(priority_floor=2, priority_ceiling=4),
+            "incident.priority_ceiling",
+            "P4 is less urgent than the floor P2",
+        ),
         (
             {**fmt.encode(ALERT), "transitions": ["2026-11-02T09:30:15+00:00", "soon"]},
             "alert.transitions",
@@ -242,3 +256,59 @@ def test_each_section_has_an_increasing_key() -> None:
         assert fmt.key_name(section)
     first, second = RECORDS[7], RECORDS[8]
     assert fmt.order_key("alert_cycle", first) < fmt.order_key("alert_cycle", second)
+
+
+def test_open_bounds_are_written_as_null_and_read_back() -> None:
+    open_ = dataclasses.replace(INCIDENT, priority_floor=None, priority_ceiling=None)
+    obj = fmt.encode(open_)
+    assert (obj["priority_floor"], obj["priority_ceiling"]) == (None, None)
+    assert fmt.decode(obj) == open_
+    pinned = dataclasses.replace(INCIDENT, priority_floor=2, priority_ceiling=2)
+    assert fmt.decode(fmt.encode(pinned)) == pinned
+
+
+def _version_2(**changes: Any) -> dict[str, Any]:
+    """An incident as a version-2 file holds it: no bounds."""
+    return {k: v for k, v in _incident(**changes).items() if not k.startswith("priority_")} | {
+        "priority_reason": changes.get("priority_reason", INCIDENT.priority_reason),
+        "priority_set_by": changes.get("priority_set_by", INCIDENT.priority_set_by),
+    }
+
+
+# what an older release's routing wrote as an override, and the bounds it stands for
+LEGACY_REASONS = [
+    ("routing rule 'vpn': at least as urgent as P2 (P5 -> P2)", (2, None)),
+    ("routing rule 'lab': at most as urgent as P3 (P1 -> P3)", (None, 3)),
+    (
+        "routing rule 'lab', 'vpn': at least as urgent as P2 and at most as urgent as P4 "
+        "(P5 -> P2)",
+        (2, 2),  # the floor won: kept as the ceiling too
+    ),
+    ("routing rule 'a', 'b': at least as urgent as P1 and at most as urgent as P1 (P3 -> P1)",
+     (1, 1)),
+    ("routing: something else", (None, None)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reason", "bounds"), LEGACY_REASONS)
+def test_a_version_2_routing_override_becomes_the_bounds_it_names(
+    reason: str, bounds: tuple[int | None, int | None]
+) -> None:
+    record = fmt.DECODERS[2](_version_2(priority_reason=reason, priority_set_by="routing"))
+    assert isinstance(record, Incident)
+    assert (record.priority_floor, record.priority_ceiling) == bounds
+    assert (record.priority_reason, record.priority_set_by) == (None, None), "no override left"
+    assert record.priority == INCIDENT.priority, "the priority it had"
+
+
+def test_a_version_2_incident_has_no_bounds_and_keeps_an_agents_override() -> None:
+    record = fmt.DECODERS[2](_version_2())
+    assert record == dataclasses.replace(INCIDENT, priority_floor=None, priority_ceiling=None)
+    with pytest.raises(ValidationFailed, match="newer servicegraph") as info:
+        fmt.DECODERS[2](fmt.encode(INCIDENT))
+    assert info.value.field == "incident.priority_ceiling", "version 2 knew no bounds"
+    with pytest.raises(ValidationFailed, match="is required") as missing:
+        fmt.DECODERS[3](_version_2())
+    assert missing.value.field == "incident.priority_floor", "version 3 requires them"
+    other = fmt.encode(RECORDS[0])
+    assert fmt.DECODERS[2](other) == fmt.DECODERS[3](other), "the other records are the same"
