@@ -14,8 +14,8 @@ One JSON object per line:
 Times are ISO 8601 in UTC with microseconds; attribute maps and history values are JSON.
 ``encode`` and ``decode`` keep every id, time, ``seq`` and conflict id, so that a restore
 reads the same as the store it came from. The file as a whole (header, section order,
-trailer) is written and checked by ``export``. Version 2 of the file (written by
-``servicegraph export`` since the desk) has these sections first, then the desk's
+trailer) is written and checked by ``export``. Versions 2 and 3 of the file (written by
+``servicegraph export`` since the desk) have these sections first, then the desk's
 (``servicegraph.ticketing.export_format``), composed by ``servicegraph.runtime.export``.
 """
 

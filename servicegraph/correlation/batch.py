@@ -444,10 +444,8 @@ class Batch:
         facts = self.c._ci_facts(wanted)
         for incident, members, services in analysed:
             alerts = state.members[incident.id]
-            held = incident.priority if incident.priority_overridden else None
+            # an agent's override stays, and routing's bounds apply (see ``assessment``)
             assess(incident, alerts, members, services, facts, self.policy).apply_to(incident)
-            if held is not None:  # an agent's (or a routing rule's) priority, with its reason
-                incident.priority = held
 
     def _analysis(self, state: WorkerState, incident_id: str) -> Analysis:
         analysis = state.analysis.get(incident_id)

@@ -161,7 +161,8 @@ class DeskTicketFields:
         description="CIs an agent said it affects, beyond the root cause and the alerts' CIs."
     )
     priority_overridden: bool = strawberry.field(
-        description="An agent set the priority instead of the impact x urgency matrix."
+        description="The priority was set by an agent (or is the catalogue's default) "
+        "instead of the impact x urgency matrix."
     )
     priority_reason: str | None = strawberry.field(description="Why, when overridden.")
     priority_set_by: str | None = strawberry.field(description="Who, when overridden.")
