@@ -311,7 +311,11 @@ class ProblemFilterInput:
 
 @strawberry.type
 class MonitoringQuery:
-    @query_field(description="Incidents, newest first.")
+    @query_field(
+        description="Incidents, newest first: the first 1..1000 only. `tickets` pages the "
+        "same records by cursor, with every desk filter.",
+        deprecation_reason="Use tickets(filter, first, after): it pages by cursor.",
+    )
     def incidents(
         self, info: Info, filter: IncidentFilterInput | None = None, first: int = 50
     ) -> list[IncidentType]:

@@ -38,16 +38,36 @@ migration 11 of the SQLite store does (``tickets_routing.legacy_bounds``).
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
+from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.export_format import format_time
-from servicegraph.events.model import Alert, AlertCycle, EventStatus, Severity
-from servicegraph.ticketing.catalogue import Category, Defaults, Service
+from servicegraph.events.model import Alert, AlertCycle, EventStatus
+from servicegraph.ticketing.catalogue import Category, Service
+from servicegraph.ticketing.export_values import (
+    FLAG,
+    INT,
+    OBJECT,
+    OPT_PRIORITY,
+    OPT_TEXT,
+    OPT_TIME,
+    TEXT,
+    TEXTS,
+    TIME,
+    Codec,
+    defaults_json,
+    defaults_value,
+    enum_field,
+    enum_values,
+    fields,
+    label_map,
+    number_value,
+    same,
+    severity_value,
+    text_list,
+    time_list,
+)
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
@@ -65,7 +85,6 @@ from servicegraph.ticketing.model import (
 )
 from servicegraph.ticketing.people import Agent, Contact, Group, Organisation
 from servicegraph.ticketing.ports import ProblemLink, Stamped
-from servicegraph.ticketing.priority import HIGHEST, LOWEST
 from servicegraph.ticketing.tickets_routing import ROUTING, legacy_bounds
 
 DIRECTORY_SECTIONS = ("organisation", "agent", "group", "contact", "service", "category")
@@ -93,239 +112,22 @@ Record = (
     | WorklogEntry
 )
 
-# -- one value of a field, both ways ----------------------------------------------------------
-# A decoder takes the JSON value and the field's name; it raises ValueError whose text says
-# what is wrong (the record's decoder names the field).
-
-Decode = Callable[[Any], Any]
-Encode = Callable[[Any], Any]
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be text")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("must be an integer")
-    return value
-
-
-def _number(value: Any) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ValueError("must be a number")
-    return float(value)
-
-
-def _priority(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not HIGHEST <= value <= LOWEST:
-        raise ValueError(f"must be a priority from {HIGHEST} (most urgent) to {LOWEST}")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _time(value: Any) -> dt.datetime:
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 time")
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"'{value}' is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"'{value}' has no time zone")
-    return parsed.astimezone(dt.UTC)
-
-
-def _texts(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("must be a list of texts")
-    return list(value)
-
-
-def _object(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError("must be an object")
-    return dict(value)
-
-
-def _labels(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ValueError("must be an object of texts")
-    return dict(value)
-
-
-def _times(value: Any) -> list[dt.datetime]:
-    if not isinstance(value, list):
-        raise ValueError("must be a list of times")
-    return [_time(v) for v in value]
-
-
-def _optional(decode: Decode) -> Decode:
-    return lambda value: None if value is None else decode(value)
-
-
-def _choice(kind: type[enum.Enum]) -> Decode:
-    values = {str(m.value): m for m in kind}
-
-    def decode(value: Any) -> Any:
-        if not isinstance(value, str) or value not in values:
-            raise ValueError(f"{value!r} is not one of {', '.join(values)}")
-        return values[value]
-
-    return decode
-
-
-def _severity(value: Any) -> Severity:
-    names = [s.name.lower() for s in Severity]
-    if not isinstance(value, str) or value not in names:
-        raise ValueError(f"{value!r} is not one of {', '.join(names)}")
-    return Severity[value.upper()]
-
-
-def _defaults(value: Any) -> Defaults:
-    obj = _object(value)
-    unknown = set(obj) - _DEFAULTS_KEYS
-    if unknown:
-        raise ValueError(f"unknown key '{sorted(unknown)[0]}'")
-    return Defaults(**obj)  # checks its own values (ValidationFailed naming defaults.<key>)
-
-
-_DEFAULTS_KEYS = {"group", "priority", "impact", "urgency", "custom_fields"}
-
-
-def _defaults_json(d: Defaults) -> dict[str, Any]:
-    return {
-        "group": d.group,
-        "priority": d.priority,
-        "impact": d.impact,
-        "urgency": d.urgency,
-        "custom_fields": dict(d.custom_fields),
-    }
-
-
-def _enum_value(member: Any) -> Any:
-    return None if member is None else member.value
-
-
-def _time_text(value: dt.datetime | None) -> str | None:
-    return None if value is None else format_time(value)
-
-
-def _values(members: Any) -> list[Any]:
-    return [m.value for m in members]
-
-
-# A field: its name in the record, its key in the JSON object, the encoder, the decoder.
-Field = tuple[str, str, Encode, Decode]
-TEXT: tuple[Encode, Decode] = (_same, _text)
-OPT_TEXT: tuple[Encode, Decode] = (_same, _optional(_text))
-INT: tuple[Encode, Decode] = (_same, _integer)
-FLAG: tuple[Encode, Decode] = (_same, _flag)
-OPT_PRIORITY: tuple[Encode, Decode] = (_same, _optional(_priority))
-TIME: tuple[Encode, Decode] = (format_time, _time)
-OPT_TIME: tuple[Encode, Decode] = (_time_text, _optional(_time))
-TEXTS: tuple[Encode, Decode] = (list, _texts)
-OBJECT: tuple[Encode, Decode] = (dict, _object)
-
-
-def _enum(kind: type[enum.Enum], *, optional: bool = False) -> tuple[Encode, Decode]:
-    decode = _choice(kind)
-    return (_enum_value, _optional(decode) if optional else decode)
-
-
-def _fields(*specs: tuple[str, tuple[Encode, Decode]]) -> tuple[Field, ...]:
-    """Fields named alike in the record and the file; ``type`` names the record's section
-    in the file, so a record's own ``type`` (a ticket's) is written as ``ticket_type``."""
-    return tuple(
-        (name, "ticket_type" if name == "type" else name, enc, dec) for name, (enc, dec) in specs
-    )
-
-
-# -- each record type -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Codec:
-    """How one section's records are written and read: the record class, its fields (every
-    field the export carries, in the order written), and whether it comes ``Stamped`` with
-    the time it was last saved (the directory's records)."""
-
-    section: str
-    kind: type
-    fields: tuple[Field, ...]
-    stamped: bool = False
-
-    def encode(self, record: Any) -> dict[str, Any]:
-        inner = record.record if self.stamped else record
-        obj: dict[str, Any] = {"type": self.section}
-        for name, key, encode, _ in self.fields:
-            obj[key] = encode(getattr(inner, name))
-        if self.stamped:
-            obj["updated_at"] = format_time(record.updated_at)
-        return obj
-
-    def decode(self, obj: Mapping[str, Any]) -> Any:
-        keys = [key for _, key, _, _ in self.fields]
-        expected = {"type", *keys, *(("updated_at",) if self.stamped else ())}
-        unknown = sorted(set(obj) - expected)
-        if unknown:
-            raise ValidationFailed(
-                "is not a field of this record (a file from a newer servicegraph?)",
-                field=f"{self.section}.{unknown[0]}",
-            )
-        values: dict[str, Any] = {}
-        for name, key, _, decode in self.fields:
-            values[name] = self._value(obj, key, decode)
-        try:
-            record = self.kind(**values)
-        except ValidationFailed as exc:  # the record's own checks (people, catalogue)
-            raise ValidationFailed(exc.reason, field=f"{self.section}.{exc.field}") from None
-        except ValidationErrors as exc:
-            first = exc.errors[0]
-            raise ValidationFailed(first.reason, field=f"{self.section}.{first.field}") from None
-        if self.stamped:
-            return Stamped(record, self._value(obj, "updated_at", _time))
-        return record
-
-    def _value(self, obj: Mapping[str, Any], key: str, decode: Decode) -> Any:
-        if key not in obj:
-            raise ValidationFailed("is required", field=f"{self.section}.{key}")
-        try:
-            return decode(obj[key])
-        except ValidationFailed as exc:  # a value's own checks (defaults.priority)
-            inner = exc.field if exc.field and exc.field.startswith(key) else key
-            raise ValidationFailed(exc.reason, field=f"{self.section}.{inner}") from None
-        except ValueError as exc:
-            raise ValidationFailed(str(exc), field=f"{self.section}.{key}") from None
-
-
 ORGANISATION = Codec(
     "organisation",
     Organisation,
-    _fields(("id", TEXT), ("name", TEXT), ("domains", (list, _texts)), ("notes", TEXT)),
+    fields(("id", TEXT), ("name", TEXT), ("domains", (list, text_list)), ("notes", TEXT)),
     stamped=True,
 )
 # membership is the group's ``members``; an agent's ``groups`` are the same pairs
 AGENT = Codec(
     "agent",
     Agent,
-    _fields(
+    fields(
         ("login", TEXT),
         ("name", TEXT),
         ("email", TEXT),
         ("phone", OPT_TEXT),
-        ("roles", (_values, _texts)),
+        ("roles", (enum_values, text_list)),
         ("active", FLAG),
     ),
     stamped=True,
@@ -333,20 +135,20 @@ AGENT = Codec(
 GROUP = Codec(
     "group",
     Group,
-    _fields(
+    fields(
         ("id", TEXT),
         ("name", TEXT),
         ("email", OPT_TEXT),
         ("manager", OPT_TEXT),
         ("description", TEXT),
-        ("members", (list, _texts)),
+        ("members", (list, text_list)),
     ),
     stamped=True,
 )
 CONTACT = Codec(
     "contact",
     Contact,
-    _fields(
+    fields(
         ("id", TEXT),
         ("name", TEXT),
         ("email", OPT_TEXT),
@@ -360,13 +162,13 @@ CONTACT = Codec(
 SERVICE = Codec(
     "service",
     Service,
-    _fields(
+    fields(
         ("id", TEXT),
         ("name", TEXT),
         ("ci_id", OPT_TEXT),
         ("owner_group", OPT_TEXT),
-        ("request_types", (_values, _texts)),
-        ("defaults", (_defaults_json, _defaults)),
+        ("request_types", (enum_values, text_list)),
+        ("defaults", (defaults_json, defaults_value)),
         ("description", TEXT),
         ("active", FLAG),
     ),
@@ -375,25 +177,25 @@ SERVICE = Codec(
 CATEGORY = Codec(
     "category",
     Category,
-    _fields(
+    fields(
         ("path", TEXT),
         ("name", TEXT),
         ("owner_group", OPT_TEXT),
-        ("defaults", (_defaults_json, _defaults)),
-        ("types", (_values, _texts)),
+        ("defaults", (defaults_json, defaults_value)),
+        ("types", (enum_values, text_list)),
     ),
     stamped=True,
 )
 ALERT = Codec(
     "alert",
     Alert,
-    _fields(
+    fields(
         ("fingerprint", TEXT),
         ("source", TEXT),
         ("name", TEXT),
-        ("severity", (lambda s: s.name.lower(), _severity)),
-        ("status", _enum(EventStatus)),
-        ("labels", (dict, _labels)),
+        ("severity", (lambda s: s.name.lower(), severity_value)),
+        ("status", enum_field(EventStatus)),
+        ("labels", (dict, label_map)),
         ("summary", TEXT),
         ("first_seen", TIME),
         ("last_seen", TIME),
@@ -403,14 +205,14 @@ ALERT = Codec(
         ("incident_id", OPT_TEXT),
         ("cleared_at", OPT_TIME),
         ("flapping", FLAG),
-        ("transitions", (lambda ts: [format_time(t) for t in ts], _times)),
+        ("transitions", (lambda ts: [format_time(t) for t in ts], time_list)),
         ("reported_at", OPT_TIME),
     ),
 )
 ALERT_CYCLE = Codec(
     "alert_cycle",
     AlertCycle,
-    _fields(
+    fields(
         ("fingerprint", TEXT),
         ("fired_at", TIME),
         ("cleared_at", OPT_TIME),
@@ -420,14 +222,14 @@ ALERT_CYCLE = Codec(
 INCIDENT = Codec(
     "incident",
     Incident,
-    _fields(
+    fields(
         ("id", TEXT),
         ("number", INT),
-        ("type", _enum(TicketType)),
+        ("type", enum_field(TicketType)),
         ("title", TEXT),
         ("description", TEXT),
-        ("status", _enum(TicketStatus)),
-        ("channel", _enum(Channel)),
+        ("status", enum_field(TicketStatus)),
+        ("channel", enum_field(Channel)),
         ("opened_at", TIME),
         ("updated_at", TIME),
         ("last_alert_at", TIME),
@@ -449,7 +251,7 @@ INCIDENT = Codec(
         ("pending_reason", OPT_TEXT),
         ("root_ci_id", OPT_TEXT),
         ("root_inferred", FLAG),
-        ("root_confidence", (_same, _number)),
+        ("root_confidence", (same, number_value)),
         ("root_fingerprint", OPT_TEXT),
         ("affected_ci_ids", TEXTS),
         ("business_services", TEXTS),
@@ -477,11 +279,11 @@ INCIDENT_V2 = Codec("incident", Incident, tuple(f for f in INCIDENT.fields if f[
 PROBLEM = Codec(
     "problem",
     Problem,
-    _fields(
+    fields(
         ("id", TEXT),
         ("number", INT),
         ("title", TEXT),
-        ("status", _enum(ProblemStatus)),
+        ("status", enum_field(ProblemStatus)),
         ("created_at", TIME),
         ("updated_at", TIME),
         ("root_ci_id", OPT_TEXT),
@@ -494,18 +296,18 @@ PROBLEM = Codec(
 PROBLEM_INCIDENT = Codec(
     "problem_incident",
     ProblemLink,
-    _fields(("problem_id", TEXT), ("incident_id", TEXT), ("linked_at", TIME)),
+    fields(("problem_id", TEXT), ("incident_id", TEXT), ("linked_at", TIME)),
 )
 CHANGE = Codec(
     "change",
     Change,
-    _fields(
+    fields(
         ("id", TEXT),
         ("number", INT),
         ("title", TEXT),
         ("description", TEXT),
-        ("status", _enum(ChangeStatus)),
-        ("risk", _enum(ChangeRisk)),
+        ("status", enum_field(ChangeStatus)),
+        ("risk", enum_field(ChangeRisk)),
         ("created_at", TIME),
         ("updated_at", TIME),
         ("created_by", TEXT),
@@ -517,9 +319,9 @@ CHANGE = Codec(
 TICKET_LINK = Codec(
     "ticket_link",
     TicketLink,
-    _fields(
+    fields(
         ("source_id", TEXT),
-        ("kind", _enum(LinkKind)),
+        ("kind", enum_field(LinkKind)),
         ("target_id", TEXT),
         ("created_at", TIME),
         ("created_by", TEXT),
@@ -528,12 +330,12 @@ TICKET_LINK = Codec(
 WORKLOG = Codec(
     "worklog",
     WorklogEntry,
-    _fields(
+    fields(
         ("seq", INT),
         ("ticket_id", TEXT),
         ("at", TIME),
         ("actor", TEXT),
-        ("kind", _enum(WorklogKind)),
+        ("kind", enum_field(WorklogKind)),
         ("text", TEXT),
         ("field", OPT_TEXT),
         ("old", OPT_TEXT),

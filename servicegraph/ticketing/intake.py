@@ -144,21 +144,10 @@ def admit(
     naming the field for the first thing wrong (type, channel, title, requester, service,
     category, impact, urgency, priority, group, assignee, tags, custom fields)."""
     kind = choice(TicketType, new.type, "type")
-    channel = choice(Channel, new.channel, "channel")
-    if channel is Channel.MONITORING:
-        raise ValidationFailed(
-            "monitoring tickets are raised by correlation from alerts", field="channel"
-        )
+    channel = _channel(new.channel)
     title = text(new.title, "title", limit=MAX_TITLE)
     description = text(new.description, "description", limit=MAX_TEXT, required=False)
-    requester = organisation = None
-    if new.requester is not None:
-        contact = directory.contact(text(new.requester, "requester", limit=320))
-        if not contact.active:
-            raise ValidationFailed(f"contact '{contact.id}' is inactive", field="requester")
-        requester = contact.id
-        found = directory.organisation_of(contact)
-        organisation = found.id if found is not None else None
+    requester, organisation = _requester(directory, new.requester)
     service = _service(catalogue, new.service, kind)
     category = _category(catalogue, new.category, kind)
     defaults = catalogue.defaults_for(service, category)
@@ -218,6 +207,26 @@ def admit(
         )
     ticket.custom_fields = _custom_fields(new, defaults, decision, kind, category, policy)
     return Admission(ticket, entries, decision)
+
+
+def _channel(value: object) -> Channel:
+    channel = choice(Channel, value, "channel")
+    if channel is Channel.MONITORING:
+        raise ValidationFailed(
+            "monitoring tickets are raised by correlation from alerts", field="channel"
+        )
+    return channel
+
+
+def _requester(directory: Directory, value: str | None) -> tuple[str | None, str | None]:
+    """The requester's contact id and organisation (their own, or by mail domain)."""
+    if value is None:
+        return None, None
+    contact = directory.contact(text(value, "requester", limit=320))
+    if not contact.active:
+        raise ValidationFailed(f"contact '{contact.id}' is inactive", field="requester")
+    found = directory.organisation_of(contact)
+    return contact.id, found.id if found is not None else None
 
 
 def priority_levels(new: NewTicket, defaults: Defaults) -> tuple[Impact, Urgency]:
