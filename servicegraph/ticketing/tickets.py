@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from servicegraph.cmdb.context import current_change_context
-from servicegraph.cmdb.errors import ValidationFailed
+from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
 from servicegraph.cmdb.model import new_id, utcnow
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.ticketing.catalogue import Catalogue
@@ -75,6 +75,19 @@ def _page_size(value: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE:
         raise ValidationFailed(f"must be between 1 and {MAX_PAGE}", field=field)
     return value
+
+
+def _reason(exc: ValidationFailed | TicketNotFound) -> str:
+    return exc.reason if isinstance(exc, ValidationFailed) else str(exc)
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A ticket checked by ``TicketService._prepare``, to be saved as it is."""
+
+    ticket: Incident
+    entries: list[WorklogEntry]
+    parent: Incident | None
 
 
 def _optional(value: str | None, field: str, limit: int = MAX_TEXT) -> str | None:
@@ -167,8 +180,52 @@ class TicketService:
         """Open a ticket (see ``intake`` for the rules); routed, optionally auto-assigned
         to the group's least-loaded agent, numbered from the shared incident sequence."""
         now, actor = self.clock(), _actor()
-        kind = choice(TicketType, new.type, "type")
+        made = self._prepare(new, self.directory(), self.catalogue(), now, actor, {})
+        with self.store.unit() as unit:
+            self._save(unit, made, now, actor)
+        return made.ticket
+
+    def create_many(
+        self, news: Sequence[NewTicket], *, dry_run: bool = False, items: Sequence[str] = ()
+    ) -> list[Incident]:
+        """Open every ticket or none (an import): each is checked as ``create`` checks it
+        before anything is written, then all are saved in one unit (consecutive numbers).
+        ValidationErrors lists every refused ticket, its ``item`` being ``items[i]`` (the
+        import's ``file:line``) or ``#i`` counted from 1. ``dry_run`` checks only: the
+        tickets are returned unnumbered (0) and nothing is written. Automatic assignment
+        counts the batch's own tickets, so a batch spreads over the group."""
+        now, actor = self.clock(), _actor()
         directory, catalogue = self.directory(), self.catalogue()
+        counts: dict[str, int] = {}
+        made: list[_Made] = []
+        errors: list[ValidationFailed] = []
+        for index, new in enumerate(news):
+            item = items[index] if index < len(items) else f"#{index + 1}"
+            try:
+                made.append(self._prepare(new, directory, catalogue, now, actor, counts))
+            except (ValidationFailed, ValidationErrors, TicketNotFound) as exc:
+                found = exc.errors if isinstance(exc, ValidationErrors) else [exc]
+                errors += [ValidationFailed(_reason(e), item=item, field=e.field) for e in found]
+        if errors:
+            raise ValidationErrors(errors)
+        if not dry_run and made:
+            with self.store.unit() as unit:
+                for one in made:
+                    self._save(unit, one, now, actor)
+        return [one.ticket for one in made]
+
+    def _prepare(
+        self,
+        new: NewTicket,
+        directory: Directory,
+        catalogue: Catalogue,
+        now: dt.datetime,
+        actor: str,
+        counts: dict[str, int],
+    ) -> _Made:
+        """The checked ticket and its first history, nothing written; ``counts`` are the
+        open tickets per agent read so far (updated with the automatic assignment)."""
+        kind = choice(TicketType, new.type, "type")
         cis = self._ci_facts(new.affected_ci_ids)
         prefix = "req" if kind is TicketType.SERVICE_REQUEST else "inc"
         admission = admit(
@@ -186,28 +243,32 @@ class TicketService:
         )
         ticket, entries = admission.ticket, admission.entries
         parent = self.get(new.parent_id, field="parent_id") if new.parent_id else None
-        with self.store.unit() as unit:
-            agent, note = new.assignee, ""
-            if agent is None and self.policy.auto_assign and ticket.assignment_group:
-                members = directory.group_members(ticket.assignment_group)
-                counts = self.store.open_counts(m.login for m in members)
-                agent = directory.least_loaded(ticket.assignment_group, counts)
-                note = "automatic, the member with the fewest open tickets"
-            if agent is not None:
-                entries += assign_to(
-                    self.policy.lifecycle, directory, ticket, group=None, agent=agent,
-                    actor=actor, actor_kind=ActorKind.SYSTEM, now=now, note=note,
-                )  # fmt: skip
-            ticket.number = unit.next_incident_number()
-            unit.save_incidents([ticket])
-            if parent is not None:
-                link = TicketLink(parent.id, ticket.id, LinkKind.PARENT_OF, now, actor)
-                unit.save_links([link])
-                entries += linked_entries(link, now, actor)
-            unit.append_worklog(entries)
-            if parent is not None and parent.channel is Channel.MONITORING:
-                unit.touched()
-        return ticket
+        agent, note = new.assignee, ""
+        if agent is None and self.policy.auto_assign and ticket.assignment_group:
+            members = directory.group_members(ticket.assignment_group)
+            unread = [m.login for m in members if m.login not in counts]
+            counts.update({login: 0 for login in unread} | self.store.open_counts(unread))
+            agent = directory.least_loaded(ticket.assignment_group, counts)
+            note = "automatic, the member with the fewest open tickets"
+        if agent is not None:
+            entries += assign_to(
+                self.policy.lifecycle, directory, ticket, group=None, agent=agent,
+                actor=actor, actor_kind=ActorKind.SYSTEM, now=now, note=note,
+            )  # fmt: skip
+            counts[agent] = counts.get(agent, 0) + 1
+        return _Made(ticket, entries, parent)
+
+    def _save(self, unit: TicketUnit, made: _Made, now: dt.datetime, actor: str) -> None:
+        ticket, entries, parent = made.ticket, list(made.entries), made.parent
+        ticket.number = unit.next_incident_number()
+        unit.save_incidents([ticket])
+        if parent is not None:
+            link = TicketLink(parent.id, ticket.id, LinkKind.PARENT_OF, now, actor)
+            unit.save_links([link])
+            entries += linked_entries(link, now, actor)
+        unit.append_worklog(entries)
+        if parent is not None and parent.channel is Channel.MONITORING:
+            unit.touched()
 
     def _ci_facts(
         self, ci_ids: Sequence[str], field: str = "affected_ci_ids"
