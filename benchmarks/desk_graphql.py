@@ -6,11 +6,9 @@ carried over) into a data directory of its own, the generator's people and catal
 saved in it through the directory's store (``groupQueue`` refuses a group the directory
 lacks), an API token with the ``agent`` role, held by one of the desk's agents, is made
 by ``servicegraph token create``, and ``servicegraph serve`` runs as its own process on
-127.0.0.1 (one uvicorn worker), the API only: ``SERVICEGRAPH_EMBEDDED_WORKER=false``. The
-generated monitoring tickets have no alerts, so an embedded correlation worker resolves
-them as all clear as soon as it starts (1,025 of the 100,000-ticket desk in its first
-seconds), rewriting the queues while they are timed. An httpx client with keep-alive then
-posts
+127.0.0.1 (one uvicorn worker), the API only: ``SERVICEGRAPH_EMBEDDED_WORKER=false``, so
+that no correlation worker competes for the two cores while queues are timed. An httpx
+client with keep-alive then posts
 
     query($group: String!, $after: String) {
       groupQueue(group: $group, first: 50, after: $after) {
