@@ -8,6 +8,9 @@ runs under). A refusal prints the option at fault and what is wrong with it on o
 (``--pending-reason: ...``), or with ``--json`` that as JSON, and exits 1; nothing is
 written then.
 
+``import FILE`` raises a ticket per row of a CSV or JSON file, all or none (``--dry-run``
+checks only); a refusal lists every bad row as ``FILE:LINE: field 'x': why``.
+
 ``list`` prints a page and the cursor of the next one: pass it to ``--after``, with the
 same filters, until it prints none.
 """
@@ -18,6 +21,7 @@ import getpass
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -41,7 +45,7 @@ from servicegraph.ticketing.model import Channel, Incident, TicketType
 
 ticket_app = typer.Typer(
     help="The service desk's tickets (incidents and service requests): raise, show, list, "
-    "assign, take lifecycle steps, comment.",
+    "assign, take lifecycle steps, comment, import.",
     no_args_is_help=True,
 )
 
@@ -438,3 +442,75 @@ def ticket_comment(
     """Add a comment to a ticket's history."""
     with _desk(actor, as_json) as services:
         _print_ticket(services.desk.tickets.comment(ticket, text), as_json)
+
+
+def _line_of(e: ValidationFailed) -> int:
+    """The line an error's ``file:line`` item names (0 for the file itself)."""
+    tail = (e.item or "").rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+@ticket_app.command("import")
+def ticket_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV (header row; type, title, ..., affected_ci_ids and tags ;-separated, "
+            "custom.<name>) or JSON (a list of objects, custom_fields an object)."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row, write nothing.")
+    ] = False,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Raise a ticket per row (channel import), routed and checked as `create` does: all
+    or nothing, every bad row listed as FILE:LINE: field 'x': why."""
+    from servicegraph.ticketing.ticket_import import parse_tickets
+
+    with _desk(actor, as_json) as services:
+        rows = parse_tickets(file, resolve_ci=services.catalog.resolve, name=str(file))
+        errors = list(rows.errors)
+        created: list[Incident] = []
+        try:
+            created = services.desk.tickets.create_many(
+                rows.tickets, dry_run=dry_run or bool(errors), items=rows.items
+            )
+        except ValidationErrors as exc:
+            errors += exc.errors
+        if errors:
+            errors.sort(key=_line_of)
+            if as_json:
+                print_json(
+                    {
+                        "written": False,
+                        "errors": [
+                            {"item": e.item, "field": e.field, "message": e.reason} for e in errors
+                        ],
+                    }
+                )
+            for e in errors:
+                err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+            fail(f"{len(errors)} problem(s); no ticket was imported", EXIT_ERROR)
+    numbers = [t.number for t in created]
+    if as_json:
+        print_json(
+            {
+                "dry_run": dry_run,
+                "created": 0 if dry_run else len(created),
+                "checked": len(created),
+                "numbers": [] if dry_run else numbers,
+                "tickets": created,
+            }
+        )
+        return
+    for t in created:
+        out.print(_summary(t), highlight=False, soft_wrap=True)
+    if dry_run:
+        err.print(
+            f"dry run: {len(created)} ticket(s) checked; nothing was written", highlight=False
+        )
+    else:
+        span = f"#{numbers[0]}..#{numbers[-1]}" if numbers else "none"
+        err.print(f"created {len(created)} ticket(s): {span}", highlight=False)

@@ -248,3 +248,48 @@ def test_list_pages_by_cursor_with_filters(cli: CliRunner) -> None:
     assert "--status: 'open-ish' is not one of" in message
     message = run(cli, "ticket", "list", "--mine", "--as", "nobody", code=1)
     assert "--as: no agent with login 'nobody'" in message
+
+
+def test_import_raises_a_ticket_per_row_all_or_nothing(cli: CliRunner, tmp_path: Path) -> None:
+    good = tmp_path / "tickets.csv"
+    good.write_bytes(
+        "\ufefftype,title,category,affected_ci_ids,tags,custom.site,custom.laptop_model\n"
+        "incident,VPN down in Lyon,network/vpn,core-1;db-1,imported;lyon,Lyon,\n"
+        "service_request,New laptop,hardware/laptop,,,,t14\n".encode()
+    )
+    checked = as_json(cli, "ticket", "import", str(good), "--dry-run")
+    assert (checked["dry_run"], checked["created"], checked["checked"]) == (True, 0, 2)
+    assert as_json(cli, "ticket", "list")["items"] == []
+    result = cli.invoke(app, ["ticket", "import", str(good), "--as", "alice"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "created 2 ticket(s): #1..#2" in result.stderr
+    vpn, laptop = reversed(as_json(cli, "ticket", "list")["items"])  # newest first
+    assert (vpn["channel"], vpn["assignment_group"], vpn["routed_by"]) == ("import", "noc",
+                                                                          "vpn-outage")  # fmt: skip
+    assert vpn["priority"] == 2 and vpn["tags"] == ["imported", "lyon", "vpn"]
+    assert len(vpn["affected_ci_ids"]) == 2 and vpn["custom_fields"] == {"site": "Lyon"}
+    assert (laptop["assignment_group"], laptop["custom_fields"]) == (
+        "service-desk", {"laptop_model": "t14"})  # fmt: skip
+    assert history(cli, vpn["id"])[0][:2] == ("alice", "CREATED")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "type,title,requester,affected_ci_ids,custom.laptop_model\n"
+        "incident,Fine,,,\n"
+        "incident,Who,nobody@acme.example,,\n"
+        "problem,What,,,\n"
+        "incident,Where,,no-such-ci,\n"
+    )
+    message = run(cli, "ticket", "import", str(bad), code=1)
+    assert f"{bad}:3: field 'requester': no contact" in message
+    assert f"{bad}:4: field 'type': 'problem' is not one of" in message
+    assert f"{bad}:5: field 'affected_ci_ids.0': no-such-ci" in message
+    assert "3 problem(s); no ticket was imported" in message
+    refused = json.loads(cli.invoke(app, ["ticket", "import", str(bad), "--json"]).stdout)
+    assert refused["written"] is False
+    assert [(e["item"], e["field"]) for e in refused["errors"]] == [
+        (f"{bad}:3", "requester"),
+        (f"{bad}:4", "type"),
+        (f"{bad}:5", "affected_ci_ids.0"),
+    ]
+    assert len(as_json(cli, "ticket", "list")["items"]) == 2
