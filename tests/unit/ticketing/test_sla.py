@@ -475,3 +475,28 @@ def test_elapsed_matches_minute_reference(history: Any, calendar_name: str) -> N
                 dt.timedelta(0),
             )
             assert upto == clock.target
+
+
+def test_clocks_on_the_real_business_calendar_agree_with_the_plain_one() -> None:
+    """The desk's BusinessCalendar (Mon-Fri 08:00-18:00 UTC) gives the clocks the same
+    figures as the plain office calendar above, across a weekend and a pending pause."""
+    from servicegraph.ticketing.calendar import BusinessCalendar
+
+    day = [["08:00", "18:00"]]
+    real = BusinessCalendar.build(
+        {"timezone": "UTC", "hours": {d: day for d in ("mon", "tue", "wed", "thu", "fri")}}
+    )
+    calendars = {"24x7": AllHours(), "office": real}
+    (policy,) = SlaPolicies.build([{**BASE, "calendar": "office"}], calendars=calendars).policies
+    events = [
+        ev(t(5, 9), "assigned"),
+        ev(t(5, 10), "pending", "awaiting_requester"),
+        ev(t(8, 9), "in_progress"),
+    ]
+    got = evaluate(policy, real, 2, t(5, 9), events, t(5, 9, 30), t(8, 12))
+    want = evaluate(policy, OfficeHours(), 2, t(5, 9), events, t(5, 9, 30), t(8, 12))
+    assert got == want
+    response, resolution = got
+    assert response.state is ClockState.MET
+    assert resolution.elapsed == 4 * H  # Friday 09-10, then Monday 09-12; the weekend and
+    # the pending hours do not count
