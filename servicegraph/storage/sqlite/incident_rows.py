@@ -188,45 +188,18 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
     )
 
 
+# where each of PEOPLE_COLUMNS stands in a whole row, so that one function says how each
+# field is stored
+_PEOPLE_AT = tuple(
+    [c.strip() for c in INCIDENT_COLUMNS.split(",")].index(c.strip())
+    for c in PEOPLE_COLUMNS.split(",")
+)
+
+
 def people_row(i: Incident) -> tuple[Any, ...]:
     """The values of ``UPDATE_INCIDENT``: ``PEOPLE_COLUMNS``, then the id."""
-    return (
-        i.title,
-        i.status.value,
-        to_us(i.updated_at),
-        i.priority,
-        i.impact,
-        i.urgency,
-        opt_us(i.resolved_at),
-        i.reopen_count,
-        i.problem_id,
-        opt_us(i.acknowledged_at),
-        i.acknowledged_by,
-        i.assignee,
-        i.resolved_by,
-        i.resolution,
-        i.type.value,
-        i.channel.value,
-        i.description,
-        i.requester,
-        i.organisation,
-        i.service,
-        i.category,
-        dumps(i.affected_ci_ids),
-        i.priority_reason,
-        i.priority_set_by,
-        i.assignment_group,
-        i.pending_reason,
-        i.resolution_code,
-        i.close_code,
-        opt_us(i.closed_at),
-        dumps(i.tags),
-        dumps(i.custom_fields),
-        i.routed_by,
-        i.priority_floor,
-        i.priority_ceiling,
-        i.id,
-    )
+    row = incident_row(i)
+    return (*(row[k] for k in _PEOPLE_AT), i.id)
 
 
 def to_incident(r: tuple[Any, ...]) -> Incident:
