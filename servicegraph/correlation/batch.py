@@ -24,7 +24,7 @@ from servicegraph.correlation.state import FORGET_EVERY, Analysis, Members, Work
 from servicegraph.correlation.steps import ACTOR
 from servicegraph.events.model import Alert, AlertCycle, Event, EventStatus
 from servicegraph.ticketing.lifecycle import TicketStatus
-from servicegraph.ticketing.model import Channel, Incident, WorklogEntry
+from servicegraph.ticketing.model import Incident, WorklogEntry
 
 if TYPE_CHECKING:
     from servicegraph.correlation.correlator import Correlator
@@ -60,9 +60,9 @@ class Batch:
             return state
         state = WorkerState(version=version)
         active = self.unit.active_incidents(self.now - self.policy.reopen_window)
-        # only what monitoring raised: a ticket people opened has no alerts to clear and
-        # must not be resolved for being "all clear"
-        state.incidents = {i.id: i for i in active if i.channel is Channel.MONITORING}
+        # monitoring incidents only (the port's contract): a ticket people opened has no
+        # alerts to clear and must not be resolved for being "all clear"
+        state.incidents = {i.id: i for i in active}
         for incident_id, alerts in self.unit.alerts_of(state.incidents).items():
             state.members[incident_id] = {a.fingerprint: a for a in alerts}
             state.alerts.update(state.members[incident_id])

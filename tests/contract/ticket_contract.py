@@ -627,6 +627,14 @@ class TicketContract:
             active = sorted(unit.active_incidents(at(31)), key=lambda i: i.number)
         assert active == [INCIDENTS["inc-1"], INCIDENTS["inc-3"]]
 
+    def test_active_incidents_are_monitoring_ones_only(self, seeded: Repository) -> None:
+        with seeded.tickets.unit() as unit:
+            (ticket,) = unit.load_incidents(["inc-1"]).values()
+            unit.update_incidents([replace(ticket, channel=Channel.PHONE)])
+        with seeded.tickets.unit() as unit:
+            found = set(incident_ids(unit.active_incidents(at(0))))
+        assert found == {"inc-2", "inc-3"}, "a ticket people raised has no alerts to clear"
+
     def test_alerts_of_incidents(self, seeded: Repository) -> None:
         with seeded.tickets.unit() as unit:
             found = unit.alerts_of(["inc-1", "inc-2", "inc-9"])
