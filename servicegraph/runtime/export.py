@@ -47,7 +47,7 @@ from servicegraph.ticketing import export_format as desk_format
 from servicegraph.ticketing.desk_export import desk_contents, desk_snapshot, restore_desk
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # the desk's part of each version of the file (its records, as that version wrote them)
 DESKS: Mapping[int, Part] = {
     version: Part(desk_format.SECTIONS, decode, desk_format.order_key, desk_format.key_name)

@@ -1,4 +1,4 @@
-"""The desk's records in an export file (format version 3; version 2 still read): each as
+"""The desk's records in an export file (format version 4; versions 2 and 3 still read): each as
 one JSON object, both ways.
 
 The file as a whole (one header, the graph's sections, then these, one trailer with the
@@ -33,7 +33,10 @@ field taken as missing. Version 3 added the incident's ``priority_floor`` and
 ``priority_ceiling`` (null: that side open; the ceiling never less urgent than the
 floor). A version-2 incident has no bounds, and one whose priority a routing rule's bound
 had frozen (``priority_set_by`` "routing") gets the bounds its reason names instead, as
-migration 11 of the SQLite store does (``tickets_routing.legacy_bounds``).
+migration 11 of the SQLite store does (``tickets_routing.legacy_bounds``). Version 4
+added the incident's SLA and report fields: ``first_response_at``, ``reassignment_count``,
+``external_ref`` (its number in the tool it was imported from), ``sla_tier`` and
+``service_hours``; a version-3 incident was answered when it was acknowledged.
 """
 
 from __future__ import annotations
@@ -270,11 +273,21 @@ INCIDENT = Codec(
         ("problem_id", OPT_TEXT),
         ("tags", TEXTS),
         ("custom_fields", OBJECT),
+        ("first_response_at", OPT_TIME),
+        ("reassignment_count", INT),
+        ("external_ref", OPT_TEXT),
+        ("sla_tier", OPT_TEXT),
+        ("service_hours", OPT_TEXT),
     ),
 )
 _BOUNDS = ("priority_floor", "priority_ceiling")  # version 3
-# the incident of version 2: without the bounds (``decode_v2``)
-INCIDENT_V2 = Codec("incident", Incident, tuple(f for f in INCIDENT.fields if f[0] not in _BOUNDS))
+_SLA = ("first_response_at", "reassignment_count", "external_ref", "sla_tier", "service_hours")
+# the incident of version 3: without the SLA fields of version 4 (``decode_v3``)
+INCIDENT_V3 = Codec("incident", Incident, tuple(f for f in INCIDENT.fields if f[0] not in _SLA))
+# the incident of version 2: without the bounds either (``decode_v2``)
+INCIDENT_V2 = Codec(
+    "incident", Incident, tuple(f for f in INCIDENT_V3.fields if f[0] not in _BOUNDS)
+)
 # a problem's incidents are its ``problem_incident`` records (with the time of each link)
 PROBLEM = Codec(
     "problem",
@@ -400,12 +413,26 @@ def encode(record: Record) -> dict[str, Any]:
 
 
 def decode(obj: Mapping[str, Any]) -> Record:
-    """The record of one JSON object of a version-3 file; ValidationFailed names
+    """The record of one JSON object of a version-4 file; ValidationFailed names
     ``<type>.<field>``."""
     return _decode(obj, CODECS)
 
 
+_V3_CODECS = {**CODECS, "incident": INCIDENT_V3}
 _V2_CODECS = {**CODECS, "incident": INCIDENT_V2}
+
+
+def _responded(record: Record) -> Record:
+    """A ticket of a file before version 4 was answered when acknowledged (migration 12)."""
+    if isinstance(record, Incident):
+        record.first_response_at = record.acknowledged_at
+    return record
+
+
+def decode_v3(obj: Mapping[str, Any]) -> Record:
+    """The record of one JSON object of a version-3 file: an incident without the SLA
+    fields (``first_response_at`` its acknowledgement, as migration 12 sets it)."""
+    return _responded(_decode(obj, _V3_CODECS))
 
 
 def decode_v2(obj: Mapping[str, Any]) -> Record:
@@ -415,11 +442,15 @@ def decode_v2(obj: Mapping[str, Any]) -> Record:
     if isinstance(record, Incident) and record.priority_set_by == ROUTING:
         record.priority_floor, record.priority_ceiling = legacy_bounds(record.priority_reason)
         record.priority_reason = record.priority_set_by = None
-    return record
+    return _responded(record)
 
 
 # each version of the file's desk records (``servicegraph.runtime.export`` composes them)
-DECODERS: Mapping[int, Callable[[Mapping[str, Any]], Record]] = {2: decode_v2, 3: decode}
+DECODERS: Mapping[int, Callable[[Mapping[str, Any]], Record]] = {
+    2: decode_v2,
+    3: decode_v3,
+    4: decode,
+}
 
 
 def _decode(obj: Mapping[str, Any], codecs: Mapping[str, Codec]) -> Record:

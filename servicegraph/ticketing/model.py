@@ -127,6 +127,17 @@ class Incident:
     custom_fields: dict[str, Any] = field(default_factory=dict)
     routed_by: str | None = None  # the routing rule (or default) that chose the group
     created_by: str | None = None  # None: correlation raised it
+    # SLA (migration 12): when the requester first saw an agent act (a reply, work started,
+    # a question, the resolution; for monitoring incidents the acknowledgement): the
+    # response clock stops there (``ticketing.sla``)
+    first_response_at: dt.datetime | None = None
+    reassignment_count: int = 0  # times the group changed after the first one (reports)
+    external_ref: str | None = None  # the ticket's number in the tool it was imported from
+    # what correlation derived from the most critical impacted business service: its
+    # ``sla_tier`` and ``service_hours`` attributes choose a monitoring incident's SLA
+    # policy and calendar (``ticketing.sla_config``)
+    sla_tier: str | None = None
+    service_hours: str | None = None
 
     @property
     def priority_overridden(self) -> bool:
@@ -211,6 +222,8 @@ class WorklogKind(enum.StrEnum):
     CHANGED = "changed"  # any other field: field, old -> new
     ROUTED = "routed"  # the routing decision: text names the rule and why
     REOPENED = "reopened"
+    REPLY = "reply"  # a comment to the requester (COMMENT is internal to the desk)
+    ESCALATED = "escalated"  # an SLA escalation level fired: text says which and what it did
 
 
 @dataclass(frozen=True, slots=True)

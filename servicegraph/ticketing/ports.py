@@ -35,6 +35,7 @@ from servicegraph.ticketing.model import (
     TicketType,
     WorklogEntry,
 )
+from servicegraph.ticketing.outbox import OutboxMessage
 from servicegraph.ticketing.people import Agent, Contact, Directory, Group, Organisation
 
 
@@ -156,6 +157,10 @@ class TicketUnit(Protocol):
     def next_change_number(self) -> int: ...
 
     def append_worklog(self, entries: Sequence[WorklogEntry]) -> None: ...
+
+    def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        """Queue notifications to be sent once this unit commits (``ticketing.outbox``); a
+        message whose ``key`` is already queued (or was sent) is not queued again."""
 
     def save_links(self, links: Sequence[TicketLink]) -> None:
         """Record links between tickets (idempotent: a link is its source, kind, target)."""

@@ -51,7 +51,7 @@ from servicegraph.ticketing.ports import (
     TicketUnit,
 )
 from servicegraph.ticketing.tickets import TicketService
-from servicegraph.ticketing.tickets_work import StepFields, take_step
+from servicegraph.ticketing.tickets_work import StepFields, responded, take_step
 
 Clock = Callable[[], dt.datetime]
 
@@ -193,6 +193,7 @@ class IncidentService:
                     f"{i.acknowledged_at.isoformat()}",
                 )
             i.acknowledged_at, i.acknowledged_by = now, actor
+            responded(i, now)  # a monitoring incident's response is its acknowledgement
             entries = [_log(i.id, now, actor, WorklogKind.ACKNOWLEDGED, text)]
             starts = "start" in machine.allowed_names(i.status, ActorKind.AGENT)
             if i.status is TicketStatus.ASSIGNED and i.assignee == actor and starts:

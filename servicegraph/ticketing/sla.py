@@ -149,6 +149,8 @@ def running_spans(
         stop = max(first_response_at, created_at)
     for i, seg in enumerate(segments):
         end = segments[i + 1].start if i + 1 < len(segments) else now
+        if end <= seg.start and i + 1 < len(segments):
+            continue  # left at the instant it was entered (same-instant steps): never held
         if not seg.status.active:
             if kind is ClockKind.RESPONSE:
                 # resolved before any response: the resolution answered the requester

@@ -53,7 +53,13 @@ from servicegraph.ticketing.tickets_changes import (
 )
 from servicegraph.ticketing.tickets_policy import DeskPolicy
 from servicegraph.ticketing.tickets_routing import CIFacts, TicketRouter, read_ci_facts
-from servicegraph.ticketing.tickets_work import StepFields, assign_to, entry, take_step
+from servicegraph.ticketing.tickets_work import (
+    StepFields,
+    assign_to,
+    entry,
+    responded,
+    take_step,
+)
 
 __all__ = ["NewTicket", "Page", "TicketChanges", "TicketService"]
 
@@ -379,12 +385,17 @@ class TicketService:
 
         return self._work(ticket_id, step)
 
-    def comment(self, ticket_id: str, text: str) -> Incident:
-        """A note in the history; always allowed, closed tickets included."""
+    def comment(self, ticket_id: str, text: str, *, to_requester: bool = False) -> Incident:
+        """A note in the history; always allowed, closed tickets included. An internal
+        note by default; ``to_requester`` makes it a reply the requester sees (and is told
+        of), the ticket's first response if it has none."""
         body = clean(text, "text", limit=MAX_TEXT)
+        kind = WorklogKind.REPLY if to_requester else WorklogKind.COMMENT
 
         def step(unit: TicketUnit, t: Incident, now: dt.datetime, actor: str) -> list[WorklogEntry]:
-            return [entry(t.id, now, actor, WorklogKind.COMMENT, body)]
+            if to_requester:
+                responded(t, now)
+            return [entry(t.id, now, actor, kind, body)]
 
         return self._work(ticket_id, step)
 

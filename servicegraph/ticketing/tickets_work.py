@@ -230,7 +230,22 @@ def _apply_target(
         t.closed_at = now
     if target is TicketStatus.IN_PROGRESS and t.acknowledged_at is None:
         t.acknowledged_at, t.acknowledged_by = now, actor  # starting work acknowledges it
+    if target in RESPONDING:
+        responded(t, now)
     return log
+
+
+# Statuses the requester sees an agent move the ticket to: work started, a question
+# asked (pending), the resolution. Each is a first response (``first_response_at``) as a
+# reply is; being assigned is not, since the requester sees nothing of it.
+RESPONDING = frozenset({TicketStatus.IN_PROGRESS, TicketStatus.PENDING, TicketStatus.RESOLVED})
+
+
+def responded(t: Incident, now: dt.datetime) -> None:
+    """The requester saw an agent act on ``t`` at ``now``: the response clock stops at the
+    first such instant (``ticketing.sla``); later ones change nothing."""
+    if t.first_response_at is None:
+        t.first_response_at = now
 
 
 def assign_to(
@@ -278,6 +293,8 @@ def assign_to(
     if new_group != t.assignment_group:
         text = f"group {new_group}" + (f" (was {t.assignment_group})" if t.assignment_group else "")
         log.append(_assigned(t, now, actor, "assignment_group", new_group, text, note))
+        if t.assignment_group is not None:
+            t.reassignment_count += 1  # ServiceNow's reassignment_count: the first is routing
         t.assignment_group = new_group
     if new_agent != t.assignee:
         if new_agent is None:

@@ -132,6 +132,7 @@ def incident(number: int, status: TicketStatus, **fields: Any) -> Incident:
         clear_since=when(row["clear_since"]),
         resolved_at=when(row["resolved_at"]),
         acknowledged_at=when(row["acknowledged_at"]),
+        first_response_at=when(row["acknowledged_at"]),  # migration 12: answered when acked
         **fields,
     )
 

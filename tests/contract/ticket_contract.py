@@ -1285,6 +1285,8 @@ class TicketContract:
             "tags": ["vip", "vpn", "ü"],
             "custom_fields": {"model": "X1 “Carbon”", "ram_gb": 32, "dock": True, "w": 1.5},
             "routed_by": "rule:vpn",
+            "first_response_at": at(102),
+            "reassignment_count": 2,
         }
         correlations = {
             "number": 99,
@@ -1299,6 +1301,9 @@ class TicketContract:
             "clear_since": at(398),
             "alert_count": 7,
             "created_by": "mallory",
+            "external_ref": "INC0000045",
+            "sla_tier": "gold",
+            "service_hours": "business",
         }
         assert set(people) | set(correlations) | {"id"} == {
             f.name for f in dataclasses.fields(Incident)

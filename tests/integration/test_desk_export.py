@@ -1,4 +1,4 @@
-"""The desk in `servicegraph export` / `import --from-export` (format version 3): a seeded
+"""The desk in `servicegraph export` / `import --from-export` (format version 4): a seeded
 desk (tests/integration/desk_seed.py) moves from one SQLite data directory to an empty one
 and reads back identical, table by table, through every port listing and through the CLI;
 new tickets continue the numbering; routing's priority bounds move with the tickets and
@@ -109,7 +109,7 @@ def test_a_seeded_desk_reads_back_identical_and_numbering_continues(
     desk, ids = source
     path = export_file(desk.services, tmp_path / "desk.jsonl")
     checked = read_all(path)
-    assert checked.version == 3
+    assert checked.version == 4
     counts = checked.counts
     assert counts["incident"] == 6 and counts["problem"] == 1 and counts["change"] == 1
     assert counts["alert"] == 2 and counts["alert_cycle"] == 5 and counts["problem_incident"] == 2
@@ -214,12 +214,14 @@ LEGACY_ROUTING = "routing rule 'vpn': at least as urgent as P2 (P5 -> P2)"
 
 
 def as_version_2(objs: list[dict[str, Any]], routed_overrides: set[str]) -> list[dict[str, Any]]:
-    """A version-3 export as the release before wrote it: version 2, incidents without
-    the bounds, and those of ``routed_overrides`` with their floor as a routing override."""
+    """A version-4 export as the release before the bounds wrote it: version 2, incidents
+    without the bounds and the SLA fields, and those of ``routed_overrides`` with their
+    floor as a routing override."""
     old = []
+    dropped = ("priority_floor", "priority_ceiling", *desk_format._SLA)
     for obj in objs:
         if obj.get("type") == "incident":
-            obj = {k: v for k, v in obj.items() if k not in ("priority_floor", "priority_ceiling")}
+            obj = {k: v for k, v in obj.items() if k not in dropped}
             if obj["id"] in routed_overrides:
                 obj |= {"priority_reason": LEGACY_ROUTING, "priority_set_by": "routing"}
         old.append(obj)
@@ -380,8 +382,8 @@ def test_records_out_of_order_or_twice_are_refused(exported: Path, tmp_path: Pat
     [
         ({"directory_version": None}, "directory_version", "directory_version"),
         ({"directory_version": -1}, "directory_version", "directory_version"),
-        ({"version": 4}, "upgrade servicegraph", None),
-        ({"version": True}, "reads version 1, 2, 3", None),
+        ({"version": 5}, "upgrade servicegraph", None),
+        ({"version": True}, "reads version 1, 2, 3, 4", None),
     ],
 )
 def test_a_bad_header_is_refused(
@@ -520,7 +522,7 @@ def test_cli_export_then_import_into_a_new_data_dir_reads_the_same(
     assert result.exit_code == 0, result.stderr
     assert "6 tickets" in result.stderr and "7 agents" in result.stderr
     report = json.loads(run(cli, target_dir, "import", "--from-export", str(path), "--json"))
-    assert report["version"] == 3 and report["counts"] == read_all(path).counts
+    assert report["version"] == 4 and report["counts"] == read_all(path).counts
     assert listings(cli, target_dir, ids) == listings(cli, source_dir, ids)
     before, after = (
         tables(source_dir / "servicegraph.sqlite3"),

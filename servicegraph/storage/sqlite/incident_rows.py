@@ -108,7 +108,9 @@ INCIDENT_COLUMNS = (
     "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
     "close_code, closed_at, tags, custom_fields, routed_by, created_by, "
     # routing's priority bounds (migration 11)
-    "priority_floor, priority_ceiling"
+    "priority_floor, priority_ceiling, "
+    # SLA and reports (migration 12)
+    "first_response_at, reassignment_count, external_ref, sla_tier, service_hours"
 )
 # what people change (``TicketUnit.update_incidents``): everything but the ticket's identity
 # (id, number, opened_at, created_by) and the fields correlation derives from alerts, which
@@ -120,7 +122,8 @@ PEOPLE_COLUMNS = (
     "problem_id, acknowledged_at, acknowledged_by, assignee, resolved_by, resolution, "
     "type, channel, description, requester, organisation, service, category, affected_ci_ids, "
     "priority_reason, priority_set_by, assignment_group, pending_reason, resolution_code, "
-    "close_code, closed_at, tags, custom_fields, routed_by, priority_floor, priority_ceiling"
+    "close_code, closed_at, tags, custom_fields, routed_by, priority_floor, priority_ceiling, "
+    "first_response_at, reassignment_count"
 )
 UPDATE_INCIDENT = (
     "UPDATE incident SET "
@@ -185,6 +188,11 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         i.created_by,
         i.priority_floor,
         i.priority_ceiling,
+        opt_us(i.first_response_at),
+        i.reassignment_count,
+        i.external_ref,
+        i.sla_tier,
+        i.service_hours,
     )
 
 
@@ -251,6 +259,11 @@ def to_incident(r: tuple[Any, ...]) -> Incident:
         created_by=r[44],
         priority_floor=r[45],
         priority_ceiling=r[46],
+        first_response_at=opt_dt(r[47]),
+        reassignment_count=r[48],
+        external_ref=r[49],
+        sla_tier=r[50],
+        service_hours=r[51],
     )
 
 

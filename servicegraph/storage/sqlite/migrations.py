@@ -462,4 +462,80 @@ MIGRATIONS: list[str] = [
     UPDATE incident SET priority_reason = NULL, priority_set_by = NULL
         WHERE priority_set_by = 'routing';
     """,
+    # 12: SLA clocks, escalation and notifications. The ticket's response stop, its
+    # reassignments, its number in the tool it was imported from and the tier and hours of
+    # the business service whose SLA a monitoring incident follows; each ticket's clocks as
+    # last evaluated (``ticket_sla``: what queues order by and what the escalation job
+    # reads, ``next_check_at`` the next instant a clock changes state or a level is due);
+    # the escalation levels fired (once per ticket, clock and level: the primary key); the
+    # notification outbox, written in the transaction of the change that causes a message
+    # and emptied by the sender job (``key`` the idempotency key)
+    """
+    ALTER TABLE incident ADD COLUMN first_response_at INTEGER;
+    ALTER TABLE incident ADD COLUMN reassignment_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incident ADD COLUMN external_ref TEXT;
+    ALTER TABLE incident ADD COLUMN sla_tier TEXT;
+    ALTER TABLE incident ADD COLUMN service_hours TEXT;
+    ALTER TABLE incident ADD COLUMN sla_due_at INTEGER;
+    UPDATE incident SET first_response_at = acknowledged_at;
+    CREATE INDEX incident_external_ref ON incident (external_ref) WHERE external_ref IS NOT NULL;
+    CREATE INDEX incident_opened ON incident (opened_at);
+    CREATE INDEX incident_due_queue ON incident (sla_due_at, number)
+        WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
+    CREATE INDEX incident_group_due_queue ON incident (assignment_group, sla_due_at, number)
+        WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
+    CREATE TABLE ticket_sla (
+        ticket_id              TEXT PRIMARY KEY,
+        policy                 TEXT NOT NULL,
+        calendar               TEXT NOT NULL,
+        priority               INTEGER NOT NULL,
+        response_target_s      REAL NOT NULL,
+        response_elapsed_s     REAL NOT NULL,
+        response_due_at        INTEGER NOT NULL,
+        response_state         TEXT NOT NULL,
+        response_paused        INTEGER NOT NULL,
+        response_stopped_at    INTEGER,
+        response_breached_at   INTEGER,
+        resolution_target_s    REAL NOT NULL,
+        resolution_elapsed_s   REAL NOT NULL,
+        resolution_due_at      INTEGER NOT NULL,
+        resolution_state       TEXT NOT NULL,
+        resolution_paused      INTEGER NOT NULL,
+        resolution_stopped_at  INTEGER,
+        resolution_breached_at INTEGER,
+        next_check_at          INTEGER,
+        evaluated_at           INTEGER NOT NULL,
+        config                 TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX ticket_sla_next ON ticket_sla (next_check_at) WHERE next_check_at IS NOT NULL;
+    CREATE INDEX ticket_sla_config ON ticket_sla (config);
+    CREATE TABLE sla_escalation (
+        ticket_id TEXT NOT NULL,
+        clock     TEXT NOT NULL,
+        level     INTEGER NOT NULL,
+        fired_at  INTEGER NOT NULL,
+        PRIMARY KEY (ticket_id, clock, level)
+    ) WITHOUT ROWID;
+    CREATE TABLE notification_outbox (
+        id              INTEGER PRIMARY KEY,
+        key             TEXT NOT NULL UNIQUE,
+        event           TEXT NOT NULL,
+        ticket_id       TEXT,
+        channel         TEXT NOT NULL,
+        target          TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        claimed_until   INTEGER,
+        sent_at         INTEGER,
+        dead_at         INTEGER,
+        last_error      TEXT
+    );
+    CREATE INDEX notification_outbox_due ON notification_outbox (next_attempt_at)
+        WHERE sent_at IS NULL AND dead_at IS NULL;
+    CREATE INDEX notification_outbox_dead ON notification_outbox (dead_at)
+        WHERE dead_at IS NOT NULL;
+    """,
 ]

@@ -42,6 +42,7 @@ from servicegraph.ticketing.model import (
     TicketLink,
     WorklogEntry,
 )
+from servicegraph.ticketing.outbox import OutboxMessage
 from servicegraph.ticketing.ports import ProblemLink
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -56,6 +57,11 @@ CHANGE_COLUMNS = (
     "id, number, title, description, status, risk, planned_start, planned_end, created_at, "
     "created_by, updated_at"
 )
+
+
+def _outbox_row(m: OutboxMessage) -> tuple[Any, ...]:
+    at = to_us(m.created_at)  # due at once
+    return (m.key, m.event, m.ticket_id, m.channel.value, m.target, m.subject, m.body, at, at)
 
 
 def ids_json(values: Iterable[str]) -> str:
@@ -276,6 +282,13 @@ class SqliteTicketUnit:
                 (e.ticket_id, to_us(e.at), e.actor, e.kind.value, e.text, e.field, e.old, e.new)
                 for e in entries
             ],
+        )
+
+    def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO notification_outbox (key, event, ticket_id, channel, target, "
+            "subject, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_outbox_row(m) for m in messages],
         )
 
     def save_links(self, links: Sequence[TicketLink]) -> None:

@@ -91,6 +91,11 @@ INCIDENT = Incident(
     custom_fields={"laptop_model": "x1", "count": 2, "nested": {"a": [1, 2.5, None]}},
     routed_by="rule:laptops",
     created_by="alice",
+    first_response_at=t(2),
+    reassignment_count=3,
+    external_ref="INC0000045",
+    sla_tier="gold",
+    service_hours="business",
 )
 ALERT = Alert(
     fingerprint="fp-1",
@@ -267,9 +272,25 @@ def test_open_bounds_are_written_as_null_and_read_back() -> None:
     assert fmt.decode(fmt.encode(pinned)) == pinned
 
 
+def _version_3(**changes: Any) -> dict[str, Any]:
+    """An incident as a version-3 file holds it: no SLA fields."""
+    return {k: v for k, v in _incident(**changes).items() if k not in fmt._SLA}
+
+
+# what a version-3 incident reads as: answered when acknowledged, nothing else known
+AS_VERSION_3 = dataclasses.replace(
+    INCIDENT,
+    first_response_at=INCIDENT.acknowledged_at,
+    reassignment_count=0,
+    external_ref=None,
+    sla_tier=None,
+    service_hours=None,
+)
+
+
 def _version_2(**changes: Any) -> dict[str, Any]:
     """An incident as a version-2 file holds it: no bounds."""
-    return {k: v for k, v in _incident(**changes).items() if not k.startswith("priority_")} | {
+    return {k: v for k, v in _version_3(**changes).items() if not k.startswith("priority_")} | {
         "priority_reason": changes.get("priority_reason", INCIDENT.priority_reason),
         "priority_set_by": changes.get("priority_set_by", INCIDENT.priority_set_by),
     }
@@ -301,11 +322,21 @@ def test_a_version_2_routing_override_becomes_the_bounds_it_names(
     assert record.priority == INCIDENT.priority, "the priority it had"
 
 
+def test_a_version_3_incident_was_answered_when_acknowledged() -> None:
+    assert fmt.DECODERS[3](_version_3()) == AS_VERSION_3
+    with pytest.raises(ValidationFailed, match="newer servicegraph") as info:
+        fmt.DECODERS[3](fmt.encode(INCIDENT))
+    assert info.value.field == "incident.external_ref", "version 3 knew no SLA fields"
+    with pytest.raises(ValidationFailed, match="is required") as missing:
+        fmt.DECODERS[4](_version_3())
+    assert missing.value.field == "incident.first_response_at", "version 4 requires them"
+
+
 def test_a_version_2_incident_has_no_bounds_and_keeps_an_agents_override() -> None:
     record = fmt.DECODERS[2](_version_2())
-    assert record == dataclasses.replace(INCIDENT, priority_floor=None, priority_ceiling=None)
+    assert record == dataclasses.replace(AS_VERSION_3, priority_floor=None, priority_ceiling=None)
     with pytest.raises(ValidationFailed, match="newer servicegraph") as info:
-        fmt.DECODERS[2](fmt.encode(INCIDENT))
+        fmt.DECODERS[2](_version_3())
     assert info.value.field == "incident.priority_ceiling", "version 2 knew no bounds"
     with pytest.raises(ValidationFailed, match="is required") as missing:
         fmt.DECODERS[3](_version_2())
