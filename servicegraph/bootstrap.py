@@ -29,6 +29,7 @@ from servicegraph.correlation.ports import EventInbox
 from servicegraph.ticketing.desk import ServiceDesk
 from servicegraph.ticketing.desk_directory import DeskDirectory
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
+from servicegraph.ticketing.sla_projection import SlaProjector
 
 
 @dataclass
@@ -167,6 +168,10 @@ def bootstrap(
     catalog = CatalogService(store, classes, identifier_rules, reconciler)
     directory = DeskDirectory(open_directory_store(inbox), store, resolve_ci=catalog.resolve)
     desk_policy = settings.desk.policy()
+    # the stores keep every saved ticket's SLA clocks (ticketing/sla_projection.py)
+    sla = SlaProjector(desk_policy.sla)
+    tickets.keep_sla(sla)
+    inbox.keep_sla(sla)
     desk = ServiceDesk.build(
         tickets,
         store,

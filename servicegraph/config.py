@@ -33,6 +33,7 @@ from servicegraph.ticketing.lifecycle import load as load_lifecycle
 from servicegraph.ticketing.people import check_key
 from servicegraph.ticketing.priority import DEFAULT_PRIORITY_MATRIX, PriorityMatrix
 from servicegraph.ticketing.routing import RoutingRules
+from servicegraph.ticketing.sla_config import SlaConfig
 from servicegraph.ticketing.tickets_policy import (
     DEFAULT_AUTO_CLOSE_DAYS,
     DEFAULT_REOPEN_WINDOW_DAYS,
@@ -165,6 +166,21 @@ class DeskSettings(BaseModel):
         ge=0,
         description="How long after resolution people may reopen a ticket.",
     )
+    calendars: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Business calendars by name (ticketing/calendar.py format); '24x7' is "
+        "built in.",
+    )
+    sla: dict[str, Any] = Field(
+        default_factory=dict,
+        description="SLA policies with their escalation levels, and the policy of each "
+        "business service sla_tier (ticketing/sla_config.py format). No policy: no clocks.",
+    )
+    sla_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the escalation job looks for SLA clocks reaching a level.",
+    )
 
     @field_validator("lifecycle")
     @classmethod
@@ -198,6 +214,11 @@ class DeskSettings(BaseModel):
     def _priority_matrix(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
         return _matrix(value, "desk.priority_matrix")
 
+    @model_validator(mode="after")
+    def _sla(self) -> DeskSettings:
+        _domain(lambda: SlaConfig.build(self.calendars, self.sla))
+        return self
+
     @field_validator("triage_group")
     @classmethod
     def _triage_group(cls, value: str) -> str:
@@ -213,6 +234,7 @@ class DeskSettings(BaseModel):
             auto_assign=self.auto_assign,
             auto_close_days=self.auto_close_days,
             reopen_window=dt.timedelta(days=self.reopen_window_days),
+            sla=SlaConfig.build(self.calendars, self.sla),
         )
 
 

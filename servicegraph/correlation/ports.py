@@ -19,6 +19,7 @@ from typing import NamedTuple, Protocol
 
 from servicegraph.events.model import Event
 from servicegraph.ticketing.ports import TicketUnit
+from servicegraph.ticketing.sla_projection import SlaProjector
 
 
 class Claim(NamedTuple):
@@ -43,6 +44,9 @@ class EventInbox(Protocol):
     """Where accepted events wait for correlation: persisted before the sender hears 2xx."""
 
     def close(self) -> None: ...
+
+    def keep_sla(self, projector: SlaProjector) -> None:
+        """Keep the SLA clocks of the incidents correlation units save, as ticket units do."""
 
     def check_writable(self, timeout: float) -> None:
         """Raise StoreError unless events can be appended now: the last append did not

@@ -55,6 +55,9 @@ _HOLIDAY_KEYS = frozenset({"country", "subdivision", "dates"})
 # guard only turns an impossible endless walk into an error.
 _MAX_IDLE_DAYS = 3700
 
+_CACHED = 20_000  # local dates kept per cache (55 years)
+_ALWAYS_KEY = date.min  # where the week cache keeps "every instant works" (never a real week)
+
 Interval = tuple[int, int]  # seconds after local midnight, [start, end)
 _Span = tuple[datetime, datetime]  # naive UTC, [start, end)
 
@@ -73,6 +76,11 @@ class BusinessCalendar:
     country: str | None = None
     subdivision: str | None = None
     _country_days: Any = field(default=None, repr=False)
+    # Per local date: its spans and whether the week from it is plain. The SLA sweep and
+    # the reports ask about the same few hundred days again and again; a zone conversion
+    # per question made a 30-minute span cost 35 us. Bounded: cleared past _CACHED days.
+    _span_cache: dict[date, list[_Span]] = field(default_factory=dict, repr=False)
+    _week_cache: dict[date, bool] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, declaration: Mapping[str, Any], *, path: str = "calendar") -> BusinessCalendar:
@@ -95,7 +103,7 @@ class BusinessCalendar:
         country, subdivision, days, dates = _holidays(
             declaration.get("holidays") or {}, f"{path}.holidays"
         )
-        return cls(
+        calendar = cls(
             timezone=tz,
             hours=MappingProxyType(hours),
             holiday_dates=dates,
@@ -103,6 +111,9 @@ class BusinessCalendar:
             subdivision=subdivision,
             _country_days=days,
         )
+        full = all(hours.get(d) == ((0, 86400),) for d in range(7))
+        calendar._week_cache[_ALWAYS_KEY] = full and not dates and country is None
+        return calendar
 
     # -- queries -------------------------------------------------------------------------
 
@@ -129,11 +140,19 @@ class BusinessCalendar:
             day += DAY
         raise ValueError("the calendar reaches no working time")  # pragma: no cover
 
+    @property
+    def always(self) -> bool:
+        """Every instant is working time (24x7 without holidays): business time is
+        elapsed time, which the clocks use without walking days."""
+        return self._always
+
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Business time between two aware instants; zero if ``end <= start``."""
         lo, hi = _utc(start, "start"), _utc(end, "end")
         if hi <= lo:
             return _ZERO
+        if self._always:
+            return hi - lo
         first, last = self._local_date(lo), self._local_date(hi)
         total = _ZERO
         day = first - DAY
@@ -159,8 +178,8 @@ class BusinessCalendar:
         moment = _utc(start, "start")
         if duration < _ZERO:
             raise ValidationFailed("must not be negative", field="duration")
-        if duration == _ZERO:
-            return _aware(moment)
+        if duration == _ZERO or self._always:
+            return _aware(moment + duration)
         first = self._local_date(moment)
         remaining = duration
         day = first - DAY
@@ -196,15 +215,34 @@ class BusinessCalendar:
         offset = moment.replace(tzinfo=UTC).astimezone(self.timezone).utcoffset()
         return offset if offset is not None else _ZERO
 
+    @property
+    def _always(self) -> bool:
+        return self._week_cache.get(_ALWAYS_KEY, False)
+
     def _plain_week(self, day: date) -> bool:
         """Whether the seven local days from ``day`` are worked exactly as declared: no
         holiday among them and one UTC offset throughout."""
+        found = self._week_cache.get(day)
+        if found is None:
+            found = self._week_cache[day] = self._compute_plain_week(day)
+            _bound(self._week_cache)
+        return found
+
+    def _compute_plain_week(self, day: date) -> bool:
         if any(self.is_holiday(day + timedelta(days=i)) for i in range(7)):
             return False
         base = datetime.combine(day, time())
         return self._offset(base - _BEFORE) == self._offset(base + WEEK + _AFTER)
 
     def _spans(self, day: date) -> list[_Span]:
+        """The working instants of local date ``day``, as sorted naive-UTC spans (cached)."""
+        found = self._span_cache.get(day)
+        if found is None:
+            found = self._span_cache[day] = self._compute_spans(day)
+            _bound(self._span_cache)
+        return found
+
+    def _compute_spans(self, day: date) -> list[_Span]:
         """The working instants of local date ``day``, as sorted naive-UTC spans.
 
         The offset is constant over the day's candidate instants, or changes once at a
@@ -254,6 +292,14 @@ class BusinessCalendar:
 
 
 # -- building -----------------------------------------------------------------------------
+
+
+def _bound(cache: dict[date, Any]) -> None:
+    if len(cache) > _CACHED:
+        always = cache.get(_ALWAYS_KEY)
+        cache.clear()
+        if always is not None:
+            cache[_ALWAYS_KEY] = always
 
 
 def _zone(value: Any, where: str) -> ZoneInfo:

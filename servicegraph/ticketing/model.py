@@ -138,6 +138,9 @@ class Incident:
     # policy and calendar (``ticketing.sla_config``)
     sla_tier: str | None = None
     service_hours: str | None = None
+    # derived, read only: when the ticket is next due (its SLA clocks' earliest due time,
+    # ``ticketing.sla_projection``), what queues in due order sort by; no write sets it
+    sla_due_at: dt.datetime | None = None
 
     @property
     def priority_overridden(self) -> bool:

@@ -22,14 +22,14 @@ from typing import Generic, TypeVar
 
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.ticketing.model import Incident
-from servicegraph.ticketing.ports import TicketOrder
+from servicegraph.ticketing.ports import NO_DUE, TicketOrder
 
 T = TypeVar("T")
 
 _VERSION = "c1"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # how many integers the sort key of each order has (see ``IncidentFilter.after``)
-KEY_SIZE = {TicketOrder.NEWEST: 1, TicketOrder.QUEUE: 3}
+KEY_SIZE = {TicketOrder.NEWEST: 1, TicketOrder.QUEUE: 3, TicketOrder.DUE: 2}
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,9 @@ def sort_key(incident: Incident, order: TicketOrder) -> tuple[int, ...]:
     ``(priority, opened_at in microseconds since the epoch, number)``."""
     if order is TicketOrder.NEWEST:
         return (incident.number,)
+    if order is TicketOrder.DUE:
+        due = incident.sla_due_at
+        return (NO_DUE if due is None else microseconds(due), incident.number)
     return (incident.priority, microseconds(incident.opened_at), incident.number)
 
 

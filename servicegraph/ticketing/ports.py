@@ -37,18 +37,23 @@ from servicegraph.ticketing.model import (
 )
 from servicegraph.ticketing.outbox import OutboxMessage
 from servicegraph.ticketing.people import Agent, Contact, Directory, Group, Organisation
+from servicegraph.ticketing.sla_projection import Fired, SlaProjector, SlaRecord
+
+NO_DUE = 9223372036854775807  # the DUE order's key of a ticket without clocks: last
 
 
 class TicketOrder(enum.StrEnum):
     NEWEST = "newest"  # number, highest first
     QUEUE = "queue"  # priority (1 first), then age (oldest first), then number
+    DUE = "due"  # SLA due time (soonest, and breached, first; no clock last), then number
 
 
 @dataclass(frozen=True)
 class IncidentFilter:
     """Which tickets to list; every field set must hold. ``after`` continues a listing:
     the sort key of the last ticket of the previous page in ``order`` (``(number,)`` for
-    NEWEST, ``(priority, opened_at in microseconds, number)`` for QUEUE); see
+    NEWEST, ``(priority, opened_at in microseconds, number)`` for QUEUE, ``(sla_due_at in
+    microseconds or NO_DUE, number)`` for DUE); see
     ``ticketing.paging`` for the opaque cursors the entry points hand out."""
 
     status: TicketStatus | None = None
@@ -158,6 +163,22 @@ class TicketUnit(Protocol):
 
     def append_worklog(self, entries: Sequence[WorklogEntry]) -> None: ...
 
+    # -- SLA clocks (ticketing.sla_projection): the store re-evaluates the clocks of every
+    # ticket a unit saves, before it commits, with the projector ``keep_sla`` gave it ----
+
+    def load_sla(self, ids: Iterable[str]) -> dict[str, SlaRecord]: ...
+
+    def save_sla(self, records: Sequence[SlaRecord], drop: Sequence[str] = ()) -> None:
+        """Keep the records (and each ticket's ``sla_due_at``); forget ``drop``'s clocks."""
+
+    def fired_levels(self, ids: Iterable[str]) -> dict[str, Fired]: ...
+
+    def claim_escalation(self, ticket_id: str, clock: str, level: int, at: dt.datetime) -> bool:
+        """Record an escalation level as fired; False when it already was (by any job)."""
+
+    def clock_worklog(self, ids: Iterable[str]) -> dict[str, list[WorklogEntry]]:
+        """The entries the clocks read (status steps, pending reasons), in ``seq`` order."""
+
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         """Queue notifications to be sent once this unit commits (``ticketing.outbox``); a
         message whose ``key`` is already queued (or was sent) is not queued again."""
@@ -195,6 +216,18 @@ class TicketUnit(Protocol):
 class TicketStore(Protocol):
     def ping(self) -> None:
         """Raise StoreUnavailable or StoreError unless tickets can be read now."""
+
+    def keep_sla(self, projector: SlaProjector) -> None:
+        """Keep the SLA clocks of the tickets units save (``TicketUnit.load_sla``)."""
+
+    def sla_of(self, ticket_ids: Iterable[str]) -> dict[str, SlaRecord]: ...
+
+    def sla_due(self, now: dt.datetime, limit: int) -> list[str]:
+        """Tickets whose ``next_check_at`` has come, the earliest first."""
+
+    def sla_stale(self, config: str, limit: int) -> list[str]:
+        """Active tickets whose clocks were evaluated under another SLA configuration, or
+        never: what the sweep re-evaluates after the configuration changed."""
 
     def unit(self) -> AbstractContextManager[TicketUnit]: ...
 

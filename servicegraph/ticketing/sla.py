@@ -30,6 +30,7 @@ Rules (see README "SLA clocks"):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.ticketing.lifecycle import TicketStatus
+from servicegraph.ticketing.model import WorklogEntry, WorklogKind
 from servicegraph.ticketing.sla_policy import (
     RESOLUTION,
     RESPONSE,
@@ -56,6 +58,8 @@ __all__ = [
     "SlaPolicies",
     "SlaPolicy",
     "Targets",
+    "advance",
+    "clock_events",
     "evaluate",
     "parse_duration",
     "running_spans",
@@ -181,9 +185,13 @@ def _clock(
     stop: dt.datetime | None,
     paused: bool,
     now: dt.datetime,
+    *,
+    before: dt.timedelta = dt.timedelta(0),
+    breached_at: dt.datetime | None = None,
 ) -> Clock:
-    elapsed = dt.timedelta(0)
-    breached_at: dt.datetime | None = None
+    """The clock after ``spans`` of running time, on top of ``before`` counted earlier
+    (which breached at ``breached_at`` if it reached the target)."""
+    elapsed = before
     for start, end in spans:
         part = calendar.elapsed(start, end)
         if breached_at is None and elapsed + part >= target:
@@ -248,3 +256,57 @@ def evaluate(
         target = policy.target(priority, kind.value)
         clocks.append(_clock(kind, target, policy.at_risk, calendar, spans, stop, paused, now))
     return clocks[0], clocks[1]
+
+
+def advance(
+    clock: Clock, calendar: Calendar, since: dt.datetime, now: dt.datetime, at_risk: float
+) -> Clock:
+    """``clock`` as evaluated at ``since``, at ``now``, when the ticket did not change in
+    between (any change re-evaluates it from history): a stopped clock is as it was, a
+    paused one keeps its elapsed time, a running one counts ``since .. now`` on top.
+
+    This is what lets the escalation sweep and the ticket views read clocks without the
+    ticket's history: one ``calendar.elapsed`` per running clock. The result equals
+    ``evaluate`` at ``now`` (tests/unit/ticketing/test_sla_projection.py checks it).
+    """
+    if clock.stopped_at is not None or now <= since:
+        return clock
+    if clock.paused:
+        if clock.breached_at is not None:
+            return clock
+        return dataclasses.replace(clock, due=calendar.add(now, clock.remaining))
+    return _clock(
+        clock.kind,
+        clock.target,
+        at_risk,
+        calendar,
+        [(since, now)],
+        None,
+        False,
+        now,
+        before=clock.elapsed,
+        breached_at=clock.breached_at,
+    )
+
+
+def clock_events(entries: Iterable[WorklogEntry]) -> list[ClockEvent]:
+    """The status changes the clocks need, from a ticket's worklog in ``seq`` order.
+
+    A TRANSITION entry is a change of status; the pending reason comes in the CHANGED
+    entry of ``pending_reason`` that the same step writes right after it (or alone, when
+    the reason changes while the ticket stays pending).
+    """
+    events: list[ClockEvent] = []
+    status: str | None = None
+    reason: str | None = None
+    for e in entries:
+        if e.kind is WorklogKind.TRANSITION and e.field == "status" and e.new is not None:
+            status = e.new
+            events.append(ClockEvent(e.at, status, reason if status == "pending" else None))
+        elif e.kind is WorklogKind.CHANGED and e.field == "pending_reason":
+            reason = e.new
+            if status == "pending" and events and events[-1].at == e.at:
+                events[-1] = dataclasses.replace(events[-1], pending_reason=reason)
+            elif status == "pending":
+                events.append(ClockEvent(e.at, "pending", reason))
+    return events

@@ -15,6 +15,7 @@ from servicegraph.ticketing.lifecycle import StateMachine
 from servicegraph.ticketing.lifecycle import load as load_lifecycle
 from servicegraph.ticketing.priority import PriorityMatrix
 from servicegraph.ticketing.routing import RoutingRules
+from servicegraph.ticketing.sla_config import SlaConfig
 
 DEFAULT_TRIAGE_GROUP = "service-desk"
 DEFAULT_AUTO_CLOSE_DAYS = 7
@@ -37,3 +38,4 @@ class DeskPolicy:
     auto_assign: bool = False
     auto_close_days: int | None = DEFAULT_AUTO_CLOSE_DAYS
     reopen_window: dt.timedelta = dt.timedelta(days=DEFAULT_REOPEN_WINDOW_DAYS)
+    sla: SlaConfig = field(default_factory=SlaConfig)  # calendars, policies, escalation

@@ -38,13 +38,16 @@ from servicegraph.storage.sqlite.inbox import (
 from servicegraph.storage.sqlite.incident_rows import dumps
 from servicegraph.storage.sqlite.store import SqliteGraphStore
 from servicegraph.storage.sqlite.ticket_unit import SqliteTicketUnit
+from servicegraph.ticketing.sla_projection import SlaProjector
 
 
 class _CorrelationUnit(SqliteTicketUnit):
     """A ticket unit that also claims inbox events and advances the cursor with them."""
 
-    def __init__(self, conn: sqlite3.Connection, inbox: SqliteFile) -> None:
-        super().__init__(conn)
+    def __init__(
+        self, conn: sqlite3.Connection, inbox: SqliteFile, sla: SlaProjector | None
+    ) -> None:
+        super().__init__(conn, sla)
         self._inbox = inbox
         self._claimed: tuple[int, int] | None = None  # (cursor before, last seq claimed)
         self.processed: tuple[int, dt.datetime] | None = None
@@ -150,6 +153,7 @@ class SqliteEventInbox:
             self._inbox_stats.make_writable()
             migrate_inbox(self._inbox, graph_store)
         self._writer = InboxWriter(self._inbox)
+        self._sla: SlaProjector | None = None
 
     def close(self) -> None:
         self._inbox_stats.close()
@@ -168,11 +172,15 @@ class SqliteEventInbox:
             raise StoreError(f"the last append failed: {self._writer.failure}")
         inbox_file.probe_writable(self._inbox.path, timeout)
 
+    def keep_sla(self, projector: SlaProjector) -> None:
+        self._sla = projector
+
     @contextmanager
     def unit(self) -> Iterator[_CorrelationUnit]:
         with self._graph._transaction() as conn:
-            unit = _CorrelationUnit(conn, self._inbox)
+            unit = _CorrelationUnit(conn, self._inbox, self._sla)
             yield unit
+            unit.flush_sla()
             unit.forget_unprocessed()
         if unit.processed is not None:
             last, at = unit.processed

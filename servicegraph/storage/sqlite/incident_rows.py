@@ -112,6 +112,9 @@ INCIDENT_COLUMNS = (
     # SLA and reports (migration 12)
     "first_response_at, reassignment_count, external_ref, sla_tier, service_hours"
 )
+# what reads select: the columns written, then the due time the SLA projection keeps
+# (``sla_rows.save_sla``), which no incident write touches
+INCIDENT_FIELDS = f"{INCIDENT_COLUMNS}, sla_due_at"
 # what people change (``TicketUnit.update_incidents``): everything but the ticket's identity
 # (id, number, opened_at, created_by) and the fields correlation derives from alerts, which
 # its own writes keep (priority is the one both write: an agent's override, or
@@ -264,6 +267,7 @@ def to_incident(r: tuple[Any, ...]) -> Incident:
         external_ref=r[49],
         sla_tier=r[50],
         service_hours=r[51],
+        sla_due_at=opt_dt(r[52]) if len(r) > 52 else None,
     )
 
 

@@ -480,9 +480,14 @@ MIGRATIONS: list[str] = [
     UPDATE incident SET first_response_at = acknowledged_at;
     CREATE INDEX incident_external_ref ON incident (external_ref) WHERE external_ref IS NOT NULL;
     CREATE INDEX incident_opened ON incident (opened_at);
-    CREATE INDEX incident_due_queue ON incident (sla_due_at, number)
+    CREATE INDEX incident_due_queue ON incident
+        (coalesce(sla_due_at, 9223372036854775807), number)
         WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
-    CREATE INDEX incident_group_due_queue ON incident (assignment_group, sla_due_at, number)
+    CREATE INDEX incident_group_due_queue ON incident
+        (assignment_group, coalesce(sla_due_at, 9223372036854775807), number)
+        WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
+    CREATE INDEX incident_agent_due_queue ON incident
+        (assignee, coalesce(sla_due_at, 9223372036854775807), number)
         WHERE status IN ('new', 'assigned', 'in_progress', 'pending');
     CREATE TABLE ticket_sla (
         ticket_id              TEXT PRIMARY KEY,

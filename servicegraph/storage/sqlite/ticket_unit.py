@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from servicegraph.events.model import Alert, AlertCycle
+from servicegraph.storage.sqlite import sla_rows
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
-    INCIDENT_COLUMNS,
+    INCIDENT_FIELDS,
     PROBLEM_COLUMNS,
     SAVE_ALERT,
     SAVE_INCIDENT,
@@ -44,6 +45,9 @@ from servicegraph.ticketing.model import (
 )
 from servicegraph.ticketing.outbox import OutboxMessage
 from servicegraph.ticketing.ports import ProblemLink
+from servicegraph.ticketing.sla_projection import Fired, SlaProjector, SlaRecord
+
+NONE: Fired = frozenset()
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 IN = "(SELECT value FROM json_each(?))"
@@ -87,7 +91,7 @@ def change_of(r: tuple[Any, ...], ci_ids: list[str]) -> Change:
 
 def select_incidents(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Incident]:
     rows = conn.execute(
-        f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE id IN {IN}", (ids_json(ids),)
+        f"SELECT {INCIDENT_FIELDS} FROM incident WHERE id IN {IN}", (ids_json(ids),)
     )
     return {r[0]: to_incident(r) for r in rows}
 
@@ -111,8 +115,10 @@ def select_changes(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) ->
 
 
 class SqliteTicketUnit:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, sla: SlaProjector | None = None) -> None:
         self._conn = conn
+        self._sla = sla if sla is not None and sla.enabled else None
+        self._changed: set[str] = set()  # tickets whose clocks ``flush_sla`` re-evaluates
 
     def state_version(self) -> int:
         row = self._conn.execute(
@@ -125,9 +131,9 @@ class SqliteTicketUnit:
 
     def active_incidents(self, resolved_since: dt.datetime) -> list[Incident]:
         rows = self._conn.execute(
-            f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE status IN {ACTIVE} "
+            f"SELECT {INCIDENT_FIELDS} FROM incident WHERE status IN {ACTIVE} "
             "AND channel = 'monitoring' "
-            f"UNION SELECT {INCIDENT_COLUMNS} FROM incident WHERE resolved_at >= ? "
+            f"UNION SELECT {INCIDENT_FIELDS} FROM incident WHERE resolved_at >= ? "
             "AND channel = 'monitoring'",
             (to_us(resolved_since),),
         )
@@ -135,7 +141,7 @@ class SqliteTicketUnit:
 
     def incidents_with_root(self, ci_ids: Iterable[str], since: dt.datetime) -> list[Incident]:
         rows = self._conn.execute(
-            f"SELECT {INCIDENT_COLUMNS} FROM incident "
+            f"SELECT {INCIDENT_FIELDS} FROM incident "
             "WHERE root_ci_id IN (SELECT value FROM json_each(?)) AND opened_at >= ? "
             "ORDER BY opened_at",
             (dumps(list(ci_ids)), to_us(since)),
@@ -197,10 +203,51 @@ class SqliteTicketUnit:
             SAVE_INCIDENT, [(*incident_row(i), i.root_fingerprint) for i in incidents]
         )
         self._index_affected(incidents)
+        if self._sla is not None:
+            self._changed.update(i.id for i in incidents)
 
     def update_incidents(self, incidents: Sequence[Incident]) -> None:
         self._conn.executemany(UPDATE_INCIDENT, [people_row(i) for i in incidents])
         self._index_affected(incidents)
+        if self._sla is not None:
+            self._changed.update(i.id for i in incidents)
+
+    # -- SLA clocks (ticketing.sla_projection) ----------------------------------------------
+
+    def flush_sla(self) -> None:
+        """Re-evaluate the clocks of the tickets this unit saved, from their history, as
+        the last step before the commit (the stores' ``unit`` call it): every write path,
+        people's and correlation's, keeps them current without knowing of them."""
+        if self._sla is None or not self._changed:
+            return
+        ids = sorted(self._changed)
+        self._changed.clear()
+        incidents = select_incidents(self._conn, ids)
+        worklog = sla_rows.clock_worklog(self._conn, incidents)
+        fired = sla_rows.select_fired(self._conn, incidents)
+        records, drop = [], []
+        for ticket_id, t in incidents.items():
+            record = self._sla.project(t, worklog.get(ticket_id, []), fired.get(ticket_id, NONE))
+            if record is None:
+                drop.append(ticket_id)
+            else:
+                records.append(record)
+        sla_rows.save_sla(self._conn, records, drop)
+
+    def load_sla(self, ids: Iterable[str]) -> dict[str, SlaRecord]:
+        return sla_rows.select_sla(self._conn, ids)
+
+    def save_sla(self, records: Sequence[SlaRecord], drop: Sequence[str] = ()) -> None:
+        sla_rows.save_sla(self._conn, records, drop)
+
+    def fired_levels(self, ids: Iterable[str]) -> dict[str, Fired]:
+        return sla_rows.select_fired(self._conn, ids)
+
+    def claim_escalation(self, ticket_id: str, clock: str, level: int, at: dt.datetime) -> bool:
+        return sla_rows.claim_level(self._conn, ticket_id, clock, level, at)
+
+    def clock_worklog(self, ids: Iterable[str]) -> dict[str, list[WorklogEntry]]:
+        return sla_rows.clock_worklog(self._conn, ids)
 
     def _index_affected(self, incidents: Sequence[Incident]) -> None:
         """``ticket_ci`` mirrors each ticket's ``affected_ci_ids`` (migration 10), so that

@@ -18,11 +18,12 @@ from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.events.model import Alert, AlertCycle
+from servicegraph.storage.sqlite import sla_rows
 from servicegraph.storage.sqlite.dump import open_snapshot_connection
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
-    INCIDENT_COLUMNS,
+    INCIDENT_FIELDS,
     PROBLEM_COLUMNS,
     opt_dt,
     to_alert,
@@ -49,9 +50,16 @@ from servicegraph.ticketing.model import (
     WorklogEntry,
     WorklogKind,
 )
-from servicegraph.ticketing.ports import ChangeFilter, IncidentFilter, ProblemFilter, TicketOrder
+from servicegraph.ticketing.ports import (
+    NO_DUE,
+    ChangeFilter,
+    IncidentFilter,
+    ProblemFilter,
+    TicketOrder,
+)
+from servicegraph.ticketing.sla_projection import SlaProjector, SlaRecord
 
-_I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in INCIDENT_COLUMNS.split(","))
+_I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in INCIDENT_FIELDS.split(","))
 # tickets whose root, an alert or an affected CI people named is one of a set of CIs (the
 # parameter three times: ``_on``)
 _INCIDENTS_ON = (
@@ -133,12 +141,18 @@ def listing(query: IncidentFilter) -> tuple[str, list[Any]]:
         if query.after is not None:
             where.append("(priority, opened_at, number) > (?, ?, ?)")
             params.extend(_key(query.after, 3))
+    elif query.order is TicketOrder.DUE:
+        # word for word the expression migration 12's due-queue indexes hold
+        order = f"coalesce(sla_due_at, {NO_DUE}), number"
+        if query.after is not None:
+            where.append(f"(coalesce(sla_due_at, {NO_DUE}), number) > (?, ?)")
+            params.extend(_key(query.after, 2))
     else:
         order = "number DESC"
         if query.after is not None:
             where.append("number < ?")
             params.extend(_key(query.after, 1))
-    sql = f"SELECT {INCIDENT_COLUMNS} FROM incident"
+    sql = f"SELECT {INCIDENT_FIELDS} FROM incident"
     if where:
         sql += f" WHERE {' AND '.join(where)}"
     return f"{sql} ORDER BY {order} LIMIT ?", [*params, query.limit]
@@ -151,6 +165,10 @@ def _like_prefix(text: str) -> str:
 class SqliteTicketStore:
     def __init__(self, file: SqliteGraphStore) -> None:
         self._file = file
+        self._sla: SlaProjector | None = None
+
+    def keep_sla(self, projector: SlaProjector) -> None:
+        self._sla = projector
 
     def ping(self) -> None:
         try:
@@ -162,7 +180,9 @@ class SqliteTicketStore:
     def unit(self) -> Iterator[SqliteTicketUnit]:
         try:
             with self._file._transaction() as conn:
-                yield SqliteTicketUnit(conn)
+                unit = SqliteTicketUnit(conn, self._sla)
+                yield unit
+                unit.flush_sla()
         except sqlite3.Error as exc:
             raise StoreError(f"ticket update failed in {self._file.path}: {exc}") from exc
 
@@ -210,7 +230,7 @@ class SqliteTicketStore:
         ids = ids_json(ci_ids)
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {INCIDENT_COLUMNS} FROM incident "
+                f"SELECT {INCIDENT_FIELDS} FROM incident "
                 f"WHERE id IN (SELECT incident_id FROM ({_INCIDENTS_ON})) ORDER BY number",
                 _on(ids),
             )
@@ -240,7 +260,7 @@ class SqliteTicketStore:
     def incidents_updated_since(self, since: dt.datetime, limit: int) -> list[Incident]:
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {INCIDENT_COLUMNS} FROM incident WHERE updated_at >= ? "
+                f"SELECT {INCIDENT_FIELDS} FROM incident WHERE updated_at >= ? "
                 "ORDER BY updated_at, id LIMIT ?",
                 (to_us(since), limit),
             )
@@ -338,6 +358,31 @@ class SqliteTicketStore:
                     )
                 )
         return result
+
+    # -- SLA clocks (sla_rows) --------------------------------------------------------------
+
+    def sla_of(self, ticket_ids: Iterable[str]) -> dict[str, SlaRecord]:
+        with self._reading() as conn:
+            return sla_rows.select_sla(conn, ticket_ids)
+
+    def sla_due(self, now: dt.datetime, limit: int) -> list[str]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT ticket_id FROM ticket_sla WHERE next_check_at <= ? "
+                "ORDER BY next_check_at, ticket_id LIMIT ?",
+                (to_us(now), limit),
+            )
+            return [r[0] for r in rows]
+
+    def sla_stale(self, config: str, limit: int) -> list[str]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT i.id FROM incident AS i LEFT JOIN ticket_sla AS s ON s.ticket_id = i.id "
+                f"WHERE i.status IN {ACTIVE} AND (s.config IS NULL OR s.config != ?) "
+                "ORDER BY i.number LIMIT ?",
+                (config, limit),
+            )
+            return [r[0] for r in rows]
 
     # -- what correlation could not place, and totals ---------------------------------------------
 
