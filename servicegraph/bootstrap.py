@@ -179,6 +179,7 @@ def bootstrap(
         directory=directory.directory,
         catalogue=directory.catalogue,
         policy=desk_policy,
+        sla=sla,
     )
     correlator = Correlator(
         inbox,

@@ -176,11 +176,6 @@ class DeskSettings(BaseModel):
         description="SLA policies with their escalation levels, and the policy of each "
         "business service sla_tier (ticketing/sla_config.py format). No policy: no clocks.",
     )
-    sla_sweep_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        description="How often the escalation job looks for SLA clocks reaching a level.",
-    )
 
     @field_validator("lifecycle")
     @classmethod
@@ -357,6 +352,7 @@ class Settings(BaseSettings):
             "housekeeping": 3600.0,
             "stale_cleanup": 3600.0,
             "auto_close": 3600.0,
+            "sla_escalation": 30.0,  # clocks reaching an escalation level
         },
         description="Periodic jobs: job name -> interval in seconds (0 disables).",
     )

@@ -37,6 +37,7 @@ ROUTES = {
     "servicegraph.housekeeping": {"queue": "default"},
     "servicegraph.stale_cleanup": {"queue": "default"},
     "servicegraph.auto_close": {"queue": "default"},
+    "servicegraph.sla_escalation": {"queue": "default"},
     "servicegraph.discover": {"queue": "collect"},
     "servicegraph.poll": {"queue": "collect"},
 }
@@ -149,6 +150,11 @@ def stale_cleanup() -> dict[str, int]:
 @app.task(name="servicegraph.auto_close", **_RETRIED)
 def auto_close() -> dict[str, int]:
     return jobs.auto_close(services())
+
+
+@app.task(name="servicegraph.sla_escalation", **_RETRIED)
+def sla_escalation() -> dict[str, int]:
+    return jobs.sla_escalation(services())
 
 
 @app.task(name="servicegraph.discover", bind=True, **_RETRIED)

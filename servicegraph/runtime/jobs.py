@@ -233,12 +233,26 @@ def poll(
         return {"devices": len(targets), "events": len(found), "accepted": accepted}
 
 
+def sla_escalation(services: Services, *, limit: int = 10_000) -> dict[str, int]:
+    """Fire the SLA escalation levels tickets' clocks have reached (each once per ticket,
+    clock and level, however often and wherever the job runs), after evaluating again the
+    clocks of tickets evaluated under another SLA configuration."""
+    with metrics.timed_job("sla_escalation"):
+        report = services.desk.escalation.run(limit=limit)
+        return {
+            "evaluated": report.evaluated,
+            "reevaluated": report.reevaluated,
+            "fired": report.fired,
+        }
+
+
 # name -> job taking only the services; what the beat schedule and scheduler may run
 PERIODIC: dict[str, Callable[[Services], Any]] = {
     "correlate": correlate,
     "housekeeping": housekeeping,
     "stale_cleanup": stale_cleanup,
     "auto_close": auto_close,
+    "sla_escalation": sla_escalation,
     "discover": discover,
     "poll": poll,
 }

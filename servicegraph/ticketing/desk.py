@@ -13,6 +13,9 @@ from servicegraph.ticketing.catalogue import Catalogue
 from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.ports import TicketStore
 from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
+from servicegraph.ticketing.sla_escalation import EscalationJob
+from servicegraph.ticketing.sla_projection import SlaProjector
+from servicegraph.ticketing.sla_service import SlaService
 from servicegraph.ticketing.tickets import TicketService
 from servicegraph.ticketing.tickets_policy import DeskPolicy
 from servicegraph.ticketing.timeline import TimelineService
@@ -33,6 +36,8 @@ class ServiceDesk:
     changes: ChangeService
     timeline: TimelineService
     tickets: TicketService  # the desk's tickets: create, route, work, link, auto-close
+    sla: SlaService  # tickets' SLA clocks, as they are now
+    escalation: EscalationJob  # fires escalation levels as clocks reach them
 
     @classmethod
     def build(
@@ -45,16 +50,26 @@ class ServiceDesk:
         catalogue: Callable[[], Catalogue] = _no_catalogue,
         policy: DeskPolicy | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        sla: SlaProjector | None = None,
     ) -> ServiceDesk:
         """``directory`` and ``catalogue`` give the current people and service catalogue
         (``DeskDirectory``'s); without them the desk knows nobody, and assigns nothing."""
         tickets = TicketService(
             store, graph, directory=directory, catalogue=catalogue, policy=policy, clock=clock
         )
+        projector = sla or SlaProjector(tickets.policy.sla)
         return cls(
             incidents=IncidentService(store, tickets, clock=clock),
             problems=ProblemService(store, graph, clock=clock),
             changes=ChangeService(store, graph, clock=clock),
             timeline=TimelineService(graph, history, store),
             tickets=tickets,
+            sla=SlaService(store, projector, clock=clock),
+            escalation=EscalationJob(
+                store,
+                projector,
+                directory=directory,
+                lifecycle=tickets.policy.lifecycle,
+                clock=clock,
+            ),
         )
