@@ -28,6 +28,7 @@ from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.ports import EventInbox
 from servicegraph.ticketing.desk import ServiceDesk
 from servicegraph.ticketing.desk_directory import DeskDirectory
+from servicegraph.ticketing.history_import import HistoryImport
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
 from servicegraph.ticketing.sla_projection import SlaProjector
 
@@ -50,6 +51,7 @@ class Services:
     tokens: TokenService
     poll_state: PollStateStore  # the SNMP poller's last samples, shared by every worker
     directory: DeskDirectory  # the desk's people and service catalogue (cached per version)
+    ticket_history: HistoryImport  # another tool's ticket history (import-tickets)
 
     def close(self) -> None:
         self.inbox.close()
@@ -208,4 +210,5 @@ def bootstrap(
         tokens=TokenService(tokens, agents=directory),
         poll_state=poll_state,
         directory=directory,
+        ticket_history=HistoryImport(tickets, directory.store),
     )

@@ -13,7 +13,8 @@ The commands are registered here, in the order ``--help`` lists them:
 - ``cli/snmp.py``: discover, poll, traps;
 - ``cli/graphql.py``: graphql-schema; ``cli/tokens.py``: token create|list|revoke;
 - ``cli/people.py``: people import|list, catalogue import|show;
-- ``cli/tickets.py``: ticket create|show|list|assign|transition|comment.
+- ``cli/tickets.py``: ticket create|show|list|assign|transition|comment;
+- ``cli/history.py``: import-tickets (another tool's ticket history).
 
 What they share (consoles, exit codes, options, opening the services, JSON output) is in
 ``cli/common.py``.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import typer
 
-from servicegraph.cli import cmdb, graphql, impact, monitoring, runtime, snmp, tokens
+from servicegraph.cli import cmdb, graphql, history, impact, monitoring, runtime, snmp, tokens
 from servicegraph.cli import people as people_cli
 from servicegraph.cli.tickets import ticket_app
 
@@ -62,6 +63,7 @@ app.command()(snmp.traps)
 app.command("graphql-schema")(graphql.graphql_schema)
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(ticket_app, name="ticket")
+app.command("import-tickets")(history.import_tickets)
 app.add_typer(people_cli.people_app, name="people")
 app.add_typer(people_cli.catalogue_app, name="catalogue")
 

@@ -285,6 +285,12 @@ class TicketStore(Protocol):
     def last_incident_number(self) -> int:
         """The highest incident number so far (0 before the first)."""
 
+    # -- history import (ticketing.history_import) ---------------------------------------
+
+    def refs_known(self, refs: Iterable[str]) -> set[str]:
+        """Those of ``refs`` that are the ``external_ref`` of a stored ticket: what a history
+        import skips, so that running it again imports nothing twice."""
+
     def unmapped_alerts(self, limit: int = 100) -> list[Alert]:
         """Alerts whose event named no known CI, newest first: kept, never dropped."""
 

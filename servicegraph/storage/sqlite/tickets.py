@@ -270,6 +270,18 @@ class SqliteTicketStore:
         with self._reading() as conn:
             return int(conn.execute("SELECT coalesce(max(number), 0) FROM incident").fetchone()[0])
 
+    # -- history import --------------------------------------------------------------------
+
+    def refs_known(self, refs: Iterable[str]) -> set[str]:
+        # through incident_external_ref, a partial index: its condition stated
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT external_ref FROM incident WHERE external_ref IN {IN} "
+                "AND external_ref IS NOT NULL",
+                (ids_json(refs),),
+            )
+            return {r[0] for r in rows}
+
     # -- problems -------------------------------------------------------------------------------
 
     def get_problems(self, ids: Iterable[str]) -> dict[str, Problem]:

@@ -20,7 +20,7 @@ from servicegraph.ticketing.servicenow_log import (
     slug,
     zone_of,
 )
-from servicegraph.ticketing.sla import ClockEvent, ClockKind, running_spans
+from servicegraph.ticketing.sla import ClockKind, clock_events, running_spans
 
 HEADER = [
     *("number", "incident_state", "active", "reassignment_count", "reopen_count"),
@@ -294,19 +294,16 @@ def test_pending_pauses_the_clocks_as_a_live_ticket_does() -> None:
     ]
     pend = next(e for e in item.worklog if e.new == "pending")
     assert pend.text == "pend (awaiting_requester): ServiceNow 'Awaiting User Info'"
-    # the clock events a reader of the worklog makes: each status, with the reason it has
-    events: list[ClockEvent] = []
-    reason: str | None = None
-    for e in item.worklog:
-        if e.field == "pending_reason":
-            reason = e.new
-            if events and events[-1].at == e.at:
-                events[-1] = ClockEvent(e.at, events[-1].status, reason)
-            elif events and events[-1].status == "pending":
-                events.append(ClockEvent(e.at, "pending", reason))
-        elif e.kind is WorklogKind.TRANSITION:
-            assert e.new is not None
-            events.append(ClockEvent(e.at, e.new, None))
+    # the clock events the SLA projection reads from the worklog, as from a live ticket's
+    events = clock_events(item.worklog)
+    assert [(e.status, e.pending_reason) for e in events] == [
+        ("in_progress", None),
+        ("pending", "awaiting_requester"),
+        ("pending", "awaiting_vendor"),
+        ("in_progress", None),
+        ("pending", "awaiting_change"),
+        ("resolved", None),
+    ]
     t = item.incident
     spans, stop, paused = running_spans(
         t.opened_at,
