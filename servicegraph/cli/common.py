@@ -64,7 +64,7 @@ def open_services(*, read_only: bool = False) -> Iterator[Services]:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with dataclasses, times, enums and sets made plain JSON values."""
+    """``value`` with dataclasses, times, durations, enums and sets made plain JSON values."""
     if is_dataclass(value) and not isinstance(value, type):
         return {k: jsonable(v) for k, v in asdict(value).items()}
     if isinstance(value, dict):
@@ -73,6 +73,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, dt.datetime):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()  # durations in seconds (SLA clocks' targets, elapsed)
     if isinstance(value, Enum):
         return value.value
     return value

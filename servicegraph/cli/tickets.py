@@ -17,6 +17,7 @@ same filters, until it prints none.
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,7 @@ from servicegraph.cmdb.errors import CmdbError, UnknownCI, ValidationErrors, Val
 from servicegraph.ticketing.errors import InvalidState, TicketNotFound
 from servicegraph.ticketing.lifecycle import ActorKind
 from servicegraph.ticketing.model import Channel, Incident, TicketType
+from servicegraph.ticketing.sla import Clock
 
 ticket_app = typer.Typer(
     help="The service desk's tickets (incidents and service requests): raise, show, list, "
@@ -199,10 +201,17 @@ def _show(services: Services, t: Incident, as_json: bool) -> None:
     links = tickets.links(t.id)
     history = tickets.history(t.id)
     steps = _allowed_steps(services, t)
+    sla = services.desk.sla.clock_of(t.id)
     if as_json:
-        print_json({"ticket": t, "links": links, "history": history, "allowed_steps": steps})
+        print_json(
+            {"ticket": t, "sla": sla, "links": links, "history": history, "allowed_steps": steps}
+        )
         return
     out.print(_summary(t), highlight=False, soft_wrap=True)
+    if sla is not None:
+        out.print(f"  SLA: policy {sla.policy} on the {sla.calendar} calendar", highlight=False)
+        for c in sla.clocks:
+            out.print(f"    {_clock_line(c)}", highlight=False, soft_wrap=True)
     fields = {
         "channel": t.channel.value,
         "requester": t.requester,
@@ -233,6 +242,26 @@ def _show(services: Services, t: Incident, as_json: bool) -> None:
             f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.kind.value, e.field or "", change, e.text
         )
     out.print(table)
+
+
+def _duration(value: dt.timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return " ".join(p for p in (f"{days}d" * bool(days), f"{hours}h" * bool(hours),
+                                f"{mins}m" * bool(mins or not (days or hours))) if p)  # fmt: skip
+
+
+def _clock_line(c: Clock) -> str:
+    """``resolution  at_risk  3h 10m of 4h, 50m left, due 2026-11-02 13:00 UTC (paused)``"""
+    line = f"{c.kind.value:<10} {c.state.value:<8} {_duration(c.elapsed)} of {_duration(c.target)}"
+    if c.stopped_at is not None:
+        line += f", stopped {c.stopped_at:%Y-%m-%d %H:%M} UTC"
+    elif c.breached_at is not None:
+        line += f", breached {c.breached_at:%Y-%m-%d %H:%M} UTC"
+    else:
+        line += f", {_duration(c.remaining)} left, due {c.due:%Y-%m-%d %H:%M} UTC"
+    return line + (" (paused)" if c.paused else "")
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -319,11 +348,14 @@ def ticket_list(
     tag: Annotated[str | None, typer.Option()] = None,
     first: Annotated[int, typer.Option(help="Tickets per page (1..500).")] = 50,
     after: Annotated[str | None, typer.Option(help="The cursor the last page printed.")] = None,
+    due: Annotated[
+        bool, typer.Option("--due", help="By SLA due time: breached first, no clocks last.")
+    ] = False,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """A page of tickets (newest first; with --group or --mine priority then age) and the
-    cursor of the next page."""
+    """A page of tickets (newest first; with --group or --mine priority then age; with
+    --due by SLA due time) and the cursor of the next page."""
     from servicegraph.ticketing.lifecycle import TicketStatus
     from servicegraph.ticketing.ports import IncidentFilter, TicketOrder
 
@@ -342,10 +374,11 @@ def ticket_list(
             fail(f"--as: no agent with login '{agent}' (--mine lists the tickets of --as, "
                  "by default your login)")  # fmt: skip
         plain = wanted is None and not (open_only or ticket_type or category or tag)
+        queue_order = TicketOrder.DUE if due else TicketOrder.QUEUE
         if plain and group and not mine:
-            page = tickets.queue(group, first=first, after=after)
+            page = tickets.queue(group, first=first, after=after, order=queue_order)
         elif plain and mine and not group:
-            page = tickets.mine(agent, first=first, after=after)
+            page = tickets.mine(agent, first=first, after=after, order=queue_order)
         else:
             query = IncidentFilter(
                 status=wanted,
@@ -355,7 +388,7 @@ def ticket_list(
                 type=_enum(TicketType, ticket_type, "--type") if ticket_type else None,
                 category=category,
                 tag=tag,
-                order=TicketOrder.QUEUE if group or mine else TicketOrder.NEWEST,
+                order=queue_order if group or mine or due else TicketOrder.NEWEST,
                 limit=first,
             )
             page = tickets.find(query, after=after)
@@ -436,12 +469,21 @@ def ticket_transition(
 def ticket_comment(
     ticket: TicketArgument,
     text: Annotated[str, typer.Argument(help="The comment.")],
+    to_requester: Annotated[
+        bool,
+        typer.Option(
+            "--to-requester",
+            help="A reply the requester sees (and is told of); the first one is the "
+            "ticket's first response. Default: an internal note.",
+        ),
+    ] = False,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a comment to a ticket's history."""
+    """Add a comment to a ticket's history: an internal note, or a reply to the requester."""
     with _desk(actor, as_json) as services:
-        _print_ticket(services.desk.tickets.comment(ticket, text), as_json)
+        done = services.desk.tickets.comment(ticket, text, to_requester=to_requester)
+        _print_ticket(done, as_json)
 
 
 def _line_of(e: ValidationFailed) -> int:

@@ -34,6 +34,7 @@ from servicegraph.graphql.desk_types import (
     LinkKindEnum,
     TicketChangesInput,
     TicketFilterInput,
+    TicketOrderEnum,
     ci_ids,
 )
 from servicegraph.graphql.errors import Failure, InvalidInput, NotFound, as_failure
@@ -41,6 +42,7 @@ from servicegraph.graphql.monitoring import IncidentType
 from servicegraph.graphql.tickets import IncidentPayload, IncidentResult
 from servicegraph.ticketing.model import Incident, LinkKind, TicketType
 from servicegraph.ticketing.paging import Page
+from servicegraph.ticketing.ports import TicketOrder
 from servicegraph.ticketing.tickets import TicketChanges
 
 MAX_PAGE = 500  # the complexity limit's largest page, too
@@ -89,8 +91,9 @@ class TicketConnection:
 @strawberry.type
 class DeskQuery:
     @query_field(
-        description="Tickets, a page at a time: newest first, or in queue order (priority, "
-        "then age) with order: QUEUE. Pass pageInfo.endCursor as `after` for the next page."
+        description="Tickets, a page at a time: newest first, in queue order (priority, "
+        "then age) with order: QUEUE, or by SLA due time with order: DUE (breached first, "
+        "tickets without clocks last). Pass pageInfo.endCursor as `after` for the next page."
     )
     def tickets(
         self,
@@ -102,17 +105,36 @@ class DeskQuery:
         query = (filter or TicketFilterInput()).to_domain(info, page_size(first))
         return TicketConnection.of(info.context.services.desk.tickets.find(query, after=after))
 
-    @query_field(description="Your active tickets (the agent your token belongs to holds them).")
-    def my_tickets(self, info: Info, first: int = 50, after: str | None = None) -> TicketConnection:
-        tickets = info.context.services.desk.tickets
-        return TicketConnection.of(tickets.mine(caller(info), first=page_size(first), after=after))
-
-    @query_field(description="A group's queue: its active tickets by priority, then age.")
-    def group_queue(
-        self, info: Info, group: str, first: int = 50, after: str | None = None
+    @query_field(
+        description="Your active tickets (the agent your token belongs to holds them), by "
+        "priority then age, or by SLA due time with order: DUE."
+    )
+    def my_tickets(
+        self,
+        info: Info,
+        first: int = 50,
+        after: str | None = None,
+        order: TicketOrderEnum = TicketOrder.QUEUE,  # type: ignore[valid-type]
     ) -> TicketConnection:
         tickets = info.context.services.desk.tickets
-        return TicketConnection.of(tickets.queue(group, first=page_size(first), after=after))
+        page = tickets.mine(caller(info), first=page_size(first), after=after, order=order)
+        return TicketConnection.of(page)
+
+    @query_field(
+        description="A group's queue: its active tickets by priority, then age; or by SLA due "
+        "time with order: DUE (breached first, tickets without clocks last)."
+    )
+    def group_queue(
+        self,
+        info: Info,
+        group: str,
+        first: int = 50,
+        after: str | None = None,
+        order: TicketOrderEnum = TicketOrder.QUEUE,  # type: ignore[valid-type]
+    ) -> TicketConnection:
+        tickets = info.context.services.desk.tickets
+        page = tickets.queue(group, first=page_size(first), after=after, order=order)
+        return TicketConnection.of(page)
 
 
 # -- mutations -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from servicegraph.graphql.base import Ticket, TicketStatusEnum, WorklogKindEnum,
 from servicegraph.graphql.cmdb import CIType, resolve_ref
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.errors import ArgumentInvalid
+from servicegraph.graphql.sla_types import TicketSla
 from servicegraph.ticketing.lifecycle import ActorKind
 from servicegraph.ticketing.model import Channel, Incident, LinkKind, TicketLink, TicketType
 from servicegraph.ticketing.model import WorklogEntry as DomainEntry
@@ -204,6 +205,14 @@ class DeskTicketFields:
     async def affected_cis(self, info: Info) -> list[CIType]:
         found = await info.context.loaders.cis.load_many([str(c) for c in self.affected_ci_ids])
         return [CIType.of(ci) for ci in found if ci is not None]
+
+    @strawberry.field(
+        description="Its SLA clocks now (response and resolution: target, due, elapsed, "
+        "remaining, paused, state); null when no SLA policy covers it."
+    )
+    async def sla(self, info: Info) -> TicketSla | None:
+        record = await info.context.loaders.sla.load(str(self.id))
+        return TicketSla.of(record) if record is not None else None
 
     @strawberry.field(description="Links from and to this ticket.")
     async def links(self, info: Info) -> list[TicketLinkType]:

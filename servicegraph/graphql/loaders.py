@@ -16,6 +16,7 @@ from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import ConfigurationItem, Relationship
 from servicegraph.events.model import Alert
 from servicegraph.ticketing.model import Change, Incident, Problem, TicketLink, WorklogEntry
+from servicegraph.ticketing.sla_projection import SlaRecord
 
 
 class Loaders:
@@ -72,4 +73,9 @@ class Loaders:
         self.changes = DataLoader(load_fn=changes)
         self.alerts = DataLoader(load_fn=alerts)
         self.worklog = DataLoader(load_fn=worklog)
+        async def sla(ids: list[str]) -> Sequence[SlaRecord | None]:
+            found = desk.sla.clocks(ids)  # one read for the page's tickets
+            return [found.get(i) for i in ids]
+
         self.links = DataLoader(load_fn=links)
+        self.sla = DataLoader(load_fn=sla)

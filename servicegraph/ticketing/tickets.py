@@ -151,20 +151,33 @@ class TicketService:
         rows = self.store.find_incidents(replace(query, after=key, limit=size + 1))
         return page_of(rows, query.order, size)
 
-    def queue(self, group: str, *, first: int = 50, after: str | None = None) -> Page[Incident]:
-        """The group's active tickets, most urgent first, oldest first within a priority."""
+    def queue(
+        self,
+        group: str,
+        *,
+        first: int = 50,
+        after: str | None = None,
+        order: TicketOrder = TicketOrder.QUEUE,
+    ) -> Page[Incident]:
+        """The group's active tickets, most urgent first, oldest first within a priority;
+        with ``order`` DUE, by SLA due time (breached first, no clocks last)."""
         self.directory().group(group, field="group")
-        query = IncidentFilter(
-            assignment_group=group, open=True, order=TicketOrder.QUEUE, limit=first
-        )
+        query = IncidentFilter(assignment_group=group, open=True, order=order, limit=first)
         return self.find(query, after=after)
 
-    def mine(self, agent: str, *, first: int = 50, after: str | None = None) -> Page[Incident]:
-        """The agent's active tickets in queue order (an inactive agent's too: handing
-        them over starts from this list)."""
+    def mine(
+        self,
+        agent: str,
+        *,
+        first: int = 50,
+        after: str | None = None,
+        order: TicketOrder = TicketOrder.QUEUE,
+    ) -> Page[Incident]:
+        """The agent's active tickets in queue (or due) order (an inactive agent's too:
+        handing them over starts from this list)."""
         if agent not in self.directory().agents:
             raise ValidationFailed(f"no agent with login '{agent}'", field="agent")
-        query = IncidentFilter(assignee=agent, open=True, order=TicketOrder.QUEUE, limit=first)
+        query = IncidentFilter(assignee=agent, open=True, order=order, limit=first)
         return self.find(query, after=after)
 
     def links(self, ticket_id: str) -> list[TicketLink]:
