@@ -242,6 +242,10 @@ class CISummary:
 
     name: str
     criticality: Any  # the ``criticality`` attribute: 1 (highest) .. 5; None when unset
+    # a business service's SLA: its ``sla_tier`` and ``service_hours`` attributes, which
+    # choose the policy and calendar of the monitoring incidents that impact it
+    sla_tier: Any = None
+    service_hours: Any = None
 
 
 class GraphStore(Protocol):

@@ -28,8 +28,9 @@ from servicegraph.correlation.state import Members
 from servicegraph.events.model import Alert
 from servicegraph.ticketing.model import Incident
 
-# CI id -> (name, criticality), as ``Correlator._ci_facts`` gives them
-CIFacts = Mapping[str, tuple[str, Any]]
+# CI id -> (name, criticality, sla_tier, service_hours), as ``Correlator._ci_facts`` gives them
+CIFacts = Mapping[str, tuple[str, Any, Any, Any]]
+_UNRANKED = 3  # where a service without a numeric criticality ranks (1 most critical .. 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +40,12 @@ class Assessment:
     urgency: str
     priority: int
     title: str
+    sla_tier: str | None = None
+    service_hours: str | None = None
 
     def apply_to(self, incident: Incident) -> None:
         incident.business_services = list(self.business_services)
+        incident.sla_tier, incident.service_hours = self.sla_tier, self.service_hours
         incident.impact = self.impact
         incident.urgency = self.urgency
         incident.priority = self.priority
@@ -66,13 +70,35 @@ def assess(
         priority = incident.priority
     else:
         priority = incident.bounded(policy.priority_matrix[impact][urgency])
+    tier, hours = sla_of(services, facts)
     return Assessment(
         business_services=tuple(services),
         impact=impact,
         urgency=urgency,
         priority=priority,
         title=title_of(incident, members.count, root_alert or members.first, facts),
+        sla_tier=tier,
+        service_hours=hours,
     )
+
+
+def sla_of(services: Sequence[str], facts: CIFacts) -> tuple[str | None, str | None]:
+    """The ``sla_tier`` and ``service_hours`` of the most critical impacted business
+    service that declares a tier (the first of equally critical ones): the SLA the
+    incident is held to is that of the most important thing it breaks."""
+    best: tuple[int, int] | None = None
+    found: tuple[str | None, str | None] = (None, None)
+    for i, s in enumerate(services):
+        fact = facts.get(s)
+        if fact is None or not isinstance(fact[2], str) or not fact[2]:
+            continue
+        c = fact[1]
+        rank = c if isinstance(c, int) and not isinstance(c, bool) else _UNRANKED
+        if best is None or (rank, i) < best:
+            best = (rank, i)
+            hours = fact[3] if isinstance(fact[3], str) and fact[3] else None
+            found = (fact[2], hours)
+    return found
 
 
 def impact_of(services: Sequence[str], facts: CIFacts, high_criticality: int) -> str:

@@ -31,13 +31,14 @@ version in the store tells it when another worker has written, and it reloads.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.cmdb.topology import ImpactGraph
+from servicegraph.correlation.assessment import CIFacts
 from servicegraph.correlation.batch import Batch
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.policy import BatchResult, CorrelationPolicy
@@ -76,7 +77,7 @@ class Correlator:
         self.clock = clock
         self._state = WorkerState()
         self._hard: HardTopology | None = None
-        self._facts: dict[str, tuple[str, Any]] = {}
+        self._facts: dict[str, tuple[str, Any, Any, Any]] = {}
         self._cache_seq = -1
         self._business: set[int] | None = None  # graph nodes of business-service classes
 
@@ -141,15 +142,16 @@ class Correlator:
             self._business = {i for i, c in enumerate(graph.classes) if c in business}
         return self._business
 
-    def _ci_facts(self, ci_ids: set[str]) -> Mapping[str, tuple[str, Any]]:
-        """Name and criticality of CIs, cached per graph version (``_check_caches``): the
-        cache itself, holding at least those of ``ci_ids`` that exist (not a copy: a storm's
-        incidents name thousands of business services, and each batch asks again)."""
+    def _ci_facts(self, ci_ids: set[str]) -> CIFacts:
+        """Name, criticality, SLA tier and service hours of CIs, cached per graph version
+        (``_check_caches``): the cache itself, holding at least those of ``ci_ids`` that
+        exist (not a copy: a storm's incidents name thousands of business services, and
+        each batch asks again)."""
         # not ``ci_ids - self._facts.keys()``: that walks every key of the cache
         missing = {i for i in ci_ids if i not in self._facts}
         if missing:
             for ci_id, ci in self.graph_store.summaries(missing).items():
-                self._facts[ci_id] = (ci.name, ci.criticality)
+                self._facts[ci_id] = (ci.name, ci.criticality, ci.sla_tier, ci.service_hours)
         return self._facts
 
     def topology(self, graph: ImpactGraph) -> HardTopology:

@@ -155,9 +155,11 @@ class StoreContract:
             make_ci("ci-a", name="core-1", attributes={"criticality": 1, "model": "C9300"}),
             make_ci("ci-b"),
             make_ci("ci-c", merged_into="ci-a"),
+            make_ci("ci-d", attributes={"sla_tier": "gold", "service_hours": "office"}),
         )
-        assert store.summaries(["ci-a", "ci-b", "ci-c", "ci-missing", "ci-a"]) == {
+        assert store.summaries(["ci-a", "ci-b", "ci-c", "ci-d", "ci-missing", "ci-a"]) == {
             "ci-a": CISummary("core-1", 1),
+            "ci-d": CISummary("ci-d", None, "gold", "office"),
             "ci-b": CISummary("ci-b", None),
             "ci-c": CISummary("ci-c", None),
         }

@@ -30,7 +30,12 @@ def ci_summaries(tx: Tx, ids: Sequence[str], batch_size: int) -> dict[str, CISum
     for batch in batches(ids, batch_size):
         for r in run(tx, cypher.CI_SUMMARIES, ids=list(batch)):
             attributes = json.loads(r["attributes"])
-            result[r["id"]] = CISummary(r["name"], attributes.get("criticality"))
+            result[r["id"]] = CISummary(
+                r["name"],
+                attributes.get("criticality"),
+                attributes.get("sla_tier"),
+                attributes.get("service_hours"),
+            )
     return result
 
 

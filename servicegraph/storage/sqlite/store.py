@@ -116,11 +116,12 @@ class SqliteGraphStore(SqliteFile):
     @_reading("reading CIs")
     def summaries(self, ids: Iterable[str]) -> dict[str, CISummary]:
         rows = self._read().execute(
-            "SELECT id, name, json_extract(attributes, '$.criticality') FROM ci "
-            "WHERE id IN (SELECT value FROM json_each(?))",
+            "SELECT id, name, json_extract(attributes, '$.criticality'), "
+            "json_extract(attributes, '$.sla_tier'), json_extract(attributes, '$.service_hours') "
+            "FROM ci WHERE id IN (SELECT value FROM json_each(?))",
             (ids_param(ids),),
         )
-        return {ci_id: CISummary(name, criticality) for ci_id, name, criticality in rows}
+        return {r[0]: CISummary(*r[1:]) for r in rows}
 
     @_reading("looking up identifiers")
     def resolve_identifiers(self, identifiers: Iterable[Identifier]) -> dict[Identifier, str]:
