@@ -6,6 +6,7 @@ connected at import time.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from servicegraph.access.ports import TokenStore
@@ -26,9 +27,13 @@ from servicegraph.correlation.correlator import Correlator
 from servicegraph.correlation.diagnosis import DiagnosisService
 from servicegraph.correlation.mapping import CIMapper
 from servicegraph.correlation.ports import EventInbox
+from servicegraph.delivery.sender import OutboxSender
+from servicegraph.delivery.settings import NotificationSettings
 from servicegraph.ticketing.desk import ServiceDesk
 from servicegraph.ticketing.desk_directory import DeskDirectory
 from servicegraph.ticketing.history_import import HistoryImport
+from servicegraph.ticketing.notifications import Notifier
+from servicegraph.ticketing.outbox import OutboxChannel, OutboxStore
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
 from servicegraph.ticketing.sla_projection import SlaProjector
 
@@ -52,6 +57,11 @@ class Services:
     poll_state: PollStateStore  # the SNMP poller's last samples, shared by every worker
     directory: DeskDirectory  # the desk's people and service catalogue (cached per version)
     ticket_history: HistoryImport  # another tool's ticket history (import-tickets)
+    # notifications: the outbox, what fills it (None: no channel configured, nothing is
+    # enqueued) and the sender job that empties it (servicegraph.delivery)
+    outbox: OutboxStore
+    notifier: Notifier | None = None
+    sender: OutboxSender | None = None
 
     def close(self) -> None:
         self.inbox.close()
@@ -142,6 +152,51 @@ def open_directory_store(inbox: EventInbox) -> DirectoryStore:
     return SqliteDirectoryStore(inbox.file)
 
 
+def open_outbox(inbox: EventInbox) -> OutboxStore:
+    """The notification outbox lives in the file that holds tickets (their units fill it)."""
+    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+    from servicegraph.storage.sqlite.outbox import SqliteOutboxStore
+
+    if not isinstance(inbox, SqliteEventInbox):
+        raise StoreUnavailable("the notification outbox needs the embedded inbox's file")
+    return SqliteOutboxStore(inbox.file)
+
+
+def open_sender(settings: NotificationSettings, outbox: OutboxStore) -> OutboxSender | None:
+    """The sender job over the configured channels; None when there is none."""
+    from servicegraph.delivery.channel import Transport
+    from servicegraph.delivery.smtp import SmtpOptions, SmtpTransport
+    from servicegraph.delivery.webhook import WebhookEndpoint, WebhookTransport
+
+    transports: dict[OutboxChannel, Transport] = {}
+    if (smtp := settings.smtp) is not None:
+        password = smtp.password.get_secret_value() if smtp.password is not None else None
+        options = SmtpOptions(
+            host=smtp.host, port=smtp.effective_port, sender=smtp.sender, security=smtp.security,
+            username=smtp.username, password=password, timeout_s=smtp.timeout_s,
+            ca_file=smtp.ca_file, verify=smtp.verify,
+        )  # fmt: skip
+        transports[OutboxChannel.EMAIL] = SmtpTransport(options)
+    if settings.webhooks:
+        endpoints = {
+            w.name: WebhookEndpoint(
+                w.name, w.url, w.secret.get_secret_value().encode(), timeout_s=w.timeout_s
+            )
+            for w in settings.webhooks
+        }
+        transports[OutboxChannel.WEBHOOK] = WebhookTransport(endpoints)
+    if not transports:
+        return None
+    return OutboxSender(
+        outbox,
+        transports,
+        retry=settings.retry_policy(),
+        batch_size=settings.batch_size,
+        lease=dt.timedelta(seconds=settings.lease_s),
+        sent_retention=dt.timedelta(days=settings.sent_retention_days),
+    )
+
+
 def bootstrap(
     settings: Settings | None = None, *, migrate: bool = True, read_only: bool = False
 ) -> Services:
@@ -174,6 +229,12 @@ def bootstrap(
     sla = SlaProjector(desk_policy.sla)
     tickets.keep_sla(sla)
     inbox.keep_sla(sla)
+    # notifications: ticket units enqueue messages only when a channel is configured
+    notification_policy = settings.notifications.policy()
+    notifier = None
+    if notification_policy is not None and notification_policy.active:
+        notifier = Notifier(notification_policy, directory.directory)
+    outbox = open_outbox(inbox)
     desk = ServiceDesk.build(
         tickets,
         store,
@@ -181,6 +242,7 @@ def bootstrap(
         directory=directory.directory,
         catalogue=directory.catalogue,
         policy=desk_policy,
+        notifier=notifier,
         sla=sla,
     )
     correlator = Correlator(
@@ -211,4 +273,7 @@ def bootstrap(
         poll_state=poll_state,
         directory=directory,
         ticket_history=HistoryImport(tickets, directory.store),
+        outbox=outbox,
+        notifier=notifier,
+        sender=open_sender(settings.notifications, outbox),
     )

@@ -27,6 +27,7 @@ from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
 from servicegraph.collectors.snmp.settings import SnmpSettings
 from servicegraph.correlation.policy import CorrelationPolicy
+from servicegraph.delivery.settings import NotificationSettings
 from servicegraph.ticketing.fields import CustomFieldSchema
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.lifecycle import load as load_lifecycle
@@ -326,6 +327,8 @@ class Settings(BaseSettings):
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
     desk: DeskSettings = Field(default_factory=DeskSettings)
     graphql: GraphQLSettings = Field(default_factory=GraphQLSettings)
+    # mail and webhooks about tickets (servicegraph/delivery/settings.py); none by default
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     # SNMP discovery, polling and the trap receiver: targets, credentials, timeouts
     snmp: SnmpSettings = Field(default_factory=SnmpSettings)
     # source name -> bearer token that source's webhook must present
@@ -360,6 +363,14 @@ class Settings(BaseSettings):
     stale_after_days: float = Field(
         default=30, gt=0, description="Items no source reported for this long become stale."
     )
+
+    @model_validator(mode="after")
+    def _notifications_job(self) -> Settings:
+        """With a notification channel, the sender job runs every ``send_interval_s``
+        unless the schedule names it (0 there: the sender runs elsewhere, e.g. the CLI)."""
+        if self.notifications.active:
+            self.schedule.setdefault("notifications", self.notifications.send_interval_s)
+        return self
 
     @model_validator(mode="after")
     def _one_priority_matrix(self) -> Settings:

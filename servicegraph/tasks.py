@@ -37,6 +37,7 @@ ROUTES = {
     "servicegraph.housekeeping": {"queue": "default"},
     "servicegraph.stale_cleanup": {"queue": "default"},
     "servicegraph.auto_close": {"queue": "default"},
+    "servicegraph.notifications": {"queue": "default"},
     "servicegraph.sla_escalation": {"queue": "default"},
     "servicegraph.discover": {"queue": "collect"},
     "servicegraph.poll": {"queue": "collect"},
@@ -150,6 +151,12 @@ def stale_cleanup() -> dict[str, int]:
 @app.task(name="servicegraph.auto_close", **_RETRIED)
 def auto_close() -> dict[str, int]:
     return jobs.auto_close(services())
+
+
+@app.task(name="servicegraph.notifications", **_RETRIED)
+def notifications() -> dict[str, Any]:
+    """The outbox's due notifications; a redelivered task claims only what is still due."""
+    return jobs.notifications(services())
 
 
 @app.task(name="servicegraph.sla_escalation", **_RETRIED)

@@ -13,6 +13,7 @@ The commands are registered here, in the order ``--help`` lists them:
 - ``cli/snmp.py``: discover, poll, traps;
 - ``cli/graphql.py``: graphql-schema; ``cli/tokens.py``: token create|list|revoke;
 - ``cli/people.py``: people import|list, catalogue import|show;
+- ``cli/notifications.py``: notifications send|status|dead|retry;
 - ``cli/tickets.py``: ticket create|show|list|assign|transition|comment;
 - ``cli/history.py``: import-tickets (another tool's ticket history).
 
@@ -26,6 +27,7 @@ import typer
 
 from servicegraph.cli import cmdb, graphql, history, impact, monitoring, runtime, snmp, tokens
 from servicegraph.cli import people as people_cli
+from servicegraph.cli.notifications import notifications_app
 from servicegraph.cli.tickets import ticket_app
 
 app = typer.Typer(
@@ -66,6 +68,7 @@ app.add_typer(ticket_app, name="ticket")
 app.command("import-tickets")(history.import_tickets)
 app.add_typer(people_cli.people_app, name="people")
 app.add_typer(people_cli.catalogue_app, name="catalogue")
+app.add_typer(notifications_app, name="notifications")
 
 
 def main() -> None:

@@ -119,6 +119,16 @@ def auto_close(services: Services, *, limit: int = 10_000) -> dict[str, int]:
         return {"tickets_closed": services.desk.tickets.auto_close(limit=limit)}
 
 
+def notifications(services: Services, *, budget_s: float = 60.0) -> dict[str, Any]:
+    """Send the notifications due in the outbox (``delivery.sender``: claimed with a lease,
+    each marked right after it is sent, failures retried with backoff, then dead letters).
+    Safe to run twice at once: two runs never claim the same message."""
+    with metrics.timed_job("notifications"):
+        if services.sender is None:
+            return {"skipped": "no notification channel: set notifications.smtp or .webhooks"}
+        return asdict(services.sender.drain(budget_s=budget_s))
+
+
 def _snmp_inventory(services: Services) -> list[Any]:
     from servicegraph.collectors.snmp.targets import parse_targets
 
@@ -252,6 +262,7 @@ PERIODIC: dict[str, Callable[[Services], Any]] = {
     "housekeeping": housekeeping,
     "stale_cleanup": stale_cleanup,
     "auto_close": auto_close,
+    "notifications": notifications,
     "sla_escalation": sla_escalation,
     "discover": discover,
     "poll": poll,

@@ -10,6 +10,7 @@ from servicegraph.cmdb.history import HistoryService
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.ticketing.catalogue import Catalogue
+from servicegraph.ticketing.notifications import Notifier
 from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.ports import TicketStore
 from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
@@ -51,12 +52,16 @@ class ServiceDesk:
         policy: DeskPolicy | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         sla: SlaProjector | None = None,
+        notifier: Notifier | None = None,
     ) -> ServiceDesk:
         """``directory`` and ``catalogue`` give the current people and service catalogue
-        (``DeskDirectory``'s); without them the desk knows nobody, and assigns nothing."""
+        (``DeskDirectory``'s); without them the desk knows nobody, and assigns nothing.
+        ``notifier``: the messages ticket changes enqueue (``ticketing.notifications``);
+        None sends nothing."""
         tickets = TicketService(
-            store, graph, directory=directory, catalogue=catalogue, policy=policy, clock=clock
-        )
+            store, graph, directory=directory, catalogue=catalogue, policy=policy, clock=clock,
+            notifier=notifier,
+        )  # fmt: skip
         projector = sla or SlaProjector(tickets.policy.sla)
         return cls(
             incidents=IncidentService(store, tickets, clock=clock),
@@ -70,6 +75,7 @@ class ServiceDesk:
                 projector,
                 directory=directory,
                 lifecycle=tickets.policy.lifecycle,
+                notifier=notifier,  # escalations notify through the same notifier
                 clock=clock,
             ),
         )

@@ -40,6 +40,7 @@ from servicegraph.ticketing.model import (
     WorklogEntry,
     WorklogKind,
 )
+from servicegraph.ticketing.notifications import Notifier
 from servicegraph.ticketing.paging import Page, decode_cursor, page_of
 from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.ports import IncidentFilter, TicketOrder, TicketStore, TicketUnit
@@ -116,6 +117,7 @@ class TicketService:
         catalogue: Callable[[], Catalogue],
         policy: DeskPolicy | None = None,
         clock: Clock = utcnow,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
         self.graph = graph
@@ -124,6 +126,8 @@ class TicketService:
         self.policy = policy or DeskPolicy()
         self.clock = clock
         self.router = TicketRouter(graph, directory, catalogue, self.policy)
+        # notifications: the messages a change causes are enqueued in its unit (None: off)
+        self.notifier = notifier
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -286,6 +290,8 @@ class TicketService:
             unit.save_links([link])
             entries += linked_entries(link, now, actor)
         unit.append_worklog(entries)
+        if self.notifier is not None:  # notifications, in the unit that creates the ticket
+            unit.enqueue(self.notifier.for_change(None, ticket, entries, now))
         if parent is not None and parent.channel is Channel.MONITORING:
             unit.touched()
 
@@ -312,11 +318,14 @@ class TicketService:
             ticket = unit.load_incidents([ticket_id]).get(ticket_id)
             if ticket is None:
                 raise TicketNotFound("ticket", ticket_id, field=field)
+            before = replace(ticket) if self.notifier is not None else None
             entries = step(unit, ticket, now, actor)
             if entries:
                 ticket.updated_at = max(now, ticket.updated_at)
                 unit.update_incidents([ticket])
                 unit.append_worklog(entries)
+                if self.notifier is not None:  # notifications, in the unit of the change
+                    unit.enqueue(self.notifier.for_change(before, ticket, entries, now))
                 if ticket.channel is Channel.MONITORING:
                     unit.touched()
         return ticket
@@ -542,6 +551,9 @@ class TicketService:
             if saved:
                 unit.update_incidents(saved)
                 unit.append_worklog(entries)
+                if self.notifier is not None:  # notifications: "closed" to each requester
+                    for t in saved:
+                        unit.enqueue(self.notifier.for_change(t, t, entries, now))
                 if any(t.channel is Channel.MONITORING for t in saved):
                     unit.touched()
         return done
