@@ -35,6 +35,7 @@ from servicegraph.ticketing.history_import import HistoryImport
 from servicegraph.ticketing.notifications import Notifier
 from servicegraph.ticketing.outbox import OutboxChannel, OutboxStore
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
+from servicegraph.ticketing.report_ports import ReportStore
 from servicegraph.ticketing.sla_projection import SlaProjector
 
 
@@ -152,6 +153,16 @@ def open_directory_store(inbox: EventInbox) -> DirectoryStore:
     return SqliteDirectoryStore(inbox.file)
 
 
+def open_report_store(inbox: EventInbox) -> ReportStore:
+    """The desk's reports read the file that holds tickets and their SLA clocks."""
+    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+    from servicegraph.storage.sqlite.reports import SqliteReportStore
+
+    if not isinstance(inbox, SqliteEventInbox):
+        raise StoreUnavailable("the desk's reports need the embedded inbox's file")
+    return SqliteReportStore(inbox.file)
+
+
 def open_outbox(inbox: EventInbox) -> OutboxStore:
     """The notification outbox lives in the file that holds tickets (their units fill it)."""
     from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
@@ -244,6 +255,7 @@ def bootstrap(
         policy=desk_policy,
         notifier=notifier,
         sla=sla,
+        reports=open_report_store(inbox),
     )
     correlator = Correlator(
         inbox,

@@ -13,6 +13,8 @@ from servicegraph.ticketing.catalogue import Catalogue
 from servicegraph.ticketing.notifications import Notifier
 from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.ports import TicketStore
+from servicegraph.ticketing.report_ports import ReportStore
+from servicegraph.ticketing.report_service import ReportService
 from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
 from servicegraph.ticketing.sla_escalation import EscalationJob
 from servicegraph.ticketing.sla_projection import SlaProjector
@@ -39,6 +41,7 @@ class ServiceDesk:
     tickets: TicketService  # the desk's tickets: create, route, work, link, auto-close
     sla: SlaService  # tickets' SLA clocks, as they are now
     escalation: EscalationJob  # fires escalation levels as clocks reach them
+    reports: ReportService  # MTTA, MTTR, SLA compliance, backlog ... (ticketing/reports.py)
 
     @classmethod
     def build(
@@ -53,6 +56,7 @@ class ServiceDesk:
         clock: Callable[[], dt.datetime] = utcnow,
         sla: SlaProjector | None = None,
         notifier: Notifier | None = None,
+        reports: ReportStore,
     ) -> ServiceDesk:
         """``directory`` and ``catalogue`` give the current people and service catalogue
         (``DeskDirectory``'s); without them the desk knows nobody, and assigns nothing.
@@ -78,4 +82,5 @@ class ServiceDesk:
                 notifier=notifier,  # escalations notify through the same notifier
                 clock=clock,
             ),
+            reports=ReportService(reports, clock=clock),
         )
