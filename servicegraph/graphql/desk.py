@@ -271,10 +271,18 @@ class DeskMutation:
             info, lambda: tickets.override_priority(str(id), priority, reason), renames=_OVERRIDE
         )
 
-    @mutation_field(Permission.WORK_INCIDENTS, description="Add a comment to its history.")
-    async def comment_on_ticket(self, info: Info, id: strawberry.ID, text: str) -> IncidentResult:
+    @mutation_field(
+        Permission.WORK_INCIDENTS,
+        description="Add a comment to its history: an internal note, or with toRequester a "
+        "reply the requester sees (and is told of; the first is the ticket's first response).",
+    )
+    async def comment_on_ticket(
+        self, info: Info, id: strawberry.ID, text: str, to_requester: bool = False
+    ) -> IncidentResult:
         tickets = info.context.services.desk.tickets
-        return await _result(info, lambda: tickets.comment(str(id), text))
+        return await _result(
+            info, lambda: tickets.comment(str(id), text, to_requester=to_requester)
+        )
 
     @mutation_field(
         Permission.WORK_INCIDENTS,

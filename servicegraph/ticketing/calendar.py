@@ -57,6 +57,7 @@ _MAX_IDLE_DAYS = 3700
 
 _CACHED = 20_000  # local dates kept per cache (55 years)
 _ALWAYS_KEY = date.min  # where the week cache keeps "every instant works" (never a real week)
+_WEEKLY_KEY = date.max  # ... and the nominal weekly total
 
 Interval = tuple[int, int]  # seconds after local midnight, [start, end)
 _Span = tuple[datetime, datetime]  # naive UTC, [start, end)
@@ -205,8 +206,12 @@ class BusinessCalendar:
 
     @property
     def _weekly(self) -> timedelta:
-        """Business time of a week without holidays or offset changes."""
-        return timedelta(seconds=sum(e - s for day in self.hours.values() for s, e in day))
+        """Business time of a week without holidays or offset changes (computed once)."""
+        found = self._week_cache.get(_WEEKLY_KEY)
+        if found is None:
+            found = timedelta(seconds=sum(e - s for day in self.hours.values() for s, e in day))
+            self._week_cache[_WEEKLY_KEY] = found  # type: ignore[assignment]
+        return found  # type: ignore[return-value]
 
     def _local_date(self, moment: datetime) -> date:
         return moment.replace(tzinfo=UTC).astimezone(self.timezone).date()
@@ -296,10 +301,9 @@ class BusinessCalendar:
 
 def _bound(cache: dict[date, Any]) -> None:
     if len(cache) > _CACHED:
-        always = cache.get(_ALWAYS_KEY)
+        kept = {k: cache[k] for k in (_ALWAYS_KEY, _WEEKLY_KEY) if k in cache}
         cache.clear()
-        if always is not None:
-            cache[_ALWAYS_KEY] = always
+        cache.update(kept)
 
 
 def _zone(value: Any, where: str) -> ZoneInfo:

@@ -142,9 +142,12 @@ def _next_check(
     for clock in clocks:
         if clock.stopped_at is not None or clock.paused:
             continue
-        for level in choice.levels:
-            if level.clock is not clock.kind or (clock.kind.value, level.number) in fired:
-                continue
-            left = clock.target * level.share - clock.elapsed
+        lefts = [
+            clock.target * level.share - clock.elapsed
+            for level in choice.levels
+            if level.clock is clock.kind and (clock.kind.value, level.number) not in fired
+        ]
+        if lefts:  # the calendar is monotonic: the nearest level is the least time left
+            left = min(lefts)
             found.append(now if left <= dt.timedelta(0) else choice.calendar.add(now, left))
     return min(found) if found else None
