@@ -57,7 +57,6 @@ _MAX_IDLE_DAYS = 3700
 
 _CACHED = 20_000  # local dates kept per cache (55 years)
 _ALWAYS_KEY = date.min  # where the week cache keeps "every instant works" (never a real week)
-_WEEKLY_KEY = date.max  # ... and the nominal weekly total
 
 Interval = tuple[int, int]  # seconds after local midnight, [start, end)
 _Span = tuple[datetime, datetime]  # naive UTC, [start, end)
@@ -82,6 +81,7 @@ class BusinessCalendar:
     # per question made a 30-minute span cost 35 us. Bounded: cleared past _CACHED days.
     _span_cache: dict[date, list[_Span]] = field(default_factory=dict, repr=False)
     _week_cache: dict[date, bool] = field(default_factory=dict, repr=False)
+    _weekly_total: list[timedelta] = field(default_factory=list, repr=False)  # once computed
 
     @classmethod
     def build(cls, declaration: Mapping[str, Any], *, path: str = "calendar") -> BusinessCalendar:
@@ -207,11 +207,10 @@ class BusinessCalendar:
     @property
     def _weekly(self) -> timedelta:
         """Business time of a week without holidays or offset changes (computed once)."""
-        found = self._week_cache.get(_WEEKLY_KEY)
-        if found is None:
-            found = timedelta(seconds=sum(e - s for day in self.hours.values() for s, e in day))
-            self._week_cache[_WEEKLY_KEY] = found  # type: ignore[assignment]
-        return found  # type: ignore[return-value]
+        if not self._weekly_total:
+            total = sum(e - s for day in self.hours.values() for s, e in day)
+            self._weekly_total.append(timedelta(seconds=total))
+        return self._weekly_total[0]
 
     def _local_date(self, moment: datetime) -> date:
         return moment.replace(tzinfo=UTC).astimezone(self.timezone).date()
@@ -301,7 +300,7 @@ class BusinessCalendar:
 
 def _bound(cache: dict[date, Any]) -> None:
     if len(cache) > _CACHED:
-        kept = {k: cache[k] for k in (_ALWAYS_KEY, _WEEKLY_KEY) if k in cache}
+        kept = {k: cache[k] for k in (_ALWAYS_KEY,) if k in cache}
         cache.clear()
         cache.update(kept)
 

@@ -203,10 +203,11 @@ class EscalationJob:
         messages: list[OutboxMessage] = []
         if recipients:
             did.append("notified " + ", ".join(recipients))
-            if self.notifier is not None:
+            if self.notifier is not None:  # it resolves the roles itself, with languages
                 messages = self.notifier.escalation(
-                    t, event=level.event, level=level, clock=clock, recipients=recipients, now=now
-                )
+                    t, event=level.event, level=level, clock=clock, recipients=level.notify,
+                    now=now,
+                )  # fmt: skip
         elif level.notify:
             did.append("nobody to notify (" + ", ".join(level.notify) + " unknown)")
         state = "breached" if clock.elapsed >= clock.target else f"{_share(clock)} of its target"
