@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from servicegraph.cmdb.errors import ValidationFailed
+from servicegraph.ticketing.calendar import BusinessCalendar
 from servicegraph.ticketing.sla import (
     ClockEvent,
     ClockKind,
@@ -500,3 +502,60 @@ def test_clocks_on_the_real_business_calendar_agree_with_the_plain_one() -> None
     assert response.state is ClockState.MET
     assert resolution.elapsed == 4 * H  # Friday 09-10, then Monday 09-12; the weekend and
     # the pending hours do not count
+
+
+# --- property: the real calendar across a weekend, holidays and the DST change ------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# Good Friday (3 April 2026) and Easter Monday (6 April) are German holidays; summer time
+# starts on Sunday 29 March; the window below holds two weekends
+EASTER = {dt.date(2026, 4, 3), dt.date(2026, 4, 6)}
+BERLIN_OFFICE = BusinessCalendar.build(
+    {
+        "timezone": "Europe/Berlin",
+        "hours": {d: [["08:00", "12:00"], ["13:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},  # noqa: E501
+        "holidays": {"country": "DE"},
+    }
+)  # fmt: skip
+BERLIN_POLICY = SlaPolicies.build(
+    [{**BASE, "calendar": "berlin"}], calendars={"berlin": BERLIN_OFFICE}
+).policies[0]
+
+
+class PlainBerlin:
+    """Working minutes told from the local wall clock by zoneinfo, nothing else."""
+
+    def working(self, at: dt.datetime) -> bool:
+        local = at.astimezone(BERLIN)
+        if local.weekday() >= 5 or local.date() in EASTER:
+            return False
+        minutes = local.hour * 60 + local.minute
+        return 8 * 60 <= minutes < 12 * 60 or 13 * 60 <= minutes < 18 * 60
+
+
+@st.composite
+def easter_histories(
+    draw: st.DrawFn,
+) -> tuple[dt.datetime, list[ClockEvent], dt.datetime | None, dt.datetime]:
+    # a Thursday or Friday before the DST change or before Easter, at any minute
+    day = draw(st.sampled_from([26, 27, 28, 33, 34]))  # March 26.. (33 = 2 April)
+    start = dt.datetime(2026, 3, 1, tzinfo=UTC) + dt.timedelta(days=day - 1)
+    created = start + draw(st.integers(0, 24 * 60)) * MIN
+    offsets = sorted(draw(st.lists(st.integers(0, 8000), max_size=6)))
+    statuses = draw(
+        st.lists(st.sampled_from(STATUSES), min_size=len(offsets), max_size=len(offsets))
+    )
+    events = [
+        ClockEvent(created + o * MIN, s, draw(st.sampled_from(REASONS)) if s == "pending" else None)
+        for o, s in zip(offsets, statuses, strict=True)
+    ]
+    response = draw(st.none() | st.integers(0, 8000).map(lambda o: created + o * MIN))
+    return created, events, response, created + draw(st.integers(0, 9000)) * MIN
+
+
+@settings(max_examples=40, deadline=None)
+@given(history=easter_histories())
+def test_clocks_across_a_weekend_holidays_and_dst_match_a_plain_reference(history: Any) -> None:
+    created, events, response, now = history
+    for clock in evaluate(BERLIN_POLICY, BERLIN_OFFICE, 2, created, events, response, now):
+        assert clock.elapsed == reference(created, events, response, now, PlainBerlin(), clock.kind)
