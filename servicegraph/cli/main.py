@@ -15,7 +15,8 @@ The commands are registered here, in the order ``--help`` lists them:
 - ``cli/people.py``: people import|list, catalogue import|show;
 - ``cli/notifications.py``: notifications send|status|dead|retry;
 - ``cli/tickets.py``: ticket create|show|list|assign|transition|comment;
-- ``cli/history.py``: import-tickets (another tool's ticket history).
+- ``cli/history.py``: import-tickets (another tool's ticket history);
+- ``cli/reports.py``: report (MTTA, MTTR, SLA compliance, backlog, volumes ...).
 
 What they share (consoles, exit codes, options, opening the services, JSON output) is in
 ``cli/common.py``.
@@ -27,6 +28,7 @@ import typer
 
 from servicegraph.cli import cmdb, graphql, history, impact, monitoring, runtime, snmp, tokens
 from servicegraph.cli import people as people_cli
+from servicegraph.cli import reports as reports_cli
 from servicegraph.cli.notifications import notifications_app
 from servicegraph.cli.tickets import ticket_app
 
@@ -69,6 +71,7 @@ app.command("import-tickets")(history.import_tickets)
 app.add_typer(people_cli.people_app, name="people")
 app.add_typer(people_cli.catalogue_app, name="catalogue")
 app.add_typer(notifications_app, name="notifications")
+app.command()(reports_cli.report)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The schema, composed from one module per domain area (as NetBox composes its apps'
-queries): ``cmdb``, ``monitoring``, ``tickets``, ``desk``, ``people``, ``timeline`` and
-``subscriptions``.
+queries): ``cmdb``, ``monitoring``, ``tickets``, ``desk``, ``people``, ``timeline``,
+``reports`` and ``subscriptions``.
 
 Limits apply to every operation before it runs: depth, aliases and estimated complexity
 (``limits``), from ``Settings.graphql``. Parsing and validation are cached per query text.
@@ -29,6 +29,8 @@ from servicegraph.graphql.desk import DeskMutation, DeskQuery, DeskSubscription
 from servicegraph.graphql.limits import ComplexityLimiter
 from servicegraph.graphql.monitoring import MonitoringQuery
 from servicegraph.graphql.people import PeopleMutation, PeopleQuery
+from servicegraph.graphql.reports import ReportsQuery
+from servicegraph.graphql.reports_types import ROW_TYPES as REPORT_ROW_TYPES
 from servicegraph.graphql.subscriptions import Subscription as IncidentSubscription
 from servicegraph.graphql.tickets import TicketMutation, TicketQuery
 from servicegraph.graphql.timeline import TIMELINE_TYPES, TimelineQuery
@@ -53,6 +55,7 @@ class Query(
     TimelineQuery,
     PeopleQuery,
     DeskQuery,
+    ReportsQuery,
 ):
     @query_field(description="Who you are: the token the request is made with.")
     def me(self, info: Info) -> Me:
@@ -109,7 +112,7 @@ def build_schema(settings: GraphQLSettings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=list(TIMELINE_TYPES),
+        types=[*TIMELINE_TYPES, *REPORT_ROW_TYPES],
         extensions=[
             lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=256),

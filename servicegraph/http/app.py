@@ -214,8 +214,9 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     app.include_router(graphql_router(config.graphql), prefix="/graphql")
 
     @app.get("/metrics")
-    def prometheus_metrics() -> Response:
-        body, content_type = metrics.render()
+    def prometheus_metrics(request: Request) -> Response:
+        # the desk's ticket gauges are read from the store at each scrape
+        body, content_type = metrics.render(request.app.state.services.desk.reports.gauges)
         return Response(body, media_type=content_type)
 
     @app.get("/healthz")

@@ -1,16 +1,20 @@
-"""Prometheus metrics for jobs and ingestion.
+"""Prometheus metrics for jobs and ingestion, and the desk's ticket gauges.
 
 With several worker processes (Celery prefork, or API plus workers), set
 ``PROMETHEUS_MULTIPROC_DIR`` to a directory shared by all of them, empty at start: every
 process then writes its samples there and ``/metrics`` aggregates them (prometheus-client's
 multi-process mode). Without it, each process serves its own registry.
+
+The desk's gauges (open tickets, breached SLA clocks) are read from the store at scrape
+time (``DeskCollector``), so every process shows the same figures whatever its role.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client import (
@@ -22,6 +26,13 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from servicegraph.cmdb.errors import CmdbError
+from servicegraph.ticketing.report_ports import TicketGauges
+
+log = logging.getLogger(__name__)
 
 JOBS = Counter(
     "servicegraph_jobs_total", "Jobs run, by job and outcome (ok, failed).", ["job", "outcome"]
@@ -75,10 +86,68 @@ def timed_job(job: str) -> Iterator[None]:
     JOBS.labels(job, "ok").inc()
 
 
-def render() -> tuple[bytes, str]:
-    """The metrics page: aggregated over processes in multi-process mode."""
+class DeskCollector(Collector):
+    """The desk's tickets as gauges, read when scraped (``ReportService.gauges``):
+
+    - ``servicegraph_tickets_open{group, priority}``: tickets in an active status;
+    - ``servicegraph_sla_clocks_breached{clock, group}``: SLA clocks of open tickets still
+      running past their target;
+    - ``servicegraph_sla_breached_tickets{clock}``: tickets whose clock breached, running
+      or stopped (missed), of all tickets: it grows as breaches happen and falls only when
+      a ticket's clocks are re-evaluated (a priority lowered, a policy changed) or tickets
+      are deleted, so it is a gauge, not a counter that would reset with the process.
+    """
+
+    def __init__(self, gauges: Callable[[], TicketGauges]) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            g = self._gauges()
+        except CmdbError as exc:  # the store is down: the other metrics still answer
+            log.warning("desk gauges not read: %s", exc)
+            return
+        opened = GaugeMetricFamily(
+            "servicegraph_tickets_open",
+            "Tickets in an active status (new, assigned, in progress, pending), by assignment "
+            "group and priority.",
+            labels=["group", "priority"],
+        )
+        for (group, priority), n in sorted(g.open.items(), key=lambda i: (i[0][0] or "", i[0][1])):
+            opened.add_metric([group or "", str(priority)], n)
+        yield opened
+        breached = GaugeMetricFamily(
+            "servicegraph_sla_clocks_breached",
+            "SLA clocks of open tickets running past their target, by clock (response, "
+            "resolution) and assignment group.",
+            labels=["clock", "group"],
+        )
+        for (clock, group), n in sorted(
+            g.breached_running.items(), key=lambda i: (i[0][0], i[0][1] or "")
+        ):
+            breached.add_metric([clock, group or ""], n)
+        yield breached
+        ever = GaugeMetricFamily(
+            "servicegraph_sla_breached_tickets",
+            "Tickets whose SLA clock breached (still running or stopped), by clock.",
+            labels=["clock"],
+        )
+        for clock, n in sorted(g.breached_tickets.items()):
+            ever.add_metric([clock], n)
+        yield ever
+
+
+def render(desk: Callable[[], TicketGauges] | None = None) -> tuple[bytes, str]:
+    """The metrics page: aggregated over processes in multi-process mode; with ``desk``,
+    the desk's gauges read now (``DeskCollector``)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    if desk is not None:
+        own = CollectorRegistry()
+        own.register(DeskCollector(desk))
+        body += generate_latest(own)
+    return body, CONTENT_TYPE_LATEST
