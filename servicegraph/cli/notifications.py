@@ -14,7 +14,6 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from servicegraph.cli.common import JsonOption, err, fail, jsonable, open_services, out, print_json
 from servicegraph.cmdb.model import utcnow
@@ -127,18 +126,15 @@ def dead(
     if not letters:
         out.print("no dead letters")
         return
-    table = Table("id", "event", "ticket", "to", "attempts", "dead since", "last error")
-    for e in letters:
-        table.add_row(
-            str(e.id),
-            e.message.event,
-            e.message.ticket_id or "",
-            f"{e.message.channel.value}:{e.message.target}",
-            str(e.attempts),
-            e.dead_at.isoformat(timespec="seconds") if e.dead_at else "",
-            e.last_error or "",
+    for e in letters:  # one line each: the errors are long, a table would wrap them
+        since = e.dead_at.isoformat(timespec="seconds") if e.dead_at else "?"
+        out.print(
+            f"{e.id}  {e.message.event} of {e.message.ticket_id or '-'} to "
+            f"{e.message.channel.value}:{e.message.target}: {e.attempts} attempt(s), dead "
+            f"since {since}: {e.last_error or 'no error recorded'}",
+            highlight=False,
+            soft_wrap=True,
         )
-    out.print(table)
 
 
 @notifications_app.command("retry")

@@ -55,19 +55,24 @@ def make_notifying_desk(
     tmp_path: Path,
     notify: dict[str, Any] | None,
     directory: Directory | None = None,
+    settings: dict[str, Any] | None = None,
     **desk: Any,
 ) -> Iterator[Desk]:
+    """``notify``: the notifications section (None: none); ``settings``: more Settings
+    fields; ``desk``: DeskSettings fields."""
     clock = Clock()
     desk.setdefault("routing", ROUTING)
     desk.setdefault("custom_fields", CUSTOM_FIELDS)
     extra: dict[str, Any] = {} if notify is None else {"notifications": notify}
-    settings = Settings(
-        data_dir=tmp_path,
-        desk=DeskSettings(**desk),
-        correlation=CorrelationSettings(hold_time_s=60),
-        **extra,
+    services = bootstrap(
+        Settings(
+            data_dir=tmp_path,
+            desk=DeskSettings(**desk),
+            correlation=CorrelationSettings(hold_time_s=60),
+            **extra,
+            **(settings or {}),
+        )
     )
-    services = bootstrap(settings)
     for service in (services.desk.tickets, services.desk.incidents, services.correlator):
         service.clock = clock
     batch = read_files([write_site(tmp_path)], services.classes, source="import")
