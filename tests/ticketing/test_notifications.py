@@ -369,3 +369,46 @@ def test_a_template_failing_on_a_real_ticket_never_fails_the_change(tmp_path: Pa
         mail = mails(queued(desk))[("created", "joe@globex.com")].message
         assert mail.subject == "[#1] Printer on fire (created)"
         assert desk.tickets.get(t.id).number == 1
+
+
+def test_the_sla_escalation_job_notifies_through_the_desks_notifier(tmp_path: Path) -> None:
+    targets = {p: {"response": "1h", "resolution": "4h"} for p in range(1, 6)}
+    sla = {"policies": [{"name": "standard", "targets": targets, "escalation": [
+        {"clock": "resolution", "at": 0.5, "notify": ["group_manager", "oncall@example.org"]},
+    ]}]}  # fmt: skip
+    for desk in make_notifying_desk(tmp_path, notifications(), sla=sla):
+        desk.services.desk.escalation.clock = desk.clock
+        desk.services.desk.sla.clock = desk.clock
+        t = desk.create(actor="alice", assignment_group="noc", assignee="bob", requester="c-joe")
+        with change_context("bob"):
+            desk.tickets.comment(t.id, "looking", to_requester=True)  # stops the response clock
+        queued(desk)
+        job = desk.services.desk.escalation
+        steps = [(0.5, "escalated"), (0.75, "at_risk"), (1.01, "breached")]
+        seen: list[tuple[str, str, str]] = []
+        subjects: dict[tuple[str, str], str] = {}
+        for share, event in steps:
+            desk.clock.now = t.opened_at + dt.timedelta(hours=4) * share
+            job.run()
+            got = queued(desk)
+            seen += [(e.message.event, e.message.channel.value, e.message.target) for e in got]
+            subjects.update({(e.message.event, e.message.target): e.message.subject for e in got})
+            assert {e.message.event for e in got} == {event}
+        assert subjects[("escalated", "alice@desk.example")] == (
+            "[#1] Escalated: resolution at 50% of its target: Printer on fire"
+        )
+        assert subjects[("at_risk", "bob@desk.example")].startswith("[#1] SLA gefährdet (Lösung")
+        assert subjects[("breached", "bob@desk.example")] == (
+            "[#1] SLA verletzt (Lösung): Printer on fire"
+        )
+        assert seen == [
+            ("escalated", "email", "alice@desk.example"),
+            ("escalated", "email", "oncall@example.org"),
+            ("escalated", "webhook", "chatops"),
+            ("at_risk", "email", "bob@desk.example"),
+            ("at_risk", "webhook", "chatops"),
+            ("breached", "email", "bob@desk.example"),
+            ("breached", "webhook", "chatops"),
+        ]
+        job.run()
+        assert queued(desk) == []  # each level once, so each message once
