@@ -224,22 +224,31 @@ def _share(clock: Clock) -> str:
 
 
 def _recipients(notify: Sequence[str], t: Incident, directory: Directory) -> list[str]:
-    """Addresses for a level's roles and literal addresses, each once, in order."""
+    """Addresses for a level's roles and literal addresses, each once, in order, as the
+    notifier resolves them (``notifications._escalation_recipients``): the history says
+    who was told."""
     found: list[str] = []
     group = directory.groups.get(t.assignment_group) if t.assignment_group else None
+
+    def team() -> list[str]:  # the group's mailbox, else its active members
+        if group is None:
+            return []
+        if group.email:
+            return [group.email]
+        members = (directory.agents.get(login) for login in group.members)
+        return [a.email for a in members if a is not None and a.active]
+
     for who in notify:
         if who == "assignee":
-            agent = directory.agents.get(t.assignee) if t.assignee else None
-            if agent is not None:
+            if t.assignee is None:
+                found += team()  # nobody holds it
+            elif (agent := directory.agents.get(t.assignee)) is not None and agent.active:
                 found.append(agent.email)
-            elif group is not None and group.email:
-                found.append(group.email)  # nobody holds it: the team's mailbox
         elif who == "group":
-            if group is not None and group.email:
-                found.append(group.email)
+            found += team()
         elif who == "group_manager":
             manager = directory.agents.get(group.manager) if group and group.manager else None
-            if manager is not None:
+            if manager is not None and manager.active:
                 found.append(manager.email)
         else:
             found.append(who)
