@@ -19,9 +19,10 @@ like any other ticket.
 - **People.** The groups, agents and contacts the tickets name are created in the
   directory (``DirectoryStore.save_people``, checked by ``Directory.merged``) before the
   batch that names them is saved, so the imported desk is navigable: a group with its
-  members, an agent in the groups that assigned it tickets (agents the import creates
-  get the address ``<login>@imported.invalid`` until someone sets theirs; an existing
-  agent's memberships are left as they are), a contact per caller.
+  members, an agent in the groups that assigned it tickets, a contact per caller. Agents
+  the import creates get the address ``<login>@imported.invalid``; while they have it
+  they are the import's, and a later import adds them to further groups; an agent with
+  another address is the desk's, and its memberships are left as they are.
 - **Bad rows** (``servicenow_log``: file:line and column) refuse their incident and are
   all reported; the rest is imported. ``strict`` reads the whole log first and writes
   nothing when any row is bad; ``dry_run`` reads it, checks what is already stored and
@@ -45,7 +46,9 @@ from servicegraph.ticketing.ports import DirectoryStore, PeopleBatch, TicketStor
 from servicegraph.ticketing.servicenow_log import EventLogReader, Rebuilt, Refused, zone_of
 
 BATCH_SIZE = 1_000  # incidents per unit (about 7,000 log rows and 10,000 worklog entries)
+PROGRESS_EVERY = 1_000  # rows between two calls of ``progress``
 IMPORTED_EMAIL_DOMAIN = "imported.invalid"  # RFC 2606: never delivered
+IMPORTED = f"@{IMPORTED_EMAIL_DOMAIN}"  # an agent with such an address is the import's
 Source = Path | str | TextIO | Iterable[str]
 # told the phase ("checking": a strict run's first reading; "importing"; "reading": a dry
 # run) and the rows read so far in it
@@ -176,25 +179,45 @@ class HistoryImport:
         progress: Progress | None,
     ) -> None:
         """Read the log into ``run``; with ``save``, each batch goes to ``_save``."""
-        reader = EventLogReader(name=label, zone=zone)
         people = _People(self.directory, self.clock, write=write)
         phase = "importing" if write else "reading" if save else "checking"
+
+        def hand(batch: list[Rebuilt]) -> None:
+            self._save(batch, run, people, write)
+
+        self._read(source, label, zone, run, phase, progress, hand if save else None)
+
+    def _read(
+        self,
+        source: Source,
+        label: str,
+        zone: dt.tzinfo,
+        run: _Run,
+        phase: str,
+        progress: Progress | None,
+        hand: Callable[[list[Rebuilt]], None] | None,
+    ) -> None:
+        reader = EventLogReader(name=label, zone=zone)
         batch: list[Rebuilt] = []
+        told = 0
         for item in reader.read(source):
             if isinstance(item, Refused):
                 run.refused(item)
             else:
                 run.incidents_read += 1
-                if save:
+                if hand is not None:
                     batch.append(item)
                     if len(batch) >= self.batch_size:
-                        self._save(batch, run, people, write)
+                        hand(batch)
                         batch = []
-            if progress is not None:
-                progress(phase, reader.rows_read)
-        if batch:
-            self._save(batch, run, people, write)
+            if progress is not None and reader.rows_read >= told + PROGRESS_EVERY:
+                told = reader.rows_read
+                progress(phase, told)
+        if batch and hand is not None:
+            hand(batch)
         run.rows_read = reader.rows_read
+        if progress is not None:
+            progress(phase, reader.rows_read)
 
     def _save(self, batch: list[Rebuilt], run: _Run, people: _People, write: bool) -> None:
         known = self.store.refs_known(i.incident.external_ref or "" for i in batch)
@@ -252,11 +275,10 @@ class _People:
         self.write = write
         self.version = -1
         self.current = Directory()
-        self.created_agents: set[str] = set()  # this run's: their memberships may grow
 
     def ensure(self, items: Sequence[Rebuilt]) -> PeopleCount:
         """Create the groups, agents and contacts ``items`` name that the directory lacks
-        (and add this run's agents to the groups they now appear in); the counts created."""
+        (and add the import's agents to the groups they now appear in); the counts created."""
         groups: dict[str, str] = {}
         agents: dict[str, tuple[str, set[str]]] = {}
         contacts: dict[str, str] = {}
@@ -285,13 +307,10 @@ class _People:
                 contacts=batch.contacts,
             )
             if not self.write:
-                self.created_agents.update(a.login for a in batch.agents)
                 self.current = merged
                 return count
             saved = self.store.save_people(batch, self.clock(), expected=version)
             if saved is not None:
-                before = self.current.agents
-                self.created_agents.update(a.login for a in batch.agents if a.login not in before)
                 self.current, self.version = merged, saved
                 return count
         raise DirectoryBusy("the directory kept changing while the import added people; retry")
@@ -318,7 +337,7 @@ class _People:
                         groups=tuple(sorted(held)),
                     )
                 )
-            elif login in self.created_agents and not held <= set(found.groups):
+            elif found.email.endswith(IMPORTED) and not held <= set(found.groups):
                 new_agents.append(replace(found, groups=tuple(sorted(held | set(found.groups)))))
         new_contacts = [
             Contact(id=k, name=_name(n, k)) for k, n in contacts.items() if k not in d.contacts

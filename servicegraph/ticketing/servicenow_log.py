@@ -773,7 +773,8 @@ def _assigned(t: Incident, at: dt.datetime, actor: str, name: str, new: str | No
         text = f"assigned to {new}" if new else "unassigned"
     if old:
         text += f" (was {old})"
-    return entry(t.id, at, actor, WorklogKind.ASSIGNED, text, field=name, old=old, new=new)
+    # the shape of ``tickets_work.entry`` (old and new are text already)
+    return WorklogEntry(t.id, at, actor, _ASSIGNED, text, field=name, old=old, new=new)
 
 
 _PENDING, _RESOLVED, _CLOSED = TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatus.CLOSED
@@ -795,7 +796,7 @@ def _step(old: TicketStatus, target: TicketStatus) -> str:
 
 
 _STEPS = {(old, new): _step(old, new) for old in TicketStatus for new in TicketStatus}
-_TRANSITION = WorklogKind.TRANSITION
+_TRANSITION, _ASSIGNED = WorklogKind.TRANSITION, WorklogKind.ASSIGNED
 
 
 def _state(
@@ -820,7 +821,10 @@ def _state(
     step = _STEPS[old, target]
     detail = reason or (code if target in _ENDED else None)
     text = step + (f" ({detail})" if detail else "") + f": ServiceNow '{row.source_state}'"
-    log.append(entry(t.id, at, actor, _TRANSITION, text, field="status", old=old, new=target))
+    # the shape of ``tickets_work.entry``, the statuses as their text
+    log.append(
+        WorklogEntry(t.id, at, actor, _TRANSITION, text, field="status", old=old, new=target)
+    )
 
     def put(name: str, value: object) -> None:
         before = getattr(t, name)

@@ -202,3 +202,110 @@ def test_a_dry_run_and_option_errors_write_nothing(cli: CliRunner) -> None:
     assert "nowhere.csv: cannot read" in missing.stderr
     fmt = CliRunner().invoke(app, ["import-tickets", "--format", "jira", str(SLICE)])
     assert fmt.exit_code == 2
+
+
+# -- the service on hand-written logs: batches, numbering, people, SLA clocks -------------
+
+LOG_HEADER = (
+    "number,incident_state,sys_mod_count,opened_at,sys_updated_at,sys_updated_by,"
+    "caller_id,assignment_group,assigned_to,priority,made_sla\n"
+)
+
+
+def small_log(*incidents: tuple[str, str, str, list[tuple[str, str]]]) -> str:
+    """(number, group, agent, [(state, updated_at), ...]) each; opened 1 March 09:00."""
+    lines = [LOG_HEADER]
+    for number, group, agent, steps in incidents:
+        for mod, (state, when) in enumerate(steps):
+            lines.append(
+                f"{number},{state},{mod},01-03-2016 09:00,{when},Updated by 1,Caller {number},"
+                f"{group},{agent},2 - High,TRUE\n"
+            )
+    return "".join(lines)
+
+
+def done(number: str, group: str, agent: str) -> tuple[str, str, str, list[tuple[str, str]]]:
+    return (
+        number,
+        group,
+        agent,
+        [
+            ("New", "01-03-2016 09:05"),
+            ("Active", "01-03-2016 10:00"),
+            ("Awaiting User Info", "01-03-2016 11:00"),
+            ("Active", "01-03-2016 15:00"),
+            ("Resolved", "01-03-2016 16:00"),
+        ],
+    )
+
+
+SLA = {
+    "policies": [
+        {
+            "name": "issue-17",
+            "calendar": "24x7",
+            "targets": {
+                1: {"response": "1h", "resolution": "4h"},
+                2: {"response": "2h", "resolution": "8h"},
+                3: {"response": "4h", "resolution": "24h"},
+                4: {"response": "8h", "resolution": "72h"},
+            },
+        }
+    ]
+}
+
+
+def test_batches_people_and_clocks(tmp_path: Path) -> None:
+    from servicegraph.ticketing.history_import import HistoryImport
+    from servicegraph.ticketing.people import Agent, Group
+    from servicegraph.ticketing.sla import ClockState
+
+    services = bootstrap(Settings(data_dir=tmp_path / "data", desk={"sla": SLA}))
+    try:
+        services.directory.upsert_group(Group(id="group-x", name="Group X"))
+        services.directory.upsert_agent(
+            Agent(login="resolver-9", name="Nine", email="nine@example.org", groups=("group-x",))
+        )
+        first = small_log(done("INC1", "Group A", "Resolver 1"))
+        history = HistoryImport(services.tickets, services.directory.store, batch_size=2)
+        assert history.run(first).created == 1
+        log = small_log(
+            done("INC1", "Group A", "Resolver 1"),  # imported already
+            done("INC2", "Group A", "Resolver 2"),
+            done("INC3", "Group B", "Resolver 1"),  # the same agent, another group
+            done("INC4", "Group B", "Resolver 9"),  # an agent the desk already had
+            done("INC5", "Group A", "?"),
+        )
+        seen: list[tuple[str, int]] = []
+        dry = history.run(log, dry_run=True, progress=lambda phase, n: seen.append((phase, n)))
+        assert (dry.created, dry.skipped_existing, dry.written) == (4, 1, False)
+        assert dry.people_created.groups == 1 and dry.people_created.agents == 1
+        assert seen[-1] == ("reading", 25)
+        assert set(services.directory.directory().groups) == {"group-x", "group-a"}
+
+        report = history.run(log)
+        assert (report.created, report.skipped_existing) == (4, 1)
+        assert (report.first_number, report.last_number) == (2, 5)  # after the first run's
+        d = services.directory.directory()
+        assert d.agents["resolver-1"].groups == ("group-a", "group-b")  # grown across batches
+        assert d.agents["resolver-9"].groups == ("group-x",)  # the desk's own: left alone
+        assert d.agents["resolver-2"].email == "resolver-2@imported.invalid"
+        assert set(d.groups["group-b"].members) == {"resolver-1"}
+        assert {f"caller-inc{n}" for n in range(1, 6)} <= set(d.contacts)
+
+        with services.tickets.snapshot() as snapshot:
+            tickets = {t.external_ref: t for t in snapshot.incidents()}
+        assert sorted(t.number for t in tickets.values()) == [1, 2, 3, 4, 5]
+        t = tickets["INC2"]
+        log_of = services.tickets.worklog([t.id])[t.id]
+        assert [e.kind.value for e in log_of][:2] == ["created", "assigned"]
+        # the clocks the desk keeps for it, as for a live ticket: P2, 8 h to resolve, the
+        # four hours awaiting the user paused; answered when work started
+        clock = services.desk.sla.clock_of(t.id)
+        assert clock is not None and clock.priority == 2
+        assert clock.response.stopped_at == t.first_response_at == at("01-03-2016 10:00")
+        assert clock.resolution.stopped_at == t.resolved_at == at("01-03-2016 16:00")
+        assert clock.resolution.elapsed == dt.timedelta(hours=3)  # 09-11 and 15-16
+        assert clock.resolution.state is ClockState.MET
+    finally:
+        services.close()
