@@ -336,6 +336,7 @@ class EventLogReader:
         self.new_id = new_id or IdSequence()
         self.rows_read = 0
         self._index: dict[str, int] = {}
+        self._width = 0
         self._c = _Columns.of({c: i for i, c in enumerate(REQUIRED)})
         # cell text -> what it reads as, per kind of cell (the slow paths fill them)
         self._mods: dict[str, int] = {}
@@ -381,7 +382,7 @@ class EventLogReader:
             yield Refused(None, 0, (ValidationFailed(f"not CSV: {exc}", item=f"{self.name}:1"),))
             return
         at_number = index["number"]
-        width = len(header)
+        self._width = width = len(header)
         done: dict[str, int] = {}  # number -> its first line, for incidents already read
         group: list[tuple[int, list[str]]] = []
         current: str | None = None
@@ -391,10 +392,9 @@ class EventLogReader:
                 if len(cells) != width:
                     if not any(c.strip() for c in cells):
                         continue  # a blank line
-                    yield from self._flush(current, group, done)
-                    current, group = None, []
-                    yield self._bad_width(line, cells, width)
-                    continue
+                    if len(cells) <= at_number:  # not even its number: a row of its own
+                        yield self._bad_width(line, cells, width)
+                        continue  # (its incident's rows go on around it)
                 number = cells[at_number].strip()
                 if number != current:
                     yield from self._flush(current, group, done)
@@ -427,11 +427,13 @@ class EventLogReader:
 
     def _bad_width(self, line: int, cells: list[str], width: int) -> Refused:
         self.rows_read += 1
-        problem = ValidationFailed(
-            f"has {len(cells)} cells but the header names {width} columns; row refused",
+        return Refused(None, 1, (self._width_problem(line, cells, width),))
+
+    def _width_problem(self, line: int, cells: list[str], width: int) -> ValidationFailed:
+        return ValidationFailed(
+            f"has {len(cells)} cells but the header names {width} columns",
             item=f"{self.name}:{line}",
         )
-        return Refused(None, 1, (problem,))
 
     def _flush(
         self, number: str | None, group: list[tuple[int, list[str]]], done: dict[str, int]
@@ -470,11 +472,16 @@ class EventLogReader:
         """One incident from its rows (``(line, cells)`` in file order), or its refusal."""
         idx = self._index
         problems: list[ValidationFailed] = []
-        first_line, first = group[0]
+        first_line = group[0][0]
+        sound = next(((ln, c) for ln, c in group if len(c) == self._width), None)
+        if sound is None:  # no row of the incident has its cells
+            problems = [self._width_problem(ln, cells, self._width) for ln, cells in group]
+            return Refused(number, len(group), tuple(problems))
+        opened_line, first = sound
         opened_text = first[idx["opened_at"]].strip()
         opened = self.times(opened_text)
         if opened is None:
-            problems.append(self._problem(first_line, "opened_at", _bad_time(opened_text)))
+            problems.append(self._problem(opened_line, "opened_at", _bad_time(opened_text)))
         rows: list[_Row] = []
         for line, cells in group:
             row = self._row(line, cells, opened_text, problems)
@@ -500,6 +507,9 @@ class EventLogReader:
     ) -> _Row | None:
         """The row's changing fields; each cell text is parsed once per reader (a log
         repeats the same few hundred values), the slow paths below say what is wrong."""
+        if len(cells) != self._width:
+            problems.append(self._width_problem(line, cells, self._width))
+            return None
         c = self._c
         bad = len(problems)
         raw = cells[c.opened_at]

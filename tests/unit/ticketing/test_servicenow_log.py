@@ -440,6 +440,14 @@ def test_bad_rows_are_each_named_and_refuse_only_their_incident() -> None:
         row("Closed", 3, "01-03-2016 09:00", number="INC1"),  # line 11: INC1 again
     )
     text += "INC6,New,only,three\n"  # line 12
+    text += (
+        log(
+            row("New", 0, "01-03-2016 09:00", number="INC7"),  # line 13
+            row("Active", 2, "01-03-2016 09:10", number="INC7"),  # line 15
+        )
+        .split("\n", 1)[1]
+        .replace("\n", "\nINC7,Active,1,short\n", 1)
+    )  # line 14
     items = read(text)
     refused = {i.number: i for i in items if isinstance(i, Refused) and i.rows > 1}
     rebuilt = [i for i in items if isinstance(i, Rebuilt)]
@@ -453,6 +461,7 @@ def test_bad_rows_are_each_named_and_refuse_only_their_incident() -> None:
         ("log.csv:9", "sys_mod_count"),
         ("log.csv:11", "number"),
         ("log.csv:12", None),
+        ("log.csv:14", None),  # a short row: its incident refused whole, not split
     ]
     assert refused["INC1"].rows == 2 and refused["INC2"].rows == 3
     messages = {p.item: p.reason for i in items if isinstance(i, Refused) for p in i.problems}
@@ -464,7 +473,7 @@ def test_bad_rows_are_each_named_and_refuse_only_their_incident() -> None:
     assert str(refused["INC1"].problems[0]).startswith("log.csv:3: field 'sys_updated_at': ")
     reader = EventLogReader(name="log.csv")
     list(reader.read(text))
-    assert reader.rows_read == 11
+    assert reader.rows_read == 14
 
 
 def test_a_file_that_is_no_event_log() -> None:
