@@ -37,12 +37,14 @@ name the instant each figure is taken at and how reopened and cancelled tickets 
   time (time spent resolved before a reopen included); in business time the resolution
   clock's elapsed time (pauses and time spent resolved before a reopen excluded, as the
   clock continues on reopen) of the resolved tickets a policy covers.
-- ``sla`` (response clocks: the clock's stop instant; resolution clocks: resolved):
-  compliance = met / (met + missed) of the stopped clocks of tickets that were not
-  cancelled; beside it, ``breached_running``: clocks still running that have breached
-  (their breach instant in the window), counted apart since they are neither met nor
-  missed yet. A running clock counts as breached once its due instant has passed and it is
-  not paused, even before the SLA job next evaluates it.
+- ``sla`` (resolved): for each clock, compliance = met / (met + missed) of the clocks of
+  the tickets resolved in the window (both clocks of one population, as GLPI's statistics
+  count solved tickets: "of the tickets resolved in March, how many were answered and
+  resolved in time"; cancelled tickets are never resolved, so never count, as ServiceNow
+  cancels their SLAs); beside it, ``breached_running`` (by the breach instant): clocks of
+  open tickets still running that have breached, counted apart since they are neither met
+  nor missed yet. A running clock counts as breached once its due instant has passed and
+  it is not paused, even before the SLA job next evaluates it.
 - ``reassignments`` (opened): tickets, mean and highest ``reassignment_count`` (group
   changes after the first assignment, ServiceNow's count) and how many were reassigned.
 - ``reopens`` (resolved): resolved tickets, how many of them were ever reopened
@@ -133,8 +135,8 @@ DEFINITIONS: dict[ReportName, Definition] = {
         Definition(
             ReportName.SLA,
             "SLA compliance",
-            "clock stopped (response) / resolved (resolution)",
-            "met / (met + missed) per clock, and running clocks breached",
+            "resolved (running breaches: breached)",
+            "met / (met + missed) per clock of the tickets resolved, and running breaches",
         ),
         Definition(
             ReportName.REASSIGNMENTS,

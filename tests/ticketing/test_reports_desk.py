@@ -139,10 +139,20 @@ def test_compliance_met_missed_and_breached_still_running(desk: Desk) -> None:
     # d's clocks still run: response breached at 09:15, resolution at 13:00
     assert (p1.response.breached_running, p1.resolution.breached_running) == (1, 1)
     assert (p1.response.met, p1.response.compliance) == (0, None)
-    # a window ending before d's resolution clock breached counts its response only
-    early = run(desk, "sla", start="2026-11-02T09:00Z", end="2026-11-02T12:00Z")
-    assert [(r.response.met, r.response.breached_running, r.resolution.breached_running)
-            for r in early] == [(1, 1, 0)]  # fmt: skip
+
+    # both clocks count by the ticket's resolution, running breaches by their breach: by
+    # noon nothing is resolved and only d's response has breached; by 14:00 a is resolved
+    # (both met) and d's resolution clock breached at 13:00
+    def window(end: str) -> list[tuple[int, ...]]:
+        rows = run(desk, "sla", start="2026-11-02T09:00Z", end=end)
+        return [
+            (r.response.met, r.resolution.met, r.response.breached_running,
+             r.resolution.breached_running)
+            for r in rows
+        ]  # fmt: skip
+
+    assert window("2026-11-02T12:00Z") == [(0, 0, 1, 0)]
+    assert window("2026-11-02T14:00Z") == [(1, 1, 1, 1)]
 
 
 def test_reopen_rate_volume_reassignments(desk: Desk) -> None:

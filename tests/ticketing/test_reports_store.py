@@ -306,8 +306,8 @@ def reference(w: World, q: ReportQuery) -> list[dict[str, Any]]:
                 c = w.clocks.get((t.id, kind))
                 if c is None or not kept(t, q):
                     continue
-                if c.state in ("met", "missed") and t.status is not TicketStatus.CANCELLED:
-                    moment = c.stopped_at if kind == "response" else resolution_at(t)
+                if c.state in ("met", "missed") and resolution_at(t) is not None:
+                    moment = resolution_at(t)  # both clocks of the tickets resolved
                     figure = f"{kind}_{c.state}"
                 elif t.status in ACTIVE and (
                     c.state == "breached"

@@ -19,9 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 from servicegraph.storage.sqlite.file import from_us, to_us
@@ -99,19 +98,38 @@ class _Query:
         self.instant = instant
         self.joins = _CI_JOIN if query.by is GroupBy.CI else ""
         self.key = _KEYS[query.by] if query.by is not None else "NULL"
-        self.period = "NULL"
-        if query.per is not None:
-            if query.timezone == "UTC":
-                self.period = period_sql(query.per, instant)
-            else:
-                per, tz = query.per, query.tz
-                conn.create_function(
-                    "sg_period", 1, lambda us: label(from_us(us), per, tz), deterministic=True
-                )
-                self.period = f"sg_period({instant})"
+        if query.per is not None and query.timezone != "UTC":
+            per, tz = query.per, query.tz
+            conn.create_function(
+                "sg_period",
+                1,
+                lambda us: None if us is None else label(from_us(us), per, tz),
+                deterministic=True,
+            )
+        self.period = self.period_of(instant)
         self.where: list[str] = []
         self.params: list[Any] = []
         self._filters(query.filter)
+
+    def period_of(self, instant: str) -> str:
+        """The label of the period holding ``instant`` (NULL without ``per``)."""
+        per = self.query.per
+        if per is None:
+            return "NULL"
+        if self.query.timezone == "UTC":
+            return period_sql(per, instant)
+        return f"sg_period({instant})"
+
+    def within(self, instant: str) -> tuple[str, list[int]]:
+        """The window on ``instant`` as an expression, and its parameters."""
+        clauses, params = ["1"], []
+        if self.query.start is not None:
+            clauses.append(f"{instant} >= ?")
+            params.append(to_us(self.query.start))
+        if self.query.end is not None:
+            clauses.append(f"{instant} < ?")
+            params.append(to_us(self.query.end))
+        return " AND ".join(clauses), params
 
     def _filters(self, f: ReportFilter) -> None:
         for column, value in (
@@ -130,34 +148,30 @@ class _Query:
 
     def window(self) -> None:
         """The window on the instant (for instants that are one column)."""
-        if self.query.start is not None:
-            self.add(f"{self.instant} >= ?", to_us(self.query.start))
-        if self.query.end is not None:
-            self.add(f"{self.instant} < ?", to_us(self.query.end))
+        clause, params = self.within(self.instant)
+        if params:
+            self.add(clause, *params)
 
-    def resolved(self) -> None:
-        """Resolved or closed tickets whose resolution instant is in the window, said so
-        that each half of the OR has an index (``resolved_at``, and (status, resolved_at)
-        for the tickets closed without one)."""
-        self.add(f"i.status IN {SOLVED} AND {RESOLVED_AT} IS NOT NULL")
-        start = to_us(self.query.start) if self.query.start is not None else None
-        end = to_us(self.query.end) if self.query.end is not None else None
-        if start is None and end is None:
-            return
-        lo = "" if start is None else " AND {c} >= ?"
-        hi = "" if end is None else " AND {c} < ?"
-        bounds = [v for v in (start, end) if v is not None]
-        self.add(
-            f"((i.resolved_at IS NOT NULL{lo.format(c='i.resolved_at')}"
-            f"{hi.format(c='i.resolved_at')}) OR (i.status = 'closed' AND i.resolved_at IS NULL"
-            f"{lo.format(c='i.closed_at')}{hi.format(c='i.closed_at')}))",
-            *bounds,
-            *bounds,
-        )
+    def resolved(self, half: str) -> None:
+        """Resolved or closed tickets whose resolution instant (the query's instant) is in
+        the window: with ``half`` "resolved_at" those with a ``resolved_at`` (the
+        ``incident_closing`` index, status then resolved_at), with "closed_at" those closed
+        without one (the same index, then their ``closed_at``). Two queries rather than
+        one OR: SQLite answers an OR of indexes by collecting every key first, a third
+        slower on a year of a million-ticket desk."""
+        if half == "resolved_at":
+            self.add(f"i.status IN {SOLVED} AND i.resolved_at IS NOT NULL")
+        else:
+            self.add("i.status = 'closed' AND i.resolved_at IS NULL AND i.closed_at IS NOT NULL")
+        self.window()
 
-    def sql(self, figures: str, *, source: str = "incident AS i", group: bool = True) -> str:
+    def sql(
+        self, figures: str, *, source: str = "incident AS i", group: bool = True, more: int = 0
+    ) -> str:
+        """The SELECT of period, key and ``figures``, grouped by period and key (and the
+        ``more`` columns after them)."""
         where = f" WHERE {' AND '.join(self.where)}" if self.where else ""
-        grouping = " GROUP BY 1, 2" if group else ""
+        grouping = f" GROUP BY {', '.join(str(n) for n in range(1, 3 + more))}" if group else ""
         return (
             f"SELECT {self.period}, {self.key}, {figures} FROM {source}{self.joins}"
             f"{where}{grouping}"
@@ -171,29 +185,47 @@ class SqliteReportReader:
     def _rows(self, q: _Query, figures: str, **kwargs: Any) -> list[tuple[Any, ...]]:
         return self._conn.execute(q.sql(figures, **kwargs), q.params).fetchall()
 
+    def _solved(
+        self,
+        query: ReportQuery,
+        figures: Callable[[str], str],
+        *,
+        where: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of the resolved tickets (``_Query.resolved``): both halves, the
+        figures given the resolution instant's column, grouped as ``kwargs`` say."""
+        for half in ("resolved_at", "closed_at"):
+            q = _Query(self._conn, query, f"i.{half}")
+            q.resolved(half)
+            for clause in where:
+                q.add(clause)
+            yield from self._conn.execute(q.sql(figures(f"i.{half}"), **kwargs), q.params)
+
     def volume(self, query: ReportQuery) -> list[VolumeRow]:
         q = _Query(self._conn, query, "i.opened_at")
         q.window()
         return [VolumeRow(p, k, n) for p, k, n in self._rows(q, "count(*)")]
 
     def durations(self, query: ReportQuery, clock: str) -> dict[Group, DurationSamples]:
-        if clock == "response":
-            q = _Query(self._conn, query, "i.first_response_at")
-            q.add("i.first_response_at IS NOT NULL")
-            q.window()
-            calendar = "max(i.first_response_at - i.opened_at, 0)"
-        else:
-            q = _Query(self._conn, query, RESOLVED_AT)
-            q.resolved()
-            calendar = f"max({RESOLVED_AT} - i.opened_at, 0)"
+        q = _Query(self._conn, query, "i.first_response_at")
+        q.add("i.first_response_at IS NOT NULL")
+        q.window()
+        calendar = "max(i.first_response_at - i.opened_at, 0)"
         business = f"CASE WHEN s.{clock}_state IN ('met', 'missed') THEN s.{clock}_elapsed_s END"
-        sql = q.sql(
-            f"{calendar}, {business}",
-            source="incident AS i LEFT JOIN ticket_sla AS s ON s.ticket_id = i.id",
-            group=False,
-        )
+        source = "incident AS i LEFT JOIN ticket_sla AS s ON s.ticket_id = i.id"
+        if clock == "response":
+            sql = q.sql(f"{calendar}, {business}", source=source, group=False)
+            rows: Iterator[tuple[Any, ...]] = iter(self._conn.execute(sql, q.params))
+        else:
+            rows = self._solved(
+                query,
+                lambda at: f"max({at} - i.opened_at, 0), {business}",
+                source=source,
+                group=False,
+            )
         groups: dict[Group, tuple[array[float], array[float]]] = {}
-        for period, key, calendar_us, business_s in self._conn.execute(sql, q.params):
+        for period, key, calendar_us, business_s in rows:
             samples = groups.get((period, key))
             if samples is None:
                 samples = groups[(period, key)] = (array("d"), array("d"))
@@ -207,57 +239,37 @@ class SqliteReportReader:
 
     def compliance(self, query: ReportQuery, now: dt.datetime) -> list[ComplianceRow]:
         counts: dict[Group, dict[str, list[int]]] = {}
-
-        def put(clock: str, rows: list[tuple[Any, ...]], *, running: bool) -> None:
-            for period, key, *values in rows:
-                per_clock = counts.setdefault((period, key), {c: [0, 0, 0] for c in CLOCKS})
-                if running:
-                    per_clock[clock][2] += values[0]
-                else:
-                    per_clock[clock][0] += values[0]
-                    per_clock[clock][1] += values[1]
-
-        stopped = "sum(s.{c}_state = 'met'), sum(s.{c}_state = 'missed')"
-        # response clocks, by their stop instant
-        q = _Query(self._conn, query, "s.response_stopped_at")
-        q.add("s.response_state IN ('met', 'missed')")
-        q.add("i.status != 'cancelled'")
-        q.window()
-        source = "ticket_sla AS s JOIN incident AS i ON i.id = s.ticket_id"
-        put("response", self._rows(q, stopped.format(c="response"), source=source), running=False)
-        # resolution clocks, by the ticket's resolution instant
-        q = _Query(self._conn, query, RESOLVED_AT)
-        q.resolved()
-        q.add("s.resolution_state IN ('met', 'missed')")
+        # both clocks of the tickets resolved in the window (stopped: met or missed)
+        stopped = ", ".join(
+            f"sum(s.{c}_state = 'met'), sum(s.{c}_state = 'missed')" for c in CLOCKS
+        )
         source = "incident AS i JOIN ticket_sla AS s ON s.ticket_id = i.id"
-        put(
-            "resolution",
-            self._rows(q, stopped.format(c="resolution"), source=source),
-            running=False,
-        )
-        # running clocks breached, by their breach instant: one pass over the open
-        # tickets (the breached ones are few), windowed and labelled here
-        q = _Query(self._conn, replace(query, per=None), "NULL")
-        q.add(f"i.status IN {ACTIVE}")
+        either = " OR ".join(f"s.{c}_state IN ('met', 'missed')" for c in CLOCKS)
+        solved = self._solved(query, lambda _: stopped, source=source, where=(f"({either})",))
+        for period, key, *values in solved:
+            per_clock = counts.setdefault((period, key), {c: [0, 0, 0] for c in CLOCKS})
+            for n, clock in enumerate(CLOCKS):
+                per_clock[clock][0] += values[2 * n] or 0
+                per_clock[clock][1] += values[2 * n + 1] or 0
+        # running clocks breached, by their breach instant: one pass over the open tickets
         at = to_us(now)
+        q = _Query(self._conn, query, "NULL")
+        q.add(f"i.status IN {ACTIVE}")
         q.add(f"({_running_breached('response')} OR {_running_breached('resolution')})", at, at)
-        figures = ", ".join(
-            f"{_running_breached(c)}, coalesce(s.{c}_breached_at, s.{c}_due_at)" for c in CLOCKS
-        )
-        rows = self._conn.execute(q.sql(figures, source=source, group=False), [at, at, *q.params])
-        start = to_us(query.start) if query.start is not None else None
-        end = to_us(query.end) if query.end is not None else None
-        for _, key, *clocks in rows:
-            for clock, breached, moment in zip(CLOCKS, clocks[::2], clocks[1::2], strict=True):
-                if not breached or (start is not None and moment < start):
-                    continue
-                if end is not None and moment >= end:
-                    continue
-                period = (
-                    label(from_us(moment), query.per, query.tz) if query.per is not None else None
-                )
-                per_clock = counts.setdefault((period, key), {c: [0, 0, 0] for c in CLOCKS})
-                per_clock[clock][2] += 1
+        moments = {c: f"coalesce(s.{c}_breached_at, s.{c}_due_at)" for c in CLOCKS}
+        columns = [q.period_of(moments[c]) for c in CLOCKS]
+        params: list[Any] = []
+        for c in CLOCKS:
+            inside, bounds = q.within(moments[c])
+            columns.append(f"sum({_running_breached(c)} AND {inside})")
+            params += [at, *bounds]
+        sql = q.sql(", ".join(columns), source=source, more=2)
+        for _, key, *periods_and_counts in self._conn.execute(sql, [*params, *q.params]):
+            periods, found = periods_and_counts[:2], periods_and_counts[2:]
+            for clock, period, n in zip(CLOCKS, periods, found, strict=True):
+                if n:
+                    per_clock = counts.setdefault((period, key), {c: [0, 0, 0] for c in CLOCKS})
+                    per_clock[clock][2] += n
         return [
             ComplianceRow(
                 period,
@@ -281,12 +293,12 @@ class SqliteReportReader:
         ]
 
     def reopens(self, query: ReportQuery) -> list[ReopenRow]:
-        q = _Query(self._conn, query, RESOLVED_AT)
-        q.resolved()
-        return [
-            ReopenRow(p, k, resolved=n, reopened=r)
-            for p, k, n, r in self._rows(q, "count(*), sum(i.reopen_count > 0)")
-        ]
+        counts: dict[Group, list[int]] = {}
+        for p, k, n, r in self._solved(query, lambda _: "count(*), sum(i.reopen_count > 0)"):
+            found = counts.setdefault((p, k), [0, 0])
+            found[0] += n
+            found[1] += r
+        return [ReopenRow(p, k, resolved=n, reopened=r) for (p, k), (n, r) in counts.items()]
 
     def source_sla(self, query: ReportQuery) -> list[SourceSlaRow]:
         q = _Query(self._conn, query, "i.opened_at")
