@@ -149,11 +149,13 @@ class BusinessCalendar:
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Business time between two aware instants; zero if ``end <= start``."""
+        if self._always and start.tzinfo is UTC and end.tzinfo is UTC:
+            # the SLA clocks' common case, without conversions (only in UTC: between two
+            # times of one zoneinfo zone Python subtracts wall clocks, across DST too)
+            return max(end - start, _ZERO)
         lo, hi = _utc(start, "start"), _utc(end, "end")
         if hi <= lo:
             return _ZERO
-        if self._always:
-            return hi - lo
         first, last = self._local_date(lo), self._local_date(hi)
         total = _ZERO
         day = first - DAY
@@ -176,11 +178,13 @@ class BusinessCalendar:
         ``add(s, 0)`` is ``s``; a start outside working time counts from the next working
         moment, and the result is always a working instant's end boundary or inside one.
         """
-        moment = _utc(start, "start")
         if duration < _ZERO:
             raise ValidationFailed("must not be negative", field="duration")
-        if duration == _ZERO or self._always:
-            return _aware(moment + duration)
+        if self._always and start.tzinfo is UTC:
+            return start + duration
+        moment = _utc(start, "start")
+        if duration == _ZERO:
+            return _aware(moment)
         first = self._local_date(moment)
         remaining = duration
         day = first - DAY

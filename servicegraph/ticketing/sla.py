@@ -103,11 +103,15 @@ class Clock:
     stopped_at: dt.datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Segment:
     start: dt.datetime
     status: TicketStatus
     reason: str | None
+    active: bool  # status.active, asked once (a property of an enum is slow to ask often)
+
+
+_STATUSES = {s.value: s for s in TicketStatus}
 
 
 def _segments(
@@ -118,17 +122,15 @@ def _segments(
     The sort is stable, so same-instant events keep their history order; events before
     creation (clock skew in imported data) are clamped to it.
     """
-    segments = [_Segment(created_at, TicketStatus.NEW, None)]
+    segments = [_Segment(created_at, TicketStatus.NEW, None, True)]
     for i, event in enumerate(sorted(events, key=lambda e: e.at)):
         if event.at > now:
             break
-        try:
-            status = TicketStatus(event.status)
-        except ValueError:
-            raise ValidationFailed(
-                f"unknown status '{event.status}'", field=f"events[{i}].status"
-            ) from None
-        segments.append(_Segment(max(event.at, created_at), status, event.pending_reason))
+        status = _STATUSES.get(event.status)
+        if status is None:
+            raise ValidationFailed(f"unknown status '{event.status}'", field=f"events[{i}].status")
+        at = event.at if event.at > created_at else created_at
+        segments.append(_Segment(at, status, event.pending_reason, status.active))
     return segments
 
 
@@ -147,6 +149,17 @@ def running_spans(
     reason at ``now``.
     """
     segments = _segments(created_at, events, now)
+    return _running(segments, created_at, now, kind, pausing_reasons, first_response_at)
+
+
+def _running(
+    segments: Sequence[_Segment],
+    created_at: dt.datetime,
+    now: dt.datetime,
+    kind: ClockKind,
+    pausing_reasons: frozenset[str],
+    first_response_at: dt.datetime | None,
+) -> tuple[list[tuple[dt.datetime, dt.datetime]], dt.datetime | None, bool]:
     spans: list[tuple[dt.datetime, dt.datetime]] = []
     stop: dt.datetime | None = None
     if kind is ClockKind.RESPONSE and first_response_at is not None and first_response_at <= now:
@@ -155,7 +168,7 @@ def running_spans(
         end = segments[i + 1].start if i + 1 < len(segments) else now
         if end <= seg.start and i + 1 < len(segments):
             continue  # left at the instant it was entered (same-instant steps): never held
-        if not seg.status.active:
+        if not seg.active:
             if kind is ClockKind.RESPONSE:
                 # resolved before any response: the resolution answered the requester
                 stop = seg.start if stop is None else min(stop, seg.start)
@@ -168,8 +181,12 @@ def running_spans(
         else:
             spans.append((seg.start, end))
     last = segments[-1]
-    if kind is ClockKind.RESOLUTION and not last.status.active:
-        stop = last.start
+    if kind is ClockKind.RESOLUTION and not last.active:
+        # stopped when it left the active statuses: resolved, not closed a week later
+        first_inactive = len(segments) - 1
+        while first_inactive > 0 and not segments[first_inactive - 1].active:
+            first_inactive -= 1
+        stop = segments[first_inactive].start
     if stop is not None:
         spans = [(a, min(b, stop)) for a, b in spans if a < stop]
     paused = stop is None and last.status is TicketStatus.PENDING and last.reason in pausing_reasons
@@ -244,14 +261,10 @@ def evaluate(
             f"policy '{policy.name}' has no targets for priority {priority}", field="priority"
         )
     clocks = []
+    segments = _segments(created_at, events, now)  # once for both clocks
     for kind in (ClockKind.RESPONSE, ClockKind.RESOLUTION):
-        spans, stop, paused = running_spans(
-            created_at,
-            events,
-            now,
-            kind=kind,
-            pausing_reasons=policy.pausing_reasons,
-            first_response_at=first_response_at,
+        spans, stop, paused = _running(
+            segments, created_at, now, kind, policy.pausing_reasons, first_response_at
         )
         target = policy.target(priority, kind.value)
         clocks.append(_clock(kind, target, policy.at_risk, calendar, spans, stop, paused, now))

@@ -20,8 +20,16 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import Incident, WorklogEntry
-from servicegraph.ticketing.sla import Clock, ClockKind, advance, clock_events, evaluate
+from servicegraph.ticketing.sla import (
+    Clock,
+    ClockEvent,
+    ClockKind,
+    advance,
+    clock_events,
+    evaluate,
+)
 from servicegraph.ticketing.sla_config import Choice, EscalationLevel, SlaConfig
 
 Fired = frozenset[tuple[str, int]]  # (clock, level number) pairs already fired for a ticket
@@ -80,7 +88,7 @@ class SlaProjector:
             choice.calendar,
             t.priority,
             t.opened_at,
-            clock_events(worklog),
+            _events(t, worklog),
             t.first_response_at,
             now,
         )
@@ -131,6 +139,20 @@ class SlaProjector:
             evaluated_at=now,
             config=self.config.version,
         )
+
+
+def _events(t: Incident, worklog: Sequence[WorklogEntry]) -> list[ClockEvent]:
+    """The clocks' status changes from the history, and the ticket's status last when the
+    history does not end there (a ticket written without its steps, as some imports
+    write them): a ticket saved resolved is stopped, when it was resolved."""
+    events = clock_events(worklog)
+    last = events[-1].status if events else TicketStatus.NEW
+    if str(last) != t.status.value:
+        stopped = t.resolved_at or t.closed_at or t.updated_at
+        at = t.updated_at if t.status.active else stopped
+        reason = t.pending_reason if t.status is TicketStatus.PENDING else None
+        events.append(ClockEvent(max(at, events[-1].at) if events else at, t.status, reason))
+    return events
 
 
 def _next_check(

@@ -513,7 +513,6 @@ MIGRATIONS: list[str] = [
         config                 TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX ticket_sla_next ON ticket_sla (next_check_at) WHERE next_check_at IS NOT NULL;
-    CREATE INDEX ticket_sla_config ON ticket_sla (config);
     CREATE TABLE sla_escalation (
         ticket_id TEXT NOT NULL,
         clock     TEXT NOT NULL,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
 from servicegraph.storage.sqlite.file import from_us, to_us
@@ -94,14 +94,25 @@ def select_sla(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, SlaRec
     return {r[0]: to_sla(r) for r in rows}
 
 
-def save_sla(conn: sqlite3.Connection, records: Sequence[SlaRecord], drop: Sequence[str]) -> None:
+def save_sla(
+    conn: sqlite3.Connection,
+    records: Sequence[SlaRecord],
+    drop: Sequence[str],
+    fresh: Container[str] = (),
+) -> None:
     """Keep ``records`` (and each ticket's due time in ``incident.sla_due_at``); forget the
-    clocks of ``drop``, tickets no policy covers any more."""
+    clocks of ``drop``, tickets no policy covers any more. ``fresh``: tickets inserted in
+    this transaction, whose due time is still NULL (an imported history is mostly closed
+    tickets: no due time, nothing to update)."""
     if records:
         conn.executemany(_SAVE, [sla_row(r) for r in records])
         conn.executemany(
             "UPDATE incident SET sla_due_at = ? WHERE id = ?",
-            [(opt_us(r.due_at), r.ticket_id) for r in records],
+            [
+                (opt_us(r.due_at), r.ticket_id)
+                for r in records
+                if r.due_at is not None or r.ticket_id not in fresh
+            ],
         )
     if drop:
         ids = dumps(list(drop))

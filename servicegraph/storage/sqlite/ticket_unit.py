@@ -118,7 +118,10 @@ class SqliteTicketUnit:
     def __init__(self, conn: sqlite3.Connection, sla: SlaProjector | None = None) -> None:
         self._conn = conn
         self._sla = sla if sla is not None and sla.enabled else None
-        self._changed: set[str] = set()  # tickets whose clocks ``flush_sla`` re-evaluates
+        # the tickets whose clocks ``flush_sla`` evaluates again, as last saved
+        self._changed: dict[str, Incident] = {}
+        self._fresh: set[str] = set()  # of those, the ones this unit inserted
+        self._appended: dict[str, list[WorklogEntry]] = {}  # ... and their entries
 
     def state_version(self) -> int:
         row = self._conn.execute(
@@ -199,18 +202,28 @@ class SqliteTicketUnit:
         self._conn.executemany(SAVE_ALERT, [alert_row(a) for a in alerts])
 
     def save_incidents(self, incidents: Sequence[Incident]) -> None:
+        if self._sla is not None:  # which are new: their whole history is in this unit
+            known = self._known(incidents)
+            self._fresh.update(i.id for i in incidents if i.id not in known)
         self._conn.executemany(
             SAVE_INCIDENT, [(*incident_row(i), i.root_fingerprint) for i in incidents]
         )
         self._index_affected(incidents)
         if self._sla is not None:
-            self._changed.update(i.id for i in incidents)
+            self._changed.update((i.id, i) for i in incidents)
+
+    def _known(self, incidents: Sequence[Incident]) -> set[str]:
+        rows = self._conn.execute(
+            f"SELECT id FROM incident WHERE id IN {IN}", (ids_json(i.id for i in incidents),)
+        )
+        return {r[0] for r in rows}
 
     def update_incidents(self, incidents: Sequence[Incident]) -> None:
         self._conn.executemany(UPDATE_INCIDENT, [people_row(i) for i in incidents])
         self._index_affected(incidents)
-        if self._sla is not None:
-            self._changed.update(i.id for i in incidents)
+        if self._sla is not None:  # not those absent from the store, which it did not update
+            known = self._known(incidents)
+            self._changed.update((i.id, i) for i in incidents if i.id in known)
 
     # -- SLA clocks (ticketing.sla_projection) ----------------------------------------------
 
@@ -220,11 +233,18 @@ class SqliteTicketUnit:
         people's and correlation's, keeps them current without knowing of them."""
         if self._sla is None or not self._changed:
             return
-        ids = sorted(self._changed)
+        # the records as saved (not read back: an import of a thousand tickets a unit
+        # would read each again); a caller changes a record only to save it again
+        incidents = dict(sorted(self._changed.items()))
         self._changed.clear()
-        incidents = select_incidents(self._conn, ids)
-        worklog = sla_rows.clock_worklog(self._conn, incidents)
-        fired = sla_rows.select_fired(self._conn, incidents)
+        # a ticket new in this unit has its whole history here (an import, a creation);
+        # the others' is read, as are the levels fired for them
+        older = [i for i in incidents if i not in self._fresh]
+        worklog = sla_rows.clock_worklog(self._conn, older) if older else {}
+        worklog.update((i, self._appended.get(i, [])) for i in incidents if i in self._fresh)
+        fired = sla_rows.select_fired(self._conn, older) if older else {}
+        fresh, self._fresh = self._fresh, set()
+        self._appended.clear()
         records, drop = [], []
         for ticket_id, t in incidents.items():
             record = self._sla.project(t, worklog.get(ticket_id, []), fired.get(ticket_id, NONE))
@@ -232,7 +252,7 @@ class SqliteTicketUnit:
                 drop.append(ticket_id)
             else:
                 records.append(record)
-        sla_rows.save_sla(self._conn, records, drop)
+        sla_rows.save_sla(self._conn, records, drop, fresh)
 
     def load_sla(self, ids: Iterable[str]) -> dict[str, SlaRecord]:
         return sla_rows.select_sla(self._conn, ids)
@@ -321,7 +341,14 @@ class SqliteTicketUnit:
             ).fetchone()[0]
         )
 
+    def _remember(self, entries: Sequence[WorklogEntry]) -> None:
+        if self._fresh:
+            for e in entries:
+                if e.ticket_id in self._fresh:
+                    self._appended.setdefault(e.ticket_id, []).append(e)
+
     def append_worklog(self, entries: Sequence[WorklogEntry]) -> None:
+        self._remember(entries)
         self._conn.executemany(
             "INSERT INTO worklog (ticket_id, at, actor, kind, text, field, old_value, new_value) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -385,6 +412,7 @@ class SqliteTicketUnit:
         unnumbered = next((e for e in entries if e.seq < 1), None)
         if unnumbered is not None:
             raise ValueError(f"a restored worklog entry of {unnumbered.ticket_id} has no seq")
+        self._remember(entries)
         self._conn.executemany(
             "INSERT INTO worklog (seq, ticket_id, at, actor, kind, text, field, old_value, "
             "new_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -126,3 +126,29 @@ def test_next_check_is_the_first_unfired_level_and_now_for_one_already_reached()
     )  # fmt: skip
     assert resolved is not None and resolved.next_check_at is None, "stopped clocks: no check"
     assert resolved.clock(ClockKind.RESOLUTION).stopped_at == T0 + dt.timedelta(hours=1)
+
+
+def step(at: dt.datetime, seq: int, old: str, new: str) -> WorklogEntry:
+    return WorklogEntry("inc-1", at, "a", WorklogKind.TRANSITION, "", seq, "status", old, new)
+
+
+def test_a_closed_ticket_stopped_when_it_was_resolved_not_when_closed() -> None:
+    projector = SlaProjector(config("24x7"))
+    resolved, closed = T0 + 3 * dt.timedelta(hours=1), T0 + dt.timedelta(days=7)
+    log = [step(T0, 1, "new", "in_progress"), step(resolved, 2, "in_progress", "resolved"),
+           step(closed, 3, "resolved", "closed")]  # fmt: skip
+    record = projector.project(ticket(closed, TicketStatus.CLOSED, T0), log)
+    assert record is not None
+    assert record.resolution.stopped_at == resolved
+    assert record.resolution.elapsed == 3 * dt.timedelta(hours=1)
+
+
+def test_a_ticket_saved_resolved_without_its_steps_is_stopped_when_resolved() -> None:
+    projector = SlaProjector(config("24x7"))
+    t = ticket(T0 + dt.timedelta(days=2), TicketStatus.RESOLVED, None)
+    t.resolved_at = T0 + dt.timedelta(hours=5)
+    record = projector.project(t, [])  # written by an import that kept no history
+    assert record is not None
+    assert record.resolution.stopped_at == t.resolved_at
+    assert record.resolution.elapsed == dt.timedelta(hours=5)
+    assert record.next_check_at is None
