@@ -3,7 +3,7 @@
 Nothing is configured by default, and then nothing is enqueued: the notifier exists only
 when a channel does (an SMTP server, or at least one webhook endpoint). Everything is
 checked at start-up, the templates too (compiled and rendered against sample tickets by
-``ticketing.notifications.NotificationPolicy.build``), each problem named by its path
+``ticketing.notification_policy.NotificationPolicy.build``), each problem named by its path
 (``notifications.smtp.port``, ``notifications.templates.de.created``). Secrets (the SMTP
 password, webhook secrets) are ``SecretStr`` and never echoed in errors.
 """
@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
-from servicegraph.ticketing.notifications import EVENTS, NotificationPolicy
+from servicegraph.ticketing.notification_documents import EVENTS
+from servicegraph.ticketing.notification_policy import NotificationPolicy
 from servicegraph.ticketing.outbox import RetryPolicy
 from servicegraph.ticketing.people import check_email, check_key
 

@@ -25,7 +25,8 @@ from servicegraph.cmdb.context import change_context
 from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
 from servicegraph.config import Settings
 from servicegraph.ticketing.model import Incident
-from servicegraph.ticketing.notifications import NotificationPolicy, idempotency_key
+from servicegraph.ticketing.notification_policy import NotificationPolicy
+from servicegraph.ticketing.notifications import idempotency_key
 from servicegraph.ticketing.outbox import OutboxChannel, OutboxEntry
 from servicegraph.ticketing.sla import Clock, ClockKind, ClockState
 from servicegraph.ticketing.sla_config import EscalationLevel
