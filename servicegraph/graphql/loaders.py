@@ -65,6 +65,10 @@ class Loaders:
             found = desk.tickets.links_of(ids)  # one read for the page's tickets
             return [found.get(i, []) for i in ids]
 
+        async def sla(ids: list[str]) -> Sequence[SlaRecord | None]:
+            found = desk.sla.clocks(ids)  # one read for the page's tickets
+            return [found.get(i) for i in ids]
+
         self.cis = DataLoader(load_fn=cis)
         self.relationships = DataLoader(load_fn=relationships)
         self.open_incidents = DataLoader(load_fn=open_incidents)
@@ -73,9 +77,5 @@ class Loaders:
         self.changes = DataLoader(load_fn=changes)
         self.alerts = DataLoader(load_fn=alerts)
         self.worklog = DataLoader(load_fn=worklog)
-        async def sla(ids: list[str]) -> Sequence[SlaRecord | None]:
-            found = desk.sla.clocks(ids)  # one read for the page's tickets
-            return [found.get(i) for i in ids]
-
         self.links = DataLoader(load_fn=links)
         self.sla = DataLoader(load_fn=sla)

@@ -61,23 +61,6 @@ from servicegraph.ticketing.sla_config import EscalationLevel
 log = logging.getLogger(__name__)
 
 
-# what an escalation level may name besides literal addresses
-ESCALATION_TARGETS = ("group_manager", "group", "assignee")
-
-
-def check_escalation_recipient(value: Any, field: str) -> str:
-    """One recipient of an escalation level: ``group_manager``, ``group``, ``assignee``
-    or a mail address (for the escalation settings' validation)."""
-    if isinstance(value, str) and value.strip() in ESCALATION_TARGETS:
-        return value.strip()
-    if isinstance(value, str) and "@" in value:
-        return check_email(value, field)
-    raise ValidationFailed(
-        f"'{value}' is not one of {', '.join(ESCALATION_TARGETS)} nor a mail address",
-        field=field,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Cause:
     """One event of a change and what the message says of it."""
