@@ -3,11 +3,11 @@ configuration graph, then the desk (tickets, people, catalogue), in one file.
 
 The file is JSON Lines: one header, the graph's sections (``cmdb.export_format``), the
 desk's sections (``ticketing.export_format``), one trailer with the count of every
-section. Format version 3 is that file; version 2 (the same, with incidents that lack
-routing's priority bounds: ``ticketing.export_format.decode_v2``) and version 1, the graph
-alone (what releases before the desk wrote, and ``cmdb.export.export_graph`` still
-writes), still restore. The header of version 2 and later also names the directory's
-version (``directory_version``).
+section. Format version 4 is that file; version 3 (the same, with incidents that lack
+the SLA fields: ``ticketing.export_format.decode_v3``), version 2 (nor routing's priority
+bounds: ``decode_v2``) and version 1, the graph alone (what releases before the desk
+wrote, and ``cmdb.export.export_graph`` still writes), still restore. The header of
+version 2 and later also names the directory's version (``directory_version``).
 
 cmdb knows nothing of the desk (an import-linter contract) and the desk nothing of the
 file, so they are composed here, where both may be imported: this module writes through
@@ -81,7 +81,7 @@ class Stores:
 def export_all(
     stores: Stores, out: IO[str], *, progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
-    """Write the graph and the desk to ``out`` (version 3); returns the count of each
+    """Write the graph and the desk to ``out`` (version 4); returns the count of each
     section. The graph's snapshot is opened first, the desk's right after, both before
     any record is written: a ticket opened meanwhile may name a CI the graph's snapshot
     does not hold yet (export a quiet store to rule it out)."""

@@ -31,6 +31,7 @@ from servicegraph.ticketing.export_format import (
 from servicegraph.ticketing.ports import (
     DirectoryRecords,
     DirectoryStore,
+    IncidentFilter,
     TicketSnapshot,
     TicketStore,
     TicketUnit,
@@ -129,9 +130,22 @@ def restore_desk(
         done += len(chunk)
         if progress is not None:
             progress(done)
+    _reevaluate_clocks(tickets)
     with tickets.unit() as unit:
         unit.touched()  # correlation workers reload: their cached incidents are stale
     return done
+
+
+def _reevaluate_clocks(tickets: TicketStore, chunk: int = 1000) -> None:
+    """The SLA clocks of every restored ticket, from its history: the units above saved
+    each ticket before its history (the file's order), so their clocks saw none of it.
+    The desk was empty, so every ticket is one restored; none when no policy applies."""
+    after: tuple[int, ...] | None = None
+    while page := tickets.find_incidents(IncidentFilter(after=after, limit=chunk)):
+        with tickets.unit() as unit:
+            if not unit.reevaluate_sla([t.id for t in page]):
+                return
+        after = (page[-1].number,)
 
 
 def _save(unit: TicketUnit, chunk: list[Record]) -> None:

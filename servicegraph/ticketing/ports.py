@@ -179,6 +179,11 @@ class TicketUnit(Protocol):
     def clock_worklog(self, ids: Iterable[str]) -> dict[str, list[WorklogEntry]]:
         """The entries the clocks read (status steps, pending reasons), in ``seq`` order."""
 
+    def reevaluate_sla(self, ids: Iterable[str]) -> bool:
+        """Evaluate these tickets' clocks again from their history when this unit commits
+        (after a restore wrote their history after them); False when the store keeps no
+        clocks (no SLA policy), and nothing is done."""
+
     def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         """Queue notifications to be sent once this unit commits (``ticketing.outbox``); a
         message whose ``key`` is already queued (or was sent) is not queued again."""

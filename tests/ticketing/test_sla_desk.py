@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from servicegraph.bootstrap import bootstrap
 from servicegraph.cmdb.context import change_context
 from servicegraph.config import CorrelationSettings, DeskSettings, Settings
+from servicegraph.runtime.export import Stores, export_all, import_all, read_all
 from servicegraph.ticketing.lifecycle import ActorKind
 from servicegraph.ticketing.model import WorklogKind
 from servicegraph.ticketing.ports import IncidentFilter, TicketOrder
@@ -265,3 +266,34 @@ def test_a_bad_sla_declaration_is_refused_naming_its_path(sla: dict[str, Any], f
 def test_a_bad_calendar_is_refused_naming_its_path(calendar: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field.replace(".", r"\.")):
         DeskSettings(calendars={"office": calendar})
+
+
+def test_an_exported_desk_restores_with_the_same_clocks(desk: Desk, tmp_path: Path) -> None:
+    paused = desk.create(title="waits for the requester", requester="c-joe")
+    with change_context("alice"):
+        desk.tickets.assign(paused.id, agent="alice")
+        desk.clock.advance(minutes=20)
+        desk.tickets.transition(paused.id, "start")
+        desk.tickets.transition(paused.id, "pend", pending_reason="awaiting_requester")
+        desk.clock.advance(hours=1)
+        desk.tickets.comment(paused.id, "asked again")  # changed since, while paused
+    desk.clock.advance(hours=6)
+    done = desk.create(title="fixed", requester="c-joe")
+    with change_context("alice"):
+        desk.tickets.assign(done.id, agent="alice")
+        desk.clock.advance(hours=2)
+        desk.tickets.transition(done.id, "resolve", resolution_code="solved", resolution="ok")
+        desk.clock.advance(days=3)
+        desk.tickets.transition(done.id, "close", close_code="solved")
+    path = tmp_path / "desk.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        export_all(Stores.of(desk.services), out)
+    target = bootstrap(Settings(data_dir=tmp_path / "target", desk=DeskSettings(**desk_settings())))
+    try:
+        import_all(Stores.of(target), read_all(path), commit_every=3)
+        ids = [paused.id, done.id]
+        assert target.tickets.sla_of(ids) == desk.services.tickets.sla_of(ids)
+        restored = target.tickets.sla_of([paused.id])[paused.id]
+        assert restored.resolution.paused, "its history reached the clocks"
+    finally:
+        target.close()

@@ -269,6 +269,12 @@ class SqliteTicketUnit:
     def clock_worklog(self, ids: Iterable[str]) -> dict[str, list[WorklogEntry]]:
         return sla_rows.clock_worklog(self._conn, ids)
 
+    def reevaluate_sla(self, ids: Iterable[str]) -> bool:
+        if self._sla is None:
+            return False
+        self._changed.update(select_incidents(self._conn, ids))
+        return True
+
     def _index_affected(self, incidents: Sequence[Incident]) -> None:
         """``ticket_ci`` mirrors each ticket's ``affected_ci_ids`` (migration 10), so that
         a CI's ticket lists find the tickets people raised against it; one statement
