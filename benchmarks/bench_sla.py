@@ -6,10 +6,11 @@ status history (a third of them pending for the requester, so paused), as the ti
 service writes them: the store evaluates each saved ticket's clocks from its history at
 the commit (the write figure includes that). Then, one sitting:
 
-- **escalation sweep** (``EscalationJob.run``: the periodic job): the first run at a
-  moment when about a fifth of the clocks have passed a level (the levels fire, history
-  entries are written), then the steady state: runs 30 s apart, each firing what the 30 s
-  brought; p50 of those;
+- **escalation sweep** (``EscalationJob.run``: the periodic job): first the backlog (the
+  desk is generated with every ticket's clocks already running for up to two weeks, so
+  most have passed some level: runs of at most 10,000 tickets fire them, history entries
+  written), then the steady state: runs 30 s apart, each firing what the 30 s brought;
+  p50 of those (the figure the target is about);
 - **evaluation of every open ticket** (``SlaService.clocks`` over all 100,000: each
   stored record advanced to now, as a dashboard of every open clock would read them);
 - **re-evaluation from history** (the job after the SLA configuration changed: every
@@ -136,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             wrote = write(services, tickets, log)
             job = services.desk.escalation
             start = time.perf_counter()
-            first = job.run(NOW)
+            backlog = runs = 0
+            while (report := job.run(NOW)).evaluated:  # every level already reached, fired
+                backlog += report.fired
+                runs += 1
             first_s = time.perf_counter() - start
             steady: list[float] = []
             fired: list[int] = []
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         f"SLA clocks, {args.tickets:,} open tickets, {args.calendar} calendar ({dt.date.today()})"
     )
     print(f"  write with clocks evaluated at commit : {args.tickets / wrote:,.0f} tickets/s")
-    print(f"  first sweep (backlog, {first.fired:,} levels fired) : {first_s:.2f} s")
+    print(f"  backlog: {backlog:,} levels reached before the first run, fired in {runs} runs "
+          f"(10,000 tickets each): {first_s:.2f} s")  # fmt: skip
     print(f"  steady sweep every 30 s, p50 of {args.runs} : {median * 1000:.1f} ms "
           f"(max {max(steady) * 1000:.1f} ms, {statistics.mean(fired):.0f} levels fired per run)"
           f"   target <= 1 s: {'met' if median <= 1 else 'MISSED'}")  # fmt: skip

@@ -168,8 +168,12 @@ class TicketUnit(Protocol):
 
     def load_sla(self, ids: Iterable[str]) -> dict[str, SlaRecord]: ...
 
-    def save_sla(self, records: Sequence[SlaRecord], drop: Sequence[str] = ()) -> None:
-        """Keep the records (and each ticket's ``sla_due_at``); forget ``drop``'s clocks."""
+    def save_sla(
+        self, records: Sequence[SlaRecord], drop: Sequence[str] = (), config: str = ""
+    ) -> None:
+        """Keep the records (and each ticket's ``sla_due_at``); forget ``drop``'s clocks,
+        tickets no policy of the SLA configuration ``config`` covers (which ``sla_stale``
+        does not name again until the configuration changes)."""
 
     def fired_levels(self, ids: Iterable[str]) -> dict[str, Fired]: ...
 

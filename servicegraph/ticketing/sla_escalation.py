@@ -113,7 +113,7 @@ class EscalationJob:
                 drop.append(ticket_id)
             else:
                 records.append(self.projector.at(record, now, done))
-        unit.save_sla(records, drop)
+        unit.save_sla(records, drop, self.projector.config.version)
         return len(incidents)
 
     def _escalate(

@@ -297,3 +297,14 @@ def test_an_exported_desk_restores_with_the_same_clocks(desk: Desk, tmp_path: Pa
         assert restored.resolution.paused, "its history reached the clocks"
     finally:
         target.close()
+
+
+def test_a_ticket_no_policy_covers_is_evaluated_once_per_configuration(tmp_path: Path) -> None:
+    only_vpn = {"policies": [{"name": "vpn", "service": "vpn", "targets": TARGETS}]}
+    for d in make_desk(tmp_path, calendars={"office": OFFICE}, sla=only_vpn):
+        t = d.create(title="Printer on fire")  # no service: no policy covers it
+        job = d.services.desk.escalation
+        assert d.services.desk.sla.clock_of(t.id) is None
+        assert job.run().reevaluated == 0, "known as uncovered under this configuration"
+        assert d.services.tickets.sla_stale(job.projector.config.version, 100) == []
+        assert d.services.tickets.sla_stale("another configuration", 100) == [t.id]

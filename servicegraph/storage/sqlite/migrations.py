@@ -466,7 +466,8 @@ MIGRATIONS: list[str] = [
     # reassignments, its number in the tool it was imported from and the tier and hours of
     # the business service whose SLA a monitoring incident follows; each ticket's clocks as
     # last evaluated (``ticket_sla``: what queues order by and what the escalation job
-    # reads, ``next_check_at`` the next instant a clock changes state or a level is due);
+    # reads, ``next_check_at`` the next instant a clock changes state or a level is due;
+    # ``ticket_sla_none``: those no policy covered, under which configuration);
     # the escalation levels fired (once per ticket, clock and level: the primary key); the
     # notification outbox, written in the transaction of the change that causes a message
     # and emptied by the sender job (``key`` the idempotency key)
@@ -513,6 +514,10 @@ MIGRATIONS: list[str] = [
         config                 TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX ticket_sla_next ON ticket_sla (next_check_at) WHERE next_check_at IS NOT NULL;
+    CREATE TABLE ticket_sla_none (
+        ticket_id TEXT PRIMARY KEY,
+        config    TEXT NOT NULL
+    ) WITHOUT ROWID;
     CREATE TABLE sla_escalation (
         ticket_id TEXT NOT NULL,
         clock     TEXT NOT NULL,

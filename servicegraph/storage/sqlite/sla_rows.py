@@ -99,11 +99,13 @@ def save_sla(
     records: Sequence[SlaRecord],
     drop: Sequence[str],
     fresh: Container[str] = (),
+    config: str = "",
 ) -> None:
     """Keep ``records`` (and each ticket's due time in ``incident.sla_due_at``); forget the
-    clocks of ``drop``, tickets no policy covers any more. ``fresh``: tickets inserted in
-    this transaction, whose due time is still NULL (an imported history is mostly closed
-    tickets: no due time, nothing to update)."""
+    clocks of ``drop``, tickets no policy covers under ``config`` (kept as such in
+    ``ticket_sla_none``, so that they are not evaluated again until it changes).
+    ``fresh``: tickets inserted in this transaction, whose due time is still NULL (an
+    imported history is mostly closed tickets: no due time, nothing to update)."""
     if records:
         conn.executemany(_SAVE, [sla_row(r) for r in records])
         conn.executemany(
@@ -114,7 +116,16 @@ def save_sla(
                 if r.due_at is not None or r.ticket_id not in fresh
             ],
         )
+    if records:
+        conn.execute(
+            f"DELETE FROM ticket_sla_none WHERE ticket_id IN {IN}",
+            (dumps([r.ticket_id for r in records]),),
+        )
     if drop:
+        conn.executemany(
+            "INSERT OR REPLACE INTO ticket_sla_none (ticket_id, config) VALUES (?, ?)",
+            [(ticket_id, config) for ticket_id in drop],
+        )
         ids = dumps(list(drop))
         conn.execute(f"DELETE FROM ticket_sla WHERE ticket_id IN {IN}", (ids,))
         conn.execute(f"UPDATE incident SET sla_due_at = NULL WHERE id IN {IN}", (ids,))

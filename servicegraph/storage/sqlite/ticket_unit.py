@@ -252,13 +252,15 @@ class SqliteTicketUnit:
                 drop.append(ticket_id)
             else:
                 records.append(record)
-        sla_rows.save_sla(self._conn, records, drop, fresh)
+        sla_rows.save_sla(self._conn, records, drop, fresh, self._sla.config.version)
 
     def load_sla(self, ids: Iterable[str]) -> dict[str, SlaRecord]:
         return sla_rows.select_sla(self._conn, ids)
 
-    def save_sla(self, records: Sequence[SlaRecord], drop: Sequence[str] = ()) -> None:
-        sla_rows.save_sla(self._conn, records, drop)
+    def save_sla(
+        self, records: Sequence[SlaRecord], drop: Sequence[str] = (), config: str = ""
+    ) -> None:
+        sla_rows.save_sla(self._conn, records, drop, config=config)
 
     def fired_levels(self, ids: Iterable[str]) -> dict[str, Fired]:
         return sla_rows.select_fired(self._conn, ids)

@@ -389,9 +389,11 @@ class SqliteTicketStore:
     def sla_stale(self, config: str, limit: int) -> list[str]:
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT i.id FROM incident AS i LEFT JOIN ticket_sla AS s ON s.ticket_id = i.id "
-                f"WHERE i.status IN {ACTIVE} AND (s.config IS NULL OR s.config != ?) "
-                "ORDER BY i.number LIMIT ?",
+                "SELECT i.id FROM incident AS i "
+                "LEFT JOIN ticket_sla AS s ON s.ticket_id = i.id "
+                "LEFT JOIN ticket_sla_none AS n ON n.ticket_id = i.id "
+                f"WHERE i.status IN {ACTIVE} "
+                "AND coalesce(s.config, n.config, '') != ? ORDER BY i.number LIMIT ?",
                 (config, limit),
             )
             return [r[0] for r in rows]
