@@ -2,7 +2,7 @@
 log rows per second, store writes included, on the real log slice and on a generated log
 of 1,000,000 rows.
 
-The slice is ../shared/data/uci-incident-log-slice.csv (the first 5,998 rows, 890
+The slice is tests/data/servicenow/uci-incident-log-slice.csv (the first 5,998 rows, 890
 incidents, of the "Incident management process enriched event log": Amaral, Fantinato,
 Peres 2018, UCI Machine Learning Repository, DOI 10.24432/C57S4H, CC BY 4.0). The
 generated log repeats the slice's incidents with new numbers (``INC1000000`` up), each
@@ -55,7 +55,7 @@ from servicegraph.ticketing.history_import import ImportReport, LogFormat
 from servicegraph.ticketing.servicenow_log import EventLogReader
 
 OUT = Path(__file__).resolve().parent / "out"
-SLICE = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci-incident-log-slice.csv"
+SLICE = Path(__file__).resolve().parents[1] / "tests/data/servicenow/uci-incident-log-slice.csv"
 TARGET_ROWS_S = 20_000
 GENERATOR = 1  # bump when the generated log's shape changes: cached files are rebuilt
 SHIFT = dt.timedelta(minutes=3_137)  # per copy: 167 copies of the slice span a year

@@ -1,6 +1,6 @@
 """``servicegraph import-tickets --format servicenow-event-log`` on the real log slice
-(../shared/data/uci-incident-log-slice.csv: the first 5,998 rows, 890 incidents, of the
-"Incident management process enriched event log", Amaral, Fantinato, Peres 2018, UCI
+(tests/data/servicenow/uci-incident-log-slice.csv: the first 5,998 rows, 890 incidents,
+of the "Incident management process enriched event log", Amaral, Fantinato, Peres 2018, UCI
 Machine Learning Repository, DOI 10.24432/C57S4H, CC BY 4.0), through the CLI into a
 fresh data directory on a real SQLite store: every incident imported, a re-run imports
 none, one real incident's history checked step by step against its CSV rows, bad rows
@@ -22,10 +22,8 @@ from servicegraph.cli import app
 from servicegraph.config import Settings
 from servicegraph.ticketing.model import Incident
 
-SLICE = Path(__file__).resolve().parents[3] / "shared" / "data" / "uci-incident-log-slice.csv"
+SLICE = Path(__file__).resolve().parents[1] / "data" / "servicenow" / "uci-incident-log-slice.csv"
 FORMAT = ("--format", "servicenow-event-log")
-
-pytestmark = pytest.mark.skipif(not SLICE.is_file(), reason=f"the log slice is not at {SLICE}")
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 """The issue's binding acceptance test: the reports match an independent count.
 
-The real log slice (../shared/data/uci-incident-log-slice.csv: the first 5,998 rows, 890
-incidents, of the "Incident management process enriched event log" of a ServiceNow
+The real log slice (tests/data/servicenow/uci-incident-log-slice.csv: the first 5,998
+rows, 890 incidents, of the "Incident management process enriched event log" of a ServiceNow
 instance; Amaral, Fantinato, Peres 2018, UCI Machine Learning Repository, DOI
 10.24432/C57S4H, CC BY 4.0) is imported through the CLI (``servicegraph import-tickets
 --format servicenow-event-log``) into two fresh data directories, one whose SLA policy
@@ -52,11 +52,9 @@ from typer.testing import CliRunner
 
 from servicegraph.cli import app
 
-SLICE = Path(__file__).resolve().parents[3] / "shared" / "data" / "uci-incident-log-slice.csv"
+SLICE = Path(__file__).resolve().parents[1] / "data" / "servicenow" / "uci-incident-log-slice.csv"
 TARGET_H = {1: 4, 2: 8, 3: 24, 4: 72}
 OFFICE_HOURS = (8, 18)  # Monday to Friday, UTC
-
-pytestmark = pytest.mark.skipif(not SLICE.is_file(), reason=f"the log slice is not at {SLICE}")
 
 
 # -- the reference, from the CSV alone ---------------------------------------------------------
