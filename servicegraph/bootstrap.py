@@ -266,6 +266,7 @@ def bootstrap(
         settings.correlation.policy(),
         lifecycle=desk_policy.lifecycle,  # one state machine for people and correlation
         router=desk.tickets.router,  # monitoring incidents routed as people's tickets are
+        notifier=notifier if settings.notifications.monitoring else None,
     )
     return Services(
         settings=settings,

@@ -123,6 +123,7 @@ class Batch:
             self.unit.save_incidents([state.incidents[i] for i in sorted(self.dirty)])
         if self.worklog:
             self.unit.append_worklog(self.worklog)
+            self._notify(state)
         if self.cycles:
             self.unit.record_cycles(
                 [
@@ -140,6 +141,26 @@ class Batch:
             state.version = self.unit.touched()
         self._forget_old(state)
         return self.result
+
+    def _notify(self, state: WorkerState) -> None:
+        """The messages of what the batch's steps did, in its unit (opt-in: a storm opens
+        thousands of incidents). A new incident has no "before": its routing to a group
+        is an assignment; the others' steps (resolved, reopened) speak for themselves."""
+        notifier = self.c.notifier
+        if notifier is None:
+            return
+        by_ticket: dict[str, list[WorklogEntry]] = {}
+        for e in self.worklog:
+            by_ticket.setdefault(e.ticket_id, []).append(e)
+        new = set(self.new_incidents)
+        messages = []
+        for incident_id, entries in by_ticket.items():
+            incident = state.incidents.get(incident_id)
+            if incident is not None:
+                before = None if incident_id in new else incident
+                messages += notifier.for_change(before, incident, entries, self.now)
+        if messages:
+            self.unit.enqueue(messages)
 
     def _apply_events(self, state: WorkerState, events: list[Event]) -> None:
         # alerts outside the tracked incidents (``state.alerts``): loaded or new

@@ -49,6 +49,7 @@ from servicegraph.correlation.steps import MonitoringRouter, MonitoringSteps
 from servicegraph.events.model import Alert, Event, clamp_clock_skew
 from servicegraph.ticketing.lifecycle import StateMachine
 from servicegraph.ticketing.lifecycle import load as load_lifecycle
+from servicegraph.ticketing.notifications import Notifier
 from servicegraph.ticketing.ports import TicketStore
 
 
@@ -64,6 +65,7 @@ class Correlator:
         *,
         lifecycle: StateMachine | None = None,
         router: MonitoringRouter | None = None,
+        notifier: Notifier | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.inbox = inbox
@@ -74,6 +76,9 @@ class Correlator:
         self.policy = policy or CorrelationPolicy()
         self.steps = MonitoringSteps(lifecycle or load_lifecycle(), self.policy.reopen_window)
         self.router = router  # routes the incidents a batch opens (None: left unrouted)
+        # tells of the incidents a batch opens, routes, resolves (None: nobody is told;
+        # ``notifications.monitoring``)
+        self.notifier = notifier
         self.clock = clock
         self._state = WorkerState()
         self._hard: HardTopology | None = None

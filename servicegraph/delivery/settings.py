@@ -109,6 +109,12 @@ class NotificationSettings(BaseModel):
         default=None, description="A link to the ticket in mails, e.g. https://desk/t/{id}."
     )
     timezone: str = Field(default="UTC", description="The zone times in mails are shown in.")
+    monitoring: bool = Field(
+        default=False,
+        description="Monitoring incidents notify too (created, routed to a group, resolved: "
+        "webhooks and the group's mailbox); off, a storm sends nothing but the SLA "
+        "escalations of its incidents.",
+    )
     smtp: SmtpSettings | None = None
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     max_attempts: int = Field(default=8, ge=1, le=100, description="Then a dead letter.")
