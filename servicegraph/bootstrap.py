@@ -208,6 +208,15 @@ def open_sender(settings: NotificationSettings, outbox: OutboxStore) -> OutboxSe
     )
 
 
+def open_notifier(settings: Settings, directory: DeskDirectory) -> Notifier | None:
+    """The desk's notifier, or None: ticket units enqueue messages only when a channel
+    (mail or a webhook) is configured."""
+    policy = settings.notifications.policy()
+    if policy is None or not policy.active:
+        return None
+    return Notifier(policy, directory.directory)
+
+
 def bootstrap(
     settings: Settings | None = None, *, migrate: bool = True, read_only: bool = False
 ) -> Services:
@@ -240,11 +249,7 @@ def bootstrap(
     sla = SlaProjector(desk_policy.sla)
     tickets.keep_sla(sla)
     inbox.keep_sla(sla)
-    # notifications: ticket units enqueue messages only when a channel is configured
-    notification_policy = settings.notifications.policy()
-    notifier = None
-    if notification_policy is not None and notification_policy.active:
-        notifier = Notifier(notification_policy, directory.directory)
+    notifier = open_notifier(settings, directory)
     outbox = open_outbox(inbox)
     desk = ServiceDesk.build(
         tickets,
