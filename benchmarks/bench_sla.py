@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             again = 0
             for i in range(0, len(ids), 200):
                 with services.tickets.unit() as unit:
-                    again += job._reevaluate(unit, ids[i : i + 200], NOW)
+                    again += job._reevaluate(unit, ids[i : i + 200])
             history_s = time.perf_counter() - start
         finally:
             services.close()

@@ -179,7 +179,7 @@ class Notifier:
         directory = self.directory()
         people: list[Recipient] = []
         for name in recipients:
-            people += _escalation_recipients(directory, ticket, name)
+            people += escalation_recipients(directory, ticket, name)
         sla = sla_context(clock, level)
         cause = _Cause(chosen, f"{clock.kind.value}.{sla['level']}", tuple(people), sla=sla)
         return self._messages(ticket, [cause], "system", directory, now)
@@ -315,7 +315,7 @@ def _assigned(
     return None
 
 
-def _escalation_recipients(directory: Directory, ticket: Incident, name: str) -> list[Recipient]:
+def escalation_recipients(directory: Directory, ticket: Incident, name: str) -> list[Recipient]:
     group = directory.groups.get(ticket.assignment_group) if ticket.assignment_group else None
     if name == "group_manager":
         if group is None or group.manager is None:

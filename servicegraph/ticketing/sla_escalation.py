@@ -29,6 +29,7 @@ from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.model import utcnow
 from servicegraph.ticketing.lifecycle import ActorKind, StateMachine
 from servicegraph.ticketing.model import Incident, WorklogEntry, WorklogKind
+from servicegraph.ticketing.notifications import escalation_recipients
 from servicegraph.ticketing.outbox import OutboxMessage
 from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.ports import TicketStore, TicketUnit
@@ -92,7 +93,7 @@ class EscalationJob:
         stale = self.store.sla_stale(self.projector.config.version, limit)
         for i in range(0, len(stale), CHUNK):
             with self.store.unit() as unit:
-                report.reevaluated += self._reevaluate(unit, stale[i : i + CHUNK], now)
+                report.reevaluated += self._reevaluate(unit, stale[i : i + CHUNK])
         due = self.store.sla_due(now, limit)
         directory = self.directory()
         for i in range(0, len(due), CHUNK):
@@ -101,20 +102,10 @@ class EscalationJob:
         report.evaluated += len(due)
         return report
 
-    def _reevaluate(self, unit: TicketUnit, ids: Sequence[str], now: dt.datetime) -> int:
-        incidents = unit.load_incidents(ids)
-        worklog = unit.clock_worklog(incidents)
-        fired = unit.fired_levels(incidents)
-        records, drop = [], []
-        for ticket_id, t in incidents.items():
-            done = fired.get(ticket_id, frozenset())
-            record = self.projector.project(t, worklog.get(ticket_id, []), done)
-            if record is None:
-                drop.append(ticket_id)
-            else:
-                records.append(self.projector.at(record, now, done))
-        unit.save_sla(records, drop, self.projector.config.version)
-        return len(incidents)
+    def _reevaluate(self, unit: TicketUnit, ids: Sequence[str]) -> int:
+        """The clocks of ``ids`` evaluated again from their history, at the unit's commit
+        (the store's own re-evaluation of the tickets a unit saves)."""
+        return len(ids) if unit.reevaluate_sla(ids) else 0
 
     def _escalate(
         self,
@@ -224,34 +215,9 @@ def _share(clock: Clock) -> str:
 
 
 def _recipients(notify: Sequence[str], t: Incident, directory: Directory) -> list[str]:
-    """Addresses for a level's roles and literal addresses, each once, in order, as the
-    notifier resolves them (``notifications._escalation_recipients``): the history says
-    who was told."""
-    found: list[str] = []
-    group = directory.groups.get(t.assignment_group) if t.assignment_group else None
-
-    def team() -> list[str]:  # the group's mailbox, else its active members
-        if group is None:
-            return []
-        if group.email:
-            return [group.email]
-        members = (directory.agents.get(login) for login in group.members)
-        return [a.email for a in members if a is not None and a.active]
-
-    for who in notify:
-        if who == "assignee":
-            if t.assignee is None:
-                found += team()  # nobody holds it
-            elif (agent := directory.agents.get(t.assignee)) is not None and agent.active:
-                found.append(agent.email)
-        elif who == "group":
-            found += team()
-        elif who == "group_manager":
-            manager = directory.agents.get(group.manager) if group and group.manager else None
-            if manager is not None and manager.active:
-                found.append(manager.email)
-        else:
-            found.append(who)
+    """The addresses a level's roles and addresses come to, each once, in order: whom the
+    notifier mails (``notifications.escalation_recipients``), so the history says it."""
+    found = [r.email for who in notify for r in escalation_recipients(directory, t, who)]
     return list(dict.fromkeys(found))
 
 
