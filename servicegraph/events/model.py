@@ -172,6 +172,8 @@ class Alert:
     transitions: list[dt.datetime] = field(default_factory=list)
     # the source's time of the latest event that was dated in the future and clamped
     reported_at: dt.datetime | None = None
+    # the change under which it fired, expected: it opened no incident of its own
+    change_id: str | None = None
 
     @property
     def firing(self) -> bool:

@@ -3,10 +3,11 @@ configuration graph, then the desk (tickets, people, catalogue), in one file.
 
 The file is JSON Lines: one header, the graph's sections (``cmdb.export_format``), the
 desk's sections (``ticketing.export_format``), one trailer with the count of every
-section. Format version 4 is that file; version 3 (the same, with incidents that lack
-the SLA fields: ``ticketing.export_format.decode_v3``), version 2 (nor routing's priority
-bounds: ``decode_v2``) and version 1, the graph alone (what releases before the desk
-wrote, and ``cmdb.export.export_graph`` still writes), still restore. The header of
+section. Format version 5 is that file; version 4 (the same, without freeze windows and
+the fields of change and problem management: ``ticketing.export_format.decode_v4``),
+version 3 (nor the incidents' SLA fields: ``decode_v3``), version 2 (nor routing's
+priority bounds: ``decode_v2``) and version 1, the graph alone (what releases before the
+desk wrote, and ``cmdb.export.export_graph`` still writes), still restore. The header of
 version 2 and later also names the directory's version (``directory_version``).
 
 cmdb knows nothing of the desk (an import-linter contract) and the desk nothing of the
@@ -47,10 +48,16 @@ from servicegraph.ticketing import export_format as desk_format
 from servicegraph.ticketing.desk_export import desk_contents, desk_snapshot, restore_desk
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
 
-FORMAT_VERSION = 4
-# the desk's part of each version of the file (its records, as that version wrote them)
+FORMAT_VERSION = 5
+# the desk's part of each version of the file (its sections and records, as that version
+# wrote them)
 DESKS: Mapping[int, Part] = {
-    version: Part(desk_format.SECTIONS, decode, desk_format.order_key, desk_format.key_name)
+    version: Part(
+        desk_format.VERSION_SECTIONS[version],
+        decode,
+        desk_format.order_key,
+        desk_format.key_name,
+    )
     for version, decode in desk_format.DECODERS.items()
 }
 DESK = DESKS[FORMAT_VERSION]
@@ -81,7 +88,7 @@ class Stores:
 def export_all(
     stores: Stores, out: IO[str], *, progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
-    """Write the graph and the desk to ``out`` (version 4); returns the count of each
+    """Write the graph and the desk to ``out`` (version 5); returns the count of each
     section. The graph's snapshot is opened first, the desk's right after, both before
     any record is written: a ticket opened meanwhile may name a CI the graph's snapshot
     does not hold yet (export a quiet store to rule it out)."""
@@ -106,7 +113,7 @@ def export_all(
 
 
 def read_all(path: Path) -> ExportFile:
-    """Read and check a whole export of version 1, 2 or 3 (``cmdb.export.read_export``)."""
+    """Read and check a whole export of version 1 to 5 (``cmdb.export.read_export``)."""
     export = read_export(path, LAYOUTS)
     if export.version >= 2:
         version = export.header.get("directory_version")
@@ -186,6 +193,7 @@ _NAMES = {
     "alert_cycle": "alert cycles",
     "problem": "problems",
     "change": "changes",
+    "freeze_window": "freeze windows",
     "ticket_link": "ticket links",
     "agent": "agents",
     "group": "groups",
@@ -201,6 +209,7 @@ def summary(counts: Mapping[str, int]) -> str:
     graph's, then the desk's when the file carries it."""
     graph = ["ci", "relationship", "history", "conflict"]
     desk = ["incident", "worklog", "alert", "alert_cycle", "problem", "change", "ticket_link"]
+    desk += ["freeze_window"] if "freeze_window" in counts else []
     people = ["agent", "group", "organisation", "contact", "service", "category"]
     parts = [", ".join(f"{counts[k]:,} {_NAMES[k]}" for k in graph)]
     if "incident" in counts:

@@ -67,6 +67,7 @@ class DeskSnapshot:
         yield from t.incidents()
         yield from t.problems()
         yield from t.problem_links()
+        yield from t.freeze_windows()
         yield from t.changes()
         yield from t.links()
         yield from t.worklog()
@@ -160,6 +161,8 @@ def _save(unit: TicketUnit, chunk: list[Record]) -> None:
     for problem in by_section["problem"]:
         unit.save_problem(problem)
     unit.restore_problem_links(by_section["problem_incident"])
+    for window in by_section["freeze_window"]:
+        unit.save_freeze_window(window)
     for change in by_section["change"]:
         unit.save_change(change)
     unit.save_links(by_section["ticket_link"])

@@ -1,4 +1,4 @@
-"""The desk's records in an export file (format version 4; versions 2 and 3 still read): each as
+"""The desk's records in an export file (format version 5; versions 2 to 4 still read): each as
 one JSON object, both ways.
 
 The file as a whole (one header, the graph's sections, then these, one trailer with the
@@ -13,9 +13,10 @@ counts of all) is composed by ``servicegraph.runtime.export``; the graph's recor
   service, category, affected CIs, priority override, routing's priority bounds
   ``priority_floor``/``priority_ceiling``, group, agent, pending reason, codes, tags,
   custom fields, routing rule...), ``problem``, ``problem_incident``
-  (an incident recorded as an instance of a problem, and when), ``change`` (with its CIs in
-  order), ``ticket_link``, ``worklog`` (with its ``seq``, and the field changed, old and
-  new).
+  (an incident recorded as an instance of a problem, and when), ``freeze_window``,
+  ``change`` (with its CIs in order, and its approvals, tasks and accepted conflicts as
+  lists of objects), ``ticket_link``, ``worklog`` (with its ``seq``, and the field
+  changed, old and new).
 
 Alerts come before incidents because a store files an incident under its root alert's
 name when the incident is saved. Within a section, records come in the strictly
@@ -36,7 +37,14 @@ had frozen (``priority_set_by`` "routing") gets the bounds its reason names inst
 migration 11 of the SQLite store does (``tickets_routing.legacy_bounds``). Version 4
 added the incident's SLA and report fields: ``first_response_at``, ``reassignment_count``,
 ``external_ref`` (its number in the tool it was imported from), ``sla_tier`` and
-``service_hours``; a version-3 incident was answered when it was acknowledged.
+``service_hours``; a version-3 incident was answered when it was acknowledged. Version 5
+added change and problem management: the change's type, template, implementer, risk
+reasons, approvals, tasks, accepted conflicts, plans, actual times and close code, the
+problem's assignee, analysis, fixing change and resolution, the alert's ``change_id``,
+and the ``freeze_window`` section. A version-4 change's status is read as migration 13 of
+the SQLite store maps it (planned -> draft, approved -> scheduled, in_progress ->
+implementing, completed -> closed with close code "successful"); the new fields take
+their defaults. Each version's sections are ``VERSION_SECTIONS``.
 """
 
 from __future__ import annotations
@@ -48,6 +56,15 @@ from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.export_format import format_time
 from servicegraph.events.model import Alert, AlertCycle, EventStatus
 from servicegraph.ticketing.catalogue import Category, Service
+from servicegraph.ticketing.change_model import (
+    ApprovalDecision,
+    ChangeApproval,
+    ChangeTask,
+    ChangeType,
+    ConflictOverride,
+    FreezeWindow,
+    TaskStatus,
+)
 from servicegraph.ticketing.export_values import (
     FLAG,
     INT,
@@ -56,16 +73,22 @@ from servicegraph.ticketing.export_values import (
     OPT_TEXT,
     OPT_TIME,
     TEXT,
+    TEXT_TUPLE,
     TEXTS,
     TIME,
     Codec,
+    Decode,
+    Encode,
     defaults_json,
     defaults_value,
     enum_field,
+    enum_value,
     enum_values,
     fields,
+    items,
     label_map,
     number_value,
+    one_of,
     same,
     severity_value,
     text_list,
@@ -97,11 +120,20 @@ TICKET_SECTIONS = (
     "incident",
     "problem",
     "problem_incident",
+    "freeze_window",
     "change",
     "ticket_link",
     "worklog",
 )
 SECTIONS = DIRECTORY_SECTIONS + TICKET_SECTIONS
+# the sections of each version of the file (version 5 added ``freeze_window``)
+_BEFORE_5 = tuple(s for s in SECTIONS if s != "freeze_window")
+VERSION_SECTIONS: Mapping[int, tuple[str, ...]] = {
+    2: _BEFORE_5,
+    3: _BEFORE_5,
+    4: _BEFORE_5,
+    5: SECTIONS,
+}
 
 Record = (
     Stamped[Any]  # of an Organisation, Agent, Group, Contact, Service or Category
@@ -110,6 +142,7 @@ Record = (
     | Incident
     | Problem
     | ProblemLink
+    | FreezeWindow
     | Change
     | TicketLink
     | WorklogEntry
@@ -210,8 +243,11 @@ ALERT = Codec(
         ("flapping", FLAG),
         ("transitions", (lambda ts: [format_time(t) for t in ts], time_list)),
         ("reported_at", OPT_TIME),
+        ("change_id", OPT_TEXT),
     ),
 )
+# the alert of versions 2 to 4: not linked to a change (``decode_v4``)
+ALERT_V4 = Codec("alert", Alert, tuple(f for f in ALERT.fields if f[0] != "change_id"))
 ALERT_CYCLE = Codec(
     "alert_cycle",
     AlertCycle,
@@ -304,8 +340,29 @@ PROBLEM = Codec(
         ("signature", TEXT),
         ("known_error", OPT_TEXT),
         ("workaround", OPT_TEXT),
+        ("assignee", OPT_TEXT),
+        ("description", TEXT),
+        ("root_cause", TEXT),
+        ("fix", TEXT),
+        ("fixing_change_id", OPT_TEXT),
+        ("resolved_at", OPT_TIME),
+        ("closed_at", OPT_TIME),
+        ("resolution", TEXT),
     ),
 )
+# what version 5 added to the problem: its assignee, analysis, fix and resolution
+_ANALYSIS = (
+    "assignee",
+    "description",
+    "root_cause",
+    "fix",
+    "fixing_change_id",
+    "resolved_at",
+    "closed_at",
+    "resolution",
+)
+# the problem of versions 2 to 4 (``decode_v4``)
+PROBLEM_V4 = Codec("problem", Problem, tuple(f for f in PROBLEM.fields if f[0] not in _ANALYSIS))
 PROBLEM_INCIDENT = Codec(
     "problem_incident",
     ProblemLink,
@@ -327,6 +384,90 @@ CHANGE = Codec(
         ("ci_ids", TEXTS),
         ("planned_start", OPT_TIME),
         ("planned_end", OPT_TIME),
+        ("change_type", enum_field(ChangeType)),
+        ("template", OPT_TEXT),
+        ("assignee", OPT_TEXT),
+        ("risk_reasons", TEXTS),
+        ("risk_assessed_at", OPT_TIME),
+        ("approvals_required", INT),
+        (
+            "approvals",
+            items(
+                ChangeApproval,
+                ("approver", TEXT),
+                ("decision", enum_field(ApprovalDecision)),
+                ("at", TIME),
+                ("comment", TEXT),
+            ),
+        ),
+        (
+            "tasks",
+            items(
+                ChangeTask,
+                ("number", INT),
+                ("title", TEXT),
+                ("assignee", OPT_TEXT),
+                ("status", enum_field(TaskStatus)),
+                ("done_at", OPT_TIME),
+                ("done_by", OPT_TEXT),
+            ),
+        ),
+        (
+            "conflict_overrides",
+            items(ConflictOverride, ("other", TEXT), ("reason", TEXT), ("by", TEXT), ("at", TIME)),
+        ),
+        ("implementation_plan", TEXT),
+        ("backout_plan", TEXT),
+        ("actual_start", OPT_TIME),
+        ("actual_end", OPT_TIME),
+        ("close_code", OPT_TEXT),
+        ("close_notes", TEXT),
+    ),
+)
+# A change of versions 2 to 4: its fields up to the planned window, in the statuses of
+# then, read as migration 13 maps them (completed: closed, ``decode_v4`` adds its code).
+_V4_CHANGE_STATUS: tuple[Encode, Decode] = (
+    enum_value,
+    one_of(
+        {
+            "planned": ChangeStatus.DRAFT,
+            "approved": ChangeStatus.SCHEDULED,
+            "in_progress": ChangeStatus.IMPLEMENTING,
+            "completed": ChangeStatus.CLOSED,
+            "failed": ChangeStatus.FAILED,
+            "cancelled": ChangeStatus.CANCELLED,
+        }
+    ),
+)
+_CHANGE_V4_FIELDS = fields(
+    ("id", TEXT),
+    ("number", INT),
+    ("title", TEXT),
+    ("description", TEXT),
+    ("status", _V4_CHANGE_STATUS),
+    ("risk", enum_field(ChangeRisk)),
+    ("created_at", TIME),
+    ("updated_at", TIME),
+    ("created_by", TEXT),
+    ("ci_ids", TEXTS),
+    ("planned_start", OPT_TIME),
+    ("planned_end", OPT_TIME),
+)
+CHANGE_V4 = Codec("change", Change, _CHANGE_V4_FIELDS)
+CLOSED_BEFORE_5 = "successful"  # the close code of a change completed before version 5
+# a period no change may be planned in (all CIs, or those named and what depends on them)
+FREEZE_WINDOW = Codec(
+    "freeze_window",
+    FreezeWindow,
+    fields(
+        ("id", TEXT),
+        ("name", TEXT),
+        ("starts_at", TIME),
+        ("ends_at", TIME),
+        ("created_at", TIME),
+        ("created_by", TEXT),
+        ("reason", TEXT),
+        ("ci_ids", TEXT_TUPLE),
     ),
 )
 TICKET_LINK = Codec(
@@ -370,6 +511,7 @@ CODECS: dict[str, Codec] = {
         INCIDENT,
         PROBLEM,
         PROBLEM_INCIDENT,
+        FREEZE_WINDOW,
         CHANGE,
         TICKET_LINK,
         WORKLOG,
@@ -392,6 +534,7 @@ KEYS: dict[str, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
     "incident": ("number", lambda i: (i.number,)),
     "problem": ("number", lambda p: (p.number,)),
     "problem_incident": ("problem_id and incident_id", lambda k: (k.problem_id, k.incident_id)),
+    "freeze_window": ("id", lambda w: (w.id,)),
     "change": ("number", lambda c: (c.number,)),
     "ticket_link": (
         "source_id, kind and target_id",
@@ -413,13 +556,35 @@ def encode(record: Record) -> dict[str, Any]:
 
 
 def decode(obj: Mapping[str, Any]) -> Record:
-    """The record of one JSON object of a version-4 file; ValidationFailed names
+    """The record of one JSON object of a version-5 file; ValidationFailed names
     ``<type>.<field>``."""
     return _decode(obj, CODECS)
 
 
-_V3_CODECS = {**CODECS, "incident": INCIDENT_V3}
-_V2_CODECS = {**CODECS, "incident": INCIDENT_V2}
+# the records of each older version (a section it lacks is an unknown record type)
+_V4_CODECS = {
+    **{s: c for s, c in CODECS.items() if s in VERSION_SECTIONS[4]},
+    "alert": ALERT_V4,
+    "problem": PROBLEM_V4,
+    "change": CHANGE_V4,
+}
+_V3_CODECS = {**_V4_CODECS, "incident": INCIDENT_V3}
+_V2_CODECS = {**_V4_CODECS, "incident": INCIDENT_V2}
+
+
+def _closed(record: Record) -> Record:
+    """A change closed in a file before version 5 was completed: successfully (migration
+    13); no status of then reads as closed otherwise."""
+    if isinstance(record, Change) and record.status is ChangeStatus.CLOSED:
+        record.close_code = CLOSED_BEFORE_5
+    return record
+
+
+def decode_v4(obj: Mapping[str, Any]) -> Record:
+    """The record of one JSON object of a version-4 file: no freeze windows, a change in
+    the statuses of then and without the fields of change management, a problem without
+    its analysis, an alert without its change (see the module docstring)."""
+    return _closed(_decode(obj, _V4_CODECS))
 
 
 def _responded(record: Record) -> Record:
@@ -431,8 +596,9 @@ def _responded(record: Record) -> Record:
 
 def decode_v3(obj: Mapping[str, Any]) -> Record:
     """The record of one JSON object of a version-3 file: an incident without the SLA
-    fields (``first_response_at`` its acknowledgement, as migration 12 sets it)."""
-    return _responded(_decode(obj, _V3_CODECS))
+    fields (``first_response_at`` its acknowledgement, as migration 12 sets it); the
+    other records as version 4 has them (``decode_v4``)."""
+    return _closed(_responded(_decode(obj, _V3_CODECS)))
 
 
 def decode_v2(obj: Mapping[str, Any]) -> Record:
@@ -442,15 +608,17 @@ def decode_v2(obj: Mapping[str, Any]) -> Record:
     if isinstance(record, Incident) and record.priority_set_by == ROUTING:
         record.priority_floor, record.priority_ceiling = legacy_bounds(record.priority_reason)
         record.priority_reason = record.priority_set_by = None
-    return _responded(record)
+    return _closed(_responded(record))
 
 
 # each version of the file's desk records (``servicegraph.runtime.export`` composes them)
 DECODERS: Mapping[int, Callable[[Mapping[str, Any]], Record]] = {
     2: decode_v2,
     3: decode_v3,
-    4: decode,
+    4: decode_v4,
+    5: decode,
 }
+assert set(DECODERS) == set(VERSION_SECTIONS)
 
 
 def _decode(obj: Mapping[str, Any], codecs: Mapping[str, Codec]) -> Record:
@@ -458,7 +626,7 @@ def _decode(obj: Mapping[str, Any], codecs: Mapping[str, Codec]) -> Record:
     codec = codecs.get(kind) if isinstance(kind, str) else None
     if codec is None:
         raise ValidationFailed(
-            f"unknown record type {kind!r}; known: {', '.join(SECTIONS)}", field="type"
+            f"unknown record type {kind!r}; known: {', '.join(codecs)}", field="type"
         )
     record = codec.decode(obj)
     if isinstance(record, WorklogEntry) and record.seq < 1:
@@ -467,6 +635,8 @@ def _decode(obj: Mapping[str, Any], codecs: Mapping[str, Codec]) -> Record:
         raise ValidationFailed("must be positive", field=f"{codec.section}.number")
     if isinstance(record, Incident):
         _check_bounds(record)
+    if isinstance(record, FreezeWindow) and record.ends_at <= record.starts_at:
+        raise ValidationFailed("must be after starts_at", field="freeze_window.ends_at")
     return record  # type: ignore[no-any-return]
 
 

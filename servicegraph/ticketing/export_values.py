@@ -1,7 +1,9 @@
 """The value codecs of the desk's export records: how one field's value is written as JSON
 and read back (each decoder raises ``ValueError`` saying what is wrong; the record's codec
 names the field), and ``Codec``, one section's record type with its fields, both ways.
-The records themselves are declared in ``export_format``."""
+The records themselves are declared in ``export_format``; ``Items`` are the value objects
+a record holds a list of (a change's approvals, tasks and accepted conflicts), each one
+JSON object with exactly its fields."""
 
 from __future__ import annotations
 
@@ -101,7 +103,11 @@ def nullable(decode: Decode) -> Decode:
 
 
 def choice(kind: type[enum.Enum]) -> Decode:
-    values = {str(m.value): m for m in kind}
+    return one_of({str(m.value): m for m in kind})
+
+
+def one_of(values: Mapping[str, Any]) -> Decode:
+    """The value each text stands for (an older file's statuses, as they read today)."""
 
     def decode(value: Any) -> Any:
         if not isinstance(value, str) or value not in values:
@@ -161,6 +167,7 @@ OPT_PRIORITY: tuple[Encode, Decode] = (same, nullable(priority_value))
 TIME: tuple[Encode, Decode] = (format_time, time_value)
 OPT_TIME: tuple[Encode, Decode] = (time_text, nullable(time_value))
 TEXTS: tuple[Encode, Decode] = (list, text_list)
+TEXT_TUPLE: tuple[Encode, Decode] = (list, lambda value: tuple(text_list(value)))
 OBJECT: tuple[Encode, Decode] = (dict, object_value)
 
 
@@ -230,6 +237,54 @@ class Codec:
             return decode(obj[key])
         except ValidationFailed as exc:  # a value's own checks (defaults.priority)
             inner = exc.field if exc.field and exc.field.startswith(key) else key
+            if exc.field and exc.field.startswith("["):  # one of its ``Items``
+                inner = f"{key}{exc.field}"
             raise ValidationFailed(exc.reason, field=f"{self.section}.{inner}") from None
         except ValueError as exc:
             raise ValidationFailed(str(exc), field=f"{self.section}.{key}") from None
+
+
+@dataclass(frozen=True)
+class Items:
+    """A list of value objects inside a record (a change's approvals): each written as a
+    JSON object of ``fields``, read back refusing a missing or unknown key like a record
+    (``ValidationFailed`` names ``[<index>].<key>``; the record's codec puts the field's
+    name before it)."""
+
+    kind: type
+    fields: tuple[Field, ...]
+
+    def encode(self, items: Any) -> list[dict[str, Any]]:
+        return [
+            {key: enc(getattr(item, name)) for name, key, enc, _ in self.fields} for item in items
+        ]
+
+    def decode(self, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise ValueError("must be a list of objects")
+        return [self._item(n, obj) for n, obj in enumerate(value)]
+
+    def _item(self, n: int, obj: Any) -> Any:
+        if not isinstance(obj, dict):
+            raise ValidationFailed("must be an object", field=f"[{n}]")
+        unknown = sorted(set(obj) - {key for _, key, _, _ in self.fields})
+        if unknown:
+            raise ValidationFailed(
+                "is not a field of this item (a file from a newer servicegraph?)",
+                field=f"[{n}].{unknown[0]}",
+            )
+        values: dict[str, Any] = {}
+        for name, key, _, decode in self.fields:
+            if key not in obj:
+                raise ValidationFailed("is required", field=f"[{n}].{key}")
+            try:
+                values[name] = decode(obj[key])
+            except ValueError as exc:
+                raise ValidationFailed(str(exc), field=f"[{n}].{key}") from None
+        return self.kind(**values)
+
+
+def items(kind: type, *specs: tuple[str, tuple[Encode, Decode]]) -> tuple[Encode, Decode]:
+    """The field of a list of ``kind`` objects with these fields (see ``Items``)."""
+    codec = Items(kind, fields(*specs))
+    return (codec.encode, codec.decode)

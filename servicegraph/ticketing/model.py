@@ -15,6 +15,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# changes live in ``change_model``; kept importable from here, as they always were
+from servicegraph.ticketing.change_model import Change as Change
+from servicegraph.ticketing.change_model import ChangeRisk as ChangeRisk
+from servicegraph.ticketing.change_model import ChangeStatus as ChangeStatus
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.priority import clamp
 
@@ -63,9 +67,18 @@ class TicketLink:
 
 
 class ProblemStatus(enum.StrEnum):
+    """The statuses of the default problem lifecycle (``problem_lifecycle``)."""
+
     OPEN = "open"
-    KNOWN_ERROR = "known_error"
-    RESOLVED = "resolved"
+    INVESTIGATING = "investigating"  # root-cause analysis under way, an assignee on it
+    KNOWN_ERROR = "known_error"  # the cause is known; the workaround is offered on incidents
+    RESOLVED = "resolved"  # fixed (typically by its fixing change); may still be reopened
+    CLOSED = "closed"
+
+    @property
+    def active(self) -> bool:
+        """Still worked: takes new incidents and is offered as a known error."""
+        return self not in (ProblemStatus.RESOLVED, ProblemStatus.CLOSED)
 
 
 @dataclass(slots=True)
@@ -178,39 +191,15 @@ class Problem:
     incident_ids: list[str] = field(default_factory=list)
     known_error: str | None = None
     workaround: str | None = None
-
-
-class ChangeStatus(enum.StrEnum):
-    PLANNED = "planned"
-    APPROVED = "approved"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class ChangeRisk(enum.StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-@dataclass(slots=True)
-class Change:
-    """A change to configuration items (ITIL change request), planned in a time window."""
-
-    id: str
-    number: int
-    title: str
-    status: ChangeStatus
-    risk: ChangeRisk
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    created_by: str
+    assignee: str | None = None  # the problem manager or engineer analysing it
     description: str = ""
-    ci_ids: list[str] = field(default_factory=list)
-    planned_start: dt.datetime | None = None
-    planned_end: dt.datetime | None = None
+    # root-cause analysis: what caused it (the fishbone's head), and the permanent fix
+    root_cause: str = ""
+    fix: str = ""
+    fixing_change_id: str | None = None  # the change that removes the cause
+    resolved_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    resolution: str = ""  # how it was resolved (or why it was closed without a fix)
 
 
 class WorklogKind(enum.StrEnum):
@@ -227,6 +216,7 @@ class WorklogKind(enum.StrEnum):
     REOPENED = "reopened"
     REPLY = "reply"  # a comment to the requester (COMMENT is internal to the desk)
     ESCALATED = "escalated"  # an SLA escalation level fired: text says which and what it did
+    PROPOSED = "proposed"  # a step proposed to people: field/new say which (resolve a problem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 
 from servicegraph.events.model import Alert, AlertCycle
 from servicegraph.ticketing.catalogue import Catalogue, Category, Service
+from servicegraph.ticketing.change_model import FreezeWindow
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
@@ -82,6 +83,7 @@ class IncidentFilter:
 class ProblemFilter:
     status: ProblemStatus | None = None
     root_ci_ids: tuple[str, ...] | None = None
+    assignee: str | None = None
     limit: int = 100
 
 
@@ -89,6 +91,7 @@ class ProblemFilter:
 class ChangeFilter:
     status: ChangeStatus | None = None
     ci_ids: tuple[str, ...] | None = None
+    assignee: str | None = None
     limit: int = 100
 
 
@@ -155,6 +158,25 @@ class TicketUnit(Protocol):
     def link_problem(self, problem_id: str, incident_ids: Sequence[str], at: dt.datetime) -> None:
         """Record incidents as instances of the problem (idempotent) and set the
         ``problem_id`` of those that have none."""
+
+    def load_changes(self, ids: Iterable[str]) -> dict[str, Change]:
+        """The changes with these ids, as stored now (the unit's own writes included)."""
+
+    def changes_touching(self, start: dt.datetime, end: dt.datetime) -> list[Change]:
+        """Changes planned or carried out within ``[start, end)`` (planned window, or
+        actual start to actual end, open while implementing), and every change
+        implementing now; any status: the caller keeps those it counts. By number."""
+
+    def freeze_windows(
+        self, start: dt.datetime | None, end: dt.datetime | None
+    ) -> list[FreezeWindow]:
+        """Freeze windows overlapping ``[start, end)`` (None: unbounded), by start."""
+
+    def save_freeze_window(self, window: FreezeWindow) -> None:
+        """Insert or replace the freeze window."""
+
+    def delete_freeze_window(self, window_id: str) -> bool:
+        """Delete it; False when there was none with that id."""
 
     def save_change(self, change: Change) -> None:
         """Insert or replace the change with its CIs."""
@@ -269,6 +291,22 @@ class TicketStore(Protocol):
     def problems_of(self, ci_ids: Iterable[str]) -> list[Problem]:
         """Problems whose root CI is one of the CIs or that one of their incidents is an
         instance of."""
+
+    def problems_fixed_by(self, change_ids: Iterable[str]) -> list[Problem]:
+        """Problems whose fixing change is one of these, by number."""
+
+    def known_errors_for(self, ci_ids: Iterable[str], signatures: Iterable[str]) -> list[Problem]:
+        """Problems with a known error recorded (any status: a resolved problem's known
+        error is still knowledge) whose root CI is one of ``ci_ids`` or whose signature
+        (``alert:<source>/<name>``, ``ci:<id>``) is one of ``signatures``; by number."""
+
+    def changes_touching(self, start: dt.datetime, end: dt.datetime) -> list[Change]:
+        """As ``TicketUnit.changes_touching``, outside a unit."""
+
+    def freeze_windows(
+        self, start: dt.datetime | None = None, end: dt.datetime | None = None
+    ) -> list[FreezeWindow]:
+        """As ``TicketUnit.freeze_windows``, outside a unit."""
 
     def get_changes(self, ids: Iterable[str]) -> dict[str, Change]: ...
 
@@ -469,6 +507,9 @@ class TicketSnapshot(Protocol):
 
     def problem_links(self) -> Iterator[ProblemLink]:
         """By problem id, then incident id."""
+
+    def freeze_windows(self) -> Iterator[FreezeWindow]:
+        """By id."""
 
     def changes(self) -> Iterator[Change]:
         """By number."""

@@ -1,5 +1,6 @@
 """What every backend owes `servicegraph export` / `import --from-export` of the desk, as
 documented in ``servicegraph.ticketing.ports``: ``TicketStore.snapshot`` (every record,
+freeze windows and changes with their approvals, tasks and accepted conflicts included,
 in the stated orders, whole, consistent while writers carry on, in pages), the restore
 writes of ``TicketUnit`` (worklog with its own ``seq``, problem links with their times)
 after which numbering continues, and ``DirectoryStore.export_records`` /
@@ -35,11 +36,14 @@ from tests.contract.directory_contract import people as directory_people
 from tests.contract.ticket_contract import (
     ALERTS,
     DESK,
+    FULL_CHANGE,
+    FULL_PROBLEM,
     INCIDENTS,
     NAIVE,
     Repository,
     at,
     make_change,
+    make_freeze,
     make_problem,
 )
 
@@ -53,15 +57,25 @@ def fill(repo: Repository) -> dict[str, Any]:
         AlertCycle("a1", at(3), None, "inc-1"),
         AlertCycle("a1", at(0), at(2), "inc-1"),
     ]
-    problems = [make_problem(2, root_ci_id="ci-b"), make_problem(1, known_error="ke")]
-    changes = [make_change(7, ["ci-c", "ci-a"]), make_change(3, ["ci-b"])]
+    problems = [
+        make_problem(2, root_ci_id="ci-b"),
+        FULL_PROBLEM,
+        make_problem(1, known_error="ke"),
+    ]
+    changes = [make_change(7, ["ci-c", "ci-a"]), FULL_CHANGE, make_change(3, ["ci-b"])]
+    windows = [
+        make_freeze("q4", 500, 600, reason="year end"),
+        make_freeze("launch", 700, 800, ci_ids=("ci-shop",)),
+    ]
+    alerts = [dataclasses.replace(a, change_id="chg-5") if a.fingerprint == "a2" else a
+              for a in ALERTS.values()]  # fmt: skip
     links = [
         TicketLink("inc-3", "inc-1", LinkKind.DUPLICATE_OF, at(40), "bob"),
         TicketLink("inc-1", "chg-3", LinkKind.CAUSED_BY_CHANGE, at(41), "alice"),
         TicketLink("inc-1", "inc-2", LinkKind.RELATED, at(42), "alice"),
     ]
     with repo.tickets.unit() as unit:
-        unit.save_alerts(list(ALERTS.values())[::-1])
+        unit.save_alerts(alerts[::-1])
         unit.save_incidents(list(INCIDENTS.values())[::-1] + list(DESK.values()))
         unit.record_cycles(cycles)
         for problem in problems:
@@ -70,6 +84,8 @@ def fill(repo: Repository) -> dict[str, Any]:
         unit.link_problem("prb-1", ["inc-2"], at(51))
         for change in changes:
             unit.save_change(change)
+        for window in windows:
+            unit.save_freeze_window(window)
         unit.save_links(links)
         unit.append_worklog(
             [
@@ -79,7 +95,14 @@ def fill(repo: Repository) -> dict[str, Any]:
                 WorklogEntry("prb-1", at(61), "system", WorklogKind.CREATED, "opened"),
             ]
         )  # fmt: skip
-    return {"cycles": cycles, "problems": problems, "changes": changes, "links": links}
+    return {
+        "alerts": alerts,
+        "cycles": cycles,
+        "problems": problems,
+        "changes": changes,
+        "windows": windows,
+        "links": links,
+    }
 
 
 def read_all(repo: Repository) -> dict[str, list[Any]]:
@@ -90,6 +113,7 @@ def read_all(repo: Repository) -> dict[str, list[Any]]:
             "incidents": list(view.incidents()),
             "problems": list(view.problems()),
             "problem_links": list(view.problem_links()),
+            "freeze_windows": list(view.freeze_windows()),
             "changes": list(view.changes()),
             "links": list(view.links()),
             "worklog": list(view.worklog()),
@@ -106,6 +130,8 @@ def restore(repo: Repository, everything: dict[str, list[Any]]) -> None:
         for problem in everything["problems"]:
             unit.save_problem(problem)
         unit.restore_problem_links(everything["problem_links"])
+        for window in everything["freeze_windows"]:
+            unit.save_freeze_window(window)
         for change in everything["changes"]:
             unit.save_change(change)
         unit.save_links(everything["links"])
@@ -152,24 +178,25 @@ class DeskExportContract:
         with store.unit() as unit:
             alerts = unit.load_alerts(ALERTS)
         assert everything["alerts"] == [alerts[f] for f in sorted(ALERTS)]
+        assert everything["alerts"] == sorted(written["alerts"], key=lambda a: a.fingerprint)
         cycles = store.alert_cycles(["a1", "a3"])
         assert everything["alert_cycles"] == cycles["a1"] + cycles["a3"]
         numbers = [i.number for i in everything["incidents"]]
         assert numbers == sorted(numbers) and len(numbers) == len(INCIDENTS) + len(DESK)
         stored = store.get_incidents(i.id for i in everything["incidents"])
         assert everything["incidents"] == [stored[i.id] for i in everything["incidents"]]
-        assert [p.number for p in everything["problems"]] == [1, 2]
+        assert [p.number for p in everything["problems"]] == [1, 2, 6]
         assert all(p.incident_ids == [] for p in everything["problems"])
-        assert [dataclasses.replace(p, incident_ids=[]) for p in written["problems"][::-1]] == (
-            everything["problems"]
-        )
+        assert everything["problems"] == sorted(written["problems"], key=lambda p: p.number)
         assert everything["problem_links"] == [
             ProblemLink("prb-1", "inc-2", at(51)),
             ProblemLink("prb-2", "inc-1", at(50)),
             ProblemLink("prb-2", "inc-3", at(50)),
         ]
-        assert everything["changes"] == written["changes"][::-1]
-        assert everything["changes"][1].ci_ids == ["ci-c", "ci-a"], "the CIs in their order"
+        assert everything["changes"] == sorted(written["changes"], key=lambda c: c.number)
+        assert everything["changes"][1] == FULL_CHANGE, "approvals, tasks, overrides whole"
+        assert everything["changes"][2].ci_ids == ["ci-c", "ci-a"], "the CIs in their order"
+        assert everything["freeze_windows"] == written["windows"][::-1], "by id"
         keys = [(k.source_id, k.kind.value, k.target_id) for k in everything["links"]]
         assert keys == sorted(keys) and set(everything["links"]) == set(written["links"])
         log = everything["worklog"]
@@ -216,12 +243,15 @@ class DeskExportContract:
         assert read_all(other_repo) == everything
         source, copy = repo.tickets, other_repo.tickets
         ids = [i.id for i in everything["incidents"]] + ["prb-1", "prb-2", "chg-3", "chg-7"]
+        assert copy.freeze_windows() == source.freeze_windows()
+        assert copy.changes_touching(at(0), at(900)) == source.changes_touching(at(0), at(900))
+        assert copy.problems_fixed_by(["chg-5"]) == source.problems_fixed_by(["chg-5"]) != []
         assert copy.worklog(ids) == source.worklog(ids)
         assert copy.get_problems(["prb-1", "prb-2"]) == source.get_problems(["prb-1", "prb-2"])
         assert copy.links_of(ids) == source.links_of(ids)
         with repo.tickets.unit() as a, other_repo.tickets.unit() as b:
             assert b.next_incident_number() == a.next_incident_number()
-            assert b.next_problem_number() == a.next_problem_number() == 3
+            assert b.next_problem_number() == a.next_problem_number() == 7
             assert b.next_change_number() == a.next_change_number() == 8
             assert b.incidents_named("test/NodeDown", at(-1)) == a.incidents_named(
                 "test/NodeDown", at(-1)

@@ -1,7 +1,9 @@
 """The behaviour every backend of the ticket repository owes the services, as documented
 in ``servicegraph.ticketing.ports`` (``TicketStore``, ``TicketUnit``): alerts, incidents
-and problems as correlation writes them, and people's work (the inbox and the claim of a
-``CorrelationUnit`` have ``inbox_contract.py``).
+and problems as correlation writes them, people's work, and change and problem management
+(changes with their approvals, tasks and accepted conflicts, the changes touching a
+period, freeze windows, the problems a change fixes, known errors); the inbox and the
+claim of a ``CorrelationUnit`` have ``inbox_contract.py``.
 
 A backend's test module subclasses ``TicketContract``, sets ``__test__ = True`` and
 provides the fixtures: ``repo``, an empty, migrated ``Repository`` (the ticket store, and
@@ -33,6 +35,15 @@ import pytest
 from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.correlation.ports import EventInbox
 from servicegraph.events.model import Alert, AlertCycle, EventStatus, Severity
+from servicegraph.ticketing.change_model import (
+    ApprovalDecision,
+    ChangeApproval,
+    ChangeTask,
+    ChangeType,
+    ConflictOverride,
+    FreezeWindow,
+    TaskStatus,
+)
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
@@ -132,7 +143,7 @@ def make_change(number: int, ci_ids: list[str], **fields: Any) -> Change:
         id=f"chg-{number}",
         number=number,
         title=fields.pop("title", f"change {number}"),
-        status=fields.pop("status", ChangeStatus.PLANNED),
+        status=fields.pop("status", ChangeStatus.DRAFT),
         risk=fields.pop("risk", ChangeRisk.LOW),
         created_at=fields.pop("created_at", at(number)),
         updated_at=fields.pop("updated_at", at(number)),
@@ -140,6 +151,72 @@ def make_change(number: int, ci_ids: list[str], **fields: Any) -> Change:
         ci_ids=ci_ids,
         **fields,
     )
+
+
+def make_freeze(key: str, starts: float, ends: float, **fields: Any) -> FreezeWindow:
+    return FreezeWindow(
+        id=f"frz-{key}",
+        name=fields.pop("name", f"freeze {key}"),
+        starts_at=at(starts),
+        ends_at=at(ends),
+        created_at=fields.pop("created_at", at(0)),
+        created_by=fields.pop("created_by", "carol"),
+        **fields,
+    )
+
+
+# A change with every field of change management away from its default.
+FULL_CHANGE = make_change(
+    5,
+    ["ci-b", "ci-a"],
+    title="Swap the PSUs «A» and “B”",
+    description="both switches",
+    status=ChangeStatus.REVIEW,
+    risk=ChangeRisk.VERY_HIGH,
+    planned_start=at(60),
+    planned_end=at(120),
+    change_type=ChangeType.EMERGENCY,
+    template="psu-swap",
+    assignee="bob",
+    risk_reasons=["ci-a serves 3 business services", "no backout tested"],
+    risk_assessed_at=at(10),
+    approvals_required=2,
+    approvals=[
+        ChangeApproval("dave", ApprovalDecision.APPROVED, at(20), "go «now»"),
+        ChangeApproval("erin", ApprovalDecision.REJECTED, at(21)),
+    ],
+    tasks=[
+        ChangeTask(1, "drain traffic", "bob", TaskStatus.DONE, at(61), "bob"),
+        ChangeTask(2, "swap", "frank"),
+        ChangeTask(3, "test failover", status=TaskStatus.CANCELLED),
+    ],
+    conflict_overrides=[
+        ConflictOverride("chg-9", "same engineer, one after the other", "dave", at(22)),
+        ConflictOverride("frz-q4", "the vendor is on site only then", "dave", at(23)),
+    ],
+    implementation_plan="1. drain\n2. swap\n3. test",
+    backout_plan="put the old PSUs back",
+    actual_start=at(62),
+    actual_end=at(110),
+    close_code="successful_with_issues",
+    close_notes="one fan noisy",
+)
+# A problem with every field of problem management away from its default.
+FULL_PROBLEM = make_problem(
+    6,
+    status=ProblemStatus.INVESTIGATING,
+    root_ci_id="ci-a",
+    known_error="the PSU batch 7 fails",
+    workaround="move the load",
+    assignee="gina",
+    description="four outages «this month»",
+    root_cause="a bad capacitor batch",
+    fix="replace every PSU of batch 7",
+    fixing_change_id="chg-5",
+    resolved_at=at(200),
+    closed_at=at(300),
+    resolution="replaced by chg-5",
+)
 
 
 # The records ``seed`` writes: three incidents on four CIs, two alerts without a CI.
@@ -433,6 +510,10 @@ class TicketContract:
         assert tickets.problems_of(["ci-a"]) == []
         assert tickets.get_changes(["chg-1"]) == {}
         assert tickets.find_changes(ChangeFilter()) == []
+        assert tickets.changes_touching(at(0), at(60)) == []
+        assert tickets.freeze_windows() == []
+        assert tickets.problems_fixed_by(["chg-1"]) == []
+        assert tickets.known_errors_for(["ci-a"], ["ci:ci-a"]) == []
         assert tickets.worklog(["inc-1"]) == {}
         assert tickets.incidents_updated_since(at(0), 10) == []
         with repo.tickets.unit() as unit:
@@ -473,6 +554,7 @@ class TicketContract:
             flapping=True,
             transitions=[at(1), at(2), at(3)],
             reported_at=at(400),
+            change_id="chg-4",
         )
         with repo.tickets.unit() as unit:
             unit.save_alerts([alert])
@@ -494,6 +576,7 @@ class TicketContract:
             ci_id="ci-d",
             incident_id="inc-3",
             transitions=[at(7)],
+            change_id="chg-1",  # expected: fired under a change
         )
         with seeded.tickets.unit() as unit:
             unit.save_alerts([moved])
@@ -576,6 +659,10 @@ class TicketContract:
         with seeded.tickets.unit() as ticket_unit:
             assert ticket_unit.next_problem_number() == 5
             assert ticket_unit.next_change_number() == 1
+            assert ticket_unit.load_changes(["chg-1"]) == {}
+            assert ticket_unit.changes_touching(at(0), at(60)) == []
+            assert ticket_unit.freeze_windows(None, None) == []
+            assert ticket_unit.delete_freeze_window("frz-1") is False
             ticket_unit.save_change(make_change(3, []))
             assert ticket_unit.next_change_number() == 4
 
@@ -981,7 +1068,7 @@ class TicketContract:
             ["ci-b", "ci-a"],
             description="firmware 7.2 on both switches",
             risk=ChangeRisk.HIGH,
-            status=ChangeStatus.APPROVED,
+            status=ChangeStatus.SCHEDULED,
             planned_start=at(60),
             planned_end=at(120),
             created_by="carol",
@@ -998,17 +1085,234 @@ class TicketContract:
 
     def test_find_changes_newest_first_with_filters(self, repo: Repository) -> None:
         with repo.tickets.unit() as unit:
-            unit.save_change(make_change(1, ["ci-a", "ci-b"]))
-            unit.save_change(make_change(2, ["ci-c"], status=ChangeStatus.COMPLETED))
-            unit.save_change(make_change(3, []))
+            unit.save_change(make_change(1, ["ci-a", "ci-b"], assignee="bob"))
+            unit.save_change(
+                make_change(2, ["ci-c"], status=ChangeStatus.CLOSED, close_code="successful")
+            )
+            unit.save_change(make_change(3, [], assignee="bob"))
+            unit.save_change(make_change(4, ["ci-c"], assignee="carol"))
 
         def find(**kw: Any) -> list[str]:
             return [c.id for c in repo.tickets.find_changes(ChangeFilter(**kw))]
 
-        assert find() == ["chg-3", "chg-2", "chg-1"]
-        assert find(status=ChangeStatus.COMPLETED) == ["chg-2"]
-        assert find(ci_ids=("ci-b", "ci-c")) == ["chg-2", "chg-1"]
-        assert find(limit=1) == ["chg-3"]
+        assert find() == ["chg-4", "chg-3", "chg-2", "chg-1"]
+        assert find(status=ChangeStatus.CLOSED) == ["chg-2"]
+        assert find(status=ChangeStatus.IMPLEMENTING) == []
+        assert find(ci_ids=("ci-b", "ci-c")) == ["chg-4", "chg-2", "chg-1"]
+        assert find(assignee="bob") == ["chg-3", "chg-1"]
+        assert find(assignee="nobody") == []
+        assert find(assignee="carol", ci_ids=("ci-c",), status=ChangeStatus.DRAFT) == ["chg-4"]
+        assert find(assignee="bob", limit=1) == ["chg-3"]
+        assert find(limit=1) == ["chg-4"]
+
+    # -- change and problem management ------------------------------------------------------
+
+    def test_changes_round_trip_every_field(self, repo: Repository) -> None:
+        with repo.tickets.unit() as unit:
+            unit.save_change(FULL_CHANGE)
+            assert unit.load_changes(["chg-5", "chg-9"]) == {"chg-5": FULL_CHANGE}, "its own"
+        assert repo.tickets.get_changes(["chg-5"]) == {"chg-5": FULL_CHANGE}
+        assert repo.tickets.find_changes(ChangeFilter(assignee="bob")) == [FULL_CHANGE]
+        with repo.tickets.unit() as unit:
+            assert unit.load_changes(["chg-5"]) == {"chg-5": FULL_CHANGE}
+        # the lists are replaced whole, in their order; the other fields back to defaults
+        (first, _) = FULL_CHANGE.approvals
+        bare = replace(
+            make_change(5, ["ci-a"], status=ChangeStatus.CLOSED),
+            approvals=[ChangeApproval("frank", ApprovalDecision.APPROVED, at(30)), first],
+            tasks=[ChangeTask(2, "swap", status=TaskStatus.DONE, done_at=at(90))],
+        )
+        with repo.tickets.unit() as unit:
+            unit.save_change(bare)
+        assert repo.tickets.get_changes(["chg-5"]) == {"chg-5": bare}
+        assert bare.conflict_overrides == [] and bare.change_type is ChangeType.NORMAL
+
+    def test_load_changes_reads_what_the_unit_wrote(self, repo: Repository) -> None:
+        with repo.tickets.unit() as unit:
+            unit.save_change(make_change(1, ["ci-a"]))
+        with repo.tickets.unit() as unit:
+            moved = replace(make_change(1, ["ci-b"]), status=ChangeStatus.ASSESSMENT)
+            unit.save_change(moved)
+            unit.save_change(make_change(2, []))
+            assert unit.load_changes(["chg-1", "chg-2", "chg-3"]) == {
+                "chg-1": moved,
+                "chg-2": make_change(2, []),
+            }
+            assert unit.load_changes([]) == {}
+
+    @pytest.mark.parametrize(
+        ("start", "end", "expected"),
+        [
+            pytest.param(-100, -50, [3], id="before-all:implementing-always"),
+            pytest.param(0, 60, [3], id="ends-where-chg-1-starts"),
+            pytest.param(59, 61, [1, 3], id="into-chg-1"),
+            pytest.param(120, 121, [2, 3], id="chg-1-ended-chg-2-starts"),
+            pytest.param(180, 200, [3], id="between-chg-2-and-chg-4s-actual"),
+            pytest.param(249, 250, [3, 4], id="end-of-chg-4s-actual-window"),
+            pytest.param(250, 300, [3], id="after-its-actual-before-its-planned"),
+            pytest.param(330, 331, [3, 4], id="chg-4s-planned-window"),
+            pytest.param(420, 500, [3, 6], id="a-failed-changes-actual-window"),
+            pytest.param(0, 1000, [1, 2, 3, 4, 6], id="everything-but-the-unplanned"),
+        ],
+    )
+    def test_changes_touching_a_period(
+        self, repo: Repository, start: float, end: float, expected: list[int]
+    ) -> None:
+        """Windows are half-open; an implementing change is returned whatever its
+        window; a change that began counts by its actual window too (open while it
+        has no end), in any status."""
+        S = ChangeStatus
+        with repo.tickets.unit() as unit:
+            for change in [
+                make_change(6, ["ci-f"], status=S.FAILED, actual_start=at(400),
+                            actual_end=at(430)),
+                make_change(1, ["ci-a"], planned_start=at(60), planned_end=at(120)),
+                make_change(2, ["ci-b"], status=S.SCHEDULED, planned_start=at(120),
+                            planned_end=at(180)),
+                make_change(3, ["ci-c"], status=S.IMPLEMENTING, planned_start=at(0),
+                            planned_end=at(10), actual_start=at(5)),
+                make_change(4, ["ci-d"], status=S.CLOSED, planned_start=at(300),
+                            planned_end=at(360), actual_start=at(200), actual_end=at(250),
+                            close_code="successful"),
+                make_change(5, ["ci-e"], planned_start=at(60)),  # no end: no window
+            ]:  # fmt: skip
+                unit.save_change(change)
+        found = repo.tickets.changes_touching(at(start), at(end))
+        assert [c.number for c in found] == expected
+        assert all(c == repo.tickets.get_changes([c.id])[c.id] for c in found), "whole"
+        with repo.tickets.unit() as unit:
+            assert unit.changes_touching(at(start), at(end)) == found
+
+    def test_changes_touching_sees_the_units_own_writes(self, repo: Repository) -> None:
+        with repo.tickets.unit() as unit:
+            unit.save_change(make_change(1, ["ci-a"], status=ChangeStatus.IMPLEMENTING))
+            assert [c.id for c in unit.changes_touching(at(0), at(1))] == ["chg-1"]
+            unit.save_change(make_change(1, ["ci-a"], status=ChangeStatus.REVIEW))
+            assert unit.changes_touching(at(0), at(1)) == []
+
+    def test_freeze_windows_by_period(self, repo: Repository) -> None:
+        windows = [
+            make_freeze("c", 300, 400, reason="year end"),
+            make_freeze("b", 100, 200, reason="launch «X»", ci_ids=("ci-shop", "ci-a")),
+            make_freeze("a", 150, 160),
+        ]
+        with repo.tickets.unit() as unit:
+            for window in windows:
+                unit.save_freeze_window(window)
+            assert unit.freeze_windows(None, None) == [windows[1], windows[2], windows[0]]
+
+        def between(start: float | None, end: float | None) -> list[str]:
+            found = repo.tickets.freeze_windows(
+                None if start is None else at(start), None if end is None else at(end)
+            )
+            with repo.tickets.unit() as unit:
+                assert (
+                    unit.freeze_windows(
+                        None if start is None else at(start), None if end is None else at(end)
+                    )
+                    == found
+                )
+            return [w.id for w in found]
+
+        assert repo.tickets.freeze_windows() == [windows[1], windows[2], windows[0]], "whole"
+        assert between(None, None) == ["frz-b", "frz-a", "frz-c"], "by start"
+        assert between(200, 300) == [], "half-open: b ends at 200, c starts at 300"
+        assert between(199, 301) == ["frz-b", "frz-c"]
+        assert between(155, 156) == ["frz-b", "frz-a"]
+        assert between(None, 150) == ["frz-b"]
+        assert between(160, None) == ["frz-b", "frz-c"]
+        assert between(400, None) == []
+
+    def test_freeze_windows_are_replaced_and_deleted(self, repo: Repository) -> None:
+        with repo.tickets.unit() as unit:
+            unit.save_freeze_window(make_freeze("a", 0, 10))
+            unit.save_freeze_window(make_freeze("b", 5, 15))
+        moved = make_freeze("a", 20, 30, name="moved", reason="r", ci_ids=("ci-z",))
+        with repo.tickets.unit() as unit:
+            unit.save_freeze_window(moved)
+        assert repo.tickets.freeze_windows() == [make_freeze("b", 5, 15), moved]
+        with pytest.raises(RuntimeError, match="late"), repo.tickets.unit() as unit:
+            assert unit.delete_freeze_window("frz-b") is True
+            assert unit.freeze_windows(None, None) == [moved], "within the unit: gone"
+            raise RuntimeError("late failure")
+        assert [w.id for w in repo.tickets.freeze_windows()] == ["frz-b", "frz-a"]
+        with repo.tickets.unit() as unit:
+            assert unit.delete_freeze_window("frz-b") is True
+            assert unit.delete_freeze_window("frz-b") is False
+            assert unit.delete_freeze_window("frz-nope") is False
+        assert repo.tickets.freeze_windows() == [moved]
+
+    def test_problems_round_trip_every_field(self, seeded: Repository) -> None:
+        with seeded.tickets.unit() as unit:
+            unit.save_problem(FULL_PROBLEM)
+            unit.link_problem("prb-6", ["inc-1"], at(40))
+        expected = replace(FULL_PROBLEM, incident_ids=["inc-1"])
+        assert seeded.tickets.get_problems(["prb-6"]) == {"prb-6": expected}
+        with seeded.tickets.unit() as unit:
+            assert unit.load_problems(["prb-6"]) == {"prb-6": expected}
+        closed = replace(FULL_PROBLEM, status=ProblemStatus.CLOSED, fixing_change_id=None)
+        with seeded.tickets.unit() as unit:
+            unit.save_problem(closed)
+        assert seeded.tickets.get_problems(["prb-6"]) == {
+            "prb-6": replace(closed, incident_ids=["inc-1"])
+        }
+        assert seeded.tickets.find_problems(ProblemFilter(status=ProblemStatus.CLOSED)) == [
+            replace(closed, incident_ids=["inc-1"])
+        ]
+
+    def test_problems_fixed_by_changes(self, repo: Repository) -> None:
+        with repo.tickets.unit() as unit:
+            unit.save_problem(make_problem(3, fixing_change_id="chg-1"))
+            unit.save_problem(make_problem(1, fixing_change_id="chg-2"))
+            unit.save_problem(make_problem(2, fixing_change_id="chg-1"))
+            unit.save_problem(make_problem(4))
+
+        def fixed_by(*change_ids: str) -> list[str]:
+            return [p.id for p in repo.tickets.problems_fixed_by(change_ids)]
+
+        assert fixed_by("chg-1") == ["prb-2", "prb-3"], "by number"
+        assert fixed_by("chg-1", "chg-2", "chg-9") == ["prb-1", "prb-2", "prb-3"]
+        assert fixed_by("chg-9") == [] and fixed_by() == []
+        (problem,) = repo.tickets.problems_fixed_by(["chg-2"])
+        assert problem == make_problem(1, fixing_change_id="chg-2")
+
+    def test_known_errors_by_root_ci_or_signature_whatever_the_status(
+        self, seeded: Repository
+    ) -> None:
+        # the known-error database keeps what was learnt: a resolved or closed problem's
+        # known error is still returned (the service says it was fixed); a problem with no
+        # known error recorded is not, whatever its status
+        P = ProblemStatus
+        with seeded.tickets.unit() as unit:
+            for problem in [
+                make_problem(1, status=P.KNOWN_ERROR, root_ci_id="ci-a", signature="ci:ci-a",
+                             known_error="leak", workaround="reboot"),
+                make_problem(2, status=P.KNOWN_ERROR, signature="alert:zabbix/DiskFull",
+                             known_error="disk"),
+                make_problem(3, status=P.OPEN, root_ci_id="ci-a", signature="alert:x/Odd"),
+                make_problem(4, status=P.INVESTIGATING, root_ci_id="ci-a"),
+                make_problem(5, status=P.RESOLVED, root_ci_id="ci-b", signature="ci:ci-b",
+                             known_error="old firmware"),
+                make_problem(6, status=P.CLOSED, signature="alert:zabbix/NodeDown"),
+                make_problem(7, status=P.KNOWN_ERROR, root_ci_id="ci-c", known_error="fan"),
+            ]:  # fmt: skip
+                unit.save_problem(problem)
+            unit.link_problem("prb-1", ["inc-1"], at(40))
+
+        def known(ci_ids: Iterable[str], signatures: Iterable[str]) -> list[str]:
+            return [p.id for p in seeded.tickets.known_errors_for(ci_ids, signatures)]
+
+        assert known(["ci-a"], []) == ["prb-1"]
+        assert known([], ["alert:zabbix/DiskFull"]) == ["prb-2"]
+        assert known(["ci-a"], ["ci:ci-a"]) == ["prb-1"], "once, matching both ways"
+        assert known(["ci-c", "ci-a"], ["alert:zabbix/DiskFull"]) == ["prb-1", "prb-2", "prb-7"]
+        assert known(["ci-b"], []) == ["prb-5"], "resolved, its known error kept"
+        assert known([], ["alert:zabbix/NodeDown", "alert:x/Odd"]) == [], "none recorded"
+        assert known([], []) == []
+        (first,) = seeded.tickets.known_errors_for(["ci-a"], [])
+        assert (first.known_error, first.workaround, first.incident_ids) == (
+            "leak", "reboot", ["inc-1"],
+        )  # fmt: skip
 
     def test_worklog_in_order_per_ticket(self, repo: Repository) -> None:
         entries = [
@@ -1035,12 +1339,14 @@ class TicketContract:
             unit.save_problem(make_problem(1))
             unit.link_problem("prb-1", ["inc-1"], at(1))
             unit.save_change(make_change(1, ["ci-a"]))
+            unit.save_freeze_window(make_freeze("a", 0, 10))
             unit.append_worklog([WorklogEntry("inc-1", at(1), "carol", WorklogKind.ASSIGNED)])
             unit.touched()
             raise RuntimeError("late failure")
         assert seeded.tickets.get_incidents(["inc-1"]).get("inc-1") == INCIDENTS["inc-1"]
         assert seeded.tickets.get_problems(["prb-1"]) == {}
         assert seeded.tickets.get_changes(["chg-1"]) == {}
+        assert seeded.tickets.freeze_windows() == []
         assert seeded.tickets.worklog(["inc-1"]) == {}
 
     def test_ticket_units_are_serialised_with_correlation_units(
@@ -1431,6 +1737,44 @@ class TicketContract:
                 id="save_change",
             ),
             pytest.param(
+                lambda u: u.save_change(replace(FULL_CHANGE, id="chg-9", actual_end=NAIVE)),
+                id="save_change-actual_end",
+            ),
+            pytest.param(
+                lambda u: u.save_change(
+                    replace(
+                        FULL_CHANGE,
+                        id="chg-9",
+                        approvals=[ChangeApproval("dave", ApprovalDecision.APPROVED, NAIVE)],
+                    )
+                ),
+                id="save_change-approval",
+            ),
+            pytest.param(
+                lambda u: u.save_change(
+                    replace(FULL_CHANGE, id="chg-9", tasks=[ChangeTask(1, "t", done_at=NAIVE)])
+                ),
+                id="save_change-task",
+            ),
+            pytest.param(
+                lambda u: u.save_change(
+                    replace(
+                        FULL_CHANGE,
+                        id="chg-9",
+                        conflict_overrides=[ConflictOverride("chg-1", "r", "dave", NAIVE)],
+                    )
+                ),
+                id="save_change-override",
+            ),
+            pytest.param(
+                lambda u: u.save_freeze_window(replace(make_freeze("9", 0, 10), ends_at=NAIVE)),
+                id="save_freeze_window",
+            ),
+            pytest.param(
+                lambda u: u.save_problem(make_problem(9, resolved_at=NAIVE)),
+                id="save_problem-resolved_at",
+            ),
+            pytest.param(
                 lambda u: u.append_worklog(
                     [WorklogEntry("inc-1", NAIVE, "x", WorklogKind.COMMENT)]
                 ),
@@ -1517,6 +1861,16 @@ class TicketContract:
                 lambda r: in_unit(r, lambda u: u.count_roots_named("test/NodeDown", NAIVE)),
                 id="count_roots_named",
             ),
+            pytest.param(lambda r: r.tickets.changes_touching(NAIVE, at(1)), id="touching"),
+            pytest.param(
+                lambda r: in_unit(r, lambda u: u.changes_touching(at(0), NAIVE)),
+                id="unit-touching",
+            ),
+            pytest.param(lambda r: r.tickets.freeze_windows(NAIVE, None), id="freeze_windows"),
+            pytest.param(
+                lambda r: in_unit(r, lambda u: u.freeze_windows(None, NAIVE)),
+                id="unit-freeze_windows",
+            ),
         ],
     )
     def test_naive_times_are_refused_by_reads(
@@ -1560,6 +1914,10 @@ class TicketContract:
             pytest.param(lambda r: r.tickets.problems_of(["ci-a"]), id="problems_of"),
             pytest.param(lambda r: r.tickets.get_changes(["chg-1"]), id="get_changes"),
             pytest.param(lambda r: r.tickets.find_changes(ChangeFilter()), id="find_changes"),
+            pytest.param(lambda r: r.tickets.changes_touching(at(0), at(1)), id="touching"),
+            pytest.param(lambda r: r.tickets.freeze_windows(), id="freeze_windows"),
+            pytest.param(lambda r: r.tickets.problems_fixed_by(["chg-1"]), id="fixed_by"),
+            pytest.param(lambda r: r.tickets.known_errors_for(["ci-a"], []), id="known_errors"),
             pytest.param(lambda r: r.tickets.worklog(["inc-1"]), id="worklog"),
             pytest.param(lambda r: r.tickets.incidents_updated_since(at(0), 9), id="updated"),
             pytest.param(lambda r: r.tickets.last_incident_number(), id="last_number"),
@@ -1602,6 +1960,7 @@ def snapshot(repo: Repository) -> tuple[object, ...]:
         version,
         repo.tickets.get_problems(["prb-9"]),
         repo.tickets.get_changes(["chg-9"]),
+        repo.tickets.freeze_windows(),
         repo.tickets.worklog(everything),
         repo.tickets.links_of(everything),
         repo.tickets.alert_cycles([*ALERTS, "a9"]),

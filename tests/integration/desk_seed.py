@@ -3,19 +3,32 @@ and a catalogue saved at two different times, tickets raised and worked by agent
 the ticket service (routing, an override, custom fields, pending, resolve, cancel,
 reopen, comments, links, field changes), a monitoring incident through the real
 correlator with four fire/clear cycles of its alert, an unmapped alert, a problem with
-two incidents, and a change."""
+two incidents, a change, and what change and problem management add to them (the CAB's
+approvals, tasks, an accepted conflict, actual times, the problem's analysis and fixing
+change, a freeze window)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from servicegraph.cmdb.context import change_context
 from servicegraph.events.model import Event, EventStatus, Severity, digest
+from servicegraph.ticketing.change_model import (
+    ApprovalDecision,
+    ChangeApproval,
+    ChangeStatus,
+    ChangeTask,
+    ConflictOverride,
+    FreezeWindow,
+    TaskStatus,
+)
+from servicegraph.ticketing.changes import NewChange
 from servicegraph.ticketing.lifecycle import TicketStatus
-from servicegraph.ticketing.model import ChangeRisk, Channel, LinkKind, TicketType
+from servicegraph.ticketing.model import Channel, LinkKind, ProblemStatus, TicketType
 from servicegraph.ticketing.people import Agent, Contact
 from servicegraph.ticketing.ports import IncidentFilter, PeopleBatch
-from servicegraph.ticketing.service import NewChange, NewProblem
+from servicegraph.ticketing.problems import NewProblem
 from servicegraph.ticketing.tickets_changes import TicketChanges
 from tests.ticketing.desk_world import Desk
 
@@ -133,14 +146,72 @@ def seed(desk: Desk) -> dict[str, str]:
             NewChange(
                 title="Raise core MTU",
                 ci_ids=(desk.ids["core-1"], desk.ids["db-1"]),
-                risk=ChangeRisk.HIGH,
                 planned_start=clock.now + dt.timedelta(days=1),
                 planned_end=clock.now + dt.timedelta(days=1, hours=2),
             )
         )
         t.link(vpn.id, LinkKind.CAUSED_BY_CHANGE, change.id)
         ids |= {"problem": problem.id, "change": change.id}
+    _manage(desk, problem.id, change.id)
     statuses = {i.id: i.status for i in s.tickets.find_incidents(IncidentFilter(limit=100))}
     assert statuses[laptop.id] is TicketStatus.PENDING
     assert statuses[again.id] is TicketStatus.CANCELLED
     return ids
+
+
+def _manage(desk: Desk, problem_id: str, change_id: str) -> None:
+    """The change as the CAB and its implementer leave it, the problem as its analysis
+    does, and a freeze window: written through the store, every field set (the change
+    service's steps have their own tests; the export must carry what they record)."""
+    now, ids = desk.clock.now, desk.ids
+    start = now + dt.timedelta(days=1)
+    with desk.services.tickets.unit() as unit:
+        (change,) = unit.load_changes([change_id]).values()
+        unit.save_change(
+            replace(
+                change,
+                status=ChangeStatus.REVIEW,
+                assignee="frank",
+                risk_reasons=[*change.risk_reasons, "db-1 has no standby"],
+                risk_assessed_at=now,
+                approvals_required=2,
+                approvals=[
+                    ChangeApproval("alice", ApprovalDecision.APPROVED, now, "after «hours»"),
+                    ChangeApproval("gina", ApprovalDecision.APPROVED, now),
+                ],
+                tasks=[
+                    ChangeTask(1, "MTU 9000 on core-1", "frank", TaskStatus.DONE, start, "frank"),
+                    ChangeTask(2, "check db-1 replication", status=TaskStatus.CANCELLED),
+                ],
+                conflict_overrides=[
+                    ConflictOverride("frz-month-end", "the tunnels cannot wait", "alice", now)
+                ],
+                implementation_plan="1. core-1\n2. db-1",
+                backout_plan="MTU 1500 again",
+                actual_start=start,
+                actual_end=start + dt.timedelta(hours=1),
+            )
+        )
+        (problem,) = unit.load_problems([problem_id]).values()
+        unit.save_problem(
+            replace(
+                problem,
+                status=ProblemStatus.KNOWN_ERROR,
+                assignee="gina",
+                root_cause="core-1 and the tunnels disagree on the MTU",
+                fix="one MTU end to end",
+                fixing_change_id=change_id,
+            )
+        )
+        unit.save_freeze_window(
+            FreezeWindow(
+                "frz-month-end",
+                "Month end",
+                start - dt.timedelta(hours=1),
+                start + dt.timedelta(days=2),
+                now,
+                "alice",
+                reason="payroll runs",
+                ci_ids=(ids["db-1"],),
+            )
+        )

@@ -1,10 +1,12 @@
-"""The desk in `servicegraph export` / `import --from-export` (format version 4): a seeded
+"""The desk in `servicegraph export` / `import --from-export` (format version 5): a seeded
 desk (tests/integration/desk_seed.py) moves from one SQLite data directory to an empty one
 and reads back identical, table by table, through every port listing and through the CLI;
 new tickets continue the numbering; routing's priority bounds move with the tickets and
-keep bounding them; a version-2 file (before the bounds) and a version-1 file (the graph
-alone) still restore; a cut-off or damaged file is refused naming the line and field, and
-a target that already holds any of the desk is refused, with nothing written."""
+keep bounding them; a version-4 file (before change and problem management: its changes'
+statuses mapped as migration 13 maps them), a version-2 file (before the bounds) and a
+version-1 file (the graph alone) still restore; a cut-off or damaged file is refused
+naming the line and field, and a target that already holds any of the desk is refused,
+with nothing written."""
 
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ from servicegraph.cmdb.export import GRAPH, export_graph
 from servicegraph.config import Settings
 from servicegraph.runtime.export import Stores, export_all, import_all, read_all
 from servicegraph.ticketing import export_format as desk_format
+from servicegraph.ticketing.change_model import ChangeStatus
 from servicegraph.ticketing.intake import NewTicket
-from servicegraph.ticketing.model import TicketType, WorklogKind
+from servicegraph.ticketing.model import ProblemStatus, TicketType, WorklogKind
 from servicegraph.ticketing.people import Organisation
 from servicegraph.ticketing.ports import (
     ChangeFilter,
@@ -81,6 +84,7 @@ def desk_view(services: Services, ci_ids: list[str]) -> dict[str, Any]:
     problems = store.find_problems(ProblemFilter(limit=100))
     changes = store.find_changes(ChangeFilter(limit=100))
     ids = [i.id for i in newest] + [p.id for p in problems] + [c.id for c in changes]
+    periods = [c.window for c in changes if c.window is not None]
     alerts = store.alerts_on(ci_ids) + store.unmapped_alerts(100)
     directory = services.directory
     return {
@@ -88,6 +92,10 @@ def desk_view(services: Services, ci_ids: list[str]) -> dict[str, Any]:
         "queue": queue,
         "problems": problems,
         "changes": changes,
+        "touching": [store.changes_touching(*period) for period in periods],
+        "freeze_windows": store.freeze_windows(),
+        "fixed_by": store.problems_fixed_by(c.id for c in changes),
+        "known_errors": store.known_errors_for(ci_ids, [p.signature for p in problems]),
         "worklog": store.worklog(ids),
         "links": store.links_of(ids),
         "alerts": alerts,
@@ -109,9 +117,10 @@ def test_a_seeded_desk_reads_back_identical_and_numbering_continues(
     desk, ids = source
     path = export_file(desk.services, tmp_path / "desk.jsonl")
     checked = read_all(path)
-    assert checked.version == 4
+    assert checked.version == 5
     counts = checked.counts
     assert counts["incident"] == 6 and counts["problem"] == 1 and counts["change"] == 1
+    assert counts["freeze_window"] == 1
     assert counts["alert"] == 2 and counts["alert_cycle"] == 5 and counts["problem_incident"] == 2
     assert counts["ticket_link"] == 3 and counts["worklog"] > 20
     assert counts["agent"] == 7 and counts["contact"] == 4 and counts["category"] == 4
@@ -182,6 +191,13 @@ def test_the_restore_keeps_what_matters_to_people(
     assert desk.services.tickets.get_problems([problem.id])[problem.id] == problem
     (change,) = target.tickets.get_changes([ids["change"]]).values()
     assert change.ci_ids == [desk.ids["core-1"], desk.ids["db-1"]]
+    assert desk.services.tickets.get_changes([change.id])[change.id] == change
+    assert [a.approver for a in change.approvals] == ["alice", "gina"]
+    assert [t.title for t in change.tasks] == ["MTU 9000 on core-1", "check db-1 replication"]
+    assert [o.other for o in change.conflict_overrides] == ["frz-month-end"]
+    (window,) = target.tickets.freeze_windows()
+    assert window.id == "frz-month-end" and window.ci_ids == (desk.ids["db-1"],)
+    assert [p.id for p in target.tickets.problems_fixed_by([change.id])] == [problem.id]
     records = target.directory.store.export_records()
     stamps = {s.record.login: s.updated_at for s in records.agents}
     assert stamps["gina"] > stamps["alice"]  # each record's own time
@@ -213,13 +229,54 @@ def test_a_version_1_file_still_restores(
 LEGACY_ROUTING = "routing rule 'vpn': at least as urgent as P2 (P5 -> P2)"
 
 
+# a change's status as a version-4 file held it, from the one it has now
+V4_STATUS = {
+    "draft": "planned",
+    "scheduled": "approved",
+    "implementing": "in_progress",
+    "review": "in_progress",  # still being done, in the words of then
+    "closed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+def as_version_4(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A version-5 export as the release before change and problem management wrote it:
+    version 4, no freeze windows (nor their count), changes in the statuses of then
+    without the new fields, problems without their analysis, alerts without a change."""
+    fields = {
+        t: {key for _, key, _, _ in desk_format.CODECS[t].fields}
+        - {key for _, key, _, _ in old.fields}
+        for t, old in (
+            ("change", desk_format.CHANGE_V4),
+            ("problem", desk_format.PROBLEM_V4),
+            ("alert", desk_format.ALERT_V4),
+        )
+    }
+    old = []
+    for obj in objs:
+        kind = obj.get("type")
+        if kind == "freeze_window":
+            continue
+        if kind in fields:
+            obj = {k: v for k, v in obj.items() if k not in fields[kind]}
+        if kind == "change":
+            obj["status"] = V4_STATUS[obj["status"]]
+        if kind == "end":
+            obj = obj | {"counts": {k: n for k, n in obj["counts"].items() if k != "freeze_window"}}
+        old.append(obj)
+    old[0] = old[0] | {"version": 4}
+    return old
+
+
 def as_version_2(objs: list[dict[str, Any]], routed_overrides: set[str]) -> list[dict[str, Any]]:
-    """A version-4 export as the release before the bounds wrote it: version 2, incidents
+    """A version-5 export as the release before the bounds wrote it: version 2, incidents
     without the bounds and the SLA fields, and those of ``routed_overrides`` with their
-    floor as a routing override."""
+    floor as a routing override (and what version 4 lacked, ``as_version_4``)."""
     old = []
     dropped = ("priority_floor", "priority_ceiling", *desk_format._SLA)
-    for obj in objs:
+    for obj in as_version_4(objs):
         if obj.get("type") == "incident":
             obj = {k: v for k, v in obj.items() if k not in dropped}
             if obj["id"] in routed_overrides:
@@ -269,6 +326,51 @@ def test_a_version_2_file_restores_its_routing_overrides_as_bounds(
     with pytest.raises(ValidationFailed, match="newer servicegraph") as info:
         read_all(bad)
     assert (info.value.item, info.value.field) == (f"{bad}:{n + 1}", "incident.priority_floor")
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "close_code"),
+    [
+        (ChangeStatus.CLOSED, ChangeStatus.CLOSED, "successful"),
+        (ChangeStatus.IMPLEMENTING, ChangeStatus.IMPLEMENTING, None),
+        (ChangeStatus.DRAFT, ChangeStatus.DRAFT, None),
+        (ChangeStatus.SCHEDULED, ChangeStatus.SCHEDULED, None),
+    ],
+)
+def test_a_version_4_file_restores_its_changes_as_migration_13_maps_them(
+    source: tuple[Desk, dict[str, str]],
+    target: Services,
+    tmp_path: Path,
+    status: ChangeStatus,
+    expected: ChangeStatus,
+    close_code: str | None,
+) -> None:
+    desk, ids = source
+    with desk.services.tickets.unit() as unit:
+        (change,) = unit.load_changes([ids["change"]]).values()
+        unit.save_change(dataclasses.replace(change, status=status, close_code=None))
+    objs = lines_of(export_file(desk.services, tmp_path / "v5.jsonl"))
+    checked = read_all(write(tmp_path / "v4.jsonl", as_version_4(objs)))
+    assert checked.version == 4 and "freeze_window" not in checked.counts
+    import_all(Stores.of(target), checked)
+    (restored,) = target.tickets.get_changes([ids["change"]]).values()
+    assert (restored.status, restored.close_code) == (expected, close_code)
+    assert (restored.approvals, restored.tasks, restored.conflict_overrides) == ([], [], [])
+    assert (restored.assignee, restored.actual_start, restored.backout_plan) == (None, None, "")
+    assert restored.ci_ids == change.ci_ids and restored.planned_start == change.planned_start
+    (problem,) = target.tickets.get_problems([ids["problem"]]).values()
+    assert problem.status is ProblemStatus.KNOWN_ERROR and problem.fixing_change_id is None
+    assert target.tickets.freeze_windows() == []
+    # a version-4 file with a freeze window is from no release
+    bad = as_version_4(objs)
+    window = objs[first_of(objs, "freeze_window")]
+    n = first_of(bad, "change")
+    bad.insert(n, window)
+    bad[-1]["counts"]["freeze_window"] = 1
+    path = write(tmp_path / "bad.jsonl", bad)
+    with pytest.raises(ValidationFailed, match="unknown record type 'freeze_window'") as info:
+        read_all(path)
+    assert info.value.item == f"{path}:{n + 1}"
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:
@@ -335,6 +437,14 @@ BAD_RECORDS = [
     ("alert_cycle", _drop("fired_at"), "alert_cycle.fired_at"),
     ("problem_incident", _set("linked_at", "soon"), "problem_incident.linked_at"),
     ("change", _set("risk", "extreme"), "change.risk"),
+    ("change", _set("status", "completed"), "change.status"),  # a status of version 4
+    ("change", _set("approvals", [{"approver": "alice"}]), "change.approvals[0].decision"),
+    ("change", _set("tasks", [{"number": "one"}]), "change.tasks[0].number"),
+    ("change", _drop("conflict_overrides"), "change.conflict_overrides"),
+    ("freeze_window", _set("ends_at", "2000-01-01T00:00:00+00:00"), "freeze_window.ends_at"),
+    ("freeze_window", _set("ci_ids", "db-1"), "freeze_window.ci_ids"),
+    ("alert", _set("change_id", 7), "alert.change_id"),
+    ("problem", _drop("root_cause"), "problem.root_cause"),
     ("ticket_link", _set("kind", "cousin_of"), "ticket_link.kind"),
     ("problem", _set("status", None), "problem.status"),
 ]
@@ -382,8 +492,8 @@ def test_records_out_of_order_or_twice_are_refused(exported: Path, tmp_path: Pat
     [
         ({"directory_version": None}, "directory_version", "directory_version"),
         ({"directory_version": -1}, "directory_version", "directory_version"),
-        ({"version": 5}, "upgrade servicegraph", None),
-        ({"version": True}, "reads version 1, 2, 3, 4", None),
+        ({"version": 6}, "upgrade servicegraph", None),
+        ({"version": True}, "reads version 1, 2, 3, 4, 5", None),
     ],
 )
 def test_a_bad_header_is_refused(
@@ -522,7 +632,7 @@ def test_cli_export_then_import_into_a_new_data_dir_reads_the_same(
     assert result.exit_code == 0, result.stderr
     assert "6 tickets" in result.stderr and "7 agents" in result.stderr
     report = json.loads(run(cli, target_dir, "import", "--from-export", str(path), "--json"))
-    assert report["version"] == 4 and report["counts"] == read_all(path).counts
+    assert report["version"] == 5 and report["counts"] == read_all(path).counts
     assert listings(cli, target_dir, ids) == listings(cli, source_dir, ids)
     before, after = (
         tables(source_dir / "servicegraph.sqlite3"),

@@ -104,7 +104,7 @@ def test_sqlite_export_to_fresh_sqlite_is_identical(cli: CliRunner, tmp_path: Pa
     run(cli, source, "export", str(export))
 
     checked = read_all(export)
-    assert checked.version == 4  # the graph, then the desk (empty here)
+    assert checked.version == 5  # the graph, then the desk (empty here)
     assert checked.counts["ci"] >= 12
     assert checked.counts["history"] > 0
     assert checked.counts["conflict"] > 0

@@ -34,7 +34,8 @@ def opt_dt(value: int | None) -> dt.datetime | None:
 
 ALERT_COLUMNS = (
     "fingerprint, source, name, severity, status, labels, summary, first_seen, last_seen, "
-    "last_change, count, ci_id, incident_id, cleared_at, flapping, transitions, reported_at"
+    "last_change, count, ci_id, incident_id, cleared_at, flapping, transitions, reported_at, "
+    "change_id"  # migration 13
 )
 
 
@@ -73,6 +74,7 @@ def alert_row(a: Alert) -> tuple[Any, ...]:
         int(a.flapping),
         dumps([to_us(t) for t in a.transitions]),
         opt_us(a.reported_at),
+        a.change_id,
     )
 
 
@@ -95,6 +97,7 @@ def to_alert(r: tuple[Any, ...]) -> Alert:
         flapping=bool(r[14]),
         transitions=[from_us(t) for t in json.loads(r[15])],
         reported_at=opt_dt(r[16]),
+        change_id=r[17],
     )
 
 
@@ -273,7 +276,9 @@ def to_incident(r: tuple[Any, ...]) -> Incident:
 
 PROBLEM_COLUMNS = (
     "id, number, title, status, created_at, updated_at, root_ci_id, reason, signature, "
-    "known_error, workaround"
+    "known_error, workaround, "
+    # migration 13
+    "assignee, description, root_cause, fix, fixing_change_id, resolved_at, closed_at, resolution"
 )
 
 
@@ -291,6 +296,14 @@ def to_problem(r: tuple[Any, ...], incident_ids: list[str]) -> Problem:
         known_error=r[9],
         workaround=r[10],
         incident_ids=incident_ids,
+        assignee=r[11],
+        description=r[12],
+        root_cause=r[13],
+        fix=r[14],
+        fixing_change_id=r[15],
+        resolved_at=opt_dt(r[16]),
+        closed_at=opt_dt(r[17]),
+        resolution=r[18],
     )
 
 
@@ -307,6 +320,14 @@ def problem_row(problem: Problem) -> tuple[Any, ...]:
         problem.signature,
         problem.known_error,
         problem.workaround,
+        problem.assignee,
+        problem.description,
+        problem.root_cause,
+        problem.fix,
+        problem.fixing_change_id,
+        opt_us(problem.resolved_at),
+        opt_us(problem.closed_at),
+        problem.resolution,
     )
 
 

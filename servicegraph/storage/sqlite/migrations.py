@@ -547,4 +547,65 @@ MIGRATIONS: list[str] = [
     CREATE INDEX notification_outbox_dead ON notification_outbox (dead_at)
         WHERE dead_at IS NOT NULL;
     """,
+    # 13: change and problem management. A change's type, template, implementer, risk as
+    # computed from the graph (with its reasons), the approvals its risk needs and those
+    # given, its tasks and accepted conflicts (JSON lists: read and written with the
+    # change, never queried alone), plans, actual times and close code; the old statuses
+    # map onto the new lifecycle (planned -> draft, approved -> scheduled, in_progress ->
+    # implementing, completed -> closed as successful). A problem's assignee, analysis,
+    # fixing change and resolution. Freeze windows. The change an expected alert was
+    # linked to (change-aware correlation).
+    """
+    ALTER TABLE change_request ADD COLUMN change_type TEXT NOT NULL DEFAULT 'normal';
+    ALTER TABLE change_request ADD COLUMN template TEXT;
+    ALTER TABLE change_request ADD COLUMN assignee TEXT;
+    ALTER TABLE change_request ADD COLUMN risk_reasons TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE change_request ADD COLUMN risk_assessed_at INTEGER;
+    ALTER TABLE change_request ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE change_request ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE change_request ADD COLUMN tasks TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE change_request ADD COLUMN conflict_overrides TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE change_request ADD COLUMN implementation_plan TEXT NOT NULL DEFAULT '';
+    ALTER TABLE change_request ADD COLUMN backout_plan TEXT NOT NULL DEFAULT '';
+    ALTER TABLE change_request ADD COLUMN actual_start INTEGER;
+    ALTER TABLE change_request ADD COLUMN actual_end INTEGER;
+    ALTER TABLE change_request ADD COLUMN close_code TEXT;
+    ALTER TABLE change_request ADD COLUMN close_notes TEXT NOT NULL DEFAULT '';
+    UPDATE change_request SET status = CASE status
+        WHEN 'planned' THEN 'draft' WHEN 'approved' THEN 'scheduled'
+        WHEN 'in_progress' THEN 'implementing' WHEN 'completed' THEN 'closed'
+        ELSE status END;
+    UPDATE change_request SET close_code = 'successful' WHERE status = 'closed';
+    CREATE INDEX change_request_status ON change_request (status);
+    CREATE INDEX change_request_window ON change_request (planned_end, planned_start);
+    CREATE INDEX change_request_ended ON change_request (actual_end)
+        WHERE actual_end IS NOT NULL;
+
+    ALTER TABLE problem ADD COLUMN assignee TEXT;
+    ALTER TABLE problem ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE problem ADD COLUMN root_cause TEXT NOT NULL DEFAULT '';
+    ALTER TABLE problem ADD COLUMN fix TEXT NOT NULL DEFAULT '';
+    ALTER TABLE problem ADD COLUMN fixing_change_id TEXT;
+    ALTER TABLE problem ADD COLUMN resolved_at INTEGER;
+    ALTER TABLE problem ADD COLUMN closed_at INTEGER;
+    ALTER TABLE problem ADD COLUMN resolution TEXT NOT NULL DEFAULT '';
+    CREATE INDEX problem_status ON problem (status);
+    CREATE INDEX problem_fixing_change ON problem (fixing_change_id)
+        WHERE fixing_change_id IS NOT NULL;
+
+    CREATE TABLE freeze_window (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        starts_at  INTEGER NOT NULL,
+        ends_at    INTEGER NOT NULL,
+        reason     TEXT NOT NULL,
+        ci_ids     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX freeze_window_period ON freeze_window (ends_at, starts_at);
+
+    ALTER TABLE alert ADD COLUMN change_id TEXT;
+    CREATE INDEX alert_change ON alert (change_id) WHERE change_id IS NOT NULL;
+    """,
 ]

@@ -1,7 +1,7 @@
 """Export view of the SQLite ticket repository (``TicketStore.snapshot``): every alert,
-cycle, incident, problem (and its links), change, ticket link and worklog entry, read in
-pages from one read transaction of a connection of its own, so that WAL keeps the view
-consistent while writers carry on (as the graph's ``dump.py`` does).
+cycle, incident, problem (and its links), freeze window, change, ticket link and worklog
+entry, read in pages from one read transaction of a connection of its own, so that WAL
+keeps the view consistent while writers carry on (as the graph's ``dump.py`` does).
 
 Each listing walks its table in the order the port states, ``_PAGE`` rows at a time; a
 change's CIs are read per page of changes, so no listing holds more than a page.
@@ -14,6 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from servicegraph.events.model import Alert, AlertCycle
+from servicegraph.storage.sqlite.change_rows import (
+    CHANGE_COLUMNS,
+    FREEZE_COLUMNS,
+    change_of,
+    freeze_of,
+)
 from servicegraph.storage.sqlite.file import from_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
@@ -24,7 +30,8 @@ from servicegraph.storage.sqlite.incident_rows import (
     to_incident,
     to_problem,
 )
-from servicegraph.storage.sqlite.ticket_unit import CHANGE_COLUMNS, IN, change_of, ids_json
+from servicegraph.storage.sqlite.ticket_unit import IN, ids_json
+from servicegraph.ticketing.change_model import FreezeWindow
 from servicegraph.ticketing.model import (
     Change,
     Incident,
@@ -45,6 +52,7 @@ _TABLES = {
     "incidents": "incident",
     "problems": "problem",
     "problem_links": "problem_incident",
+    "freeze_windows": "freeze_window",
     "changes": "change_request",
     "links": "ticket_link",
     "worklog": "worklog",
@@ -107,6 +115,10 @@ class SqliteTicketSnapshot:
             ):
                 cis.setdefault(change_id, []).append(ci_id)
             yield from (change_of(r, cis.get(r[0], [])) for r in rows)
+
+    def freeze_windows(self) -> Iterator[FreezeWindow]:
+        for rows in self._pages(f"SELECT {FREEZE_COLUMNS} FROM freeze_window ORDER BY id"):
+            yield from (freeze_of(r) for r in rows)
 
     def links(self) -> Iterator[TicketLink]:
         for rows in self._pages(

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from servicegraph.events.model import Alert, AlertCycle
-from servicegraph.storage.sqlite import sla_rows
-from servicegraph.storage.sqlite.file import from_us, to_us
+from servicegraph.storage.sqlite import change_rows, sla_rows
+from servicegraph.storage.sqlite.file import to_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
     INCIDENT_FIELDS,
@@ -25,7 +25,6 @@ from servicegraph.storage.sqlite.incident_rows import (
     alert_row,
     dumps,
     incident_row,
-    opt_dt,
     opt_us,
     people_row,
     problem_incidents,
@@ -34,10 +33,9 @@ from servicegraph.storage.sqlite.incident_rows import (
     to_incident,
     to_problem,
 )
+from servicegraph.ticketing.change_model import FreezeWindow
 from servicegraph.ticketing.model import (
     Change,
-    ChangeRisk,
-    ChangeStatus,
     Incident,
     Problem,
     TicketLink,
@@ -57,10 +55,6 @@ IN = "(SELECT value FROM json_each(?))"
 # statuses in another order are another expression to it (a queue page then sorts every
 # active ticket). tests/contract/test_sqlite_tickets.py checks both.
 ACTIVE = "('new', 'assigned', 'in_progress', 'pending')"
-CHANGE_COLUMNS = (
-    "id, number, title, description, status, risk, planned_start, planned_end, created_at, "
-    "created_by, updated_at"
-)
 
 
 def _outbox_row(m: OutboxMessage) -> tuple[Any, ...]:
@@ -70,23 +64,6 @@ def _outbox_row(m: OutboxMessage) -> tuple[Any, ...]:
 
 def ids_json(values: Iterable[str]) -> str:
     return _dumps(list(values))
-
-
-def change_of(r: tuple[Any, ...], ci_ids: list[str]) -> Change:
-    return Change(
-        id=r[0],
-        number=r[1],
-        title=r[2],
-        description=r[3],
-        status=ChangeStatus(r[4]),
-        risk=ChangeRisk(r[5]),
-        planned_start=opt_dt(r[6]),
-        planned_end=opt_dt(r[7]),
-        created_at=from_us(r[8]),
-        created_by=r[9],
-        updated_at=from_us(r[10]),
-        ci_ids=ci_ids,
-    )
 
 
 def select_incidents(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Incident]:
@@ -100,18 +77,6 @@ def select_problems(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -
     rows = conn.execute(sql, params).fetchall()
     links = problem_incidents(conn, [r[0] for r in rows])
     return [to_problem(r, links.get(r[0], [])) for r in rows]
-
-
-def select_changes(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Change]:
-    rows = conn.execute(sql, params).fetchall()
-    cis: dict[str, list[str]] = {}
-    for change_id, ci_id in conn.execute(
-        f"SELECT change_id, ci_id FROM change_ci WHERE change_id IN {IN} "
-        "ORDER BY change_id, position",
-        (ids_json(r[0] for r in rows),),
-    ):
-        cis.setdefault(change_id, []).append(ci_id)
-    return [change_of(r, cis.get(r[0], [])) for r in rows]
 
 
 class SqliteTicketUnit:
@@ -297,7 +262,7 @@ class SqliteTicketUnit:
     def save_problem(self, problem: Problem) -> None:
         self._conn.execute(
             f"INSERT OR REPLACE INTO problem ({PROBLEM_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"VALUES ({', '.join('?' for _ in PROBLEM_COLUMNS.split(','))})",
             problem_row(problem),
         )
 
@@ -319,28 +284,25 @@ class SqliteTicketUnit:
         )
 
     def save_change(self, change: Change) -> None:
-        self._conn.execute(
-            f"INSERT OR REPLACE INTO change_request ({CHANGE_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                change.id,
-                change.number,
-                change.title,
-                change.description,
-                change.status.value,
-                change.risk.value,
-                opt_us(change.planned_start),
-                opt_us(change.planned_end),
-                to_us(change.created_at),
-                change.created_by,
-                to_us(change.updated_at),
-            ),
-        )
-        self._conn.execute("DELETE FROM change_ci WHERE change_id = ?", (change.id,))
-        self._conn.executemany(
-            "INSERT INTO change_ci (change_id, ci_id, position) VALUES (?, ?, ?)",
-            [(change.id, ci_id, n) for n, ci_id in enumerate(change.ci_ids)],
-        )
+        change_rows.save_change(self._conn, change)
+
+    def load_changes(self, ids: Iterable[str]) -> dict[str, Change]:
+        return change_rows.changes_by_id(self._conn, ids)
+
+    def changes_touching(self, start: dt.datetime, end: dt.datetime) -> list[Change]:
+        return change_rows.changes_touching(self._conn, to_us(start), to_us(end))
+
+    def freeze_windows(
+        self, start: dt.datetime | None, end: dt.datetime | None
+    ) -> list[FreezeWindow]:
+        return change_rows.freeze_windows(self._conn, opt_us(start), opt_us(end))
+
+    def save_freeze_window(self, window: FreezeWindow) -> None:
+        self._conn.execute(change_rows.SAVE_FREEZE, change_rows.freeze_row(window))
+
+    def delete_freeze_window(self, window_id: str) -> bool:
+        cursor = self._conn.execute("DELETE FROM freeze_window WHERE id = ?", (window_id,))
+        return cursor.rowcount > 0
 
     def next_change_number(self) -> int:
         return int(

@@ -18,7 +18,8 @@ from typing import Any
 
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.events.model import Alert, AlertCycle
-from servicegraph.storage.sqlite import sla_rows
+from servicegraph.storage.sqlite import change_rows, sla_rows
+from servicegraph.storage.sqlite.change_rows import CHANGE_COLUMNS, select_changes
 from servicegraph.storage.sqlite.dump import open_snapshot_connection
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import (
@@ -33,14 +34,13 @@ from servicegraph.storage.sqlite.store import SqliteGraphStore
 from servicegraph.storage.sqlite.ticket_dump import SqliteTicketSnapshot
 from servicegraph.storage.sqlite.ticket_unit import (
     ACTIVE,
-    CHANGE_COLUMNS,
     IN,
     SqliteTicketUnit,
     ids_json,
-    select_changes,
     select_incidents,
     select_problems,
 )
+from servicegraph.ticketing.change_model import FreezeWindow
 from servicegraph.ticketing.model import (
     Change,
     Incident,
@@ -300,6 +300,9 @@ class SqliteTicketStore:
         if query.root_ci_ids is not None:
             clauses.append(f"root_ci_id IN {IN}")
             params.append(ids_json(query.root_ci_ids))
+        if query.assignee is not None:
+            clauses.append("assignee = ?")
+            params.append(query.assignee)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._reading() as conn:
             return select_problems(
@@ -321,14 +324,29 @@ class SqliteTicketStore:
 
     # -- changes and worklog --------------------------------------------------------------------
 
+    def problems_fixed_by(self, change_ids: Iterable[str]) -> list[Problem]:
+        with self._reading() as conn:
+            return select_problems(
+                conn,
+                f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE fixing_change_id IN {IN} "
+                "ORDER BY number",
+                (ids_json(change_ids),),
+            )
+
+    def known_errors_for(self, ci_ids: Iterable[str], signatures: Iterable[str]) -> list[Problem]:
+        with self._reading() as conn:
+            return select_problems(
+                conn,
+                f"SELECT {PROBLEM_COLUMNS} FROM problem WHERE known_error IS NOT NULL AND "
+                f"(root_ci_id IN {IN} OR signature IN {IN}) ORDER BY number",
+                (ids_json(ci_ids), ids_json(signatures)),
+            )
+
+    # -- changes and worklog --------------------------------------------------------------------
+
     def get_changes(self, ids: Iterable[str]) -> dict[str, Change]:
         with self._reading() as conn:
-            changes = select_changes(
-                conn,
-                f"SELECT {CHANGE_COLUMNS} FROM change_request WHERE id IN {IN}",
-                (ids_json(ids),),
-            )
-        return {c.id: c for c in changes}
+            return change_rows.changes_by_id(conn, ids)
 
     def find_changes(self, query: ChangeFilter) -> list[Change]:
         clauses: list[str] = []
@@ -339,12 +357,27 @@ class SqliteTicketStore:
         if query.ci_ids is not None:
             clauses.append(f"id IN (SELECT change_id FROM change_ci WHERE ci_id IN {IN})")
             params.append(ids_json(query.ci_ids))
+        if query.assignee is not None:
+            clauses.append("assignee = ?")
+            params.append(query.assignee)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._reading() as conn:
             return select_changes(
                 conn,
                 f"SELECT {CHANGE_COLUMNS} FROM change_request {where} ORDER BY number DESC LIMIT ?",
                 (*params, query.limit),
+            )
+
+    def changes_touching(self, start: dt.datetime, end: dt.datetime) -> list[Change]:
+        with self._reading() as conn:
+            return change_rows.changes_touching(conn, to_us(start), to_us(end))
+
+    def freeze_windows(
+        self, start: dt.datetime | None = None, end: dt.datetime | None = None
+    ) -> list[FreezeWindow]:
+        with self._reading() as conn:
+            return change_rows.freeze_windows(
+                conn, None if start is None else to_us(start), None if end is None else to_us(end)
             )
 
     def worklog(self, ticket_ids: Iterable[str]) -> dict[str, list[WorklogEntry]]:

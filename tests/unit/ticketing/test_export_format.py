@@ -1,8 +1,10 @@
 """The desk's records in an export file (``ticketing.export_format``): every field of every
 record type is written and read back equal, including values away from the defaults; a
 field added to a model without the codec knowing fails here; bad values name
-``<type>.<field>``; a version-2 incident (before routing's priority bounds) reads without
-them, a routing override of that version as the bounds its reason names."""
+``<type>.<field>`` (an item of a change's lists ``<type>.<field>[<n>].<key>``); a
+version-2 incident (before routing's priority bounds) reads without them, a routing
+override of that version as the bounds its reason names; a version-4 change in the
+statuses of then reads as migration 13 maps them, without the fields of change management."""
 
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.events.model import Alert, AlertCycle, EventStatus, Severity
 from servicegraph.ticketing import export_format as fmt
 from servicegraph.ticketing.catalogue import Category, Defaults, Service
+from servicegraph.ticketing.change_model import (
+    ApprovalDecision,
+    ChangeApproval,
+    ChangeTask,
+    ChangeType,
+    ConflictOverride,
+    FreezeWindow,
+    TaskStatus,
+)
+from servicegraph.ticketing.export_values import Items
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import (
     Change,
@@ -115,7 +127,36 @@ ALERT = Alert(
     flapping=True,
     transitions=[t(1), t(2), t(3)],
     reported_at=t(10),
+    change_id="chg-1",
 )
+PROBLEM = Problem(
+    "prb-1", 1, "p", ProblemStatus.KNOWN_ERROR, t(0), t(1), "ci-a", "r", "sig",
+    known_error="ke", workaround="wa", assignee="bob", description="PSUs fail «weekly»",
+    root_cause="a bad batch", fix="replace the batch", fixing_change_id="chg-1",
+    resolved_at=t(7), closed_at=t(8), resolution="replaced",
+)  # fmt: skip
+CHANGE = Change(
+    "chg-1", 3, "c", ChangeStatus.REVIEW, ChangeRisk.VERY_HIGH, t(0), t(1), "alice",
+    description="d", ci_ids=["ci-b", "ci-a"], planned_start=t(5), planned_end=t(6),
+    change_type=ChangeType.EMERGENCY, template="psu-swap", assignee="bob",
+    risk_reasons=["touches ci-shop", "no backout tested"], risk_assessed_at=t(2),
+    approvals_required=2,
+    approvals=[
+        ChangeApproval("carol", ApprovalDecision.APPROVED, t(3), "ok «go»"),
+        ChangeApproval("dave", ApprovalDecision.REJECTED, t(4)),
+    ],
+    tasks=[
+        ChangeTask(1, "drain", "bob", TaskStatus.DONE, t(5), "bob"),
+        ChangeTask(2, "swap"),
+        ChangeTask(3, "test", status=TaskStatus.CANCELLED),
+    ],
+    conflict_overrides=[ConflictOverride("frz-1", "vendor on site only then", "carol", t(3))],
+    implementation_plan="1. drain\n2. swap", backout_plan="put the old PSU back",
+    actual_start=t(5), actual_end=t(7), close_code="successful_with_issues",
+    close_notes="one fan noisy",
+)  # fmt: skip
+FREEZE = FreezeWindow("frz-1", "Year end", t(60), t(120), t(0), "carol", "books close",
+                      ("ci-shop", "ci-a"))  # fmt: skip
 RECORDS: list[Any] = [
     Stamped(Organisation("acme", "ACME", domains=("acme.com",), notes="key account"), t(1)),
     Stamped(
@@ -149,11 +190,10 @@ RECORDS: list[Any] = [
     AlertCycle("fp-1", t(0), t(1), "inc-1"),
     AlertCycle("fp-1", t(2)),
     INCIDENT,
-    Problem("prb-1", 1, "p", ProblemStatus.KNOWN_ERROR, t(0), t(1), "ci-a", "r", "sig",
-            known_error="ke", workaround="wa"),
+    PROBLEM,
     ProblemLink("prb-1", "req-1", t(3)),
-    Change("chg-1", 3, "c", ChangeStatus.IN_PROGRESS, ChangeRisk.HIGH, t(0), t(1), "alice",
-           description="d", ci_ids=["ci-b", "ci-a"], planned_start=t(5), planned_end=t(6)),
+    FREEZE,
+    CHANGE,
     TicketLink("req-1", "chg-1", LinkKind.CAUSED_BY_CHANGE, t(2), "bob"),
     WorklogEntry("req-1", t(4), "bob", WorklogKind.CHANGED, "tags", 17, "tags", '["a"]', None),
 ]  # fmt: skip
@@ -187,6 +227,18 @@ def test_the_codec_knows_every_field_of_its_record(codec: fmt.Codec) -> None:
     assert written == model - NOT_IN_THE_FILE.get(codec.kind, set())
 
 
+def test_the_items_of_a_change_are_written_with_every_field() -> None:
+    """The same for the objects a change holds lists of (approvals, tasks, overrides)."""
+    nested: dict[type, set[str]] = {}
+    for _, _, _, decode in fmt.CHANGE.fields:
+        codec = getattr(decode, "__self__", None)  # the bound Items.decode of a list
+        if isinstance(codec, Items):
+            nested[codec.kind] = {name for name, *_ in codec.fields}
+    assert set(nested) == {ChangeApproval, ChangeTask, ConflictOverride}
+    for kind, written in nested.items():
+        assert written == {f.name for f in dataclasses.fields(kind)}, kind.__name__
+
+
 def test_times_are_utc_with_microseconds_and_the_ticket_type_has_its_own_key() -> None:
     obj = fmt.encode(dataclasses.replace(INCIDENT, opened_at=t(0).astimezone(CET)))
     assert obj["opened_at"] == "2026-11-02T09:30:15.123456+00:00"
@@ -202,6 +254,31 @@ def _incident(**changes: Any) -> dict[str, Any]:
         else:
             obj[key] = value
     return obj
+
+
+def _item(value: Any, **changes: Any) -> dict[str, Any]:
+    """One of a change's list items as the file holds it, with ``changes`` (KeyError: the
+    key left out)."""
+    name = _LIST_OF[type(value)]
+    alone: dict[str, Any] = {name: [value]}
+    (obj,) = fmt.encode(dataclasses.replace(CHANGE, **alone))[name]
+    for key, new in changes.items():
+        if new is KeyError:
+            del obj[key]
+        else:
+            obj[key] = new
+    return dict(obj)
+
+
+_LIST_OF = {
+    ChangeApproval: "approvals",
+    ChangeTask: "tasks",
+    ConflictOverride: "conflict_overrides",
+}
+
+
+def _change(**changes: Any) -> dict[str, Any]:
+    return fmt.encode(CHANGE) | changes
 
 
 @pytest.mark.parametrize(
@@ -246,6 +323,39 @@ def _incident(**changes: Any) -> dict[str, Any]:
         ),
         ({**fmt.encode(RECORDS[5]), "types": ["memo"]}, "category.types", "not one of"),
         ({**fmt.encode(RECORDS[-1]), "seq": -2}, "worklog.seq", "positive"),
+        (_change(approvals={}), "change.approvals", "must be a list of objects"),
+        (_change(approvals=["carol"]), "change.approvals[0]", "must be an object"),
+        (
+            _change(approvals=[_item(CHANGE.approvals[0], decision="maybe")]),
+            "change.approvals[0].decision",
+            "'maybe' is not one of approved, rejected",
+        ),
+        (
+            _change(tasks=[_item(CHANGE.tasks[0]), _item(CHANGE.tasks[1], done_at="soon")]),
+            "change.tasks[1].done_at",
+            "ISO 8601",
+        ),
+        (
+            _change(tasks=[_item(CHANGE.tasks[0], number=KeyError)]),
+            "change.tasks[0].number",
+            "is required",
+        ),
+        (
+            _change(conflict_overrides=[_item(CHANGE.conflict_overrides[0], expires="never")]),
+            "change.conflict_overrides[0].expires",
+            "newer servicegraph",
+        ),
+        (_change(status="planned"), "change.status", "'planned' is not one of draft"),
+        (_change(change_type="minor"), "change.change_type", "not one of standard"),
+        (_change(close_notes=None), "change.close_notes", "must be text"),
+        (_change(number=0), "change.number", "positive"),
+        (
+            {**fmt.encode(FREEZE), "ends_at": fmt.encode(FREEZE)["starts_at"]},
+            "freeze_window.ends_at",
+            "must be after starts_at",
+        ),
+        ({**fmt.encode(FREEZE), "ci_ids": "ci-a"}, "freeze_window.ci_ids", "list of texts"),
+        ({**fmt.encode(PROBLEM), "status": "done"}, "problem.status", "not one of open"),
     ],
 )
 def test_a_bad_record_names_its_field(obj: dict[str, Any], field: str, message: str) -> None:
@@ -344,3 +454,88 @@ def test_a_version_2_incident_has_no_bounds_and_keeps_an_agents_override() -> No
     assert missing.value.field == "incident.priority_floor", "version 3 requires them"
     other = fmt.encode(RECORDS[0])
     assert fmt.DECODERS[2](other) == fmt.DECODERS[3](other), "the other records are the same"
+
+
+# -- version 4: before change and problem management -------------------------------------
+
+_CHANGE_5 = {
+    "change_type", "template", "assignee", "risk_reasons", "risk_assessed_at",
+    "approvals_required", "approvals", "tasks", "conflict_overrides", "implementation_plan",
+    "backout_plan", "actual_start", "actual_end", "close_code", "close_notes",
+}  # fmt: skip
+_PROBLEM_5 = {
+    "assignee", "description", "root_cause", "fix", "fixing_change_id", "resolved_at",
+    "closed_at", "resolution",
+}  # fmt: skip
+
+
+def _version_4(record: Any, **changes: Any) -> dict[str, Any]:
+    """A change, problem or alert as a version-4 file holds it."""
+    added = {Change: _CHANGE_5, Problem: _PROBLEM_5, Alert: {"change_id"}}[type(record)]
+    return {k: v for k, v in fmt.encode(record).items() if k not in added} | changes
+
+
+# what a version-4 change reads as: the fields it had, the new ones at their defaults
+AS_VERSION_4 = Change(
+    CHANGE.id, CHANGE.number, CHANGE.title, ChangeStatus.DRAFT, ChangeRisk.HIGH,
+    CHANGE.created_at, CHANGE.updated_at, CHANGE.created_by, description=CHANGE.description,
+    ci_ids=CHANGE.ci_ids, planned_start=CHANGE.planned_start, planned_end=CHANGE.planned_end,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "close_code"),
+    [
+        ("planned", ChangeStatus.DRAFT, None),
+        ("approved", ChangeStatus.SCHEDULED, None),
+        ("in_progress", ChangeStatus.IMPLEMENTING, None),
+        ("completed", ChangeStatus.CLOSED, "successful"),
+        ("failed", ChangeStatus.FAILED, None),
+        ("cancelled", ChangeStatus.CANCELLED, None),
+    ],
+)
+def test_a_version_4_change_reads_as_migration_13_maps_it(
+    old: str, new: ChangeStatus, close_code: str | None
+) -> None:
+    obj = _version_4(CHANGE, status=old, risk="high")
+    for version in (2, 3, 4):
+        record = fmt.DECODERS[version](obj)
+        assert record == dataclasses.replace(AS_VERSION_4, status=new, close_code=close_code)
+
+
+def test_version_4_knew_neither_the_new_statuses_nor_the_new_fields() -> None:
+    with pytest.raises(ValidationFailed, match="'draft' is not one of planned") as status:
+        fmt.DECODERS[4](_version_4(CHANGE, status="draft"))
+    assert status.value.field == "change.status"
+    newer: list[tuple[fmt.Record, str]] = [  # the first unknown key, by name
+        (CHANGE, "change.actual_end"),
+        (PROBLEM, "problem.assignee"),
+        (ALERT, "alert.change_id"),
+    ]
+    for record, field in newer:
+        with pytest.raises(ValidationFailed, match="newer servicegraph") as info:
+            fmt.DECODERS[4](fmt.encode(record))
+        assert info.value.field == field
+    with pytest.raises(ValidationFailed, match="unknown record type 'freeze_window'"):
+        fmt.DECODERS[4](fmt.encode(FREEZE))
+    with pytest.raises(ValidationFailed, match="is required") as missing:
+        fmt.decode(_version_4(PROBLEM))
+    assert missing.value.field == "problem.assignee", "version 5 requires them"
+
+
+def test_a_version_4_problem_and_alert_take_the_defaults_of_the_new_fields() -> None:
+    assert fmt.DECODERS[4](_version_4(PROBLEM)) == Problem(
+        PROBLEM.id, PROBLEM.number, PROBLEM.title, PROBLEM.status, PROBLEM.created_at,
+        PROBLEM.updated_at, PROBLEM.root_ci_id, PROBLEM.reason, PROBLEM.signature,
+        known_error=PROBLEM.known_error, workaround=PROBLEM.workaround,
+    )  # fmt: skip
+    assert fmt.DECODERS[3](_version_4(ALERT)) == dataclasses.replace(ALERT, change_id=None)
+
+
+def test_each_version_has_its_sections() -> None:
+    assert fmt.VERSION_SECTIONS[5] == fmt.SECTIONS
+    for version in (2, 3, 4):
+        assert fmt.VERSION_SECTIONS[version] == tuple(
+            s for s in fmt.SECTIONS if s != "freeze_window"
+        )
+    assert set(fmt.VERSION_SECTIONS) == set(fmt.DECODERS)
