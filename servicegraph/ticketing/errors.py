@@ -70,3 +70,28 @@ class InvalidState(InvalidTransition):
         subject = f"ticket {ticket_id}" if ticket_id else "the ticket"
         # InvalidTransition's own message is "<id>: <reason>"; this one reads as a sentence.
         TicketingError.__init__(self, f"{subject} {self.reason}")
+
+
+class ApprovalRefused(InvalidTransition):
+    """Someone who may not decide on a change tried to: not a change manager, its
+    requester, or a CAB member deciding twice. ``actor`` names the person."""
+
+    def __init__(self, change_id: str, actor: str, message: str) -> None:
+        self.actor = actor
+        self.ticket_id = change_id
+        self.reason = message
+        # reads as "<who>: <why>"; the change is the ticket the refusal is about
+        TicketingError.__init__(self, f"{actor}: {message}")
+
+
+class ConflictsUnresolved(InvalidTransition):
+    """A change with conflicts nobody overrode cannot be approved or scheduled."""
+
+    def __init__(self, change_id: str, conflicts: Sequence[str]) -> None:
+        self.conflicts = tuple(conflicts)
+        listed = "; ".join(self.conflicts)
+        super().__init__(
+            change_id,
+            f"conflicts with {listed}; replan it, or have a change manager override each "
+            "conflict with a reason",
+        )

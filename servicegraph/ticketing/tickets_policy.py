@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from servicegraph.ticketing.change_config import ChangePolicy
 from servicegraph.ticketing.fields import CustomFieldSchema
 from servicegraph.ticketing.lifecycle import StateMachine
 from servicegraph.ticketing.lifecycle import load as load_lifecycle
@@ -39,3 +40,4 @@ class DeskPolicy:
     auto_close_days: int | None = DEFAULT_AUTO_CLOSE_DAYS
     reopen_window: dt.timedelta = dt.timedelta(days=DEFAULT_REOPEN_WINDOW_DAYS)
     sla: SlaConfig = field(default_factory=SlaConfig)  # calendars, policies, escalation
+    changes: ChangePolicy = field(default_factory=ChangePolicy)  # approvals, templates

@@ -13,11 +13,11 @@ import pytest
 from servicegraph.cmdb.context import change_context
 from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
 from servicegraph.runtime import jobs
+from servicegraph.ticketing.changes import NewChange
 from servicegraph.ticketing.errors import InvalidState, TicketNotFound
 from servicegraph.ticketing.lifecycle import ActorKind, TicketStatus
 from servicegraph.ticketing.model import Incident, LinkKind, TicketType, WorklogKind
 from servicegraph.ticketing.ports import IncidentFilter, TicketOrder
-from servicegraph.ticketing.service import NewChange
 from servicegraph.ticketing.tickets import TicketChanges
 from tests.ticketing.desk_world import Desk, make_desk
 
