@@ -7,15 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from servicegraph.cmdb.history import HistoryService
+from servicegraph.cmdb.impact import ImpactService
 from servicegraph.cmdb.model import utcnow
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.ticketing.catalogue import Catalogue
+from servicegraph.ticketing.change_analysis import ChangeAnalysis
+from servicegraph.ticketing.changes import ChangeService
 from servicegraph.ticketing.notifications import Notifier
 from servicegraph.ticketing.people import Directory
 from servicegraph.ticketing.ports import TicketStore
+from servicegraph.ticketing.problems import ProblemService
 from servicegraph.ticketing.report_ports import ReportStore
 from servicegraph.ticketing.report_service import ReportService
-from servicegraph.ticketing.service import ChangeService, IncidentService, ProblemService
+from servicegraph.ticketing.service import IncidentService
 from servicegraph.ticketing.sla_escalation import EscalationJob
 from servicegraph.ticketing.sla_projection import SlaProjector
 from servicegraph.ticketing.sla_service import SlaService
@@ -57,6 +61,7 @@ class ServiceDesk:
         sla: SlaProjector | None = None,
         notifier: Notifier | None = None,
         reports: ReportStore,
+        impact: ImpactService,
     ) -> ServiceDesk:
         """``directory`` and ``catalogue`` give the current people and service catalogue
         (``DeskDirectory``'s); without them the desk knows nobody, and assigns nothing.
@@ -69,8 +74,15 @@ class ServiceDesk:
         projector = sla or SlaProjector(tickets.policy.sla)
         return cls(
             incidents=IncidentService(store, tickets, clock=clock),
-            problems=ProblemService(store, graph, clock=clock),
-            changes=ChangeService(store, graph, clock=clock),
+            problems=ProblemService(store, graph, directory=directory, clock=clock),
+            changes=ChangeService(
+                store,
+                graph,
+                ChangeAnalysis(impact, graph, store),
+                directory=directory,
+                policy=tickets.policy.changes,
+                clock=clock,
+            ),
             timeline=TimelineService(graph, history, store),
             tickets=tickets,
             sla=SlaService(store, projector, clock=clock),

@@ -1,4 +1,5 @@
-"""People's work on tickets: incidents, problems, known errors and changes.
+"""People's work on monitoring incidents: acknowledge, assign, comment, resolve, link to a
+problem.
 
 Every step is one unit of work that checks the ticket's state, changes it and appends a
 worklog entry with the time and the actor (the ``ChangeContext`` the entry point set).
@@ -11,10 +12,10 @@ Rules:
   active agent of the incident's group, a resolved incident cannot be resolved again, nor
   assigned before it is reopened; comments are always allowed;
 - an incident is an instance of at most one problem; linking it to a second one is refused
-  (linking it to its own problem again changes nothing); a resolved problem takes no new
-  incidents and records no known error;
-- a change needs CIs that exist and, when both are given, a window that ends after it
-  starts.
+  (linking it to its own problem again changes nothing); a resolved or closed problem
+  takes no new incidents.
+
+Problems are ``problems.py``'s, changes ``changes.py``'s.
 
 Correlation keeps resolving and reopening incidents from alerts: an incident resolved by
 hand while its root alert still fires reopens on the alert's next repeat.
@@ -23,30 +24,21 @@ hand while its root alert still fires reopens on the alert's next repeat.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 from servicegraph.cmdb.context import current_change_context
 from servicegraph.cmdb.errors import ValidationFailed
-from servicegraph.cmdb.model import new_id, utcnow
-from servicegraph.cmdb.ports import GraphStore
+from servicegraph.cmdb.model import utcnow
 from servicegraph.events.model import Alert
 from servicegraph.ticketing.errors import InvalidState, InvalidTransition, TicketNotFound
 from servicegraph.ticketing.lifecycle import ActorKind, TicketStatus
 from servicegraph.ticketing.model import (
-    Change,
-    ChangeRisk,
-    ChangeStatus,
     Incident,
-    Problem,
-    ProblemStatus,
     WorklogEntry,
     WorklogKind,
 )
 from servicegraph.ticketing.ports import (
-    ChangeFilter,
     IncidentFilter,
-    ProblemFilter,
     TicketStore,
     TicketUnit,
 )
@@ -55,7 +47,6 @@ from servicegraph.ticketing.tickets_work import StepFields, responded, take_step
 
 Clock = Callable[[], dt.datetime]
 
-MAX_TITLE = 200
 MAX_TEXT = 20_000
 MAX_NAME = 200
 MAX_LIMIT = 1000
@@ -90,20 +81,6 @@ def _log(
     ticket_id: str, at: dt.datetime, actor: str, kind: WorklogKind, text: str = ""
 ) -> WorklogEntry:
     return WorklogEntry(ticket_id=ticket_id, at=at, actor=actor, kind=kind, text=text)
-
-
-def _existing_cis(graph: GraphStore, ci_ids: Sequence[str], field: str) -> list[str]:
-    """The ids, checked to exist; a CI merged into another stands for its survivor.
-    ``field`` names the argument; for a list (``ci_ids``) errors name the position."""
-    found = graph.get_cis(ci_ids)
-    result = []
-    for index, ci_id in enumerate(ci_ids):
-        ci = found.get(ci_id)
-        if ci is None:
-            where = f"{field}.{index}" if field.endswith("_ids") else field
-            raise ValidationFailed(f"no configuration item with id '{ci_id}'", field=where)
-        result.append(ci.merged_into or ci_id)
-    return list(dict.fromkeys(result))
 
 
 RESOLUTION_CODE = "solved"  # what a resolution written by hand is filed as
@@ -254,8 +231,10 @@ class IncidentService:
                 raise InvalidTransition(
                     i.id, f"is already an instance of problem {i.problem_id}; it has one problem"
                 )
-            if problem.status is ProblemStatus.RESOLVED:
-                raise InvalidTransition(problem.id, "is resolved and takes no new incidents")
+            if not problem.status.active:
+                raise InvalidTransition(
+                    problem.id, f"is {problem.status} and takes no new incidents"
+                )
             i.problem_id = problem_id
             unit.link_problem(problem_id, [i.id], now)
             problem.updated_at = now
@@ -265,195 +244,3 @@ class IncidentService:
             return [_log(i.id, now, actor, WorklogKind.LINKED, text)]
 
         return self._work(incident_id, step)
-
-
-@dataclass(frozen=True)
-class NewProblem:
-    title: str
-    description: str = ""
-    root_ci_id: str | None = None
-    incident_ids: tuple[str, ...] = ()
-    known_error: str | None = None
-    workaround: str | None = None
-
-
-class ProblemService:
-    def __init__(self, store: TicketStore, graph: GraphStore, *, clock: Clock = utcnow) -> None:
-        self.store = store
-        self.graph = graph
-        self.clock = clock
-
-    def get(self, problem_id: str) -> Problem:
-        problem = self.store.get_problems([problem_id]).get(problem_id)
-        if problem is None:
-            raise TicketNotFound("problem", problem_id, field="problem_id")
-        return problem
-
-    def get_many(self, ids: Iterable[str]) -> dict[str, Problem]:
-        return self.store.get_problems(ids)
-
-    def find(self, query: ProblemFilter) -> list[Problem]:
-        _limit(query.limit)
-        return self.store.find_problems(query)
-
-    def create(self, new: NewProblem) -> Problem:
-        """Open a problem by hand, optionally with its incidents and, when the cause is
-        already understood, as a known error with a workaround."""
-        title = _text(new.title, "title", limit=MAX_TITLE)
-        description = _text(new.description, "description", limit=MAX_TEXT, required=False)
-        known_error = _text(new.known_error, "known_error", limit=MAX_TEXT, required=False)
-        workaround = _text(new.workaround, "workaround", limit=MAX_TEXT, required=False)
-        if workaround and not known_error:
-            raise ValidationFailed(
-                "a workaround belongs to a known error: describe the error too",
-                field="known_error",
-            )
-        root = None
-        if new.root_ci_id is not None:
-            (root,) = _existing_cis(self.graph, [new.root_ci_id], "root_ci_id")
-        incident_ids = list(dict.fromkeys(new.incident_ids))
-        now, actor = self.clock(), _actor()
-        problem_id = new_id("prb")
-        with self.store.unit() as unit:
-            incidents = unit.load_incidents(incident_ids)
-            for index, incident_id in enumerate(incident_ids):
-                incident = incidents.get(incident_id)
-                if incident is None:
-                    raise TicketNotFound("incident", incident_id, field=f"incident_ids.{index}")
-                if incident.problem_id is not None:
-                    raise InvalidTransition(
-                        incident_id,
-                        f"is already an instance of problem {incident.problem_id}; "
-                        "it has one problem",
-                    )
-            problem = Problem(
-                id=problem_id,
-                number=unit.next_problem_number(),
-                title=title,
-                status=ProblemStatus.KNOWN_ERROR if known_error else ProblemStatus.OPEN,
-                created_at=now,
-                updated_at=now,
-                root_ci_id=root,
-                reason=description or f"opened by {actor}",
-                signature=f"manual:{problem_id}",
-                incident_ids=incident_ids,
-                known_error=known_error or None,
-                workaround=workaround or None,
-            )
-            unit.save_problem(problem)
-            entries = [_log(problem.id, now, actor, WorklogKind.CREATED, title)]
-            if known_error:
-                entries.append(_log(problem.id, now, actor, WorklogKind.KNOWN_ERROR, known_error))
-            if incident_ids:
-                unit.link_problem(problem.id, incident_ids, now)
-                for incident in incidents.values():
-                    incident.problem_id = problem.id
-                    incident.updated_at = max(now, incident.updated_at)
-                    text = f"incident {incident.id} is an instance of problem {problem.id}"
-                    entries.append(_log(incident.id, now, actor, WorklogKind.LINKED, text))
-                unit.update_incidents(list(incidents.values()))
-            unit.append_worklog(entries)
-            unit.touched()
-        return problem
-
-    def create_known_error(
-        self,
-        known_error: str,
-        workaround: str | None = None,
-        *,
-        title: str | None = None,
-        root_ci_id: str | None = None,
-    ) -> Problem:
-        """A new problem whose cause is already known; its title defaults to the first
-        line of the error."""
-        error = _text(known_error, "known_error", limit=MAX_TEXT)
-        heading = (title or "").strip() or error.splitlines()[0][:MAX_TITLE]
-        return self.create(
-            NewProblem(
-                title=heading, root_ci_id=root_ci_id, known_error=error, workaround=workaround
-            )
-        )
-
-    def record_known_error(
-        self, problem_id: str, known_error: str, workaround: str | None = None
-    ) -> Problem:
-        """The cause is understood: the problem becomes a known error, with a workaround."""
-        error = _text(known_error, "known_error", limit=MAX_TEXT)
-        fix = _text(workaround, "workaround", limit=MAX_TEXT, required=False)
-        now, actor = self.clock(), _actor()
-        with self.store.unit() as unit:
-            problem = unit.load_problems([problem_id]).get(problem_id)
-            if problem is None:
-                raise TicketNotFound("problem", problem_id, field="problem_id")
-            if problem.status is ProblemStatus.RESOLVED:
-                raise InvalidTransition(problem.id, "is resolved; it records no known error")
-            problem.status = ProblemStatus.KNOWN_ERROR
-            problem.known_error = error
-            problem.workaround = fix or problem.workaround
-            problem.updated_at = now
-            unit.save_problem(problem)
-            text = error + (f"\nworkaround: {fix}" if fix else "")
-            unit.append_worklog([_log(problem.id, now, actor, WorklogKind.KNOWN_ERROR, text)])
-            unit.touched()
-        return problem
-
-
-@dataclass(frozen=True)
-class NewChange:
-    title: str
-    ci_ids: tuple[str, ...]
-    description: str = ""
-    risk: ChangeRisk = ChangeRisk.MEDIUM
-    status: ChangeStatus = ChangeStatus.PLANNED
-    planned_start: dt.datetime | None = None
-    planned_end: dt.datetime | None = None
-
-
-class ChangeService:
-    def __init__(self, store: TicketStore, graph: GraphStore, *, clock: Clock = utcnow) -> None:
-        self.store = store
-        self.graph = graph
-        self.clock = clock
-
-    def get(self, change_id: str) -> Change:
-        change = self.store.get_changes([change_id]).get(change_id)
-        if change is None:
-            raise TicketNotFound("change", change_id, field="change_id")
-        return change
-
-    def get_many(self, ids: Iterable[str]) -> dict[str, Change]:
-        return self.store.get_changes(ids)
-
-    def find(self, query: ChangeFilter) -> list[Change]:
-        _limit(query.limit)
-        return self.store.find_changes(query)
-
-    def create(self, new: NewChange) -> Change:
-        title = _text(new.title, "title", limit=MAX_TITLE)
-        description = _text(new.description, "description", limit=MAX_TEXT, required=False)
-        if not new.ci_ids:
-            raise ValidationFailed("name at least one configuration item", field="ci_ids")
-        start = _aware(new.planned_start, "planned_start")
-        end = _aware(new.planned_end, "planned_end")
-        if start is not None and end is not None and end <= start:
-            raise ValidationFailed("must be after planned_start", field="planned_end")
-        ci_ids = _existing_cis(self.graph, new.ci_ids, "ci_ids")
-        now, actor = self.clock(), _actor()
-        with self.store.unit() as unit:
-            change = Change(
-                id=new_id("chg"),
-                number=unit.next_change_number(),
-                title=title,
-                description=description,
-                status=new.status,
-                risk=new.risk,
-                ci_ids=ci_ids,
-                planned_start=start,
-                planned_end=end,
-                created_at=now,
-                updated_at=now,
-                created_by=actor,
-            )
-            unit.save_change(change)
-            unit.append_worklog([_log(change.id, now, actor, WorklogKind.CREATED, title)])
-        return change
