@@ -261,6 +261,7 @@ def bootstrap(
         notifier=notifier,
         sla=sla,
         reports=open_report_store(inbox),
+        impact=impact,  # changes' risk and conflicts come from the graph
     )
     correlator = Correlator(
         inbox,

@@ -26,8 +26,9 @@ from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
 from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
 from servicegraph.collectors.snmp.settings import SnmpSettings
-from servicegraph.correlation.policy import CorrelationPolicy
+from servicegraph.correlation.policy import CorrelationPolicy, ExpectedAlerts
 from servicegraph.delivery.settings import NotificationSettings
+from servicegraph.ticketing.change_config import ChangePolicy
 from servicegraph.ticketing.fields import CustomFieldSchema
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.lifecycle import load as load_lifecycle
@@ -81,6 +82,20 @@ class CorrelationSettings(BaseModel):
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRIORITY_MATRIX.items()}
     )
     high_impact_criticality: int = Field(default=2, ge=1, le=5)
+    expected_alerts: ExpectedAlerts = Field(
+        default=ExpectedAlerts.SUPPRESS,
+        description="An alert on a CI under a change being implemented (or inside a "
+        "scheduled change's window), or on a CI that hard-depends on one, is expected: "
+        "'suppress' opens no incident and links the alert to the change; 'low_priority' "
+        "opens a P5 incident tagged expected-change, linked to the change.",
+    )
+    after_change_window_s: float = Field(
+        default=7200,
+        ge=0,
+        description="An incident opened within this long after a change ended, whose root "
+        "cause is one of the change's CIs or hard-depends on one, is marked possibly "
+        "caused by the change (a caused_by_change link, the reason in its history).",
+    )
 
     @field_validator("priority_matrix")
     @classmethod
@@ -103,6 +118,8 @@ class CorrelationSettings(BaseModel):
             max_clock_skew=dt.timedelta(seconds=self.max_clock_skew_s),
             priority_matrix=self.priority_matrix,
             high_impact_criticality=self.high_impact_criticality,
+            expected_alerts=self.expected_alerts,
+            after_change_window=dt.timedelta(seconds=self.after_change_window_s),
         )
 
 
@@ -177,6 +194,11 @@ class DeskSettings(BaseModel):
         description="SLA policies with their escalation levels, and the policy of each "
         "business service sla_tier (ticketing/sla_config.py format). No policy: no clocks.",
     )
+    changes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Change management: CAB approvals by risk, emergency approvals, "
+        "standard-change templates, lifecycles (ticketing/change_config.py format).",
+    )
 
     @field_validator("lifecycle")
     @classmethod
@@ -215,6 +237,12 @@ class DeskSettings(BaseModel):
         _domain(lambda: SlaConfig.build(self.calendars, self.sla))
         return self
 
+    @field_validator("changes")
+    @classmethod
+    def _changes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _domain(lambda: ChangePolicy.build(value, path="desk.changes"))
+        return value
+
     @field_validator("triage_group")
     @classmethod
     def _triage_group(cls, value: str) -> str:
@@ -231,6 +259,7 @@ class DeskSettings(BaseModel):
             auto_close_days=self.auto_close_days,
             reopen_window=dt.timedelta(days=self.reopen_window_days),
             sla=SlaConfig.build(self.calendars, self.sla),
+            changes=ChangePolicy.build(self.changes, path="desk.changes"),
         )
 
 

@@ -6,6 +6,15 @@ a related or a new one), expires flapping, resolves what has been clear for the 
 time, analyses the changed incidents (``assessment``), saves alerts, incidents, their
 history and alert cycles, then detects recurrence (``recurrence``). The rules are in the
 correlator's module docstring.
+
+Changes (``changes``): an alert that would open an incident while a change is carried out
+on its CI (or on one it hard-depends on) is expected: it opens none and carries the
+change's id, or opens a P5 incident tagged and linked to the change
+(``CorrelationPolicy.expected_alerts``); it stays firing and is looked at again with its
+next event, so once the change is over it opens its incident. An incident the batch opens
+whose root CI a change touched shortly before is linked to that change (caused_by_change),
+the reason in its history. The changes are loaded once, by the first alert about to open
+an incident.
 """
 
 from __future__ import annotations
@@ -16,7 +25,8 @@ from typing import TYPE_CHECKING
 
 from servicegraph.cmdb.model import new_id
 from servicegraph.correlation.assessment import assess
-from servicegraph.correlation.policy import BatchResult
+from servicegraph.correlation.changes import EXPECTED_TAG, LOAD_MARGIN, ChangeMatch, ChangeWindow
+from servicegraph.correlation.policy import BatchResult, ExpectedAlerts
 from servicegraph.correlation.ports import CorrelationUnit
 from servicegraph.correlation.recurrence import Recurrence
 from servicegraph.correlation.rootcause import HardTopology
@@ -24,7 +34,13 @@ from servicegraph.correlation.state import FORGET_EVERY, Analysis, Members, Work
 from servicegraph.correlation.steps import ACTOR
 from servicegraph.events.model import Alert, AlertCycle, Event, EventStatus
 from servicegraph.ticketing.lifecycle import TicketStatus
-from servicegraph.ticketing.model import Incident, WorklogEntry
+from servicegraph.ticketing.model import (
+    Incident,
+    LinkKind,
+    TicketLink,
+    WorklogEntry,
+    WorklogKind,
+)
 
 if TYPE_CHECKING:
     from servicegraph.correlation.correlator import Correlator
@@ -42,7 +58,9 @@ class Batch:
         self.hard = hard
         self.graph = self.hard.graph
         self.result = BatchResult()
-        self.recurrence = Recurrence(unit, self.policy, self.now, self.result)
+        self.recurrence = Recurrence(
+            unit, self.policy, self.now, self.result, facts=self.c._ci_facts
+        )
         self.changed_alerts: dict[str, Alert] = {}
         self.dirty: set[str] = set()
         self.new_incidents: list[str] = []
@@ -50,6 +68,8 @@ class Batch:
         # fire/clear cycles begun or ended: (fingerprint, fired at) -> (alert, cleared at)
         self.cycles: dict[tuple[str, dt.datetime], tuple[Alert, dt.datetime | None]] = {}
         self._next_number: int | None = None
+        self._changes: ChangeWindow | None = None  # loaded when first needed
+        self.links: dict[tuple[str, str], TicketLink] = {}  # (incident, change) -> link
 
     # -- state -----------------------------------------------------------------------------
 
@@ -116,11 +136,14 @@ class Batch:
         self._resolve_due(state)
         self._recompute(state)
         self._route(state)
+        self._link_possible_causes(state)
         touched = bool(self.changed_alerts or self.dirty)
         if self.changed_alerts:
             self.unit.save_alerts(list(self.changed_alerts.values()))
         if self.dirty:
             self.unit.save_incidents([state.incidents[i] for i in sorted(self.dirty)])
+        if self.links:
+            self.unit.save_links(list(self.links.values()))
         if self.worklog:
             self.unit.append_worklog(self.worklog)
             self._notify(state)
@@ -284,9 +307,15 @@ class Batch:
             ]
             if candidates:
                 target = max(candidates, key=lambda i: (i.last_alert_at, i.number))
+                alert.change_id = None  # in an incident now: not held back any longer
                 self._join(state, target, alert, t)
                 return
-        self._open(state, alert, t)
+        expected = self._expected(alert, t)
+        alert.change_id = expected.change.id if expected is not None else None
+        if expected is not None and self.policy.expected_alerts is ExpectedAlerts.SUPPRESS:
+            self.result.expected += 1  # no incident: its next event looks again
+            return
+        self._open(state, alert, t, expected)
 
     def _touch(self, incident: Incident, t: dt.datetime) -> None:
         if t > incident.last_alert_at:
@@ -311,7 +340,9 @@ class Batch:
                 footprint.add(n)
                 state.index.setdefault(n, set()).add(incident.id)
 
-    def _open(self, state: WorkerState, alert: Alert, t: dt.datetime) -> None:
+    def _open(
+        self, state: WorkerState, alert: Alert, t: dt.datetime, expected: ChangeMatch | None
+    ) -> None:
         if self._next_number is None:
             self._next_number = self.unit.next_incident_number()
         incident = Incident(
@@ -331,7 +362,72 @@ class Batch:
         self.new_incidents.append(incident.id)
         self.worklog.append(self.c.steps.opened(incident, alert, t))
         self.result.incidents_opened += 1
+        if expected is not None:
+            # the lowest priority, as correlation's own choice with the reason: the matrix
+            # and routing's bounds leave it (``Incident.agent_override``); an agent may
+            # set another
+            reason = self._link_change(incident, expected)
+            incident.priority = 5
+            incident.priority_reason, incident.priority_set_by = reason, ACTOR
+            incident.tags.append(EXPECTED_TAG)
         self._join(state, incident, alert, t)
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def _change_window(self) -> ChangeWindow:
+        """The changes around the batch's time, loaded once (only a batch that opens an
+        incident asks: repeats of a storm's alerts cost no query)."""
+        if self._changes is None:
+            after = self.policy.after_change_window
+            changes = self.unit.changes_touching(
+                self.now - after - LOAD_MARGIN, self.now + LOAD_MARGIN
+            )
+            self._changes = ChangeWindow(changes, self.hard, after)
+        return self._changes
+
+    def _expected(self, alert: Alert, t: dt.datetime) -> ChangeMatch | None:
+        if alert.ci_id is None:
+            return None
+        return self._change_window().expecting(alert.ci_id, t)
+
+    def _link_possible_causes(self, state: WorkerState) -> None:
+        """Link the incidents this batch opened to the changes that may have caused them,
+        by their root cause as analysed (``_recompute``)."""
+        if not self.new_incidents:
+            return
+        window = self._change_window()
+        if window.empty:
+            return
+        for incident_id in self.new_incidents:
+            incident = state.incidents.get(incident_id)
+            if incident is None or incident.root_ci_id is None:
+                continue
+            for match in window.possible_causes(incident.root_ci_id, incident.opened_at):
+                if (incident.id, match.change.id) not in self.links:
+                    self._link_change(incident, match)
+
+    def _link_change(self, incident: Incident, match: ChangeMatch) -> str:
+        """Link the incident to the change (caused_by_change), the reason logged on both
+        (as ``tickets_changes.linked_entries`` logs people's links); returns the reason."""
+        change = match.change
+        link = TicketLink(incident.id, change.id, LinkKind.CAUSED_BY_CHANGE, self.now, ACTOR)
+        self.links[(incident.id, change.id)] = link
+        facts = self.c._ci_facts({match.ci_id, match.change_ci_id})
+        reason = match.reason(lambda ci_id: facts[ci_id][0] if ci_id in facts else ci_id)
+        what = f"{incident.id} {link.kind.value.replace('_', ' ')} {change.id}"
+        for ticket_id in (incident.id, change.id):
+            self.worklog.append(
+                WorklogEntry(
+                    ticket_id=ticket_id,
+                    at=self.now,
+                    actor=ACTOR,
+                    kind=WorklogKind.LINKED,
+                    text=reason,
+                    field="links",
+                    new=what,
+                )
+            )
+        return reason
 
     def _route(self, state: WorkerState) -> None:
         """Route the incidents this batch opened, once their root cause and services are

@@ -5,6 +5,7 @@ from ``correlation:`` settings), the priority matrix, and what one batch did
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +19,13 @@ from servicegraph.ticketing.priority import DEFAULT_PRIORITY_MATRIX, Impact, Urg
 
 IMPACT_LEVELS = tuple(level.value for level in Impact)
 URGENCY_LEVELS = tuple(level.value for level in Urgency)
+
+
+class ExpectedAlerts(enum.StrEnum):
+    """What an alert expected under a change does when it would open an incident."""
+
+    SUPPRESS = "suppress"  # no incident: the alert is linked to the change (its change_id)
+    LOW_PRIORITY = "low_priority"  # an incident at P5, tagged, linked to the change
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,10 @@ class CorrelationPolicy:
     )
     # business service criticality (1 = most critical) at or below which impact is high
     high_impact_criticality: int = 2
+    # change-aware correlation (``changes``): alerts under an implementing change, and how
+    # long after a change ends a new incident on what it touched is blamed on it
+    expected_alerts: ExpectedAlerts = ExpectedAlerts.SUPPRESS
+    after_change_window: dt.timedelta = dt.timedelta(hours=2)
 
 
 def urgency_of(severity: Severity) -> str:
@@ -61,8 +73,10 @@ class BatchResult:
     incidents_resolved: int = 0
     incidents_reopened: int = 0
     problems_opened: int = 0
+    problems_reopened: int = 0  # resolved problems whose incidents came back
     unmapped: int = 0
     clamped: int = 0  # events dated in the future, dated at their reception instead
+    expected: int = 0  # firing events held back: expected under a change, no incident
 
     def merge(self, other: BatchResult) -> None:
         for name in self.__dataclass_fields__:
