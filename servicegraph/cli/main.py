@@ -15,6 +15,10 @@ The commands are registered here, in the order ``--help`` lists them:
 - ``cli/people.py``: people import|list, catalogue import|show;
 - ``cli/notifications.py``: notifications send|status|dead|retry;
 - ``cli/tickets.py``: ticket create|show|list|assign|transition|comment;
+- ``cli/problems.py``: problem list|show|create|update|transition|known-error|
+  link-incident|link-change;
+- ``cli/changes.py``: change list|show|create|update|step|approve|reject|override|task-add|
+  task-update|calendar|risk|freeze-add|freeze-list|freeze-remove;
 - ``cli/history.py``: import-tickets (another tool's ticket history);
 - ``cli/reports.py``: report (MTTA, MTTR, SLA compliance, backlog, volumes ...).
 
@@ -29,7 +33,9 @@ import typer
 from servicegraph.cli import cmdb, graphql, history, impact, monitoring, runtime, snmp, tokens
 from servicegraph.cli import people as people_cli
 from servicegraph.cli import reports as reports_cli
+from servicegraph.cli.changes import change_app
 from servicegraph.cli.notifications import notifications_app
+from servicegraph.cli.problems import problem_app
 from servicegraph.cli.tickets import ticket_app
 
 app = typer.Typer(
@@ -67,6 +73,8 @@ app.command()(snmp.traps)
 app.command("graphql-schema")(graphql.graphql_schema)
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(ticket_app, name="ticket")
+app.add_typer(problem_app, name="problem")
+app.add_typer(change_app, name="change")
 app.command("import-tickets")(history.import_tickets)
 app.add_typer(people_cli.people_app, name="people")
 app.add_typer(people_cli.catalogue_app, name="catalogue")

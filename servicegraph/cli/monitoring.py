@@ -90,14 +90,17 @@ def problem_candidates(
             print_json(items)
             return
         table = Table(title=f"problem candidates, last {days:g} days", title_justify="left")
-        for column in ("CI", "class", "incidents explained", "as root cause"):
+        for column in ("CI", "class", "incidents explained", "as root cause", "alerts"):
             table.add_column(column)
+        table.add_column("why", overflow="fold")
         for c in items:
             table.add_row(
                 f"{c.name}\n[dim]{c.ci_id}[/]",
                 c.ci_class,
                 str(c.incidents_explained),
                 str(c.as_root),
+                str(c.alerts),
+                c.reason,
             )
         out.print(table)
 

@@ -20,10 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -34,13 +33,11 @@ from servicegraph.cli.common import (
     JsonOption,
     err,
     fail,
-    open_services,
     out,
     print_json,
 )
-from servicegraph.cmdb.context import change_context
-from servicegraph.cmdb.errors import CmdbError, UnknownCI, ValidationErrors, ValidationFailed
-from servicegraph.ticketing.errors import InvalidState, TicketNotFound
+from servicegraph.cli.desk_errors import ActorOption, DeskErrors
+from servicegraph.cmdb.errors import UnknownCI, ValidationErrors, ValidationFailed
 from servicegraph.ticketing.lifecycle import ActorKind
 from servicegraph.ticketing.model import Channel, Incident, TicketType
 from servicegraph.ticketing.sla import Clock
@@ -52,10 +49,6 @@ ticket_app = typer.Typer(
 )
 
 TicketArgument = Annotated[str, typer.Argument(help="The ticket's id (inc-...).")]
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--as", help="Act as this agent (a login) [default: your login]."),
-]
 
 # The domain's field names as this command line's options, for the one line of a refusal.
 OPTIONS = {
@@ -78,55 +71,8 @@ OPTIONS = {
 }
 
 
-def option_of(field: str | None) -> str:
-    """The option a domain field path (``custom_fields.laptop_model``) was given with."""
-    if not field:
-        return "input"
-    head, dot, rest = field.partition(".")
-    option = OPTIONS.get(head, "--" + head.replace("_", "-"))
-    return f"{option} {rest}" if dot else option
-
-
-def _refuse(exc: CmdbError, as_json: bool) -> NoReturn:
-    """One line per refused field (``--option: reason``), or JSON; exit 1."""
-    if isinstance(exc, ValidationErrors):
-        problems = [(e.field, e.reason) for e in exc.errors]
-    elif isinstance(exc, ValidationFailed):
-        problems = [(exc.field, exc.reason)]
-    elif isinstance(exc, TicketNotFound):
-        problems = [(exc.field, str(exc))]
-    elif isinstance(exc, InvalidState):
-        if as_json:
-            print_json(
-                {
-                    "error": str(exc),
-                    "status": exc.current,
-                    "step": exc.requested,
-                    "allowed": list(exc.allowed),
-                }
-            )
-        fail(str(exc))
-    else:
-        fail(str(exc))
-    if as_json:
-        print_json(
-            {"errors": [{"field": f, "option": option_of(f), "message": m} for f, m in problems]}
-        )
-    fail("; ".join(f"{option_of(f)}: {m}" for f, m in problems), EXIT_ERROR)
-
-
-@contextmanager
-def _desk(actor: str | None, as_json: bool, *, read_only: bool = False) -> Iterator[Services]:
-    """The services, with ``actor`` (or the user's login) as the actor of every change,
-    and the desk's refusals printed as ``_refuse`` does."""
-    with (
-        open_services(read_only=read_only) as services,
-        change_context(actor=actor or getpass.getuser()),
-    ):
-        try:
-            yield services
-        except CmdbError as exc:
-            _refuse(exc, as_json)
+ERRORS = DeskErrors(OPTIONS)
+_desk = ERRORS.desk  # the services, you the actor, refusals as one line naming the option
 
 
 def _ci_ids(services: Services, refs: Sequence[str]) -> tuple[str, ...]:
@@ -177,7 +123,7 @@ def _print_ticket(t: Incident, as_json: bool) -> None:
     if as_json:
         print_json(t)
         return
-    out.print(_summary(t), highlight=False, soft_wrap=True)
+    out.print(_summary(t), highlight=False, soft_wrap=True, markup=False)
 
 
 def _allowed_steps(services: Services, t: Incident) -> list[str]:
@@ -202,12 +148,31 @@ def _show(services: Services, t: Incident, as_json: bool) -> None:
     history = tickets.history(t.id)
     steps = _allowed_steps(services, t)
     sla = services.desk.sla.clock_of(t.id)
+    known = services.desk.problems.known_errors_for(t)  # the KEDB's offer (problems.py)
     if as_json:
+        offered = [
+            {
+                "problem_id": m.problem.id,
+                "number": m.problem.number,
+                "title": m.problem.title,
+                "known_error": m.problem.known_error,
+                "workaround": m.workaround,
+                "why": m.why,
+            }
+            for m in known
+        ]
         print_json(
-            {"ticket": t, "sla": sla, "links": links, "history": history, "allowed_steps": steps}
+            {
+                "ticket": t,
+                "sla": sla,
+                "links": links,
+                "history": history,
+                "allowed_steps": steps,
+                "known_errors": offered,
+            }
         )
         return
-    out.print(_summary(t), highlight=False, soft_wrap=True)
+    out.print(_summary(t), highlight=False, soft_wrap=True, markup=False)
     if sla is not None:
         out.print(f"  SLA: policy {sla.policy} on the {sla.calendar} calendar", highlight=False)
         for c in sla.clocks:
@@ -235,6 +200,15 @@ def _show(services: Services, t: Incident, as_json: bool) -> None:
     for link in links:
         out.print(f"  link: {link.source_id} {link.kind.value} {link.target_id}", highlight=False)
     out.print(f"  allowed steps: {', '.join(steps) or 'none'}", highlight=False)
+    if known:
+        out.print("  Known errors:", highlight=False)
+        for m in known:  # people's text: printed as it is, never read as markup
+            error = m.problem.known_error or m.problem.title
+            out.print(f"    PRB{m.problem.number} {m.problem.id} ({m.why}): {error}",
+                      markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+            if m.workaround:
+                out.print(f"      workaround: {m.workaround}", markup=False, highlight=False,
+                          soft_wrap=True)  # fmt: skip
     table = Table("at (UTC)", "actor", "kind", "field", "old -> new", "text", title="history")
     for e in history:
         change = f"{e.old or '-'} -> {e.new or '-'}" if e.field else ""
@@ -548,7 +522,7 @@ def ticket_import(
         )
         return
     for t in created:
-        out.print(_summary(t), highlight=False, soft_wrap=True)
+        out.print(_summary(t), highlight=False, soft_wrap=True, markup=False)
     if dry_run:
         err.print(
             f"dry run: {len(created)} ticket(s) checked; nothing was written", highlight=False

@@ -37,7 +37,7 @@ from servicegraph.graphql.desk_types import (
     TicketOrderEnum,
     ci_ids,
 )
-from servicegraph.graphql.errors import Failure, InvalidInput, NotFound, as_failure
+from servicegraph.graphql.errors import as_failure, renamed
 from servicegraph.graphql.monitoring import IncidentType
 from servicegraph.graphql.tickets import IncidentPayload, IncidentResult
 from servicegraph.ticketing.model import Incident, LinkKind, TicketType
@@ -150,16 +150,6 @@ _ASSIGNMENT = {**_TICKET, "assignee": "agent", "assignmentGroup": "group"}
 _OVERRIDE = {**_TICKET, "priorityReason": "reason"}
 
 
-def _renamed(failure: Failure, renames: Mapping[str, str]) -> Failure:
-    if isinstance(failure, NotFound) and failure.field is not None:
-        failure.field = renames.get(failure.field, failure.field)
-    if isinstance(failure, InvalidInput):
-        for error in failure.errors:
-            if error.field is not None:
-                error.field = renames.get(error.field, error.field)
-    return failure
-
-
 async def _result(
     info: Info,
     call: Callable[[], Incident],
@@ -177,7 +167,7 @@ async def _result(
         failure = as_failure(exc, prefix)
         if failure is None:
             raise
-        return _renamed(failure, renames)  # type: ignore[return-value]  # never Conflicts
+        return renamed(failure, renames)  # type: ignore[return-value]  # never Conflicts
     return IncidentPayload(incident=IncidentType.of(ticket))
 
 

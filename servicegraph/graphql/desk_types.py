@@ -105,7 +105,7 @@ class TicketLinkType:
 async def _ticket(info: Info, ticket_id: str) -> Ticket | None:
     """The incident, or for a change id the change, through the request's loaders."""
     if ticket_id.startswith(_CHANGE_PREFIX):
-        from servicegraph.graphql.tickets import ChangeType
+        from servicegraph.graphql.change_types import ChangeType
 
         change = await info.context.loaders.changes.load(ticket_id)
         return ChangeType.of(change) if change is not None else None

@@ -11,7 +11,7 @@ select them as data.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -264,3 +264,16 @@ def as_failure(exc: CmdbError, prefix: str = "") -> Failure | None:
             conflicts=[ConflictInfo.of(c) for c in exc.conflicts if isinstance(c, Conflict)],
         )
     return None
+
+
+def renamed(failure: Failure, renames: Mapping[str, str]) -> Failure:
+    """``failure`` with the fields the service named renamed as the mutation's arguments
+    are (``renames``: the service's name -> the argument's; a step is ``transition`` to
+    the lifecycle and ``step`` to a mutation)."""
+    if isinstance(failure, NotFound) and failure.field is not None:
+        failure.field = renames.get(failure.field, failure.field)
+    if isinstance(failure, InvalidInput):
+        for error in failure.errors:
+            if error.field is not None:
+                error.field = renames.get(error.field, error.field)
+    return failure

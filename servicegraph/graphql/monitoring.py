@@ -14,6 +14,7 @@ from servicegraph.correlation.problems import problem_candidates
 from servicegraph.events.model import Alert
 from servicegraph.graphql.base import (
     AlertStatusEnum,
+    ChangeStatusEnum,
     ProblemStatusEnum,
     SeverityEnum,
     Ticket,
@@ -21,11 +22,13 @@ from servicegraph.graphql.base import (
     aware,
     query_field,
 )
+from servicegraph.graphql.change_types import ChangeType
 from servicegraph.graphql.cmdb import CIType, load_ci, resolve_ref
 from servicegraph.graphql.context import Info
-from servicegraph.graphql.desk_types import DeskTicketFields, desk_values
+from servicegraph.graphql.desk_types import DeskTicketFields, HistoryEntry, desk_values
 from servicegraph.ticketing.model import Incident, Problem
 from servicegraph.ticketing.ports import IncidentFilter, ProblemFilter
+from servicegraph.ticketing.problems import KnownErrorMatch, resolution_proposal
 
 
 @strawberry.type(
@@ -52,6 +55,10 @@ class AlertType:
         description="The time its source gave for its latest event dated more than "
         "max_clock_skew_s after it arrived (that event was dated at its arrival instead)."
     )
+    change_id: strawberry.ID | None = strawberry.field(
+        description="The change under which it fired, expected: it opened no incident of "
+        "its own (correlation.expected_alerts)."
+    )
 
     @classmethod
     def of(cls, a: Alert) -> AlertType:
@@ -72,6 +79,7 @@ class AlertType:
             cleared_at=a.cleared_at,
             flapping=a.flapping,
             reported_at=a.reported_at,
+            change_id=strawberry.ID(a.change_id) if a.change_id else None,
         )
 
     @strawberry.field
@@ -164,8 +172,24 @@ class IncidentType(Ticket, DeskTicketFields):
         problem = await info.context.loaders.problems.load(str(self.problem_id))
         return ProblemType.of(problem) if problem is not None else None
 
+    @strawberry.field(
+        description="Known errors whose root CI is one of its CIs, or whose signature is its "
+        "root alert's or one of its CIs': their workarounds may restore service at once."
+    )
+    async def known_errors(self, info: Info) -> list[KnownErrorMatchType]:
+        incident = await info.context.loaders.incidents.load(str(self.id))
+        if incident is None:
+            return []
+        alerts = await info.context.loaders.alerts.load(incident.id)
+        matches = info.context.services.desk.problems.known_errors_for(incident, alerts=alerts)
+        return [KnownErrorMatchType.of(m) for m in matches]
 
-@strawberry.type(name="Problem")
+
+@strawberry.type(
+    name="Problem",
+    description="The cause of incidents (ITIL problem): investigated, recorded as a known "
+    "error with its workaround, fixed by a change, resolved and closed.",
+)
 class ProblemType(Ticket):
     title: str
     status: ProblemStatusEnum  # type: ignore[valid-type]
@@ -173,9 +197,26 @@ class ProblemType(Ticket):
     updated_at: dt.datetime
     root_ci_id: strawberry.ID | None
     reason: str = strawberry.field(description="Why it was opened.")
+    signature: str = strawberry.field(
+        description="What makes incidents its instances: ci:<CI id>, alert:<source>/<name> "
+        "(both found by recurrence) or manual:<problem id>."
+    )
     known_error: str | None
     workaround: str | None
     incident_ids: list[strawberry.ID]
+    assignee: str | None = strawberry.field(description="The agent analysing it (a login).")
+    description: str
+    root_cause: str = strawberry.field(description="What causes it (root-cause analysis).")
+    fix: str = strawberry.field(description="The permanent fix.")
+    fixing_change_id: strawberry.ID | None = strawberry.field(
+        description="The change that removes its cause."
+    )
+    resolved_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    resolution: str = strawberry.field(
+        description="How it was resolved, or why it was closed without a fix."
+    )
+    domain: strawberry.Private[Problem]
 
     @classmethod
     def of(cls, p: Problem) -> ProblemType:
@@ -188,9 +229,19 @@ class ProblemType(Ticket):
             updated_at=p.updated_at,
             root_ci_id=strawberry.ID(p.root_ci_id) if p.root_ci_id else None,
             reason=p.reason,
+            signature=p.signature,
             known_error=p.known_error,
             workaround=p.workaround,
             incident_ids=[strawberry.ID(i) for i in p.incident_ids],
+            assignee=p.assignee,
+            description=p.description,
+            root_cause=p.root_cause,
+            fix=p.fix,
+            fixing_change_id=strawberry.ID(p.fixing_change_id) if p.fixing_change_id else None,
+            resolved_at=p.resolved_at,
+            closed_at=p.closed_at,
+            resolution=p.resolution,
+            domain=p,
         )
 
     @strawberry.field
@@ -201,6 +252,60 @@ class ProblemType(Ticket):
     async def incidents(self, info: Info) -> list[IncidentType]:
         found = await info.context.loaders.incidents.load_many([str(i) for i in self.incident_ids])
         return [IncidentType.of(i) for i in found if i is not None]
+
+    @strawberry.field(
+        description="The lifecycle steps you may take now (for transitionProblem's step)."
+    )
+    def allowed_steps(self, info: Info) -> list[str]:
+        return info.context.services.desk.problems.allowed_steps(self.domain.status)
+
+    @strawberry.field(description="The change that removes its cause.")
+    async def fixing_change(self, info: Info) -> ChangeType | None:
+        if self.fixing_change_id is None:
+            return None
+        change = await info.context.loaders.changes.load(str(self.fixing_change_id))
+        return ChangeType.of(change) if change is not None else None
+
+    @strawberry.field(
+        description="Set when its fixing change closed successfully while it is still "
+        "active: resolving it is proposed (people decide)."
+    )
+    async def resolution_proposal(self, info: Info) -> str | None:
+        if self.fixing_change_id is None:
+            return None
+        change = await info.context.loaders.changes.load(str(self.fixing_change_id))
+        return resolution_proposal(self.domain, change)
+
+    @strawberry.field(
+        description="Every step and field change, oldest first: status, assignee, analysis, "
+        "known error, fixing change ..."
+    )
+    async def history(self, info: Info) -> list[HistoryEntry]:
+        entries = await info.context.loaders.worklog.load(str(self.id))
+        return [HistoryEntry.of(e) for e in entries]
+
+
+@strawberry.type(
+    name="KnownErrorMatch",
+    description="A known error offered on an incident: its workaround, and why it matches.",
+)
+class KnownErrorMatchType:
+    problem: ProblemType
+    known_error: str | None
+    workaround: str | None
+    why: str = strawberry.field(
+        description="Why it is offered: 'same root CI db-1', 'same alert signature "
+        "prometheus/HostDown' ..."
+    )
+
+    @classmethod
+    def of(cls, match: KnownErrorMatch) -> KnownErrorMatchType:
+        return cls(
+            problem=ProblemType.of(match.problem),
+            known_error=match.problem.known_error,
+            workaround=match.workaround,
+            why=match.why,
+        )
 
 
 @strawberry.type
@@ -217,6 +322,22 @@ class RootCauseCandidate:
         return await load_ci(info, str(self.ci_id))
 
 
+@strawberry.type(description="A change that may be behind an incident.")
+class ChangeSuspect:
+    change_id: strawberry.ID
+    number: int
+    title: str
+    status: ChangeStatusEnum  # type: ignore[valid-type]
+    reason: str = strawberry.field(
+        description="Why, with CI names: \"possibly caused by change 12 'Upgrade core-1' "
+        '(closed 25 minutes before): core-1 is upstream of db-1".'
+    )
+    ci_ids: list[strawberry.ID]
+    linked: bool = strawberry.field(
+        description="The incident is linked to it (caused_by_change), by correlation or people."
+    )
+
+
 @strawberry.type
 class RootCause:
     incident: IncidentType
@@ -229,6 +350,11 @@ class RootCause:
     alerting_ci_ids: list[strawberry.ID]
     unmapped_alerts: int = strawberry.field(description="Alerts that name no CI of the graph.")
     alerts: list[AlertType]
+    changes: list[ChangeSuspect] = strawberry.field(
+        description="Changes that may have caused it: those it is linked to, then those "
+        "ended within correlation.after_change_window_s before it opened on its root CI "
+        "or what that hard-depends on."
+    )
 
     @classmethod
     def of(cls, analysis: RootCauseAnalysis) -> RootCause:
@@ -252,6 +378,18 @@ class RootCause:
             alerting_ci_ids=[strawberry.ID(i) for i in analysis.alerting_ci_ids],
             unmapped_alerts=analysis.unmapped_alerts,
             alerts=[AlertType.of(a) for a in analysis.alerts],
+            changes=[
+                ChangeSuspect(
+                    change_id=strawberry.ID(c.change_id),
+                    number=c.number,
+                    title=c.title,
+                    status=c.status,
+                    reason=c.reason,
+                    ci_ids=[strawberry.ID(i) for i in c.ci_ids],
+                    linked=c.linked,
+                )
+                for c in analysis.changes
+            ],
         )
 
     @strawberry.field
@@ -265,10 +403,16 @@ class ProblemCandidate:
     ci_class: str = strawberry.field(name="class")
     name: str
     incidents_explained: int = strawberry.field(
-        description="Incidents whose root cause needs this CI (or is it)."
+        description="Incidents whose root CI fails when this CI is lost alone (as `impact` "
+        "reports), or is this CI."
     )
     as_root: int = strawberry.field(description="Incidents whose recorded root cause is it.")
+    alerts: int = strawberry.field(description="Alerts on it within the incidents it explains.")
     incident_ids: list[strawberry.ID]
+    reason: str = strawberry.field(
+        description="Why it explains them, with CI names: 'its loss fails dist-1 (root of 4 "
+        "incidents)'."
+    )
 
     @classmethod
     def of(cls, c: DomainCandidate) -> ProblemCandidate:
@@ -278,7 +422,9 @@ class ProblemCandidate:
             name=c.name,
             incidents_explained=c.incidents_explained,
             as_root=c.as_root,
+            alerts=c.alerts,
             incident_ids=[strawberry.ID(i) for i in c.incident_ids],
+            reason=c.reason,
         )
 
     @strawberry.field
@@ -307,6 +453,7 @@ class IncidentFilterInput:
 class ProblemFilterInput:
     status: ProblemStatusEnum | None = None  # type: ignore[valid-type]
     root_ci_id: strawberry.ID | None = None
+    assignee: str | None = None
 
 
 @strawberry.type
@@ -348,7 +495,7 @@ class MonitoringQuery:
         roots = None
         if f.root_ci_id is not None:
             roots = (resolve_ref(info, str(f.root_ci_id), "filter.rootCiId"),)
-        query = ProblemFilter(status=f.status, root_ci_ids=roots, limit=first)
+        query = ProblemFilter(status=f.status, root_ci_ids=roots, assignee=f.assignee, limit=first)
         return [ProblemType.of(p) for p in info.context.services.desk.problems.find(query)]
 
     @query_field()

@@ -23,16 +23,18 @@ from strawberry.types import ExecutionContext
 from servicegraph.access.model import ROLE_PERMISSIONS
 from servicegraph.config import GraphQLSettings
 from servicegraph.graphql.base import IntrospectionGuard, PermissionEnum, RoleEnum, query_field
+from servicegraph.graphql.changes import ChangeMutation, ChangeQuery
 from servicegraph.graphql.cmdb import CmdbMutation, CmdbQuery
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.desk import DeskMutation, DeskQuery, DeskSubscription
 from servicegraph.graphql.limits import ComplexityLimiter
 from servicegraph.graphql.monitoring import MonitoringQuery
 from servicegraph.graphql.people import PeopleMutation, PeopleQuery
+from servicegraph.graphql.problems import ProblemMutation
 from servicegraph.graphql.reports import ReportsQuery
 from servicegraph.graphql.reports_types import ROW_TYPES as REPORT_ROW_TYPES
 from servicegraph.graphql.subscriptions import Subscription as IncidentSubscription
-from servicegraph.graphql.tickets import TicketMutation, TicketQuery
+from servicegraph.graphql.tickets import TicketMutation
 from servicegraph.graphql.timeline import TIMELINE_TYPES, TimelineQuery
 
 
@@ -51,7 +53,7 @@ class Me:
 class Query(
     CmdbQuery,
     MonitoringQuery,
-    TicketQuery,
+    ChangeQuery,
     TimelineQuery,
     PeopleQuery,
     DeskQuery,
@@ -75,6 +77,8 @@ class Query(
 class Mutation(
     CmdbMutation,
     TicketMutation,
+    ProblemMutation,
+    ChangeMutation,
     PeopleMutation,
     DeskMutation,
 ):

@@ -26,6 +26,7 @@ from servicegraph.graphql.base import (
     aware,
     query_field,
 )
+from servicegraph.graphql.change_types import ChangeType
 from servicegraph.graphql.cmdb import (
     CIType,
     Identifier,
@@ -36,7 +37,6 @@ from servicegraph.graphql.cmdb import (
 )
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.monitoring import AlertType, IncidentType, ProblemType
-from servicegraph.graphql.tickets import ChangeType
 from servicegraph.ticketing import timeline as domain
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.timeline import MAX_PAGE, RelatedRole, TimelineKind

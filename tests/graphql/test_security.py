@@ -65,6 +65,55 @@ MUTATIONS: dict[str, tuple[Permission, str]] = {
         Permission.MANAGE_CHANGES,
         'createChange(input: {title: "", ciIds: []}) { __typename }',
     ),
+    "updateChange": (
+        Permission.MANAGE_CHANGES,
+        'updateChange(changeId: "chg-x", input: {}) { __typename }',
+    ),
+    "transitionChange": (
+        Permission.MANAGE_CHANGES,
+        'transitionChange(changeId: "chg-x", step: "assess") { __typename }',
+    ),
+    "approveChange": (
+        Permission.MANAGE_CHANGES,
+        'approveChange(changeId: "chg-x") { __typename }',
+    ),
+    "rejectChange": (
+        Permission.MANAGE_CHANGES,
+        'rejectChange(changeId: "chg-x", reason: "no") { __typename }',
+    ),
+    "overrideChangeConflict": (
+        Permission.MANAGE_CHANGES,
+        'overrideChangeConflict(changeId: "chg-x", otherId: "chg-y", reason: "ok") { __typename }',
+    ),
+    "addChangeTask": (
+        Permission.MANAGE_CHANGES,
+        'addChangeTask(changeId: "chg-x", title: "t") { __typename }',
+    ),
+    "updateChangeTask": (
+        Permission.MANAGE_CHANGES,
+        'updateChangeTask(changeId: "chg-x", number: 1) { __typename }',
+    ),
+    "createFreezeWindow": (
+        Permission.MANAGE_CHANGES,
+        'createFreezeWindow(input: {name: "f", startsAt: "2026-12-01T00:00:00Z", '
+        'endsAt: "2026-12-02T00:00:00Z"}) { __typename }',
+    ),
+    "deleteFreezeWindow": (
+        Permission.MANAGE_CHANGES,
+        'deleteFreezeWindow(id: "frz-x") { __typename }',
+    ),
+    "updateProblem": (
+        Permission.MANAGE_PROBLEMS,
+        'updateProblem(problemId: "prb-x", changes: {}) { __typename }',
+    ),
+    "transitionProblem": (
+        Permission.MANAGE_PROBLEMS,
+        'transitionProblem(problemId: "prb-x", step: "close") { __typename }',
+    ),
+    "linkFixingChange": (
+        Permission.MANAGE_PROBLEMS,
+        'linkFixingChange(problemId: "prb-x", changeId: "chg-x") { __typename }',
+    ),
     "importPeople": (
         Permission.MANAGE_PEOPLE,
         'importPeople(input: {text: "", kind: AGENTS, dryRun: true}) { __typename }',
