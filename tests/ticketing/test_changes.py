@@ -32,6 +32,7 @@ from servicegraph.ticketing.errors import (
 from servicegraph.ticketing.model import Problem, ProblemStatus, WorklogKind
 from servicegraph.ticketing.people import Agent, DeskRole, Directory, Group
 from servicegraph.ticketing.ports import ChangeFilter
+from servicegraph.ticketing.problems import NewProblem
 from tests.ticketing.desk_world import T0, Desk, make_desk, save_directory
 
 TEMPLATES = {
@@ -357,3 +358,38 @@ def test_a_failed_change_records_why_and_counts_against_the_next_one(desk: Desk)
     assert any("failed" in r for r in later.risk_reasons)
     assert later.risk.rank >= change.risk.rank
     assert all(a.decision is ApprovalDecision.APPROVED for a in change.approvals)
+
+
+def test_a_problem_walks_to_closed_with_its_fixing_change_and_stays_known(desk: Desk) -> None:
+    """The acceptance walk through both services: a known error on dist-1, its fixing
+    change through the CAB to a successful close (which proposes resolving), the problem
+    resolved and closed, and a later incident on dist-1 still offered the known error."""
+    problems = desk.services.desk.problems
+    with change_context("alice"):
+        problem = problems.create(NewProblem(title="dist-1 reboots", root_ci_id=desk.ids["dist-1"]))
+        problem = problems.transition(problem.id, "investigate", assignee="alice")
+        problem = problems.record_known_error(problem.id, "firmware 1.2 leaks", "reload weekly")
+    change = to_approval(desk, create(desk, ci_ids=("dist-1",), title="Upgrade dist-1"))
+    with change_context("alice"):
+        problems.link_fixing_change(problem.id, change.id)
+    approve(desk, change.id, "mia")
+    for name in ("start", "complete"):
+        step(desk, change.id, name)
+    step(desk, change.id, "close", close_code="successful")
+    proposal = problems.resolution_proposal(problems.get(problem.id))
+    assert proposal is not None and proposal.startswith("change 1 'Upgrade dist-1' closed")
+    with change_context("alice"):
+        problems.transition(problem.id, "resolve", resolution="dist-1 upgraded by change 1")
+        problem = problems.transition(problem.id, "close")
+    assert problem.status is ProblemStatus.CLOSED
+    statuses = [
+        e.new
+        for e in desk.services.tickets.worklog([problem.id])[problem.id]
+        if e.field == "status" and e.kind is not WorklogKind.PROPOSED
+    ]
+    assert statuses == ["investigating", "known_error", "resolved", "closed"]  # from open
+    desk.clock.advance(days=3)
+    later = desk.create(title="shop slow again", affected_ci_ids=(desk.ids["dist-1"],))
+    (offered,) = problems.known_errors_for(later)
+    assert (offered.problem.id, offered.workaround) == (problem.id, "reload weekly")
+    assert "the fix did not hold" in offered.why
