@@ -343,8 +343,8 @@ class ChangeService(ChangeCab, ChangeTasks):
                 change.actual_start = now
             elif target in (ChangeStatus.REVIEW, ChangeStatus.FAILED):
                 change.actual_end = change.actual_end or now
-            if target in (ChangeStatus.CLOSED, ChangeStatus.FAILED):
-                change.close_code = close_code if target is ChangeStatus.CLOSED else "failed"
+            if not target.active:  # closed, failed or cancelled: how it ended, and why
+                change.close_code = close_code if target is ChangeStatus.CLOSED else target.value
                 change.close_notes = notes or why
             if target is ChangeStatus.CLOSED:
                 entries += self._propose_resolutions(unit, change, now, actor)

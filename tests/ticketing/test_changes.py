@@ -393,3 +393,17 @@ def test_a_problem_walks_to_closed_with_its_fixing_change_and_stays_known(desk: 
     (offered,) = problems.known_errors_for(later)
     assert (offered.problem.id, offered.workaround) == (problem.id, "reload weekly")
     assert "the fix did not hold" in offered.why
+
+
+def test_a_cancelled_change_says_why_and_takes_no_more_work(desk: Desk) -> None:
+    change = to_approval(desk, create(desk, ci_ids=("dist-1",)))
+    change = step(desk, change.id, "cancel", reason="vendor recalled the image")
+    assert (change.status, change.close_code, change.close_notes) == (
+        ChangeStatus.CANCELLED,
+        "cancelled",
+        "vendor recalled the image",
+    )
+    with pytest.raises(InvalidTransition, match="is cancelled"), change_context("alice"):
+        desk.services.desk.changes.update(change.id, ChangeEdit(title="again"))
+    with pytest.raises(InvalidTransition, match="is cancelled"), change_context("alice"):
+        desk.services.desk.changes.add_task(change.id, "too late")
