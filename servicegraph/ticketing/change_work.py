@@ -26,6 +26,7 @@ from servicegraph.ticketing.errors import (
     ConflictsUnresolved,
     TicketNotFound,
 )
+from servicegraph.ticketing.intake import text as intake_text
 from servicegraph.ticketing.lifecycle import ActorKind, Transition
 from servicegraph.ticketing.model import WorklogEntry, WorklogKind
 from servicegraph.ticketing.people import Agent, DeskRole, Directory
@@ -46,12 +47,9 @@ def no_people() -> Directory:
 
 
 def clean(value: str | None, field: str, *, limit: int, required: bool = False) -> str:
-    text = (value or "").strip()
-    if required and not text:
-        raise ValidationFailed("must not be empty", field=field)
-    if len(text) > limit:
-        raise ValidationFailed(f"is longer than {limit} characters", field=field)
-    return text
+    """The desk's one text check (``intake.text``), optional unless ``required``: most
+    of a change's texts may be empty."""
+    return intake_text(value, field, limit=limit, required=required)
 
 
 def aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
