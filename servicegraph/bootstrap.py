@@ -21,6 +21,9 @@ from servicegraph.cmdb.ports import GraphStore
 from servicegraph.cmdb.precedence import SourcePrecedence
 from servicegraph.cmdb.reconciliation import Reconciler
 from servicegraph.cmdb.relationships import RelationshipRules
+from servicegraph.collectors.erp.reports import AssetReports
+from servicegraph.collectors.erp.sync import ErpSync
+from servicegraph.collectors.erp.writeback import ErpWriteBack
 from servicegraph.collectors.snmp.state import PollStateStore
 from servicegraph.config import Settings
 from servicegraph.correlation.correlator import Correlator
@@ -61,6 +64,9 @@ class Services:
     # notifications: the outbox, what fills it (None: no channel configured, nothing is
     # enqueued) and the sender job that empties it (servicegraph.delivery)
     outbox: OutboxStore
+    erp_sync: ErpSync  # asset feeds from the ERP (settings erp.sources)
+    erp_write_back: ErpWriteBack  # what the CMDB knows better, back to the ERP
+    erp_reports: AssetReports  # ghost assets, unregistered devices, mismatches
     notifier: Notifier | None = None
     sender: OutboxSender | None = None
 
@@ -233,14 +239,19 @@ def bootstrap(
     impact = ImpactService(store, classes, rules, max_depth=settings.impact_max_depth)
     inbox = open_inbox(settings, store, migrate=migrate, read_only=read_only)
     tickets, tokens, poll_state = open_ticket_stores(inbox)
+    erp_sources = settings.erp.built_sources()
+    precedence = SourcePrecedence(settings.precedence)
+    for erp_source in erp_sources.values():  # what a feed owns, every source respects
+        precedence = precedence.with_owner(erp_source.source_name, erp_source.owns)
     reconciler = Reconciler(
         store,
         classes,
         rules,
         identifier_rules,
-        SourcePrecedence(settings.precedence),
+        precedence,
         stale_after_runs=settings.stale_after_runs,
     )
+    erp_sync = ErpSync(reconciler, erp_sources)
     history = HistoryService(store)
     catalog = CatalogService(store, classes, identifier_rules, reconciler)
     directory = DeskDirectory(open_directory_store(inbox), store, resolve_ci=catalog.resolve)
@@ -293,6 +304,15 @@ def bootstrap(
         directory=directory,
         ticket_history=HistoryImport(tickets, directory.store),
         outbox=outbox,
+        erp_sync=erp_sync,
+        erp_write_back=ErpWriteBack(store, erp_sources),
+        erp_reports=AssetReports(
+            store,
+            classes,
+            erp_sync,
+            discoverable=settings.erp.discoverable_classes,
+            ghost_after=dt.timedelta(days=settings.erp.ghost_after_days),
+        ),
         notifier=notifier,
         sender=open_sender(settings.notifications, outbox),
     )

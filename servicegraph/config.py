@@ -25,6 +25,7 @@ from servicegraph.access.redaction import redact_uri
 from servicegraph.cmdb.errors import ValidationErrors, ValidationFailed
 from servicegraph.cmdb.identifiers import DEFAULT_MATCH_ORDER
 from servicegraph.cmdb.precedence import DEFAULT_PRECEDENCE
+from servicegraph.collectors.erp.settings import ErpSettings
 from servicegraph.collectors.snmp.settings import SnmpSettings
 from servicegraph.correlation.policy import CorrelationPolicy, ExpectedAlerts
 from servicegraph.delivery.settings import NotificationSettings
@@ -360,6 +361,8 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     # SNMP discovery, polling and the trap receiver: targets, credentials, timeouts
     snmp: SnmpSettings = Field(default_factory=SnmpSettings)
+    # asset sync with an ERP: its feeds, write-back and reports (collectors/erp)
+    erp: ErpSettings = Field(default_factory=ErpSettings)
     # source name -> bearer token that source's webhook must present
     ingest_tokens: dict[str, str] = Field(default_factory=dict)
     # run the correlation worker inside `serve` (off when separate workers run it)

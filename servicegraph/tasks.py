@@ -41,6 +41,7 @@ ROUTES = {
     "servicegraph.sla_escalation": {"queue": "default"},
     "servicegraph.discover": {"queue": "collect"},
     "servicegraph.poll": {"queue": "collect"},
+    "servicegraph.erp_sync": {"queue": "collect"},
 }
 # transient failures worth a retry with backoff: the store busy or briefly unreachable
 TRANSIENT = (StoreError, StoreUnavailable)
@@ -84,6 +85,16 @@ def configure(settings: Settings) -> Celery:
             f"{name} every {interval:g} s": {"task": f"servicegraph.{name}", "schedule": interval}
             for name, interval in settings.schedule.items()
             if interval > 0
+        }
+        | {
+            # each ERP feed on its own schedule (erp.sources.<name>.schedule)
+            f"erp_sync {name} every {source.schedule_s:g} s": {
+                "task": "servicegraph.erp_sync",
+                "schedule": source.schedule_s,
+                "args": [name],
+            }
+            for name, source in settings.erp.built_sources().items()
+            if source.schedule_s > 0
         },
         worker_hijack_root_logger=False,
     )
@@ -170,6 +181,11 @@ def discover(self: Task) -> dict[str, Any]:
     result = jobs.discover(services(), run_id=self.request.id)
     correlate.delay()
     return result
+
+
+@app.task(name="servicegraph.erp_sync", **_RETRIED)
+def erp_sync(source: str) -> dict[str, Any]:
+    return jobs.erp_sync(services(), source)
 
 
 @app.task(name="servicegraph.poll", **_RETRIED)

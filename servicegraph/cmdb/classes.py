@@ -27,6 +27,7 @@ ATTRIBUTE_TYPES: dict[str, Any] = {
     "float": float,
     "bool": bool,
     "datetime": dt.datetime,
+    "date": dt.date,
     "list[str]": list[str],
     "list[int]": list[int],
     "positive_int": Annotated[int, Field(ge=1)],
@@ -42,6 +43,13 @@ COMMON_ATTRIBUTES: dict[str, str] = {
     # the desk's group that supports the CI: tickets and monitoring incidents on it are
     # routed there unless a routing rule says otherwise (servicegraph.ticketing.routing)
     "support_group": "str",
+    # what the ERP knows of every asset it owns, whatever its class (erp sync)
+    "purchase_date": "date",
+    "purchase_value": "float",
+    "currency": "str",
+    "warranty_until": "date",
+    "supplier": "str",
+    "location": "str",  # as the ERP writes it; the LOCATED_IN relationship is the graph's
 }
 
 BUILTIN_CLASSES: dict[str, dict[str, Any]] = {

@@ -138,6 +138,8 @@ class ConflictKind(enum.StrEnum):
     CLASS_MISMATCH = "class_mismatch"
     # A relationship whose end is a record that was not applied because of a conflict.
     ENDPOINT_SKIPPED = "endpoint_skipped"
+    # A record a partial import left out because it is invalid (the detail says why).
+    INVALID_RECORD = "invalid_record"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@ centre and the owner; a human's note should not be overwritten by a collector. T
 maps an attribute to the sources allowed to set it, strongest first; ``"*"`` gives the
 order for attributes not listed. A source absent from a list ranks below every listed
 source; between sources of equal rank the latest report wins.
+
+Sources of one family share a rank: ``erp:fixed-assets`` and ``erp:tryton`` rank as ``erp``
+unless a rule names them, so a new ERP feed inherits what the ERP owns (and a feed that
+owns more, ``owns:`` in its declaration, is put first for those attributes by name).
 """
 
 from __future__ import annotations
@@ -37,10 +41,21 @@ class SourcePrecedence:
         order = self.rules.get(attribute)
         if order is None:
             order = self.rules.get("*", ())
-        try:
-            return list(order).index(source)
-        except ValueError:
-            return len(order)
+        names = list(order)
+        if source in names:
+            return names.index(source)
+        family, sep, _ = source.partition(":")
+        if sep and family in names:
+            return names.index(family)
+        return len(names)
+
+    def with_owner(self, source: str, attributes: Sequence[str]) -> SourcePrecedence:
+        """This policy with ``source`` first for each of ``attributes``."""
+        rules = {k: list(v) for k, v in self.rules.items()}
+        for attribute in attributes:
+            order = rules.get(attribute, list(self.rules.get("*", ())))
+            rules[attribute] = [source, *(s for s in order if s != source)]
+        return SourcePrecedence(rules)
 
     def may_override(self, attribute: str, new_source: str, current_source: str | None) -> bool:
         """True when ``new_source`` may replace a value that ``current_source`` set."""

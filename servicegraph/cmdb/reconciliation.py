@@ -131,13 +131,18 @@ class Reconciler:
         return validate_batch(batch, self.classes, self.rules, self.identifier_rules)
 
     def apply(
-        self, batch: ObservationBatch, *, on_conflict: ConflictPolicy = "record"
+        self,
+        batch: ObservationBatch,
+        *,
+        on_conflict: ConflictPolicy = "record",
+        rejected: Sequence[Conflict] = (),
     ) -> ReconcileReport:
         """Validate and apply ``batch`` in one unit of work.
 
         With ``on_conflict="fail"`` any conflict raises ReconciliationConflicts and nothing
         is written; with ``"record"`` conflicting records are skipped and the conflicts
-        recorded in the store and the report.
+        recorded in the store and the report. ``rejected``: records the caller left out of
+        the batch (invalid rows of a partial import), recorded with it in one unit.
 
         The process's garbage collector is left alone: an entry point applying a large
         batch pauses it around the call (``servicegraph.runtime.heap.collector_paused``).
@@ -147,7 +152,25 @@ class Reconciler:
             report = _BatchRun(self, writer, batch).run(prepared, rels)
             if report.conflicts and on_conflict == "fail":
                 raise ReconciliationConflicts(list(report.conflicts))
+            writer.add_conflicts(rejected)
         return report
+
+    def preview(self, batch: ObservationBatch) -> Preview:
+        """What ``apply`` would do, written nowhere: the batch runs in a write transaction
+        that is rolled back, so the answer is exactly the real run's (identification,
+        precedence, conflicts, the stale sweep) without a second implementation of it."""
+        prepared, rels = self.validate(batch)
+        outcome: Preview | None = None
+        try:
+            with self.store.write() as writer:
+                run = _BatchRun(self, writer, batch)
+                report = run.run(prepared, rels)
+                outcome = Preview(report, run.history, run.before, prepared)
+                raise _RollBack
+        except _RollBack:
+            pass
+        assert outcome is not None
+        return outcome
 
     # -- manual operations ---------------------------------------------------------------
 
@@ -224,6 +247,20 @@ class Reconciler:
             writer.append_history(plan.history)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A batch's effect, computed and rolled back (``Reconciler.preview``)."""
+
+    report: ReconcileReport
+    history: list[HistoryEntry]  # every entry the run would write
+    before: Mapping[str, ConfigurationItem]  # the CIs it matched, as they are now
+    prepared: list[PreparedCI]  # the validated records, in the batch's order
+
+
+class _RollBack(Exception):
+    """Ends a preview's transaction without committing it."""
+
+
 @dataclass(frozen=True, slots=True)
 class _AppliedCIs:
     """What the CI phase of a batch hands to the relationship and sighting phases."""
@@ -263,6 +300,9 @@ class _BatchRun:
             actor=current_change_context().actor,
             run_id=batch.run_id,
         )
+        # what the run wrote, for a preview to show
+        self.history: list[HistoryEntry] = []
+        self.before: Mapping[str, ConfigurationItem] = {}
 
     def run(self, prepared: list[PreparedCI], rels: list[PreparedRelationship]) -> ReconcileReport:
         cis = self._apply_cis(prepared)
@@ -275,6 +315,7 @@ class _BatchRun:
             *rel_flips.history,
         ]
         conflicts = [*cis.conflicts, *relationships.conflicts]
+        self.history, self.before = history, cis.existing
         self.writer.append_history(history)
         self.writer.add_conflicts(conflicts)
         merged = relationships.merge

@@ -70,7 +70,10 @@ class _Background:
                     on_batch=jobs.WorkerMetrics(services),
                 )
             periodic = {k: v for k, v in settings.schedule.items() if k != "correlate"}
-            self._scheduler = EmbeddedScheduler(services, periodic, jobs.PERIODIC)
+            erp = jobs.erp_jobs(services)  # each ERP feed on its own schedule
+            periodic.update({name: interval for name, (interval, _) in erp.items()})
+            runnable = {**jobs.PERIODIC, **{name: job for name, (_, job) in erp.items()}}
+            self._scheduler = EmbeddedScheduler(services, periodic, runnable)
 
     def start(self) -> None:
         if self.worker is None and self._scheduler is None:

@@ -256,6 +256,29 @@ def sla_escalation(services: Services, *, limit: int = 10_000) -> dict[str, int]
         }
 
 
+def erp_sync(services: Services, source: str) -> dict[str, Any]:
+    """One scheduled run of an ERP feed (``erp.sources.<source>.schedule``). A feed with bad
+    records writes nothing unless it declares ``allow_partial``; the ERP unreachable
+    raises FeedError, and the next run tries again."""
+    with metrics.timed_job("erp_sync"):
+        declared = services.erp_sync.source(source)
+        result = services.erp_sync.sync(source, allow_partial=declared.allow_partial)
+        return {**result.summary, "records": result.records, "complete": result.complete}
+
+
+def erp_jobs(services: Services) -> dict[str, tuple[float, Callable[[Services], Any]]]:
+    """The ERP feeds with a schedule: entry name -> (interval, job)."""
+
+    def job(name: str) -> Callable[[Services], Any]:
+        return lambda s: erp_sync(s, name)
+
+    return {
+        f"erp_sync:{name}": (source.schedule_s, job(name))
+        for name, source in services.erp_sync.sources.items()
+        if source.schedule_s > 0
+    }
+
+
 # name -> job taking only the services; what the beat schedule and scheduler may run
 PERIODIC: dict[str, Callable[[Services], Any]] = {
     "correlate": correlate,

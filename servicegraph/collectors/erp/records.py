@@ -1,0 +1,45 @@
+"""What every ERP feed yields: records of named fields, each with where it came from, and
+the per-row errors of those that cannot be read or mapped."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One asset as the feed gives it: field name -> raw value (text from a file, JSON
+    values from HTTP and RPC)."""
+
+    origin: str  # "file:line", "url#index" or "account.asset/42": what an error names
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """Why one record was refused; nothing of it is written."""
+
+    origin: str
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.origin}: field '{self.field}'" if self.field else self.origin
+        return f"{where}: {self.message}"
+
+
+class FeedError(Exception):
+    """The feed as a whole cannot be read (an unreachable ERP, a wrong password, a file
+    that is not there): one line saying what to do; nothing is written."""
+
+
+@dataclass(frozen=True)
+class FeedRead:
+    """Everything one read of a feed gave."""
+
+    records: list[SourceRecord]
+    errors: list[RowError]
+    # the feed listed every asset it has (False when it was cut short or paged partially)
+    complete: bool = True
