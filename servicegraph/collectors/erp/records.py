@@ -43,3 +43,5 @@ class FeedRead:
     errors: list[RowError]
     # the feed listed every asset it has (False when it was cut short or paged partially)
     complete: bool = True
+    # what the reader decided that a user should know ("read as windows-1251 (detected)")
+    notes: tuple[str, ...] = ()

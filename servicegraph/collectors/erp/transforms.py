@@ -197,7 +197,7 @@ _NAMED: dict[str, Step] = {
     "title": _text_step(str.title),
     "integer": _integer,
 }
-_KEYED = ("map", "date", "decimal", "unit", "split", "default")
+_KEYED = ("map", "date", "unit", "decimal", "split", "default")  # unit takes a decimal key
 
 
 def build_transform(spec: Any, *, field: str) -> Transform:

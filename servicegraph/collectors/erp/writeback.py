@@ -113,16 +113,19 @@ def desired_rows(
 
 
 def render(expression: str, item: EstateCI, own_source: str) -> Any:
-    """A fact's value, or a template with each ``{fact}`` filled in (unknown ones empty)."""
+    """A fact's value, or a template with each ``{fact}`` filled in (unknown ones empty);
+    None when the CMDB knows none of the template's facts."""
     if "{" not in expression:
         return fact(expression, item, own_source)
     parts: list[str] = []
+    known = False
     for literal, name, _, _ in string.Formatter().parse(expression):
         parts.append(literal)
         if name:
             value = fact(name, item, own_source)
+            known = known or value is not None
             parts.append("" if value is None else str(value))
-    return "".join(parts).strip()
+    return "".join(parts).strip() if known else None
 
 
 def fact(name: str, item: EstateCI, own_source: str) -> Any:
