@@ -277,7 +277,9 @@ def _with_kind_options(source: ErpSource, spec: Mapping[str, Any], path: str) ->
                 "a Tryton domain: a list such as [[state, '!=', draft]]", field=f"{path}.domain"
             )
     if "write_back" in spec:
-        changes["write_back"] = _write_back(spec["write_back"], kind, path=f"{path}.write_back")
+        changes["write_back"] = _write_back(
+            spec["write_back"], kind, spec.get("model"), path=f"{path}.write_back"
+        )
     return replace(source, **changes)
 
 
@@ -361,7 +363,7 @@ def _paging(spec: Any, *, path: str) -> HttpPaging:
     return HttpPaging(**{**defaults.__dict__, **values})
 
 
-def _write_back(spec: Any, kind: str, *, path: str) -> WriteBack:
+def _write_back(spec: Any, kind: str, feed_model: Any, *, path: str) -> WriteBack:
     if kind in ("http",):
         raise ValidationFailed(
             "an HTTP feed is read only; write back to a file or Tryton", field=path
@@ -393,7 +395,7 @@ def _write_back(spec: Any, kind: str, *, path: str) -> WriteBack:
         target = Path(raw).expanduser()
     model = spec.get("model")
     if kind == "tryton":
-        model = model or "account.asset"
+        model = model or feed_model or "account.asset"  # the records the feed reads
         if not isinstance(model, str):
             raise ValidationFailed("a Tryton model such as account.asset", field=f"{path}.model")
     return WriteBack(fields=dict(fields), path=target, model=model)
