@@ -1,6 +1,6 @@
 """The schema, composed from one module per domain area (as NetBox composes its apps'
 queries): ``cmdb``, ``monitoring``, ``tickets``, ``desk``, ``people``, ``timeline``,
-``reports`` and ``subscriptions``.
+``reports``, ``erp`` and ``subscriptions``.
 
 Limits apply to every operation before it runs: depth, aliases and estimated complexity
 (``limits``), from ``Settings.graphql``. Parsing and validation are cached per query text.
@@ -27,6 +27,7 @@ from servicegraph.graphql.changes import ChangeMutation, ChangeQuery
 from servicegraph.graphql.cmdb import CmdbMutation, CmdbQuery
 from servicegraph.graphql.context import Info
 from servicegraph.graphql.desk import DeskMutation, DeskQuery, DeskSubscription
+from servicegraph.graphql.erp import ErpMutation, ErpQuery
 from servicegraph.graphql.limits import ComplexityLimiter
 from servicegraph.graphql.monitoring import MonitoringQuery
 from servicegraph.graphql.people import PeopleMutation, PeopleQuery
@@ -58,6 +59,7 @@ class Query(
     PeopleQuery,
     DeskQuery,
     ReportsQuery,
+    ErpQuery,
 ):
     @query_field(description="Who you are: the token the request is made with.")
     def me(self, info: Info) -> Me:
@@ -81,6 +83,7 @@ class Mutation(
     ChangeMutation,
     PeopleMutation,
     DeskMutation,
+    ErpMutation,
 ):
     pass
 

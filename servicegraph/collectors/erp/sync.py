@@ -45,6 +45,8 @@ Action = Literal["create", "update", "unchanged", "stale", "fresh", "conflict"]
 
 class UnknownSource(CmdbError):
     def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = list(known)
         listed = ", ".join(known) or "none: declare one under erp.sources in the settings"
         super().__init__(f"no ERP source '{name}'; declared: {listed}")
 
@@ -58,7 +60,8 @@ class SyncRefused(CmdbError):
         more = f"\n  ... and {len(self.errors) - 20} more" if len(self.errors) > 20 else ""
         super().__init__(
             f"{len(self.errors)} invalid record(s) from {source}, nothing was written:\n"
-            f"{shown}{more}\nfix them in the ERP or the mapping, or pass --allow-partial"
+            f"{shown}{more}\nfix them in the ERP or the mapping, or allow a partial run "
+            "(the valid rows written, these recorded as invalid_record conflicts)"
         )
 
 
@@ -157,9 +160,13 @@ class ErpSync:
             dry_run=False,
             records=len(read.records),
             complete=batch.complete,
-            summary={**report.summary(), "rejected": len(rejected)},
+            summary={
+                **report.summary(),
+                "conflicts": len(report.conflicts) + len(conflicts),
+                "rejected": len(rejected),
+            },
             rejected=rejected,
-            conflicts=report.conflicts,
+            conflicts=[*report.conflicts, *conflicts],
             written=True,
             notes=read.notes,
         )
@@ -229,7 +236,7 @@ class ErpSync:
                 *(
                     ()
                     if not rejected or allow_partial
-                    else ("a real run would write nothing: fix the rows or pass --allow-partial",)
+                    else ("a real run would write nothing: fix the rows or allow a partial run",)
                 ),
             ),
         )

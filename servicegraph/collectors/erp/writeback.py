@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servicegraph.cmdb.errors import ValidationFailed
+from servicegraph.cmdb.identifiers import IDENTIFIER_KINDS
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.collectors.erp.estate import EstateCI, read_estate
 from servicegraph.collectors.erp.feeds import WriteBackRow, WriteBackTarget, open_target
@@ -76,7 +77,12 @@ class ErpWriteBack:
         rows: list[WriteBackRow] = []
         for key, (item, values) in wanted:
             held = current.get(key, {})
-            differ = {f: v for f, v in values.items() if not _same(held.get(f), v)}
+            differ = {
+                f: v
+                for f, v in values.items()
+                if not _same(held.get(f), v)
+                and not _held_identifier(source.write_back.fields[f], held.get(f), item)
+            }
             if not differ:
                 continue
             if source.kind == "tryton" and key not in current:
@@ -152,6 +158,21 @@ def fact(name: str, item: EstateCI, own_source: str) -> Any:
         seen = item.last_seen_by()
         return seen.isoformat(timespec="seconds") if seen else None
     raise ValueError(f"unknown CMDB fact '{name}'")  # spec.check_fact refused it at load
+
+
+def _held_identifier(expression: str, held: Any, item: EstateCI) -> bool:
+    """True when the ERP's field holds, in its own spelling, one of the CI's values of the
+    identifier the field is mapped to: ``SN-1234 x`` is the serial ``SN1234X``. Nothing is
+    written then: the ERP gave it; a second serial the device reports is a mismatch the
+    reports show, not something to overwrite the ERP's with."""
+    prefix, _, kind = expression.partition(".")
+    if prefix != "identifiers" or held is None or str(held).strip() == "":
+        return False
+    try:
+        normal = IDENTIFIER_KINDS[kind].normalise(str(held))
+    except ValueError:
+        return False  # not even a valid value: discovery's is better
+    return (kind, normal) in item.ci.identifiers
 
 
 def _same(held: Any, new: Any) -> bool:
