@@ -31,6 +31,7 @@ from __future__ import annotations
 import typer
 
 from servicegraph.cli import cmdb, graphql, history, impact, monitoring, runtime, snmp, tokens
+from servicegraph.cli import erp as erp_cli
 from servicegraph.cli import people as people_cli
 from servicegraph.cli import reports as reports_cli
 from servicegraph.cli.changes import change_app
@@ -80,6 +81,7 @@ app.add_typer(people_cli.people_app, name="people")
 app.add_typer(people_cli.catalogue_app, name="catalogue")
 app.add_typer(notifications_app, name="notifications")
 app.command()(reports_cli.report)
+app.add_typer(erp_cli.erp_app, name="erp")
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def erp_settings(tmp_path: Path) -> dict[str, Any]:
                 "path": str(tmp_path / "assets.csv"),
                 "write_back": {
                     "path": str(tmp_path / "out.csv"),
-                    "fields": {"SerialNo": "identifiers.serial_number"},
+                    "fields": {"SerialNo": "identifiers.serial_number", "Class": "class"},
                 },
             },
             "broken": {**mapping, "path": str(tmp_path / "broken.csv")},
@@ -237,8 +237,9 @@ def test_write_back_to_a_file_is_a_dry_run_unless_asked(site: Site, tmp_path: Pa
     assert plan["source"] == "erp:assets" and plan["dryRun"] is True
     assert plan["assets"] == 2 and plan["written"] == 0 and plan["changeCount"] == 2
     changes = {c["key"]: c for c in plan["changes"]}
-    assert changes["INV-1"]["field"] == "SerialNo" and changes["INV-1"]["old"] is None
-    assert changes["INV-1"]["new"] == "FOC2001A1"
+    # the ERP gave both serials: only what it does not know goes back
+    assert changes["INV-1"]["field"] == "Class" and changes["INV-1"]["old"] is None
+    assert changes["INV-1"]["new"] == "network_device"
     assert changes["INV-1"]["ciId"] == site.ids["core-1"]
     assert changes["INV-1"]["ci"]["name"] == "core-1"
     assert not out.exists()
@@ -246,7 +247,7 @@ def test_write_back_to_a_file_is_a_dry_run_unless_asked(site: Site, tmp_path: Pa
     done = site.data(WRITE_BACK, source="assets", dryRun=False)["erpWriteBack"]
     assert done["dryRun"] is False and done["written"] == 2
     written = out.read_text().splitlines()
-    assert written[0] == "InventoryNo;SerialNo" and "INV-1;FOC2001A1" in written
+    assert written[0] == "InventoryNo;SerialNo;Class" and "INV-1;;network_device" in written
     assert any(line.startswith("INV-2;") for line in written)
     again = site.data(WRITE_BACK, source="assets")["erpWriteBack"]
     assert again["changeCount"] == 0 and again["changes"] == []

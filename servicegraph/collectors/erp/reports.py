@@ -170,15 +170,17 @@ def plan_mismatches(plan: SyncResult) -> list[Mismatch]:
                     f"the ERP says {kept.erp_value}, {kept.kept_by} says {kept.kept_value}",
                 )
             )
+    by_origin = {item.origin: item for item in plan.items if item.origin}
     for conflict in plan.conflicts:
         if conflict.kind is not ConflictKind.IDENTIFIER_CLAIMED or conflict.identifier is None:
             continue
         kind, value = conflict.identifier
+        planned = by_origin.get(conflict.item)
         found.append(
             Mismatch(
                 conflict.ci_id,
-                conflict.item,
-                None,
+                planned.name if planned else conflict.item,
+                planned.key if planned else None,
                 f"identifiers.{kind}",
                 value,
                 conflict.other_ci_id,

@@ -32,9 +32,9 @@ from servicegraph.cmdb.model import (
     HistoryKind,
     utcnow,
 )
-from servicegraph.cmdb.observation import CIObservation, ObservationBatch
+from servicegraph.cmdb.observation import ObservationBatch
 from servicegraph.cmdb.precedence import SourcePrecedence
-from servicegraph.cmdb.reconciliation import Preview, Reconciler
+from servicegraph.cmdb.reconciliation import Preview, Reconciler, Validated
 from servicegraph.collectors.erp.feeds import Feed, Progress, open_feed
 from servicegraph.collectors.erp.mapping import map_records, source_field_of
 from servicegraph.collectors.erp.records import FeedRead, RowError
@@ -147,13 +147,15 @@ class ErpSync:
     ) -> SyncResult:
         source = self.source(name)
         read = self.read(source, progress)
-        batch, rejected = self._batch(source, read, now or utcnow())
+        batch, rejected, validated = self._batch(source, read, now or utcnow())
         if rejected and not allow_partial and not dry_run:
             raise SyncRefused(source.source_name, rejected)
         if dry_run:
-            return self._plan(source, batch, read, rejected, allow_partial)
+            return self._plan(source, batch, read, rejected, allow_partial, validated)
         conflicts = [_rejection(source, batch, e) for e in rejected]
-        report = self.reconciler.apply(batch, on_conflict="record", rejected=conflicts)
+        report = self.reconciler.apply(
+            batch, on_conflict="record", rejected=conflicts, validated=validated
+        )
         return SyncResult(
             source=source.source_name,
             run_id=batch.run_id,
@@ -175,35 +177,32 @@ class ErpSync:
 
     def _batch(
         self, source: ErpSource, read: FeedRead, at: dt.datetime
-    ) -> tuple[ObservationBatch, list[RowError]]:
-        """The valid records as one batch, and every refused one."""
+    ) -> tuple[ObservationBatch, list[RowError], Validated]:
+        """The valid records as one batch, validated as reconciliation validates, and
+        every refused one (with the source field the user knows)."""
         mapped = map_records(source, read.records)
         rejected = [*read.errors, *mapped.errors]
         observations = mapped.observations
-        invalid = self._invalid(source, observations)
-        if invalid:
+        while True:
+            batch = ObservationBatch(
+                source=source.source_name,
+                cis=observations,
+                complete=source.complete and read.complete and not rejected,
+                observed_at=at,
+            )
+            try:
+                validated = self.reconciler.validate(batch)
+            except ValidationErrors as exc:
+                invalid = [_row_error(source, e) for e in exc.errors]
+            except ValidationFailed as exc:
+                invalid = [_row_error(source, exc)]
+            else:
+                rejected.sort(key=_origin_order)
+                return batch, rejected, validated
+            # the rest validated again: rare (a partial run) and always right
             refused = {e.origin for e in invalid}
             observations = [o for o in observations if o.origin not in refused]
             rejected.extend(invalid)
-        rejected.sort(key=_origin_order)
-        batch = ObservationBatch(
-            source=source.source_name,
-            cis=observations,
-            complete=source.complete and read.complete and not rejected,
-            observed_at=at,
-        )
-        return batch, rejected
-
-    def _invalid(self, source: ErpSource, observations: list[CIObservation]) -> list[RowError]:
-        """Reconciliation's validation (classes, attribute types, identifiers) as row
-        errors naming the source field the user knows."""
-        try:
-            self.reconciler.validate(ObservationBatch(source=source.source_name, cis=observations))
-        except ValidationErrors as exc:
-            return [_row_error(source, e) for e in exc.errors]
-        except ValidationFailed as exc:
-            return [_row_error(source, exc)]
-        return []
 
     def _plan(
         self,
@@ -212,8 +211,9 @@ class ErpSync:
         read: FeedRead,
         rejected: list[RowError],
         allow_partial: bool,
+        validated: Validated,
     ) -> SyncResult:
-        preview = self.reconciler.preview(batch)
+        preview = self.reconciler.preview(batch, validated=validated)
         items = plan_items(
             batch,
             preview,
@@ -332,7 +332,7 @@ def plan_items(
         action: Action = "create" if created else "update" if changes else "unchanged"
         if any(e.kind is HistoryKind.FRESH for e in entries) and action == "unchanged":
             action = "fresh"
-        if action == "unchanged" and not kept:
+        if action == "unchanged" and not kept and label not in conflicts:
             continue
         items.append(
             PlannedCI(

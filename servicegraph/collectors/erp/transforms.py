@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from servicegraph.cmdb.errors import ValidationFailed
@@ -43,6 +43,8 @@ class TransformError(ValueError):
 
 
 Step = Callable[[Any], Any]
+_MISSING = object()
+_MEMO_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,26 @@ class Transform:
 
     steps: tuple[Step, ...] = ()
     spec: tuple[Any, ...] = ()  # as declared, for messages and the README's examples
+    # text value -> result: an export repeats its categories, cost centres and dates on
+    # thousands of rows, and the steps are pure (a list result is not kept: it is mutable)
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def apply(self, value: Any) -> Any:
+        if not self.steps:
+            return value
+        if isinstance(value, str):
+            found = self._memo.get(value, _MISSING)
+            if found is not _MISSING:
+                return found
+            result = self._run(value)
+            if not isinstance(result, list):
+                if len(self._memo) >= _MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[value] = result
+            return result
+        return self._run(value)
+
+    def _run(self, value: Any) -> Any:
         for step in self.steps:
             value = step(value)
         return value
@@ -90,9 +110,6 @@ def _map_step(table: Mapping[str, Any], default: Any, has_default: bool, fold: b
         raise TransformError(f"'{value}' is not in the map ({shown}); add it or a default")
 
     return step
-
-
-_MISSING = object()
 
 
 def _fold(text: str, fold: bool) -> str:

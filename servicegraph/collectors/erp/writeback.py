@@ -6,9 +6,10 @@ every asset the source lists (it holds the source's key), each field of
 ``write_back.fields`` gets its CMDB fact, rendered, and only fields whose value differs
 from what the ERP holds are written: a second run writes nothing.
 
-A value the ERP itself set (the attribute's source is this feed) is not sent back: the
-ERP already has it. A fact the CMDB does not know leaves the ERP's field alone (a
-template renders it empty).
+A value the ERP itself gives is not sent back: an attribute whose source is this feed, an
+identifier the feed lists for the asset (the feed is read first, so its serial is not
+returned in the CMDB's normalised spelling). A fact the CMDB does not know leaves the
+ERP's field alone (a template of facts it knows none of is not sent).
 """
 
 from __future__ import annotations
@@ -19,10 +20,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servicegraph.cmdb.errors import ValidationFailed
-from servicegraph.cmdb.identifiers import IDENTIFIER_KINDS
+from servicegraph.cmdb.identifiers import IDENTIFIER_KINDS, Identifier
 from servicegraph.cmdb.ports import GraphStore
 from servicegraph.collectors.erp.estate import EstateCI, read_estate
-from servicegraph.collectors.erp.feeds import WriteBackRow, WriteBackTarget, open_target
+from servicegraph.collectors.erp.feeds import (
+    Feed,
+    WriteBackRow,
+    WriteBackTarget,
+    open_feed,
+    open_target,
+)
+from servicegraph.collectors.erp.mapping import map_records
+from servicegraph.collectors.erp.records import SourceRecord
 from servicegraph.collectors.erp.spec import ErpSource
 from servicegraph.collectors.erp.sync import UnknownSource
 
@@ -47,6 +56,7 @@ class WriteBackResult:
 
 
 TargetOpener = Callable[[ErpSource], WriteBackTarget]
+FeedOpener = Callable[[ErpSource], Feed]
 
 
 class ErpWriteBack:
@@ -56,10 +66,12 @@ class ErpWriteBack:
         sources: Mapping[str, ErpSource],
         *,
         open_target: TargetOpener = open_target,
+        open_feed: FeedOpener = open_feed,
     ) -> None:
         self.store = store
         self.sources = dict(sources)
         self._open_target = open_target
+        self._open_feed = open_feed
 
     def run(self, name: str, *, dry_run: bool = False) -> WriteBackResult:
         source = self.sources.get(name.removeprefix("erp:"))
@@ -70,7 +82,8 @@ class ErpWriteBack:
                 "declares no write_back; add write_back.fields to send facts to the ERP",
                 field=f"erp.sources.{source.name}.write_back",
             )
-        wanted = desired_rows(source, read_estate(self.store).values())
+        known = erp_identifiers(source, self._open_feed(source).read().records)
+        wanted = desired_rows(source, read_estate(self.store).values(), known)
         target = self._open_target(source)
         current = target.current([key for key, _ in wanted])
         changes: list[WriteBackChange] = []
@@ -96,11 +109,35 @@ class ErpWriteBack:
         return WriteBackResult(source.source_name, dry_run, len(wanted), changes, written)
 
 
+def erp_identifiers(
+    source: ErpSource, records: Iterable[SourceRecord]
+) -> dict[str, frozenset[Identifier]]:
+    """ERP id -> the identifiers the feed gives that asset, normalised as the CMDB holds
+    them (a value that is no valid identifier is left out: validation refuses it)."""
+    known: dict[str, frozenset[Identifier]] = {}
+    for obs in map_records(source, records).observations:
+        found: set[Identifier] = set()
+        for kind, raw in obs.identifiers.items():
+            spec = IDENTIFIER_KINDS.get(kind)
+            for value in [raw] if isinstance(raw, str) else raw:
+                try:
+                    if spec is not None:
+                        found.add((kind, spec.normalise(str(value))))
+                except ValueError:
+                    continue
+        assert obs.key is not None
+        known[obs.key] = frozenset(found)
+    return known
+
+
 def desired_rows(
-    source: ErpSource, estate: Iterable[EstateCI]
+    source: ErpSource,
+    estate: Iterable[EstateCI],
+    erp_known: Mapping[str, frozenset[Identifier]] | None = None,
 ) -> list[tuple[str, tuple[EstateCI, dict[str, Any]]]]:
     """(ERP id, (CI, ERP field -> value)) for every asset of the source, sorted by key;
-    fields without a CMDB value are left out."""
+    fields without a CMDB value are left out, and identifiers in ``erp_known`` (what the
+    feed itself gives the asset)."""
     assert source.write_back is not None
     name = source.source_name
     rows: list[tuple[str, tuple[EstateCI, dict[str, Any]]]] = []
@@ -109,8 +146,9 @@ def desired_rows(
         if key is None:
             continue
         values: dict[str, Any] = {}
+        given = (erp_known or {}).get(key, frozenset())
         for erp_field, expression in source.write_back.fields.items():
-            value = render(expression, item, name)
+            value = render(expression, item, name, given)
             if value is not None and value != "":
                 values[erp_field] = value
         rows.append((key, (item, values)))
@@ -118,23 +156,27 @@ def desired_rows(
     return rows
 
 
-def render(expression: str, item: EstateCI, own_source: str) -> Any:
+def render(
+    expression: str, item: EstateCI, own_source: str, given: frozenset[Identifier] = frozenset()
+) -> Any:
     """A fact's value, or a template with each ``{fact}`` filled in (unknown ones empty);
     None when the CMDB knows none of the template's facts."""
     if "{" not in expression:
-        return fact(expression, item, own_source)
+        return fact(expression, item, own_source, given)
     parts: list[str] = []
     known = False
     for literal, name, _, _ in string.Formatter().parse(expression):
         parts.append(literal)
         if name:
-            value = fact(name, item, own_source)
+            value = fact(name, item, own_source, given)
             known = known or value is not None
             parts.append("" if value is None else str(value))
     return "".join(parts).strip() if known else None
 
 
-def fact(name: str, item: EstateCI, own_source: str) -> Any:
+def fact(
+    name: str, item: EstateCI, own_source: str, given: frozenset[Identifier] = frozenset()
+) -> Any:
     ci = item.ci
     prefix, _, rest = name.partition(".")
     if prefix == "attributes":
@@ -142,7 +184,7 @@ def fact(name: str, item: EstateCI, own_source: str) -> Any:
             return None  # the ERP's own value
         return ci.attributes.get(rest)
     if prefix == "identifiers":
-        values = sorted(v for k, v in ci.identifiers if k == rest)
+        values = sorted(v for k, v in ci.identifiers if k == rest and (k, v) not in given)
         return ", ".join(values) or None
     if name == "name":
         return None if ci.attribute_sources.get("name") == own_source else ci.name
