@@ -111,8 +111,10 @@ class HttpAuth:
 
 @dataclass(frozen=True)
 class HttpPaging:
-    """How an HTTP feed pages: ``page`` (page=1, 2 ... until an empty page), ``offset``
-    (offset=0, size, 2*size ...), or ``next`` (a link in the body, e.g. ``next``)."""
+    """How an HTTP feed pages: ``page`` (page=1, 2 ... until a page shorter than ``size``),
+    ``offset`` (offset=0, size, 2*size ...), or ``next`` (a link in the body, e.g.
+    ``next``). A ``paging:`` mapping without ``kind`` pages by ``page``; no ``paging:`` at
+    all is one request."""
 
     kind: Literal["none", "page", "offset", "next"] = "none"
     param: str = "page"
@@ -146,8 +148,9 @@ class ErpSource:
     allow_partial: bool = False
     owns: tuple[str, ...] = ()
     write_back: WriteBack | None = None
-    # kind-specific options as declared (path, url, encoding, paging ...), checked here
-    options: Mapping[str, Any] = field(default_factory=dict)
+    # kind-specific options as declared (path, url, encoding, paging ...), checked here;
+    # never printed: a Tryton password or an HTTP token may be among them
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     path: Path | None = None
     auth: HttpAuth = field(default_factory=HttpAuth)
     paging: HttpPaging = field(default_factory=HttpPaging)
@@ -205,7 +208,7 @@ def build_source(name: str, spec: Any, *, path: str) -> ErpSource:
     ci_class = _class_mapping(spec.get("class"), path=f"{path}.class")
     fields = _fields(spec.get("fields"), path=f"{path}.fields")
     schedule = spec.get("schedule", 0) or 0
-    if not isinstance(schedule, int | float) or schedule < 0:
+    if not _is_number(schedule) or schedule < 0:
         raise ValidationFailed("seconds between runs (0: on demand)", field=f"{path}.schedule")
     complete = spec.get("complete", True)
     if not isinstance(complete, bool):
@@ -258,8 +261,17 @@ def _with_kind_options(source: ErpSource, spec: Mapping[str, Any], path: str) ->
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValidationFailed("is required: an http:// or https:// URL", field=f"{path}.url")
         timeout = spec.get("timeout", 30)
-        if not isinstance(timeout, int | float) or timeout <= 0:
+        if not _is_number(timeout) or timeout <= 0:
             raise ValidationFailed("seconds, more than 0", field=f"{path}.timeout")
+    if "records" in spec and (not isinstance(spec["records"], str) or not spec["records"]):
+        raise ValidationFailed(
+            "the dotted path of the list, e.g. data.items", field=f"{path}.records"
+        )
+    headers = spec.get("headers", {})
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and (isinstance(v, str) or _is_number(v)) for k, v in headers.items()
+    ):
+        raise ValidationFailed("maps a header name to its value (text)", field=f"{path}.headers")
     if kind == "http":
         changes["auth"] = _auth(spec.get("auth"), path=f"{path}.auth")
         changes["paging"] = _paging(spec.get("paging"), path=f"{path}.paging")
@@ -269,7 +281,7 @@ def _with_kind_options(source: ErpSource, spec: Mapping[str, Any], path: str) ->
                 raise ValidationFailed("is required", field=f"{path}.{required}")
         _check_secret(spec, "password", path=path, required=True)
         batch = spec.get("batch_size", 1000)
-        if not isinstance(batch, int) or not 1 <= batch <= 100_000:
+        if not _is_number(batch) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
             raise ValidationFailed("records per RPC call, 1 to 100000", field=f"{path}.batch_size")
         domain = spec.get("domain", [])
         if not isinstance(domain, list):
@@ -357,7 +369,7 @@ def _paging(spec: Any, *, path: str) -> HttpPaging:
             values[name] = spec[name]
     for name, low in (("size", 1), ("max_pages", 1)):
         if name in spec:
-            if not isinstance(spec[name], int) or spec[name] < low:
+            if not _is_number(spec[name]) or not isinstance(spec[name], int) or spec[name] < low:
                 raise ValidationFailed(f"a whole number, at least {low}", field=f"{path}.{name}")
             values[name] = spec[name]
     return HttpPaging(**{**defaults.__dict__, **values})
@@ -480,6 +492,11 @@ def _class_mapping(spec: Any, *, path: str) -> FieldMapping | str:
     if isinstance(spec, str):
         return spec  # a constant: checked against the class registry by validation
     return _field_mapping("class", spec, path=path)
+
+
+def _is_number(value: Any) -> bool:
+    # YAML's true is an int to Python: not a number of seconds or records
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _known_encoding(name: str) -> bool:
