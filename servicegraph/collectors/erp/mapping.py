@@ -27,11 +27,15 @@ def lookup(fields: Mapping[str, Any], name: str) -> Any:
     if name in fields:
         return fields[name]
     value: Any = fields
-    for part in name.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, Mapping) and f"{part}." in value:  # Tryton: "product." -> {...}
+    parts = name.split(".")
+    for index, part in enumerate(parts):
+        if not isinstance(value, Mapping):
+            return None
+        last = index == len(parts) - 1
+        if not last and f"{part}." in value:  # Tryton: "product": 7, "product.": {...}
             value = value[f"{part}."]
+        elif part in value:
+            value = value[part]
         else:
             return None
     return value

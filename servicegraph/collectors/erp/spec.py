@@ -66,6 +66,7 @@ _KIND_KEYS: dict[str, set[str]] = {
     "directory": {"path", "pattern", "encoding", "delimiter", "sheet", "records"},
     "http": {"url", "records", "auth", "paging", "timeout", "headers"},
     "tryton": {
+        "related",
         "url",
         "database",
         "user",
@@ -283,6 +284,18 @@ def _with_kind_options(source: ErpSource, spec: Mapping[str, Any], path: str) ->
         batch = spec.get("batch_size", 1000)
         if not _is_number(batch) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
             raise ValidationFailed("records per RPC call, 1 to 100000", field=f"{path}.batch_size")
+        related = spec.get("related", {})
+        if not isinstance(related, Mapping) or not all(
+            isinstance(r, Mapping)
+            and set(r) == {"model", "on"}
+            and all(isinstance(v, str) and v for v in r.values())
+            for r in related.values()
+        ):
+            raise ValidationFailed(
+                "name -> {model: stock.lot, on: product}: the record of model whose field "
+                "'on' is the same as the record's",
+                field=f"{path}.related",
+            )
         domain = spec.get("domain", [])
         if not isinstance(domain, list):
             raise ValidationFailed(
