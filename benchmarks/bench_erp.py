@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             errors = steps(services, rows, changed_rows, results)
             if args.tryton:
-                errors += tryton_read(args, base, results)
+                errors += tryton_read(args, services, base, results)
         finally:
             services.close()
     print("\n| step | wall s | CPU s | target s | met |\n|---|---|---|---|---|")
@@ -199,17 +199,22 @@ def steps(
 
 
 def tryton_read(
-    args: argparse.Namespace, base: Path, results: list[tuple[str, float, float]]
+    args: argparse.Namespace,
+    services: Services,
+    base: Path,
+    results: list[tuple[str, float, float]],
 ) -> list[str]:
+    """Create the assets in a live Tryton (draft: running 10,000 would post depreciation
+    for each), then read them through JSON-RPC with their lots joined, and sync them."""
     try:
         from tests.erp.tryton_fixture import (
             TrytonServer,
             create_assets,
-            seed_company,
+            sample_rows,
             tryton_available,
         )
     except ImportError as exc:
-        return [f"--tryton needs the test fixture: {exc}"]
+        return [f"--tryton needs the test fixture (run from the repository root): {exc}"]
     reason = tryton_available()
     if reason is not None:
         return [f"--tryton: {reason}"]
@@ -218,35 +223,46 @@ def tryton_read(
     server = TrytonServer()
     server.start(base / "tryton")
     try:
-        seed_company(server)
-        rows = [
-            {"number": f"FA-{n:06d}", "product": f"Switch model {n % 20}", "serial": f"TS{n:08d}"}
-            for n in range(args.tryton_assets)
-        ]
+        rows = sample_rows(args.tryton_assets, prefix="BE")
         timed(
-            f"create {len(rows):,} Tryton assets (proteus)",
+            f"create {len(rows):,} Tryton assets (setup)",
             lambda: create_assets(server, rows),
             results,
         )
-        source = build_source(
-            "tryton",
-            {
-                "kind": "tryton",
-                "url": server.url,
-                "database": server.database,
-                "user": server.user,
-                "password": server.password,
-                "key": "number",
-                "class": "network_device",
-                "fields": {"name": "product.name"},
+        spec = {
+            "kind": "tryton",
+            "url": server.url,
+            "database": server.database,
+            "user": server.user,
+            "password": server.password,
+            "related": {"lot": {"model": "stock.lot", "by": "product"}},
+            "key": "id",  # a draft asset has no number yet
+            "class": "server",
+            "fields": {
+                "name": "product.rec_name",
+                "identifiers.serial_number": "lot.number",
+                "identifiers.asset_tag": "product.code",
+                "attributes.purchase_value": "value",
+                "attributes.purchase_date": "purchase_date",
             },
-            path="erp.sources.tryton",
-        )
+        }
+        source = build_source("tryton", spec, path="erp.sources.tryton")
         read = timed(
-            f"read {len(rows):,} assets through JSON-RPC", lambda: open_feed(source).read(), results
+            f"read {len(rows):,} assets + lots through JSON-RPC",
+            lambda: open_feed(source).read(),
+            results,
         )
-        if len(read.records) < len(rows):
+        if len(read.records) != len(rows):
             return [f"read {len(read.records)} Tryton assets, created {len(rows)}"]
+        services.erp_sync.sources["tryton"] = source
+        with collector_paused():
+            synced = timed(
+                f"sync {len(rows):,} Tryton assets",
+                lambda: services.erp_sync.sync("tryton"),
+                results,
+            )
+        if synced.summary["cis_created"] != len(rows):
+            return [f"the Tryton sync created {synced.summary['cis_created']} of {len(rows)}"]
     finally:
         server.stop()
     return []

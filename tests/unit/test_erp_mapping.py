@@ -210,3 +210,22 @@ def test_precedence_ranks_a_feed_as_its_family_and_owners_first() -> None:
     assert not owned.may_override("location", "snmp", "erp:assets")
     # another feed of the family does not inherit what one feed owns
     assert not owned.may_override("model", "erp:other", "snmp")
+
+
+def test_the_readme_example_declares_valid_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Asset sync with an ERP") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    monkeypatch.setenv("TRYTON_PASSWORD", "pw")
+    monkeypatch.setenv("ERP_TOKEN", "token")
+    sources = build_sources(yaml.safe_load(block.group(1))["erp"]["sources"])
+    assert sorted(sources) == ["assets-api", "fixed-assets", "tryton-assets"]
+    assert sources["tryton-assets"].option("related") == {
+        "lot": {"model": "stock.lot", "by": "product"}
+    }

@@ -287,13 +287,13 @@ def _with_kind_options(source: ErpSource, spec: Mapping[str, Any], path: str) ->
         related = spec.get("related", {})
         if not isinstance(related, Mapping) or not all(
             isinstance(r, Mapping)
-            and set(r) == {"model", "on"}
+            and set(r) == {"model", "by"}
             and all(isinstance(v, str) and v for v in r.values())
             for r in related.values()
         ):
             raise ValidationFailed(
-                "name -> {model: stock.lot, on: product}: the record of model whose field "
-                "'on' is the same as the record's",
+                "name -> {model: stock.lot, by: product}: the record of model whose field "
+                "'by' holds the same value as the record's ('on' is a boolean to YAML)",
                 field=f"{path}.related",
             )
         domain = spec.get("domain", [])

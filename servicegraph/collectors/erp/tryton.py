@@ -16,7 +16,7 @@ The protocol, as trytond serves it on ``[web] listen``:
 - ``model.<model>.write`` with ``[ids, values, ids, values ..., context]`` writes.
 
 Tryton links an asset to a product, not to a lot: ``related`` joins another model's
-records to each one read (``lot: {model: stock.lot, on: product}``: the lot whose
+records to each one read (``lot: {model: stock.lot, by: product}``: the lot whose
 ``product`` is the asset's ``product``), so ``lot.number`` maps to the serial number.
 
 Reads page by ``batch_size`` records in id order, so an asset created during a sync is
@@ -233,7 +233,7 @@ class TrytonFeed:
         fields = _top_fields(
             [
                 *(f for f in self.source.source_fields() if f.split(".", 1)[0] not in related),
-                *(r.on for r in related.values()),
+                *(r.by for r in related.values()),
             ]
         )
         records: list[SourceRecord] = []
@@ -256,39 +256,39 @@ class TrytonFeed:
         return FeedRead(records, [])
 
     def _join(self, related: dict[str, Related], page: list[dict[str, Any]]) -> None:
-        """Each related model's record whose ``on`` field is the row's, under its name."""
+        """Each related model's record whose ``by`` field is the row's, under its name."""
         wanted = self.source.source_fields()
         for name, rel in related.items():
-            values = sorted({row[rel.on] for row in page if row.get(rel.on) is not None})
+            values = sorted({row[rel.by] for row in page if row.get(rel.by) is not None})
             fields = [f.split(".", 1)[1] for f in wanted if f.startswith(f"{name}.")]
             by_value: dict[Any, dict[str, Any]] = {}
             for start in range(0, len(values), self.batch):
                 chunk = values[start : start + self.batch]
                 rows = self.rpc.search_read(
                     rel.model,
-                    [[rel.on, "in", chunk]],
+                    [[rel.by, "in", chunk]],
                     0,
                     len(chunk) * 4,
-                    _top_fields([rel.on, *fields]),
+                    _top_fields([rel.by, *fields]),
                 )
                 for row in rows:
-                    by_value.setdefault(row[rel.on], row)  # the first (lowest id) when several
+                    by_value.setdefault(row[rel.by], row)  # the first (lowest id) when several
             for row in page:
-                row[name] = by_value.get(row.get(rel.on))
+                row[name] = by_value.get(row.get(rel.by))
 
 
 class Related:
-    """Another model joined to each record: its record whose ``on`` field equals the
-    record's ``on`` field."""
+    """Another model joined to each record: its record whose ``by`` field holds the
+    record's ``by`` field's value."""
 
-    def __init__(self, model: str, on: str) -> None:
+    def __init__(self, model: str, by: str) -> None:
         self.model = model
-        self.on = on
+        self.by = by
 
 
 def _related(source: ErpSource) -> dict[str, Related]:
     declared = source.option("related") or {}
-    return {name: Related(str(spec["model"]), str(spec["on"])) for name, spec in declared.items()}
+    return {name: Related(str(spec["model"]), str(spec["by"])) for name, spec in declared.items()}
 
 
 class TrytonTarget:
