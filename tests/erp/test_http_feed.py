@@ -297,7 +297,8 @@ def test_page_paging_reads_every_page_keeping_the_urls_parameters(erp: ErpServer
     assert [s.query for s in erp.seen] == [
         {"site": "hq", "page": str(n), "per_page": "100"} for n in range(1, 25)
     ]
-    assert pages == [(min(n * 100, TOTAL), None) for n in range(1, 25)]
+    # after each page, then the end with the total known
+    assert pages == [*((min(n * 100, TOTAL), None) for n in range(1, 25)), (TOTAL, TOTAL)]
 
 
 def test_page_paging_ends_on_an_empty_page_when_the_last_is_full(erp: ErpServer) -> None:

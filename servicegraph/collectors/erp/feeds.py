@@ -11,7 +11,8 @@ from typing import Any, Protocol
 from servicegraph.collectors.erp.records import FeedRead
 from servicegraph.collectors.erp.spec import ErpSource
 
-# (records read so far, the total when known): the CLI draws its progress bar from it
+# (records read so far, the total when known): the CLI draws its progress bar from it;
+# a feed's last call is (n, n), when the whole feed is read
 Progress = Callable[[int, int | None], None]
 
 

@@ -46,7 +46,13 @@ from pathlib import Path
 from typing import Any
 
 from servicegraph.collectors.erp.feeds import Progress, WriteBackRow
-from servicegraph.collectors.erp.records import FeedError, FeedRead, RowError, SourceRecord
+from servicegraph.collectors.erp.records import (
+    FeedError,
+    FeedRead,
+    RowError,
+    SourceRecord,
+    json_type,
+)
 from servicegraph.collectors.erp.spec import ErpSource
 
 EXPORT_KINDS = {".csv": "csv", ".xlsx": "xlsx", ".json": "json"}
@@ -681,7 +687,7 @@ def _read_json(
             result.append(SourceRecord(origin, item))
         else:
             errors.append(
-                RowError(origin, None, f"is {_json_type(item)}, not an object of named fields")
+                RowError(origin, None, f"is {json_type(item)}, not an object of named fields")
             )
         if progress is not None and (index + 1) % PROGRESS_EVERY == 0:
             progress(index + 1, total)
@@ -700,7 +706,7 @@ def _json_list(path: Path, document: Any, records: str | None) -> list[Any]:
                 keys = (
                     f"; its keys are {', '.join(sorted(map(str, value)))}"
                     if isinstance(value, Mapping)
-                    else f" ({_json_type(value)})"
+                    else f" ({json_type(value)})"
                 )
                 raise _Refused(
                     RowError(str(path), None, f"records: '{records}': {at} has no '{part}'{keys}")
@@ -709,9 +715,7 @@ def _json_list(path: Path, document: Any, records: str | None) -> list[Any]:
             walked.append(part)
         if not isinstance(value, list):
             raise _Refused(
-                RowError(
-                    str(path), None, f"records: '{records}' is {_json_type(value)}, not a list"
-                )
+                RowError(str(path), None, f"records: '{records}' is {json_type(value)}, not a list")
             )
         return value
     if isinstance(document, list):
@@ -726,21 +730,7 @@ def _json_list(path: Path, document: Any, records: str | None) -> list[Any]:
                 f"the document is an object: set records: to the path of the list{hint}",
             )
         )
-    raise _Refused(RowError(str(path), None, f"the document is {_json_type(document)}, not a list"))
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+    raise _Refused(RowError(str(path), None, f"the document is {json_type(document)}, not a list"))
 
 
 # --- write-back -------------------------------------------------------------------------

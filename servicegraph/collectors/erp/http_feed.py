@@ -43,7 +43,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from servicegraph.collectors.erp.feeds import Progress
-from servicegraph.collectors.erp.records import FeedError, FeedRead, RowError, SourceRecord
+from servicegraph.collectors.erp.records import (
+    FeedError,
+    FeedRead,
+    RowError,
+    SourceRecord,
+    json_type,
+)
 from servicegraph.collectors.erp.spec import ErpSource
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -109,7 +115,7 @@ class HttpFeed:
                     records.append(SourceRecord(origin, item))
                 else:
                     errors.append(
-                        RowError(origin, None, f"is {_json_type(item)}, not an object of fields")
+                        RowError(origin, None, f"is {json_type(item)}, not an object of fields")
                     )
             if progress is not None:
                 progress(len(records) + len(errors), None)
@@ -121,6 +127,9 @@ class HttpFeed:
             previous = items
             following = self._following(url, body, items, page)
             if following is None:
+                if progress is not None:  # the end: the total is known now
+                    done = len(records) + len(errors)
+                    progress(done, done)
                 return FeedRead(records=records, errors=errors, complete=True)
             if following in visited:
                 raise self._error(
@@ -183,7 +192,7 @@ class HttpFeed:
         if not isinstance(link, str):
             raise self._error(
                 f"{self.where}: paging.next_field '{paging.next_field}' on page {page} from "
-                f"{_shown(url)} is {_json_type(link)}, not a link"
+                f"{_shown(url)} is {json_type(link)}, not a link"
             )
         following, _ = _without_userinfo(urllib.parse.urljoin(url, link.strip()))
         if not following.startswith(("http://", "https://")):
@@ -267,7 +276,7 @@ class HttpFeed:
                     keys = (
                         f"; its keys are {', '.join(sorted(map(str, value)))}"
                         if isinstance(value, Mapping)
-                        else f" ({_json_type(value)})"
+                        else f" ({json_type(value)})"
                     )
                     raise self._error(
                         f"{self.where}.records '{path}': in page {page} from {_shown(url)} "
@@ -278,7 +287,7 @@ class HttpFeed:
             if not isinstance(value, list):
                 raise self._error(
                     f"{self.where}.records '{path}' in page {page} from {_shown(url)} is "
-                    f"{_json_type(value)}, not a list"
+                    f"{json_type(value)}, not a list"
                 )
             return value
         if isinstance(body, list):
@@ -291,7 +300,7 @@ class HttpFeed:
                 f"{self.where}.records to the path of the list{hint}"
             )
         raise self._error(
-            f"{self.where}: page {page} from {_shown(url)} is {_json_type(body)}, not a list"
+            f"{self.where}: page {page} from {_shown(url)} is {json_type(body)}, not a list"
         )
 
     # --- errors -------------------------------------------------------------------------
@@ -399,7 +408,7 @@ def _extra_headers(value: Any, *, where: str) -> dict[str, str]:
         if not isinstance(name, str) or not _HEADER_NAME.match(name):
             raise FeedError(f"{where}.headers: {name!r} is not a header name")
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            raise FeedError(f"{where}.headers.{name} is text (got {_json_type(raw)})")
+            raise FeedError(f"{where}.headers.{name} is text (got {json_type(raw)})")
         text = str(raw)
         if "\r" in text or "\n" in text:
             raise FeedError(f"{where}.headers.{name} has a line break")
@@ -477,17 +486,3 @@ def _lists_in(body: Mapping[str, Any], prefix: str = "", depth: int = 2) -> list
         elif isinstance(value, Mapping) and depth > 1:
             found += _lists_in(value, f"{name}.", depth - 1)
     return sorted(found)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"

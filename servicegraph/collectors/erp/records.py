@@ -45,3 +45,18 @@ class FeedRead:
     complete: bool = True
     # what the reader decided that a user should know ("read as windows-1251 (detected)")
     notes: tuple[str, ...] = ()
+
+
+def json_type(value: Any) -> str:
+    """What a JSON value is, for a message: "a string", "a list", "null" ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
