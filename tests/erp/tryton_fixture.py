@@ -8,13 +8,16 @@ JSON-RPC of trytond 8.2 for a client without proteus
 Transport: ``POST`` with ``Content-Type: application/json`` and the body
 ``{"id": 1, "method": ..., "params": [...]}``. The body must have exactly the keys id,
 method and params: then every application error comes back as HTTP 200 with
-``{"id": 1, "error": [...]}`` and a result as ``{"id": 1, "result": ...}``. (Without
-``id`` the server answers the bare result and turns errors into HTTP 400/403/500.)
+``{"id": 1, "error": [...]}`` and a result as ``{"id": 1, "result": ...}``. Any other
+set of keys -- no ``id``, or an extra ``"jsonrpc": "2.0"`` as JSON-RPC 2.0 libraries
+send -- switches to a bare mode: the body is the bare result (``[1]``) and errors become
+HTTP 400 (a UserError, html), 500 (an unknown model, html); by the code also 409 (a
+UserWarning), 423 (a concurrent write), 429.
 
 - Server-wide calls: ``POST {url}rpc/`` -- ``common.server.version`` -> ``"8.2"``,
   ``common.db.list`` -> ``["erp"]``. No authentication.
 - Database calls: ``POST {url}{database}/rpc/`` (``http://127.0.0.1:PORT/erp/rpc/``).
-  ``POST /erp/`` answers 405 (that is the path proteus' XML-RPC URL names, not JSON-RPC).
+  ``POST /erp/`` and ``POST /erp`` answer 405.
 
 Login: method ``common.db.login``, params ``[login, {"password": pw}, language]``, e.g.
 ``["admin", {"password": "..."}, "en"]``. Result ``[user_id, session_key, null]``
@@ -25,16 +28,19 @@ null). Failures:
 - no password in the parameters: HTTP 200,
   ``{"error": ["LoginException", ["password", "Password for admin", "password"]]}``;
 - unknown database: HTTP 404 (html).
-- Each failed attempt makes the next answers slower (the server sleeps up to 2**n - 1 s
-  after the n-th failure: measured 0, 1, 1, 4, 11, 19 s) and after 6 failures for a login
-  every login for it, even with the right password, is HTTP 429 until the attempts age
-  out. A client must not retry a 401 login in a loop. A good login clears the count.
+- Each failed attempt makes the next answers slower (the server sleeps a random 0 to
+  2**n - 1 s after the n-th failure: one run measured 0.1, 1.1, 1.1, 4.1, 11.1, 19.3 s)
+  and after 6 failures for a login every login for it, even with the right password, is
+  HTTP 429 until the attempts are older than ``[session] timeout`` (600 s). A client must
+  not retry a 401 login in a loop. A good login clears the count.
 
 Later calls carry ``Authorization: Session base64("login:user_id:session_key")``, e.g.
 ``"Session " + b64encode(b"admin:1:cc3b...")``. A missing or wrong session is HTTP 401
 with an empty body; a session idle longer than ``[session] timeout`` (600 s by default)
-is 401 too: log in again. ``Authorization: Basic base64("login:password")`` is accepted
-on every call as well, but then each call checks the password (and counts failures).
+is 401 too: log in again. ``common.db.logout`` ``[]`` with the header ends the session
+(result null; the header is 401 afterwards). ``Authorization: Basic
+base64("login:password")`` is accepted on every call as well, but then each call checks
+the password (and counts failures).
 
 Model calls: ``model.<model>.<method>`` with the context as the LAST parameter:
 
@@ -43,8 +49,10 @@ Model calls: ``model.<model>.<method>`` with the context as the LAST parameter:
   ``limit`` null = all; page with offset/limit and a stable order (``[["id", "ASC"]]``).
   Shorter forms work: ``[domain, context]`` reads ids only. ``model.M.search_count``:
   ``[domain, context]`` -> int. ``model.M.search``: ``[domain, offset, limit, order,
-  context]`` -> ids. ``model.M.read``: ``[ids, fields_names, context]`` (a missing id is a
-  UserError "You are trying to read records "999" of "Account Asset" that don't exist.").
+  context]`` -> ids. ``model.M.read``: ``[ids, fields_names, context]``; it answers in
+  the model's order, NOT in the order of ``ids`` (index the answer by id); a missing id is
+  a UserError "You are trying to read records "999" of "Account Asset" that don't exist.".
+  ``id`` is always in the answer; ``fields_get`` ``[null, {}]`` describes every field.
 - Many2one fields come back as the target id (int) or null. Dotted names are allowed in
   ``fields_names`` and come back NESTED under the first part with a trailing dot:
   ``"product.rec_name"`` gives ``{"product": 7, "product.": {"id": 7, "rec_name":
@@ -58,7 +66,9 @@ Model calls: ``model.<model>.<method>`` with the context as the LAST parameter:
 - ``model.M.create``: ``[[{values}, ...], context]`` -> ids. ``model.M.write``:
   ``[[ids], {values}, context]`` -> null (also ``[[ids], {v}, [ids2], {v2}, context]``).
   ``model.M.delete``: ``[[ids], context]``. Buttons: ``model.account.asset.run`` /
-  ``close`` / ``draft``: ``[[ids], context]`` -> null.
+  ``close`` / ``draft``: ``[[ids], context]`` -> null; ``draft`` on an asset with
+  depreciation lines: UserError "You can not call "draft" on "FA-00001 - ..." of "Account
+  Asset"." (a running asset always has lines).
 - Context: reading works with ``{}`` (the user's company applies through record rules);
   creating an asset needs ``{"company": <id>}`` or fails with "You are not allowed to
   create records of "Account Asset" because they fail on at least one of these rules:
@@ -91,15 +101,16 @@ Writes on ``account.asset`` (``write [[ids], {values}, {"company": 1}]``):
 
 - draft: product, value, purchase_date, start_date, end_date, quantity, unit,
   residual_value, supplier_invoice_line, comment, ... all writable.
-- running and closed: ONLY ``comment`` (and other fields without a readonly state, of
-  which comment is the one with meaning). value, end_date, product, ... answer
+- running and closed: ONLY ``comment`` (the one field without a readonly state); value,
+  end_date, product, ... answer
   ``["UserError", ["You are not allowed to modify the field "Value" in record
   "FA-00001 - [AT-1] Dell R650" of "Account Asset".", "", null]]``. number and state are
   readonly everywhere: "You are not allowed to modify the field "Number" of "Account
   Asset"." Deleting a running asset: "You cannot delete asset ... because it is not in
   "draft" state." Changing a running asset's value goes through the account.asset.update
   wizard (not done here).
-- ``stock.lot``: number and product are writable (no state).
+- ``stock.lot``: number and product are writable (no states; ``write [[1], {"number":
+  "NEWSN"}, ctx]`` -> null).
 
 Error shapes (all HTTP 200 with an ``error`` member unless said otherwise):
 
@@ -136,6 +147,7 @@ the asset in draft; ``run=True`` runs it (number assigned, depreciation lines cr
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -542,6 +554,7 @@ class TrytonServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        atexit.register(self.stop)  # a session that dies without teardown leaves no server
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -722,6 +735,11 @@ ROW_KEYS = {
 
 def _check_rows(rows: Sequence[dict[str, Any]]) -> None:
     for index, row in enumerate(rows):
+        if "number" in row:
+            raise ValueError(
+                f"row {index}: number cannot be given: Tryton sets it from the asset sequence "
+                f"when the asset runs (run=True); put an asset tag in code"
+            )
         unknown = set(row) - ROW_KEYS
         if unknown:
             raise ValueError(f"row {index}: unknown keys {sorted(unknown)}")
@@ -933,11 +951,60 @@ def sample_rows(count: int, prefix: str = "BM") -> list[dict[str, Any]]:
     ]
 
 
+def _exchange(url: str, method: str, params: list[Any], auth: str | None = None) -> None:
+    """Print one raw JSON-RPC exchange (urllib and json only, no codec)."""
+    body = json.dumps({"id": 1, "method": method, "params": params}).encode()
+    headers = {"Content-Type": "application/json", **({"Authorization": auth} if auth else {})}
+    request = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, kind, text = response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        status, kind, text = error.code, error.headers["Content-Type"], error.read()
+    print(f"> POST {url} {body.decode()[:300]}")
+    print(f"< {status} {kind} {text.decode(errors='replace')[:400]}\n")
+
+
+def _protocol(workdir: Path) -> None:
+    """Start a server, create two assets and print the exchanges the docstring describes."""
+    with TrytonServer().start(workdir) as server:
+        ids = create_assets(server, sample_rows(2, prefix="PR"))
+        run_assets(server, ids[:1])
+        url, context = server.rpc_url, {"company": server.ids()["company"]}
+        _exchange(f"{server.url}rpc/", "common.server.version", [])
+        _exchange(url, "common.db.login", ["admin", {"password": "wrong"}, "en"])
+        _exchange(url, "common.db.login", ["admin", {}, "en"])
+        _exchange(url, "common.db.login", ["admin", {"password": server.password}, "en"])
+        auth = server.authorization
+        _exchange(url, "model.company.company.search", [[], {}])  # no Authorization
+        _exchange(url, "model.company.company.search", [[], {}], auth)
+        fields_names = ["number", "state", "product", "product.code", "value", "purchase_date"]
+        fields_names.append("supplier_invoice_line.invoice.party.name")
+        _exchange(
+            url,
+            "model.account.asset.search_read",
+            [[], 0, 2, [["id", "ASC"]], fields_names, {}],
+            auth,
+        )
+        _exchange(
+            url, "model.stock.lot.search_read", [[], 0, 2, None, ["number", "product"], {}], auth
+        )
+        _exchange(url, "model.account.asset.write", [ids[:1], {"comment": "ok"}, context], auth)
+        _exchange(url, "model.account.asset.write", [ids[:1], {"end_date": None}, context], auth)
+        _exchange(url, "model.stock.lot.write", [[1], {"description": "x"}, context], auth)
+        _exchange(url, "model.no.such.search", [[], {}], auth)
+        _exchange(url, "model.account.asset.nosuch", [[], {}], auth)
+
+
 def _main(argv: list[str]) -> int:
     if argv[:1] == ["seed"] and len(argv) == 2:
         print(json.dumps(seed_company(argv[1])))
         return 0
-    print(f"usage: {Path(__file__).name} seed TRYTOND_CONF", file=sys.stderr)
+    if argv == ["protocol"]:
+        with tempfile.TemporaryDirectory() as workdir:
+            _protocol(Path(workdir))
+        return 0
+    print(f"usage: {Path(__file__).name} seed TRYTOND_CONF | protocol", file=sys.stderr)
     return 2
 
 
