@@ -44,7 +44,7 @@ from servicegraph.cmdb.context import change_context
 from servicegraph.cmdb.model import ConflictKind
 from servicegraph.collectors.erp.records import FeedError
 from servicegraph.collectors.erp.reports import AssetReport
-from servicegraph.collectors.erp.spec import ErpSource
+from servicegraph.collectors.erp.spec import ErpSource, location
 from servicegraph.collectors.erp.sync import (
     SyncRefused,
     SyncResult,
@@ -131,9 +131,6 @@ def sources(as_json: JsonOption = False) -> None:
 
 
 def _source_json(source: ErpSource) -> dict[str, Any]:
-    # where a feed reads, safe to show: the GraphQL layer's helper, so both redact alike
-    from servicegraph.graphql.erp import location
-
     back = source.write_back
     target = None
     if back is not None:

@@ -29,7 +29,6 @@ import enum
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import strawberry
 from graphql import GraphQLError
@@ -45,7 +44,7 @@ from servicegraph.collectors.erp.reports import (
     Mismatch,
     UnregisteredDevice,
 )
-from servicegraph.collectors.erp.spec import FILE_KINDS, SOURCE_PREFIX, ErpSource
+from servicegraph.collectors.erp.spec import SOURCE_PREFIX, ErpSource, location
 from servicegraph.collectors.erp.sync import (
     FieldChange,
     KeptValue,
@@ -73,8 +72,6 @@ OptionalSourceArg = Annotated[
 # rows a refused sync shows in its message and extensions (the count says how many more)
 SHOWN_ROWS = 20
 DEFAULT_LIMIT = 100
-# query parameters whose values are not shown (any name containing one of these)
-_SECRET_PARAMS = ("token", "key", "secret", "password", "passwd", "pwd", "auth", "sig", "cred")
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -107,27 +104,6 @@ def bounded(items: Sequence[T], limit: int) -> list[T]:
             "limit: 0 or more", extensions={"code": "BAD_USER_INPUT", "field": "limit"}
         )
     return list(items[:limit])
-
-
-def public_url(url: str) -> str:
-    """``url`` without what may sign in: no user or password, no fragment, and the values
-    of query parameters named like a secret (``token``, ``api_key`` ...) replaced by ***."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    query = [
-        (name, "***" if any(s in name.lower() for s in _SECRET_PARAMS) else value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit((parts.scheme, host, parts.path, urlencode(query, safe="*/:,"), ""))
-
-
-def location(source: ErpSource) -> str | None:
-    """Where a feed reads from, safe to show: the file or directory, or the URL without
-    credentials."""
-    if source.kind in FILE_KINDS:
-        return str(source.path) if source.path is not None else None
-    url = source.option("url")
-    return public_url(url) if isinstance(url, str) else None
 
 
 # -- errors ---------------------------------------------------------------------------------

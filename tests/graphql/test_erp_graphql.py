@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from servicegraph.graphql.erp import public_url
+from servicegraph.collectors.erp.spec import public_url
 from tests.graphql.conftest import Site, make_site
 
 HEADER = "InventoryNo;SerialNo;CostCenter;Category;Name\n"

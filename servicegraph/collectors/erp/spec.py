@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.cmdb.identifiers import IDENTIFIER_KINDS
@@ -522,3 +523,28 @@ def _known_encoding(name: str) -> bool:
     except LookupError:
         return False
     return True
+
+
+# query parameters whose values are not shown (any name containing one of these)
+_SECRET_PARAMS = ("token", "key", "secret", "password", "passwd", "pwd", "auth", "sig", "cred")
+
+
+def public_url(url: str) -> str:
+    """``url`` without what may sign in: no user or password, no fragment, and the values
+    of query parameters named like a secret (``token``, ``api_key`` ...) replaced by ***."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    query = [
+        (name, "***" if any(s in name.lower() for s in _SECRET_PARAMS) else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit((parts.scheme, host, parts.path, urlencode(query, safe="*/:,"), ""))
+
+
+def location(source: ErpSource) -> str | None:
+    """Where a feed reads from, safe to show: the file or directory, or the URL without
+    credentials."""
+    if source.kind in FILE_KINDS:
+        return str(source.path) if source.path is not None else None
+    url = source.option("url")
+    return public_url(url) if isinstance(url, str) else None
