@@ -46,13 +46,21 @@ def _empty(value: Any) -> bool:
 
 
 def _value(mapping: FieldMapping, record: SourceRecord) -> Any:
-    raw = lookup(record.fields, mapping.source)
+    fields = record.fields
+    raw = fields.get(mapping.source, _MISSING)
+    if raw is _MISSING:
+        raw = lookup(fields, mapping.source) if "." in mapping.source else None
     if isinstance(raw, str):
         raw = raw.strip()
+    if (raw is None or raw == "") and not mapping.transform.fills_empty:
+        return None  # the ERP says nothing: no step to run (this is most cells of an export)
     try:
         return mapping.transform.apply(raw)
     except TransformError as exc:
         raise _Refused(RowError(record.origin, mapping.source, str(exc))) from None
+
+
+_MISSING = object()
 
 
 class _Refused(Exception):
@@ -115,9 +123,9 @@ def map_record(source: ErpSource, record: SourceRecord) -> CIObservation:
     attributes: dict[str, Any] = {}
     for mapping in source.fields:
         value = _value(mapping, record)
-        if _empty(value):
+        if value is None or value == "" or value == []:
             continue
-        prefix, _, rest = mapping.target.partition(".")
+        prefix, rest = mapping.prefix, mapping.rest
         if prefix == "identifiers":
             values = value if isinstance(value, list) else [value]
             identifiers.setdefault(rest, []).extend(str(v) for v in values if not _empty(v))

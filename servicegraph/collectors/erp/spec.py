@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -91,6 +92,16 @@ class FieldMapping:
     target: str  # name, lifecycle, state, identifiers.<kind>, attributes.<name>, key, class
     source: str
     transform: Transform = field(default_factory=Transform)
+
+    @cached_property  # read per record and field: computed once
+    def prefix(self) -> str:
+        """``identifiers``, ``attributes``, or the target itself."""
+        return self.target.partition(".")[0]
+
+    @cached_property
+    def rest(self) -> str:
+        """The identifier kind or attribute name (empty for name, lifecycle, state)."""
+        return self.target.partition(".")[2]
 
 
 @dataclass(frozen=True)

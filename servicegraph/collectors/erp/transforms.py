@@ -28,6 +28,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from servicegraph.cmdb.errors import ValidationFailed
@@ -56,6 +57,12 @@ class Transform:
     # text value -> result: an export repeats its categories, cost centres and dates on
     # thousands of rows, and the steps are pure (a list result is not kept: it is mutable)
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def fills_empty(self) -> bool:
+        """A step gives an empty value one (``{default: ...}``); else an empty value
+        passes every step unchanged, and need not run them."""
+        return any(isinstance(s, Mapping) and "default" in s and "map" not in s for s in self.spec)
 
     def apply(self, value: Any) -> Any:
         if not self.steps:
