@@ -11,6 +11,7 @@ The commands are registered here, in the order ``--help`` lists them:
 - ``cli/impact.py``: impact, spof, deps;
 - ``cli/monitoring.py``: incidents, problems, problem-candidates, unmapped, inbox, correlate;
 - ``cli/snmp.py``: discover, poll, traps;
+- ``cli/erp.py``: erp sources|sync|write-back|report (asset sync with an ERP);
 - ``cli/graphql.py``: graphql-schema; ``cli/tokens.py``: token create|list|revoke;
 - ``cli/people.py``: people import|list, catalogue import|show;
 - ``cli/notifications.py``: notifications send|status|dead|retry;
