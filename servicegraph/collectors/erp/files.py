@@ -52,6 +52,7 @@ from servicegraph.collectors.erp.records import (
     RowError,
     SourceRecord,
     json_type,
+    list_at,
 )
 from servicegraph.collectors.erp.spec import ErpSource
 
@@ -698,26 +699,15 @@ def _read_json(
 
 def _json_list(path: Path, document: Any, records: str | None) -> list[Any]:
     if records:
-        value = document
-        walked: list[str] = []
-        for part in records.split("."):
-            if not isinstance(value, Mapping) or part not in value:
-                at = ".".join(walked) or "the document"
-                keys = (
-                    f"; its keys are {', '.join(sorted(map(str, value)))}"
-                    if isinstance(value, Mapping)
-                    else f" ({json_type(value)})"
-                )
-                raise _Refused(
-                    RowError(str(path), None, f"records: '{records}': {at} has no '{part}'{keys}")
-                )
-            value = value[part]
-            walked.append(part)
-        if not isinstance(value, list):
-            raise _Refused(
-                RowError(str(path), None, f"records: '{records}' is {json_type(value)}, not a list")
+        try:
+            return list_at(document, records, top="the document")
+        except ValueError as exc:
+            message = (
+                f"records: '{records}' {exc}"
+                if str(exc).startswith("is ")
+                else f"records: '{records}': {exc}"
             )
-        return value
+            raise _Refused(RowError(str(path), None, message)) from None
     if isinstance(document, list):
         return document
     if isinstance(document, Mapping):

@@ -49,6 +49,7 @@ from servicegraph.collectors.erp.records import (
     RowError,
     SourceRecord,
     json_type,
+    list_at,
 )
 from servicegraph.collectors.erp.spec import ErpSource
 
@@ -268,28 +269,15 @@ class HttpFeed:
     def _items(self, body: Any, url: str, page: int) -> list[Any]:
         path = self.records_path
         if path is not None:
-            value: Any = body
-            walked: list[str] = []
-            for part in path.split("."):
-                if not isinstance(value, Mapping) or part not in value:
-                    at = ".".join(walked) or "the body"
-                    keys = (
-                        f"; its keys are {', '.join(sorted(map(str, value)))}"
-                        if isinstance(value, Mapping)
-                        else f" ({json_type(value)})"
-                    )
-                    raise self._error(
-                        f"{self.where}.records '{path}': in page {page} from {_shown(url)} "
-                        f"{at} has no '{part}'{keys}"
-                    )
-                value = value[part]
-                walked.append(part)
-            if not isinstance(value, list):
+            try:
+                return list_at(body, path, top="the body")
+            except ValueError as exc:
+                where = f"{self.where}.records '{path}'"
                 raise self._error(
-                    f"{self.where}.records '{path}' in page {page} from {_shown(url)} is "
-                    f"{json_type(value)}, not a list"
-                )
-            return value
+                    f"{where} in page {page} from {_shown(url)} {exc}"
+                    if str(exc).startswith("is ")
+                    else f"{where}: in page {page} from {_shown(url)} {exc}"
+                ) from None
         if isinstance(body, list):
             return body
         if isinstance(body, Mapping):

@@ -60,3 +60,25 @@ def json_type(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "an object"
+
+
+def list_at(document: Any, path: str, *, top: str) -> list[Any]:
+    """The list at the dotted ``path`` (``data.items``) of a JSON document; raises
+    ValueError saying where the path ends or what it found instead (``top`` names the
+    document in the message: "the document", "the body")."""
+    value = document
+    walked: list[str] = []
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            at = ".".join(walked) or top
+            keys = (
+                f"; its keys are {', '.join(sorted(map(str, value)))}"
+                if isinstance(value, Mapping)
+                else f" ({json_type(value)})"
+            )
+            raise ValueError(f"{at} has no '{part}'{keys}")
+        value = value[part]
+        walked.append(part)
+    if not isinstance(value, list):
+        raise ValueError(f"is {json_type(value)}, not a list")
+    return value
