@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from servicegraph.cmdb.errors import ValidationFailed
 
@@ -138,7 +139,14 @@ class IdentifierRules:
                 )
             if raw is None:
                 continue
-            values = [raw] if isinstance(raw, str) else list(raw)
+            if isinstance(raw, str | int) and not isinstance(raw, bool):
+                values: list[Any] = [raw]
+            elif isinstance(raw, list | tuple | set | frozenset):
+                values = list(raw)
+            else:  # a number of JSON's that is no whole number, true, an object ...
+                raise ValidationFailed(
+                    "identifier values are strings", item=item, field=f"identifiers.{kind}"
+                )
             for value in values:
                 if not isinstance(value, str | int):
                     raise ValidationFailed(
