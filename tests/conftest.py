@@ -11,6 +11,12 @@ import pytest
 
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.config import Settings
+from tests.neo4j_server import (
+    Neo4jAddress,
+    Neo4jServer,
+    address_from_environment,
+    launcher_unavailable,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +48,27 @@ def make_services(tmp_path: Path) -> Iterator[Callable[..., Services]]:
 @pytest.fixture
 def services(make_services: Callable[..., Services]) -> Services:
     return make_services()
+
+
+@pytest.fixture(scope="session")
+def neo4j(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jAddress]:
+    """A live Neo4j for the whole session: ``NEO4J_URI``'s, or one this run starts from
+    tools/neo4j (tests/neo4j_server.py). Tests that use it empty its database first.
+    Without Java and Maven it skips, and fails under SG_REQUIRE_EXTERNAL=1."""
+    import os
+
+    given = address_from_environment()
+    if given is not None:
+        yield given
+        return
+    reason = launcher_unavailable()
+    if reason is not None:
+        if os.environ.get("SG_REQUIRE_EXTERNAL") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    server = Neo4jServer(home=tmp_path_factory.mktemp("neo4j"))
+    address = server.start()
+    try:
+        yield address
+    finally:
+        server.stop()

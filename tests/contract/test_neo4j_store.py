@@ -1,14 +1,12 @@
 """The store contract, and export/restore, over the Neo4j adapter, plus what only Neo4j has.
 
-Runs when ``NEO4J_URI`` names a Neo4j 5.26+ server (``NEO4J_USER``, ``NEO4J_PASSWORD``,
-``NEO4J_DATABASE`` optional); skipped with that reason otherwise. EVERY TEST EMPTIES THE
-DATABASE: point it at a scratch server or database, never at one holding data (the
-README's "Testing against Neo4j" shows a throwaway container).
+Runs live on the session's Neo4j (the ``neo4j`` fixture: ``NEO4J_URI``'s server, or one
+started from tools/neo4j). EVERY TEST EMPTIES THE DATABASE: a ``NEO4J_URI`` must name a
+scratch server or database, never one holding data.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,26 +20,26 @@ from servicegraph.storage.neo4j import Neo4jGraphStore, cypher
 from servicegraph.storage.neo4j.records import consume as _consume
 from tests.contract.dump_contract import DumpContract, EmptyTarget
 from tests.contract.store_contract import StoreContract, make_ci
+from tests.neo4j_server import Neo4jAddress
 
-URI = os.environ.get("NEO4J_URI", "")
+_address: Neo4jAddress | None = None
 
-pytestmark = pytest.mark.skipif(
-    not URI,
-    reason="NEO4J_URI is not set: the Neo4j store contract needs a Neo4j 5.26+ server "
-    "(see the README, 'Testing against Neo4j')",
-)
+
+@pytest.fixture(autouse=True)
+def _server(neo4j: Neo4jAddress) -> None:
+    global _address
+    _address = neo4j
 
 
 def open_store(**overrides: Any) -> Neo4jGraphStore:
+    assert _address is not None, "the neo4j fixture runs first"
     settings: dict[str, Any] = {
-        "user": os.environ.get("NEO4J_USER", "neo4j"),
-        "password": os.environ.get("NEO4J_PASSWORD", ""),
-        "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
+        **_address.store_settings(),
         # small batches, so that the contract's data crosses batch boundaries
         "batch_size": 3,
         **overrides,
     }
-    return Neo4jGraphStore(URI, **settings)
+    return Neo4jGraphStore(_address.uri, **settings)
 
 
 def empty(store: Neo4jGraphStore) -> Neo4jGraphStore:
