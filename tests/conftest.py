@@ -17,6 +17,7 @@ from tests.neo4j_server import (
     address_from_environment,
     launcher_unavailable,
 )
+from tests.support import missing_external
 
 
 @pytest.fixture(autouse=True)
@@ -55,17 +56,13 @@ def neo4j(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jAddress]:
     """A live Neo4j for the whole session: ``NEO4J_URI``'s, or one this run starts from
     tools/neo4j (tests/neo4j_server.py). Tests that use it empty its database first.
     Without Java and Maven it skips, and fails under SG_REQUIRE_EXTERNAL=1."""
-    import os
-
     given = address_from_environment()
     if given is not None:
         yield given
         return
     reason = launcher_unavailable()
     if reason is not None:
-        if os.environ.get("SG_REQUIRE_EXTERNAL") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        missing_external(reason)
     server = Neo4jServer(home=tmp_path_factory.mktemp("neo4j"))
     address = server.start()
     try:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -43,10 +44,14 @@ def require_executable(*names: str, install_hint: str) -> str:
         path = shutil.which(name)
         if path:
             return path
-    message = f"{' / '.join(names)} not found; {install_hint}"
+    missing_external(f"{' / '.join(names)} not found; {install_hint}")
+
+
+def missing_external(reason: str) -> NoReturn:
+    """Skip for a missing program, server or distribution; fail in CI."""
     if os.environ.get("SG_REQUIRE_EXTERNAL") == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def events_correlated(metrics_page: str, *, required: bool = True) -> float:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.erp.tryton_fixture import TrytonServer, tryton_available
+from tests.support import missing_external
 
 
 @pytest.fixture(scope="session")
@@ -20,9 +20,7 @@ def tryton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonServer]:
     SG_REQUIRE_EXTERNAL=1."""
     reason = tryton_available()
     if reason is not None:
-        if os.environ.get("SG_REQUIRE_EXTERNAL") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        missing_external(reason)
     server = TrytonServer()
     server.start(tmp_path_factory.mktemp("tryton"))
     try:
