@@ -16,7 +16,7 @@ import pytest
 
 from servicegraph.cmdb.errors import SchemaTooNew, StoreUnavailable
 from servicegraph.cmdb.ports import GraphStore
-from servicegraph.storage.neo4j import Neo4jGraphStore, cypher
+from servicegraph.storage.neo4j import Neo4jGraphStore, cypher, schema
 from servicegraph.storage.neo4j.records import consume as _consume
 from tests.contract.dump_contract import DumpContract, EmptyTarget
 from tests.contract.store_contract import StoreContract, make_ci
@@ -88,7 +88,7 @@ def test_ping_before_migrate_says_what_to_do(neo4j_store: Neo4jGraphStore) -> No
 
 
 def test_schema_from_a_newer_release_is_refused(neo4j_store: Neo4jGraphStore) -> None:
-    newer = {"name": cypher.SCHEMA_VERSION_NAME, "version": len(cypher.MIGRATIONS) + 1}
+    newer = {"name": cypher.SCHEMA_VERSION_NAME, "version": len(schema.MIGRATIONS) + 1}
     neo4j_store._write_auto("test", _consume(cypher.SET_SCHEMA_VERSION, newer))
     with pytest.raises(SchemaTooNew, match="upgrade"):
         neo4j_store.migrate()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from servicegraph.storage.neo4j import cypher
+from servicegraph.storage.neo4j.catalogues import CATALOGUES, all_statements
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "cypher-lint"
 VERSIONS = ("CYPHER 5", "CYPHER 25")
@@ -51,15 +52,22 @@ def _procedure(name: str, arguments: tuple[tuple[str, str], ...]) -> dict[str, A
     }
 
 
+def _union(values: Iterable[Iterable[str]]) -> list[str]:
+    return sorted({v for group in values for v in group})
+
+
 def db_schema() -> dict[str, Any]:
-    """What the linter is told the database holds: exactly what cypher.py declares."""
+    """What the linter is told the database holds: exactly what the catalogues declare
+    (``servicegraph.storage.neo4j.catalogues``), together."""
+    functions = _union(c.functions for c in CATALOGUES)
+    procedures = {p: args for c in CATALOGUES for p, args in c.procedures.items()}
     return {
-        "labels": list(cypher.LABELS),
-        "relationshipTypes": list(cypher.RELATIONSHIP_TYPES),
-        "propertyKeys": list(cypher.PROPERTY_KEYS),
-        "functions": {v: {f: _function(f) for f in cypher.FUNCTIONS} for v in VERSIONS},
+        "labels": _union(c.labels for c in CATALOGUES),
+        "relationshipTypes": _union(c.relationship_types for c in CATALOGUES),
+        "propertyKeys": _union(c.property_keys for c in CATALOGUES),
+        "functions": {v: {f: _function(f) for f in functions} for v in VERSIONS},
         "procedures": {
-            v: {p: _procedure(p, args) for p, args in cypher.PROCEDURES.items()} for v in VERSIONS
+            v: {p: _procedure(p, args) for p, args in procedures.items()} for v in VERSIONS
         },
     }
 
@@ -92,6 +100,6 @@ def lint(queries: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 
 def statement_queries() -> dict[str, tuple[str, dict[str, Any]]]:
     return {
-        s.name: (s.text, {p: cypher.PARAMETERS[p] for p in sorted(s.parameters)})
-        for s in cypher.STATEMENTS.values()
+        name: (s.text, {p: c.parameters[p] for p in sorted(s.parameters)})
+        for name, (c, s) in all_statements().items()
     }

@@ -36,8 +36,10 @@ datetimes); seqs, counters and ids are 64-bit integers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from servicegraph.storage.neo4j.catalogue import Catalogue, Statement
 
 # -- the declared schema ---------------------------------------------------------------
 
@@ -196,29 +198,21 @@ PARAMETERS: Mapping[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One Cypher statement and the parameters it takes (exactly these, no others)."""
-
-    name: str
-    text: str
-    parameters: frozenset[str] = field(default_factory=frozenset)
-
-    def __post_init__(self) -> None:
-        unknown = self.parameters - set(PARAMETERS)
-        if unknown:
-            raise ValueError(f"{self.name}: undeclared parameters {sorted(unknown)}")
-
-
 STATEMENTS: dict[str, Statement] = {}
+CATALOGUE = Catalogue(
+    "graph",
+    labels=LABELS,
+    relationship_types=RELATIONSHIP_TYPES,
+    property_keys=PROPERTY_KEYS,
+    parameters=PARAMETERS,
+    functions=FUNCTIONS,
+    procedures=PROCEDURES,
+    statements=STATEMENTS,
+)
 
 
 def _statement(name: str, text: str, *parameters: str) -> Statement:
-    if name in STATEMENTS:
-        raise ValueError(f"statement {name} declared twice")
-    statement = Statement(name, " ".join(text.split()), frozenset(parameters))
-    STATEMENTS[name] = statement
-    return statement
+    return CATALOGUE.statement(name, text, *parameters)
 
 
 def _per_type(name: str, template: str, *parameters: str) -> dict[str, Statement]:
@@ -419,7 +413,8 @@ class Migration:
     data: tuple[tuple[Statement, Mapping[str, Any]], ...]
 
 
-# Append new migrations; never edit a released one.
+# The graph's migrations; `schema.MIGRATIONS` appends the desk's. Append new migrations;
+# never edit a released one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,

@@ -25,7 +25,7 @@ from servicegraph.cmdb.ports import (
     SourceSweep,
 )
 from servicegraph.storage.neo4j import cypher
-from servicegraph.storage.neo4j.cypher import Statement
+from servicegraph.storage.neo4j.catalogue import Statement
 from servicegraph.storage.neo4j.records import (
     T,
     read_change_seq,

@@ -37,19 +37,19 @@ def begin_locked(
     max_retry_time: float,
     database: str,
     shown_uri: str,
+    lock: str = cypher.WRITE_LOCK_NAME,
 ) -> Transaction:
-    """Begin a transaction holding the write lock, retrying what fails before any work
-    for up to ``max_retry_time`` seconds. ``StoreUnavailable`` when the database has no
-    lock node: it was never migrated."""
+    """Begin a transaction holding the write lock named ``lock`` (the graph's, or the
+    desk's: ``desk_schema.DESK_LOCK``), retrying what fails before any work for up to
+    ``max_retry_time`` seconds. ``StoreUnavailable`` when the database has no such lock
+    node: it was never migrated."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     deadline = time.monotonic() + max_retry_time
     for attempt in range(len(LOCK_RETRY_DELAYS) + 1):
         tx: Transaction | None = None
         try:
             tx = session.begin_transaction(metadata={"app": "servicegraph", "unit": purpose})
-            record = run(
-                tx, cypher.TAKE_WRITE_LOCK, name=cypher.WRITE_LOCK_NAME, holder=holder
-            ).single()
+            record = run(tx, cypher.TAKE_WRITE_LOCK, name=lock, holder=holder).single()
         except (TransientError, SessionExpired, ServiceUnavailable):
             if tx is not None:
                 rollback_quietly(tx)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from servicegraph.cmdb.model import HistoryEntry
 from servicegraph.cmdb.ports import CISummary, EdgeChange, GraphDelta
 from servicegraph.storage.neo4j import cypher
-from servicegraph.storage.neo4j.cypher import Statement
+from servicegraph.storage.neo4j.catalogue import Statement
 from servicegraph.storage.neo4j.records import (
     Tx,
     batches,

@@ -34,7 +34,7 @@ from servicegraph.cmdb.ports import (
     Direction,
 )
 from servicegraph.storage.neo4j import cypher
-from servicegraph.storage.neo4j.cypher import Statement
+from servicegraph.storage.neo4j.catalogue import Statement
 
 T = TypeVar("T")
 Tx = ManagedTransaction | Transaction

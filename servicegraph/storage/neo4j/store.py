@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import neo4j
 from neo4j import GraphDatabase, ManagedTransaction, Transaction
@@ -56,7 +56,7 @@ from servicegraph.cmdb.ports import (
     GraphDelta,
     StoreCapabilities,
 )
-from servicegraph.storage.neo4j import cypher, reads
+from servicegraph.storage.neo4j import cypher, reads, schema
 from servicegraph.storage.neo4j.dump import Neo4jSnapshot
 from servicegraph.storage.neo4j.errors import driver_error
 from servicegraph.storage.neo4j.lock import begin_locked
@@ -163,6 +163,26 @@ class Neo4jGraphStore:
         except (Neo4jError, DriverError) as exc:
             raise self._error(exc, "connecting") from exc
 
+    # -- what the desk's adapters share (``desk.py``) ---------------------------------------
+
+    def error(self, exc: Exception, action: str) -> CmdbError:
+        """The domain error for a driver error met while doing ``action``."""
+        return self._error(exc, action)
+
+    def read(self, action: str, work: Callable[[ManagedTransaction], T]) -> T:
+        """Run ``work`` in a managed read transaction (retried by the driver)."""
+        return self._read(action, work)
+
+    def write_auto(self, action: str, work: Callable[[ManagedTransaction], T]) -> T:
+        """Run ``work`` in a managed write transaction without a lock (retried by the
+        driver, so ``work`` must be idempotent)."""
+        return self._write_auto(action, work)
+
+    def locked(self, purpose: str, lock: str) -> AbstractContextManager[Transaction]:
+        """A transaction holding the write lock named ``lock``, committed when the block
+        ends, rolled back when it raises (``_locked_transaction``)."""
+        return self._locked_transaction(purpose, lock)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def _schema_version(self) -> int:
@@ -175,13 +195,13 @@ class Neo4jGraphStore:
     def migrate(self) -> None:
         self._verify()
         current = self._schema_version()
-        known = len(cypher.MIGRATIONS)
+        known = len(schema.MIGRATIONS)
         if current > known:
             raise SchemaTooNew(
                 f"Neo4j database '{self.database}' has schema version {current} but this "
                 f"servicegraph knows only up to {known}; upgrade servicegraph"
             )
-        for migration in cypher.MIGRATIONS[current:]:
+        for migration in schema.MIGRATIONS[current:]:
             action = f"migrating to schema {migration.version} ({migration.description})"
             # Schema commands cannot share a transaction with each other or with data.
             for statement in migration.schema:
@@ -199,15 +219,17 @@ class Neo4jGraphStore:
     def ping(self) -> None:
         self._verify()
         version = self._schema_version()
-        if version < len(cypher.MIGRATIONS):
+        if version < len(schema.MIGRATIONS):
             raise StoreUnavailable(
                 f"Neo4j database '{self.database}' at {self.shown_uri} is at schema {version}, "
-                f"expected {len(cypher.MIGRATIONS)}; run migrations (servicegraph migrate)"
+                f"expected {len(schema.MIGRATIONS)}; run migrations (servicegraph migrate)"
             )
 
     # -- units of work -------------------------------------------------------------------
 
-    def _begin_locked(self, session: neo4j.Session, purpose: str) -> Transaction:
+    def _begin_locked(
+        self, session: neo4j.Session, purpose: str, lock: str = cypher.WRITE_LOCK_NAME
+    ) -> Transaction:
         """Begin a transaction holding the write lock (``lock``)."""
         return begin_locked(
             session,
@@ -215,17 +237,20 @@ class Neo4jGraphStore:
             max_retry_time=self.max_retry_time,
             database=self.database,
             shown_uri=self.shown_uri,
+            lock=lock,
         )
 
     @contextmanager
-    def _locked_transaction(self, purpose: str) -> Iterator[Transaction]:
+    def _locked_transaction(
+        self, purpose: str, lock: str = cypher.WRITE_LOCK_NAME
+    ) -> Iterator[Transaction]:
         try:
             session = self._session(neo4j.WRITE_ACCESS)
         except (Neo4jError, DriverError) as exc:
             raise self._error(exc, purpose) from exc
         try:
             try:
-                tx = self._begin_locked(session, purpose)
+                tx = self._begin_locked(session, purpose, lock)
             except (Neo4jError, DriverError) as exc:
                 raise self._error(exc, f"starting {purpose}") from exc
             try:
