@@ -183,6 +183,25 @@ class Neo4jGraphStore:
         ends, rolled back when it raises (``_locked_transaction``)."""
         return self._locked_transaction(purpose, lock)
 
+    @contextmanager
+    def transaction(self, purpose: str, timeout: float | None = None) -> Iterator[Transaction]:
+        """An explicit write transaction without a lock, committed when the block ends,
+        rolled back when it raises; never retried (the caller's work may not be
+        idempotent). ``timeout`` bounds it on the server, in seconds."""
+        try:
+            with self._session(neo4j.WRITE_ACCESS) as session:
+                tx = session.begin_transaction(
+                    metadata={"app": "servicegraph", "unit": purpose}, timeout=timeout
+                )
+                try:
+                    yield tx
+                except BaseException:
+                    rollback_quietly(tx)
+                    raise
+                tx.commit()
+        except (Neo4jError, DriverError) as exc:
+            raise self._error(exc, purpose) from exc
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def _schema_version(self) -> int:

@@ -31,9 +31,9 @@ from servicegraph.storage.sqlite import inbox as inbox_file
 from servicegraph.storage.sqlite.file import SqliteFile, to_us
 from servicegraph.storage.sqlite.inbox import (
     INBOX_VERSION,
-    InboxWriter,
     event_key,
     migrate_inbox,
+    sqlite_writer,
 )
 from servicegraph.storage.sqlite.incident_rows import dumps
 from servicegraph.storage.sqlite.store import SqliteGraphStore
@@ -152,7 +152,7 @@ class SqliteEventInbox:
             self._inbox.make_writable()
             self._inbox_stats.make_writable()
             migrate_inbox(self._inbox, graph_store)
-        self._writer = InboxWriter(self._inbox)
+        self._writer = sqlite_writer(self._inbox)
         self._sla: SlaProjector | None = None
 
     def close(self) -> None:

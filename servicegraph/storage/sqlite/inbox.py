@@ -32,7 +32,7 @@ import hashlib
 import sqlite3
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -80,11 +80,11 @@ _INSERT = (
 # the dataclass, times in RFC 3339), compressed: 100 alerts take 4 KB instead of 40, and a
 # commit that writes 4 KB returns sooner (0.4 ms instead of 0.7 here); compressing takes
 # 0.1 ms, without the GIL.
-def _encode_events(events: Sequence[Event]) -> bytes:
+def encode_body(events: Sequence[Event]) -> bytes:
     return zlib.compress(encode_events(events), 1)
 
 
-def _decode_events(body: bytes) -> list[Event]:
+def decode_body(body: bytes) -> list[Event]:
     return decode_events(zlib.decompress(body))
 
 
@@ -94,9 +94,9 @@ def event_key(event_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _row_events(last: int, count: int, received_us: int, body: bytes) -> list[Event]:
+def row_events(last: int, count: int, received_us: int, body: bytes) -> list[Event]:
     """The events of one row, received when the row was."""
-    events = _decode_events(body)
+    events = decode_body(body)
     if len(events) != count:
         raise StoreError(f"inbox row {last} holds {len(events)} events, not {count}")
     received = from_us(received_us)
@@ -112,7 +112,7 @@ def read_events(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[
         "SELECT seq, events, received_at, body FROM inbox WHERE seq > ? ORDER BY seq", (after,)
     )
     for last, count, received_us, body in rows:
-        events = _row_events(last, count, received_us, body)
+        events = row_events(last, count, received_us, body)
         first = last - count + 1
         skip = max(0, after - first + 1)  # the row's first events were claimed before
         for offset in range(skip, min(count, skip + limit - len(result))):
@@ -128,7 +128,7 @@ def latest(conn: sqlite3.Connection, limit: int) -> list[tuple[int, Event]]:
     result: list[tuple[int, Event]] = []
     rows = conn.execute("SELECT seq, events, received_at, body FROM inbox ORDER BY seq DESC")
     for last, count, received_us, body in rows:
-        events = _row_events(last, count, received_us, body)
+        events = row_events(last, count, received_us, body)
         for offset, event in enumerate(reversed(events[-(limit - len(result)) :])):
             result.append((last - offset, event))
         if len(result) >= limit:
@@ -217,7 +217,7 @@ def _copy_old_events(conn: sqlite3.Connection, version: int) -> None:
             (
                 seq,
                 received,
-                _encode_events(
+                encode_body(
                     [
                         Event(
                             source=source,
@@ -318,12 +318,20 @@ class _Append:
 
 class InboxWriter:
     """Appends events: redeliveries it recognises are left out, and what threads append
-    at the same time is committed in one transaction (group commit)."""
+    at the same time is committed in one transaction (group commit). Backend-neutral:
+    the SQLite inbox (``sqlite_writer``) and the Neo4j one give it their rows."""
 
     RECENT_KEYS = 100_000
 
-    def __init__(self, inbox: SqliteFile) -> None:
-        self._inbox = inbox
+    def __init__(
+        self,
+        store_rows: Callable[[list[tuple[int, int, bytes]]], None],
+        newest_rows: Callable[[], Iterator[tuple[int, bytes]]],
+    ) -> None:
+        # the backend: commit rows (events, received_us, body) durably in one transaction
+        # and in order; and the rows (events, body) from the newest back
+        self._store_rows = store_rows
+        self._newest_rows = newest_rows
         self._queue: list[_Append] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()
@@ -366,11 +374,10 @@ class InboxWriter:
                         fresh.add(key)
                         kept.append(event)
                 if kept:
-                    rows.append((len(kept), job.received_us, _encode_events(kept)))
+                    rows.append((len(kept), job.received_us, encode_body(kept)))
                 stored.append(len(kept))
             if rows:
-                with self._inbox._transaction() as conn:
-                    conn.executemany(_INSERT, rows)
+                self._store_rows(rows)
         except BaseException as exc:  # each sender of the group gets it; none waits on
             error = exc  # a commit that will not come (CmdbError: the store's own errors)
             if isinstance(exc, sqlite3.Error):
@@ -389,17 +396,36 @@ class InboxWriter:
     def _load_recent(self) -> RecentKeys:
         """The keys of the last ``RECENT_KEYS`` events or so: whole rows from the end."""
         recent = RecentKeys(self.RECENT_KEYS)
-        conn = self._inbox._read()
         bodies: list[bytes] = []
         events = 0
-        for count, body in conn.execute("SELECT events, body FROM inbox ORDER BY seq DESC"):
+        rows = self._newest_rows()
+        for count, body in rows:
             if events >= self.RECENT_KEYS:
                 break
             bodies.append(body)
             events += count
+        if isinstance(rows, Generator):
+            rows.close()
         for body in reversed(bodies):  # oldest first: the newest end in the newer generation
-            recent.update({event_key(e.event_id) for e in _decode_events(body)})
+            recent.update({event_key(e.event_id) for e in decode_body(body)})
         return recent
+
+
+def sqlite_writer(inbox: SqliteFile) -> InboxWriter:
+    """The writer of the SQLite inbox file."""
+
+    def store_rows(rows: list[tuple[int, int, bytes]]) -> None:
+        with inbox._transaction() as conn:
+            conn.executemany(_INSERT, rows)
+
+    def newest_rows() -> Iterator[tuple[int, bytes]]:
+        cursor = inbox._read().execute("SELECT events, body FROM inbox ORDER BY seq DESC")
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
+
+    return InboxWriter(store_rows, newest_rows)
 
 
 def probe_writable(path: Path, timeout: float) -> None:
