@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from servicegraph.bootstrap import Services
 from servicegraph.cli.common import (
     EXIT_CONFLICTS,
     EXIT_USAGE,
@@ -25,9 +27,10 @@ from servicegraph.cli.common import (
     resolve,
 )
 from servicegraph.cmdb.context import change_context
-from servicegraph.cmdb.errors import ReconciliationConflicts
+from servicegraph.cmdb.errors import CmdbError, ReconciliationConflicts, ValidationErrors
 from servicegraph.cmdb.importer import read_files
-from servicegraph.cmdb.reconciliation import ReconcileReport
+from servicegraph.cmdb.observation import ObservationBatch
+from servicegraph.cmdb.reconciliation import ConflictPolicy, ReconcileReport
 from servicegraph.runtime.heap import collector_paused
 from servicegraph.ticketing.timeline import (
     DEFAULT_PAGE,
@@ -35,6 +38,9 @@ from servicegraph.ticketing.timeline import (
     TimelineEntry,
     TimelineKind,
 )
+
+# records per transaction of an import into Neo4j, and of a restore (--commit-every)
+DEFAULT_COMMIT_EVERY = 20_000
 
 CIArgument = Annotated[str, typer.Argument(help="The CI (id, key or kind:value).")]
 
@@ -74,39 +80,96 @@ def import_(
         ),
     ] = None,
     commit_every: Annotated[
-        int, typer.Option(min=1, help="With --from-export: records per transaction.")
-    ] = 20_000,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Records per transaction. FILES on SQLite: one transaction, all or nothing, "
+            f"unless given; on Neo4j: {DEFAULT_COMMIT_EVERY:,} unless given (a failure "
+            "part-way keeps the earlier transactions; importing the same files again is "
+            f"safe). --from-export: {DEFAULT_COMMIT_EVERY:,}.",
+        ),
+    ] = None,
 ) -> None:
-    """Import CIs and relationships, all or nothing. See the README for the format."""
+    """Import CIs and relationships. See the README for the format and --commit-every."""
     if from_export is not None:
         if files:
             fail("give either FILES or --from-export, not both", EXIT_USAGE)
-        _restore_export(from_export, commit_every, as_json)
+        _restore_export(from_export, commit_every or DEFAULT_COMMIT_EVERY, as_json)
         return
     if not files:
         fail("give the files to import (or --from-export FILE)", EXIT_USAGE)
+    on_conflict: ConflictPolicy = "record" if allow_conflicts else "fail"
     with open_services() as services:
-        with err.status("reading files...") as status:
+        if commit_every is None and services.settings.store == "neo4j":
+            commit_every = DEFAULT_COMMIT_EVERY  # one transaction of a large load runs out
+        with err.status("reading files..."):
             batch = read_files(files, services.classes, source=source, complete=complete)
-            status.update(
-                f"reconciling {len(batch.cis):,} CIs and {len(batch.relationships):,} "
-                "relationships..."
+        try:
+            # one large batch in a process that does nothing else
+            with change_context(actor=f"cli:{source}"), collector_paused():
+                if commit_every is None:
+                    report = _apply_at_once(services, batch, on_conflict)
+                else:
+                    report = _apply_in_slices(services, batch, on_conflict, commit_every)
+        except ReconciliationConflicts as exc:
+            if as_json:
+                print_json({"conflicts": exc.conflicts, "written": False})
+            fail(
+                f"{exc}\nnothing was imported; fix the records or pass --allow-conflicts",
+                EXIT_CONFLICTS,
             )
-            try:
-                # one large unit of work in a process that does nothing else
-                with change_context(actor=f"cli:{source}"), collector_paused():
-                    report = services.reconciler.apply(
-                        batch, on_conflict="record" if allow_conflicts else "fail"
-                    )
-            except ReconciliationConflicts as exc:
-                status.stop()
-                if as_json:
-                    print_json({"conflicts": exc.conflicts, "written": False})
-                fail(
-                    f"{exc}\nnothing was imported; fix the records or pass --allow-conflicts",
-                    EXIT_CONFLICTS,
-                )
         _print_import(report, source, as_json)
+
+
+def _apply_at_once(
+    services: Services, batch: ObservationBatch, on_conflict: ConflictPolicy
+) -> ReconcileReport:
+    with err.status(
+        f"reconciling {len(batch.cis):,} CIs and {len(batch.relationships):,} relationships..."
+    ):
+        return services.reconciler.apply(batch, on_conflict=on_conflict)
+
+
+def _apply_in_slices(
+    services: Services, batch: ObservationBatch, on_conflict: ConflictPolicy, commit_every: int
+) -> ReconcileReport:
+    """The batch in transactions of ``commit_every`` records, with a progress bar; a
+    failure part-way says what stays committed."""
+    committed = [0, 0]  # records committed, records in all (once planned)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(
+            f"reconciling {len(batch.cis):,} CIs and {len(batch.relationships):,} "
+            f"relationships, {commit_every:,} a transaction",
+            total=None,
+        )
+
+        def advance(done: int, total: int) -> None:
+            committed[:] = [done, total]
+            progress.update(task, completed=done, total=total)
+
+        try:
+            return services.reconciler.apply_in_slices(
+                batch, slice_size=commit_every, on_conflict=on_conflict, progress=advance
+            )
+        except (ReconciliationConflicts, ValidationErrors):
+            raise  # found before anything is written
+        except CmdbError as exc:
+            done, total = committed
+            if done == 0:
+                raise
+            fail(
+                f"{exc}\n{done:,} of {total:,} records were committed in earlier transactions "
+                "and stay; the rest were not imported. Importing the same files again is safe: "
+                "it finds the committed records unchanged and writes the rest",
+            )
 
 
 def _print_import(report: ReconcileReport, source: str, as_json: bool) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -158,6 +158,45 @@ class Reconciler:
                 raise ReconciliationConflicts(list(report.conflicts))
             writer.add_conflicts(rejected)
         return report
+
+    def apply_in_slices(
+        self,
+        batch: ObservationBatch,
+        *,
+        slice_size: int,
+        on_conflict: ConflictPolicy = "record",
+        progress: Callable[[int, int], None] | None = None,
+        rejected: Sequence[Conflict] = (),
+        validated: Validated | None = None,
+    ) -> ReconcileReport:
+        """Validate and apply ``batch`` as ``apply`` does, in units of work of at most
+        ``slice_size`` records each, under the batch's one run id (``slices``).
+
+        The whole batch is validated, identified and merged in memory first, in one unit
+        that only reads; then its CIs are written (each CI whole, with its identifiers,
+        keys, sighting and history, in one unit), then its relationships, then the
+        conflicts, then, for a complete source, the stale sweep. The graph, its history
+        (but for the order of entries) and the report are those of one ``apply``.
+
+        With ``on_conflict="fail"`` every conflict of the whole batch, and every
+        relationship whose end is missing, is found before anything is written: nothing
+        is. ``progress(done, total)`` is called after each unit, with records committed.
+
+        The trade-off: each unit is all-or-nothing, the run is not. A failure part-way
+        (the store gone, a timeout) leaves the earlier units committed: the CIs and
+        relationships they hold are in the graph, the rest are not, and a complete
+        source's sweep has not run. Running the same import again is safe: it finds the
+        committed records unchanged (no history, no new version) and writes the rest.
+        Between units other writers may run; what the plan read may then be out of date,
+        and a unit that meets it (an identifier another writer took meanwhile) fails as a
+        unit, as a concurrent ``apply`` would have been refused by the write lock. The
+        sweep's unit holds what the run marks stale, however many that is.
+        """
+        from servicegraph.cmdb.slices import SlicedRun
+
+        prepared, rels = validated or self.validate(batch)
+        run = SlicedRun(self, batch, slice_size=slice_size, progress=progress)
+        return run.run(prepared, rels, on_conflict=on_conflict, rejected=rejected)
 
     def preview(self, batch: ObservationBatch, *, validated: Validated | None = None) -> Preview:
         """What ``apply`` would do, written nowhere: the batch runs in a write transaction

@@ -53,6 +53,15 @@ def driver_error(exc: Exception, action: str, *, uri: str, database: str, user: 
         return StoreError(f"{action}: user '{user}' is not allowed to: {detail}")
     if isinstance(exc, ConstraintError):
         return StoreError(f"{action}: {detail}")
+    if "db.memory.transaction.max" in detail or "MemoryPoolOutOfMemoryError" in (
+        getattr(exc, "code", "") or ""
+    ):
+        # transient to the driver, but the same transaction fails the same way again
+        return StoreError(
+            f"{action}: the transaction needs more memory than the server allows "
+            f"(db.memory.transaction.max on {where}); write in smaller transactions "
+            "(`servicegraph import --commit-every N`) or raise the setting"
+        )
     if isinstance(exc, TransientError):
         return StoreError(f"{action}: a transient Neo4j error, safe to retry: {detail}")
     return StoreError(f"{action} failed on {where}: {detail}")
