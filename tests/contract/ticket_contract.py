@@ -12,10 +12,7 @@ second one over the same data, as another process opens it; and ``failing_repo``
 backend fails underneath (a damaged file, a lost server), holding the ``seed`` records from
 before it failed. A backend that cannot run here is skipped with the reason, never faked.
 
-Only SQLite implements these ports today (``servicegraph.storage.sqlite.tickets`` and
-``ticket_unit``): with a Neo4j graph, incidents and tickets stay in the embedded file beside
-it, so there is no Neo4j subclass; add one beside ``test_neo4j_store.py`` when
-``servicegraph.storage.neo4j`` implements the ports.
+The suite runs over SQLite (``test_sqlite_tickets.py``) and Neo4j (``test_neo4j_tickets.py``).
 
 Where a port promises no order, results are compared as sets.
 """

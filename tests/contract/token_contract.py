@@ -7,9 +7,7 @@ the fixtures: ``tokens``, an empty, migrated store that the fixture closes after
 ``failing_tokens``, a store whose backend fails underneath (a damaged file, a lost server).
 A backend that cannot run here is skipped with the reason, never faked.
 
-Only SQLite implements this port today (``servicegraph.storage.sqlite.tokens``): with a
-Neo4j graph, tokens stay in the embedded file beside it, so there is no Neo4j subclass; add
-one beside ``test_neo4j_store.py`` when ``servicegraph.storage.neo4j`` implements the port.
+The suite runs over SQLite (``test_sqlite_tokens.py``) and Neo4j (``test_neo4j_tokens.py``).
 """
 
 from __future__ import annotations

@@ -935,3 +935,12 @@ DELETE_BATCH = _statement(
     "MATCH (n) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted",
     "limit",
 )
+# The same, keeping the schema version (the constraints and indexes stay in any case).
+DELETE_DATA_BATCH = _statement(
+    "DELETE_DATA_BATCH",
+    """
+    MATCH (n) WHERE NOT n:SchemaVersion
+    WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted
+    """,
+    "limit",
+)

@@ -70,8 +70,7 @@ SCHEMA: tuple[Statement, ...] = (
     ),
     _statement(
         "SCHEMA[inbox_seen_key]",
-        "CREATE CONSTRAINT inbox_seen_key IF NOT EXISTS "
-        "FOR (s:InboxSeen) REQUIRE s.key IS UNIQUE",
+        "CREATE CONSTRAINT inbox_seen_key IF NOT EXISTS FOR (s:InboxSeen) REQUIRE s.key IS UNIQUE",
     ),
     _statement(
         "SCHEMA[inbox_seen_seq]",

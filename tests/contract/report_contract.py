@@ -1,33 +1,37 @@
-"""The SQLite reports adapter against a plain reference: a few hundred varied tickets
-(every status, reopened ones, closed without a resolution, cancelled, CIs as root and
-affected, the source's made_sla verdict or none) and SLA clocks in every state are saved
-in a real store (the clocks written straight into ``ticket_sla`` through the test
-store's connection, as the projection would write them); then every report, by every
-field, per day, week and month (UTC and Berlin), over windows and with filters, must give
-exactly what the definitions in ``ticketing.reports`` say, computed here in plain Python
-from the same tickets."""
+"""The behaviour every backend of the reports' read port owes the report service, as
+documented in ``servicegraph.ticketing.report_ports``, against a plain reference: a few
+hundred varied tickets (every status, reopened ones, closed without a resolution,
+cancelled, CIs as root and affected, the source's made_sla verdict or none) and SLA clocks
+in every state are saved in a real store (the clocks written straight as ``ticket_sla``
+rows, as the projection would write them); then every report, by every field, per day,
+week and month (UTC and Berlin), over windows and with filters, and the desk's gauges,
+must give exactly what the definitions in ``ticketing.reports`` say, computed here in
+plain Python from the same tickets.
+
+A backend's test module subclasses ``ReportContract``, sets ``__test__ = True`` and
+provides the fixtures: ``seed`` (class scope), a callable that saves the tickets (as a
+ticket unit's ``save_incidents`` does) and the clock rows (``ticket_sla`` rows, its
+columns in order) into an empty, migrated backend and returns the ``ReportStore`` over it;
+``failing_reports``, a store whose backend fails underneath.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from servicegraph.cmdb.errors import StoreError
-from servicegraph.storage.sqlite import SqliteGraphStore
+from servicegraph.cmdb.errors import StoreError, StoreUnavailable
 from servicegraph.storage.sqlite.file import to_us
-from servicegraph.storage.sqlite.reports import SqliteReportStore, period_sql
-from servicegraph.storage.sqlite.tickets import SqliteTicketStore
 from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import Channel, Incident, TicketType
 from servicegraph.ticketing.report_periods import Per, label
+from servicegraph.ticketing.report_ports import ReportStore
 from servicegraph.ticketing.report_service import ReportService, measuring_points
 from servicegraph.ticketing.reports import (
     AGEING_BOUNDS_S,
@@ -53,6 +57,9 @@ class Clock:
     paused: bool
     stopped_at: dt.datetime | None
     breached_at: dt.datetime | None
+
+
+Seed = Callable[[list[Incident], list[list[Any]]], ReportStore]
 
 
 @dataclass
@@ -128,8 +135,8 @@ def _clock(rng: random.Random, t: Incident, kind: str) -> Clock:
     )
 
 
-def _save_clocks(file: SqliteGraphStore, clocks: dict[tuple[str, str], Clock]) -> None:
-    conn = file._read()
+def clock_rows(clocks: dict[tuple[str, str], Clock]) -> list[list[Any]]:
+    """The ``ticket_sla`` rows of the clocks, one per ticket, the table's columns in order."""
     ids = sorted({ticket for ticket, _ in clocks})
     rows = []
     for ticket in ids:
@@ -146,13 +153,10 @@ def _save_clocks(file: SqliteGraphStore, clocks: dict[tuple[str, str], Clock]) -
                 to_us(c.breached_at) if c.breached_at else None,
             ]
         rows.append([*row, None, to_us(T0), "test"])
-    conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(f"INSERT INTO ticket_sla VALUES ({', '.join('?' * 21)})", rows)
-    conn.execute("COMMIT")
+    return rows
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def make_world(seed: Seed) -> World:
     rng = random.Random(17)
     tickets = [_ticket(rng, n) for n in range(1, 401)]
     clocks = {}
@@ -160,13 +164,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         if rng.random() < 0.75:  # the others: no policy covers them
             for kind in ("response", "resolution"):
                 clocks[(t.id, kind)] = _clock(rng, t, kind)
-    file = SqliteGraphStore(tmp_path_factory.mktemp("reports") / "desk.sqlite3")
-    file.migrate()
-    with SqliteTicketStore(file).unit() as unit:
-        unit.save_incidents(tickets)
-    _save_clocks(file, clocks)
-    yield World(tickets, clocks, ReportService(SqliteReportStore(file), clock=lambda: NOW))
-    file.close()
+    store = seed(tickets, clock_rows(clocks))
+    return World(tickets, clocks, ReportService(store, clock=lambda: NOW))
 
 
 # -- the reference: the definitions, plainly -------------------------------------------------
@@ -370,6 +369,30 @@ def same(got: list[dict[str, Any]], expected: list[dict[str, Any]], what: str) -
                 assert g[name] == value, f"{what}: {name} of {g}"
 
 
+def running_breached(c: Clock) -> bool:
+    return c.state == "breached" or (
+        c.state in ("ok", "at_risk") and not c.paused and c.due_at <= NOW
+    )
+
+
+def gauges_reference(w: World) -> tuple[dict[Any, int], dict[Any, int], dict[str, int]]:
+    opened: dict[Any, int] = defaultdict(int)
+    breached: dict[Any, int] = defaultdict(int)
+    ever = {"response": 0, "resolution": 0}
+    for t in w.tickets:
+        if t.status in ACTIVE:
+            opened[(t.assignment_group, t.priority)] += 1
+        for kind in ("response", "resolution"):
+            c = w.clocks.get((t.id, kind))
+            if c is None:
+                continue
+            if t.status in ACTIVE and running_breached(c):
+                breached[(kind, t.assignment_group)] += 1
+            if c.breached_at is not None or running_breached(c):
+                ever[kind] += 1
+    return dict(opened), dict(breached), ever
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 WINDOWS: list[dict[str, str]] = [
@@ -380,76 +403,78 @@ WINDOWS: list[dict[str, str]] = [
 ]
 
 
-@pytest.mark.parametrize("name", list(ReportName))
-def test_every_report_by_every_field_equals_the_reference(world: World, name: ReportName) -> None:
-    for by in [None, *GroupBy]:
-        for window in WINDOWS:
-            q = report_query(name, by=by, **window)
+class ReportContract:
+    """Subclass per backend; override the ``seed`` and ``failing_reports`` fixtures."""
+
+    __test__ = False
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def seed(cls) -> Seed:
+        raise NotImplementedError("a backend's test class provides the seed fixture")
+
+    @pytest.fixture
+    def failing_reports(self) -> ReportStore:
+        raise NotImplementedError("a backend's test class provides failing_reports")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def world(cls, seed: Seed) -> World:
+        return make_world(seed)
+
+    @pytest.mark.parametrize("name", list(ReportName))
+    def test_every_report_by_every_field_equals_the_reference(
+        self, world: World, name: ReportName
+    ) -> None:
+        for by in [None, *GroupBy]:
+            for window in WINDOWS:
+                q = report_query(name, by=by, **window)
+                got = [flat(r) for r in world.service.run(q).rows]
+                same(got, reference(world, q), f"{name} by {by} {window}")
+                assert got, f"{name} by {by} {window}: no rows, nothing compared"
+
+    @pytest.mark.parametrize("name", list(ReportName))
+    @pytest.mark.parametrize("per", list(Per))
+    @pytest.mark.parametrize("timezone", [None, "Europe/Berlin"])
+    def test_every_report_per_period_equals_the_reference(
+        self, world: World, name: ReportName, per: Per, timezone: str | None
+    ) -> None:
+        for by in (None, GroupBy.GROUP, GroupBy.CI):
+            window = (
+                {"start": "2026-03-01", "end": "2026-04-12"} if name is ReportName.BACKLOG else {}
+            )
+            q = report_query(name, by=by, per=per, timezone=timezone, **window)
             got = [flat(r) for r in world.service.run(q).rows]
-            same(got, reference(world, q), f"{name} by {by} {window}")
-            assert got, f"{name} by {by} {window}: no rows, nothing compared"
+            same(got, reference(world, q), f"{name} by {by} per {per} in {timezone}")
+            assert len({r["period"] for r in got}) > 1
 
+    @pytest.mark.parametrize(
+        "filters",
+        [
+            {"group": "noc"},
+            {"service": "vpn", "priority": "3"},
+            {"type": "service_request", "channel": "email"},
+            {"group": "nobody"},
+        ],
+    )
+    def test_filters_keep_only_their_tickets(self, world: World, filters: dict[str, str]) -> None:
+        for name in ReportName:
+            q = report_query(name, by="agent", per="week", start="2026-03-01", **filters)
+            got = [flat(r) for r in world.service.run(q).rows]
+            same(got, reference(world, q), f"{name} {filters}")
+            if filters == {"group": "nobody"}:
+                assert got == []
 
-@pytest.mark.parametrize("name", list(ReportName))
-@pytest.mark.parametrize("per", list(Per))
-@pytest.mark.parametrize("timezone", [None, "Europe/Berlin"])
-def test_every_report_per_period_equals_the_reference(
-    world: World, name: ReportName, per: Per, timezone: str | None
-) -> None:
-    for by in (None, GroupBy.GROUP, GroupBy.CI):
-        window = {"start": "2026-03-01", "end": "2026-04-12"} if name is ReportName.BACKLOG else {}
-        q = report_query(name, by=by, per=per, timezone=timezone, **window)
-        got = [flat(r) for r in world.service.run(q).rows]
-        same(got, reference(world, q), f"{name} by {by} per {per} in {timezone}")
-        assert len({r["period"] for r in got}) > 1
+    def test_the_gauges_equal_the_reference(self, world: World) -> None:
+        gauges = world.service.gauges()
+        opened, breached, ever = gauges_reference(world)
+        assert dict(gauges.open) == opened
+        assert dict(gauges.breached_running) == breached
+        assert dict(gauges.breached_tickets) == ever
+        assert opened and breached and all(ever.values())
 
-
-@pytest.mark.parametrize(
-    "filters",
-    [
-        {"group": "noc"},
-        {"service": "vpn", "priority": "3"},
-        {"type": "service_request", "channel": "email"},
-        {"group": "nobody"},
-    ],
-)
-def test_filters_keep_only_their_tickets(world: World, filters: dict[str, str]) -> None:
-    for name in ReportName:
-        q = report_query(name, by="agent", per="week", start="2026-03-01", **filters)
-        got = [flat(r) for r in world.service.run(q).rows]
-        same(got, reference(world, q), f"{name} {filters}")
-        if filters == {"group": "nobody"}:
-            assert got == []
-
-
-def test_the_sql_labels_of_utc_periods_are_the_domains(world: World) -> None:
-    """``period_sql`` labels a day, an ISO week and a month in SQL as ``label`` does, over
-    ten years of instants, the ISO weeks around every new year included."""
-    rng = random.Random(3)
-    moments = [
-        dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=h)
-        for h in range(0, 24 * 3660, 7)
-    ]
-    moments += [dt.datetime(y, 12, 31, 23, 59, 59, tzinfo=dt.UTC) for y in range(2015, 2035)]
-    moments += [
-        dt.datetime(y, 1, d, tzinfo=dt.UTC) for y in range(2015, 2035) for d in (1, 2, 3, 4)
-    ]
-    rng.shuffle(moments)
-    conn = world.service._store._file._read()  # type: ignore[attr-defined]
-    for per in Per:
-        sql = f"SELECT {period_sql(per, 'value')} FROM json_each(?)"
-        got = [r[0] for r in conn.execute(sql, (json.dumps([to_us(m) for m in moments]),))]
-        assert got == [label(m, per, dt.UTC) for m in moments], per
-
-
-def test_a_store_that_cannot_answer_says_so(tmp_path: Path) -> None:
-    file = SqliteGraphStore(tmp_path / "old.sqlite3")
-    file.migrate()
-    conn = file._read()
-    conn.execute("DROP TABLE ticket_sla")
-    try:
-        service = ReportService(SqliteReportStore(file), clock=lambda: NOW)
-        with pytest.raises(StoreError, match="reading a report failed"):
+    def test_a_failing_backend_raises_store_errors(self, failing_reports: ReportStore) -> None:
+        service = ReportService(failing_reports, clock=lambda: NOW)
+        with pytest.raises((StoreError, StoreUnavailable)) as info:
             service.run(report_query("sla"))
-    finally:
-        file.close()
+        assert info.value.__cause__ is not None
