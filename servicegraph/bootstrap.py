@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from servicegraph.access.ports import TokenStore
 from servicegraph.access.service import TokenService
@@ -40,6 +41,9 @@ from servicegraph.ticketing.outbox import OutboxChannel, OutboxStore
 from servicegraph.ticketing.ports import DirectoryStore, TicketStore
 from servicegraph.ticketing.report_ports import ReportStore
 from servicegraph.ticketing.sla_projection import SlaProjector
+
+if TYPE_CHECKING:
+    from servicegraph.storage.neo4j.leases import Neo4jLeases
 
 
 @dataclass
@@ -102,81 +106,102 @@ def open_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
     )
 
 
-def open_inbox(
-    settings: Settings, store: GraphStore, *, migrate: bool = True, read_only: bool = False
-) -> EventInbox:
+def open_inbox(store: GraphStore) -> EventInbox:
+    """The durable inbox, where the graph is: the graph's file (SQLite, opened read-only
+    when the store is), or the graph's Neo4j database, shared by every host
+    (``storage/neo4j/event_inbox.py`` says why there). The store's migration creates the
+    desk's schema in Neo4j too."""
+    from servicegraph.storage.neo4j import Neo4jGraphStore
     from servicegraph.storage.sqlite import SqliteGraphStore
-    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
 
     if isinstance(store, SqliteGraphStore):
+        from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+
         return SqliteEventInbox(store)
+    if isinstance(store, Neo4jGraphStore):
+        from servicegraph.storage.neo4j.event_inbox import Neo4jEventInbox
 
-    # The graph is elsewhere (Neo4j), but the inbox and tickets have no adapter there yet:
-    # they stay in the embedded file under DATA_DIR, which the API and workers must share
-    # (one host, or one volume as in docker-compose.yml).
-    class EmbeddedInbox(SqliteEventInbox):
-        def __init__(self, file: SqliteGraphStore) -> None:
-            super().__init__(file)
-            self._file = file
+        return Neo4jEventInbox(store)
+    raise StoreUnavailable(f"no inbox adapter for {type(store).__name__}")
 
-        def close(self) -> None:
-            try:
-                super().close()
-            finally:
-                self._file.close()
 
-    file = SqliteGraphStore(
-        settings.sqlite_file, lock_timeout=settings.sqlite_lock_timeout, read_only=read_only
-    )
-    if migrate:
-        file.migrate()
-    return EmbeddedInbox(file)
+def _desk_home(inbox: EventInbox) -> tuple[str, Any]:
+    """Where the desk's records live: the SQLite file or the Neo4j store of the inbox."""
+    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+
+    if isinstance(inbox, SqliteEventInbox):
+        return "sqlite", inbox.file
+    from servicegraph.storage.neo4j.event_inbox import Neo4jEventInbox
+
+    if isinstance(inbox, Neo4jEventInbox):
+        return "neo4j", inbox.graph
+    raise StoreUnavailable(f"the desk's records have no adapter beside {type(inbox).__name__}")
 
 
 def open_ticket_stores(
     inbox: EventInbox,
 ) -> tuple[TicketStore, TokenStore, PollStateStore]:
-    """Tickets, API tokens and the SNMP poll state live in the file that keeps the inbox's
-    cursor (the graph's file, or the embedded file beside a Neo4j graph)."""
-    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+    """Tickets, API tokens and the SNMP poll state live where the inbox's cursor does (the
+    graph's file, or the graph's Neo4j database)."""
+    kind, home = _desk_home(inbox)
+    if kind == "neo4j":
+        from servicegraph.storage.neo4j.poll_state import Neo4jPollStateStore
+        from servicegraph.storage.neo4j.tickets import Neo4jTicketStore
+        from servicegraph.storage.neo4j.tokens import Neo4jTokenStore
+
+        return Neo4jTicketStore(home), Neo4jTokenStore(home), Neo4jPollStateStore(home)
     from servicegraph.storage.sqlite.poll_state import SqlitePollState
     from servicegraph.storage.sqlite.tickets import SqliteTicketStore
     from servicegraph.storage.sqlite.tokens import SqliteTokenStore
 
-    if not isinstance(inbox, SqliteEventInbox):
-        raise StoreUnavailable("tickets and API tokens need the embedded inbox's file")
-    file = inbox.file
-    return SqliteTicketStore(file), SqliteTokenStore(file), SqlitePollState(file)
+    return SqliteTicketStore(home), SqliteTokenStore(home), SqlitePollState(home)
 
 
 def open_directory_store(inbox: EventInbox) -> DirectoryStore:
-    """People and the service catalogue live in the file that holds tickets."""
-    from servicegraph.storage.sqlite.directory import SqliteDirectoryStore
-    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+    """People and the service catalogue live where tickets do."""
+    kind, home = _desk_home(inbox)
+    if kind == "neo4j":
+        from servicegraph.storage.neo4j.directory import Neo4jDirectoryStore
 
-    if not isinstance(inbox, SqliteEventInbox):
-        raise StoreUnavailable("the desk's directory needs the embedded inbox's file")
-    return SqliteDirectoryStore(inbox.file)
+        return Neo4jDirectoryStore(home)
+    from servicegraph.storage.sqlite.directory import SqliteDirectoryStore
+
+    return SqliteDirectoryStore(home)
 
 
 def open_report_store(inbox: EventInbox) -> ReportStore:
-    """The desk's reports read the file that holds tickets and their SLA clocks."""
-    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+    """The desk's reports read where tickets and their SLA clocks are."""
+    kind, home = _desk_home(inbox)
+    if kind == "neo4j":
+        from servicegraph.storage.neo4j.reports import Neo4jReportStore
+
+        return Neo4jReportStore(home)
     from servicegraph.storage.sqlite.reports import SqliteReportStore
 
-    if not isinstance(inbox, SqliteEventInbox):
-        raise StoreUnavailable("the desk's reports need the embedded inbox's file")
-    return SqliteReportStore(inbox.file)
+    return SqliteReportStore(home)
 
 
 def open_outbox(inbox: EventInbox) -> OutboxStore:
-    """The notification outbox lives in the file that holds tickets (their units fill it)."""
-    from servicegraph.storage.sqlite.event_inbox import SqliteEventInbox
+    """The notification outbox lives where tickets do (their units fill it)."""
+    kind, home = _desk_home(inbox)
+    if kind == "neo4j":
+        from servicegraph.storage.neo4j.outbox import Neo4jOutboxStore
+
+        return Neo4jOutboxStore(home)
     from servicegraph.storage.sqlite.outbox import SqliteOutboxStore
 
-    if not isinstance(inbox, SqliteEventInbox):
-        raise StoreUnavailable("the notification outbox needs the embedded inbox's file")
-    return SqliteOutboxStore(inbox.file)
+    return SqliteOutboxStore(home)
+
+
+def open_leases(store: GraphStore) -> Neo4jLeases:
+    """Leases shared by every host (the leader of the background jobs): Neo4j only; an
+    embedded store is one host's, whose processes elect with a lock file."""
+    from servicegraph.storage.neo4j import Neo4jGraphStore
+    from servicegraph.storage.neo4j.leases import Neo4jLeases
+
+    if not isinstance(store, Neo4jGraphStore):
+        raise StoreUnavailable("leases shared across hosts need the Neo4j store")
+    return Neo4jLeases(store)
 
 
 def open_sender(settings: NotificationSettings, outbox: OutboxStore) -> OutboxSender | None:
@@ -237,7 +262,7 @@ def bootstrap(
         store.migrate()
     identifier_rules = IdentifierRules(settings.identifier_match_order)
     impact = ImpactService(store, classes, rules, max_depth=settings.impact_max_depth)
-    inbox = open_inbox(settings, store, migrate=migrate, read_only=read_only)
+    inbox = open_inbox(store)
     tickets, tokens, poll_state = open_ticket_stores(inbox)
     erp_sources = settings.erp.built_sources()
     precedence = SourcePrecedence(settings.precedence)

@@ -4,6 +4,7 @@ correlation worker runs in-process."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -28,12 +29,17 @@ from servicegraph.http.gate import RequestGate
 from servicegraph.http.health import Correlation, check_health
 from servicegraph.runtime import jobs, metrics
 from servicegraph.runtime.heap import settle_heap
-from servicegraph.runtime.leader import Leadership
+from servicegraph.runtime.leader import Election, FileElection, Leadership, LeaseElection
 from servicegraph.runtime.scheduler import EmbeddedScheduler
 from servicegraph.runtime.worker import CorrelationWorker
 from servicegraph.runtime.worker_process import CorrelationProcess
 
 log = logging.getLogger(__name__)
+
+# the lease of the background jobs in Neo4j mode: renewed every 2 s (``Leadership``), so a
+# leader killed with SIGKILL hands over within 15 s
+_JOBS_LEASE = "background-jobs"
+_JOBS_TTL = dt.timedelta(seconds=15)
 
 
 class _Background:
@@ -48,6 +54,7 @@ class _Background:
     def __init__(self, services: Services) -> None:
         settings = services.settings
         self._settings = settings
+        self._services = services
         self._leadership: Leadership | None = None
         self._jobs_lock = threading.Lock()  # the election thread may start them late
         self._jobs_running = False
@@ -78,13 +85,33 @@ class _Background:
     def start(self) -> None:
         if self.worker is None and self._scheduler is None:
             return
-        if self._settings.api_workers > 1:  # one of several API processes: one runs them
-            self._leadership = Leadership(
-                self._settings.data_dir / "serve-leader.lock", self._start_jobs
-            )
-            self._leadership.start()
-        else:
+        election = self._election()
+        if election is None:
             self._start_jobs()
+            return
+        self._leadership = Leadership(election, self._start_jobs, on_lost=self._stop_jobs)
+        self._leadership.start()
+
+    def _election(self) -> Election | None:
+        """Who runs the jobs among the API processes that could: with Neo4j, one among
+        every host (a lease in the shared database); otherwise one of several workers of
+        this host's ``serve`` (a lock file in DATA_DIR); a lone process needs none."""
+        if self._settings.store == "neo4j":
+            from servicegraph.bootstrap import open_leases
+
+            return LeaseElection(open_leases(self._services.store), _JOBS_LEASE, _JOBS_TTL)
+        if self._settings.api_workers > 1:
+            return FileElection(self._settings.data_dir / "serve-leader.lock")
+        return None
+
+    def _stop_jobs(self) -> None:
+        with self._jobs_lock:
+            if self._jobs_running:
+                if self.worker is not None:
+                    self.worker.stop()
+                if self._scheduler is not None:
+                    self._scheduler.stop()
+                self._jobs_running = False
 
     def _start_jobs(self) -> None:
         with self._jobs_lock:
@@ -97,13 +124,7 @@ class _Background:
     def stop(self) -> None:
         if self._leadership is not None:
             self._leadership.stop()
-        with self._jobs_lock:
-            if self._jobs_running:
-                if self.worker is not None:
-                    self.worker.stop()
-                if self._scheduler is not None:
-                    self._scheduler.stop()
-                self._jobs_running = False
+        self._stop_jobs()
         if self._leadership is not None:
             self._leadership.release()
 

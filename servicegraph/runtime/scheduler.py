@@ -34,6 +34,7 @@ class EmbeddedScheduler:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        self._stop.clear()  # started again after a lost and regained leadership
         for name, (interval, job) in self._entries.items():
             if interval <= 0:
                 continue

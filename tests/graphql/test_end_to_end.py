@@ -17,6 +17,7 @@ from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cli import app as cli
 from servicegraph.config import CorrelationSettings, Settings
 from servicegraph.http.app import create_app
+from tests.stores import STORES, store_environment
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -54,8 +55,12 @@ def alertmanager(status: str, *hosts: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture()
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Services, TestClient]]:
+@pytest.fixture(params=STORES)
+def stack(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Services, TestClient]]:
+    for name, value in store_environment(request, request.param).items():
+        monkeypatch.setenv(name, value)
     data = tmp_path / "data"
     monkeypatch.setenv("SERVICEGRAPH_DATA_DIR", str(data))
     imported = CliRunner().invoke(cli, ["import", str(EXAMPLES / "small-site.json")])

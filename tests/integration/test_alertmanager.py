@@ -21,14 +21,20 @@ from servicegraph.ticketing.lifecycle import TicketStatus
 from servicegraph.ticketing.model import Incident, WorklogKind
 from servicegraph.ticketing.people import Group
 from servicegraph.ticketing.ports import IncidentFilter
+from tests.stores import STORES, store_environment
 from tests.support import free_port, require_executable, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "am-integration-token"
 
 
-@pytest.fixture()
-def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(params=STORES)
+def stack(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, Path]]:
+    stored = store_environment(request, request.param)
+    for name, value in stored.items():  # for the test's own Settings() too
+        monkeypatch.setenv(name, value)
     alertmanager = require_executable(
         "prometheus-alertmanager",
         "alertmanager",
@@ -40,6 +46,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "SERVICEGRAPH_DATA_DIR": str(data),
         "SERVICEGRAPH_INGEST_TOKENS__ALERTMANAGER": TOKEN,
         "SERVICEGRAPH_CORRELATION__HOLD_TIME_S": "0",
+        **stored,
     }
     env.pop("SERVICEGRAPH_CONFIG", None)
     subprocess.run(
