@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from neo4j import ManagedTransaction, Transaction
-from neo4j.exceptions import DriverError, Neo4jError
 
 from servicegraph.cmdb.errors import CmdbError, StoreError, StoreUnavailable, ValidationFailed
 from servicegraph.storage.neo4j import cypher, directory_cypher, schema
@@ -169,13 +168,7 @@ class Neo4jDirectoryStore:
         self._graph = graph
 
     def _locked(self, purpose: str, work: Callable[[Transaction], T]) -> T:
-        with self._graph.locked(purpose, schema.DESK_LOCK) as tx:
-            try:
-                return work(tx)
-            except (Neo4jError, DriverError) as exc:
-                # ``locked`` maps what fails beginning and committing; what fails in the
-                # block is the block's to map
-                raise self._graph.error(exc, purpose) from exc
+        return self._graph.run_locked(purpose, schema.DESK_LOCK, work)
 
     def _consistent(self, what: str, labels: Sequence[str], members: bool) -> tuple[int, _Raw]:
         """The rows of ``labels`` as of one version: read between two reads of the

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from neo4j import Transaction
-from neo4j.exceptions import DriverError, Neo4jError
 
 from servicegraph.storage.neo4j import lease_cypher
 from servicegraph.storage.neo4j.records import run
@@ -78,13 +77,7 @@ class Neo4jLeases:
         self._graph = graph
 
     def _locked(self, purpose: str, work: Callable[[Transaction], T]) -> T:
-        with self._graph.locked(purpose, lease_cypher.LEASE_LOCK) as tx:
-            try:
-                return work(tx)
-            except (Neo4jError, DriverError) as exc:
-                # ``locked`` maps what fails beginning and committing; what fails in the
-                # block is the block's to map
-                raise self._graph.error(exc, purpose) from exc
+        return self._graph.run_locked(purpose, lease_cypher.LEASE_LOCK, work)
 
     def try_acquire(self, name: str, holder: str, ttl: dt.timedelta) -> bool:
         _check(name, holder)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from neo4j import ManagedTransaction, Transaction
-from neo4j.exceptions import DriverError, Neo4jError
 
 from servicegraph.cmdb.errors import StoreUnavailable
 from servicegraph.storage.neo4j import cypher, outbox_cypher, schema
@@ -93,13 +92,7 @@ class Neo4jOutboxStore:
         self._graph = graph
 
     def _locked(self, purpose: str, work: Callable[[Transaction], T]) -> T:
-        with self._graph.locked(purpose, schema.DESK_LOCK) as tx:
-            try:
-                return work(tx)
-            except (Neo4jError, DriverError) as exc:
-                # ``locked`` maps what fails beginning and committing; what fails in the
-                # block is the block's to map
-                raise self._graph.error(exc, purpose) from exc
+        return self._graph.run_locked(purpose, schema.DESK_LOCK, work)
 
     def claim(
         self, now: dt.datetime, *, limit: int, lease: dt.timedelta, max_attempts: int

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from neo4j import ManagedTransaction, Transaction
-from neo4j.exceptions import DriverError, Neo4jError
 
 from servicegraph.cmdb.errors import StoreError
 from servicegraph.collectors.snmp.poller import PollSample
@@ -51,13 +50,7 @@ class Neo4jPollStateStore:
         self.lease = dt.timedelta(seconds=lease_s)
 
     def _locked(self, purpose: str, work: Callable[[Transaction], T]) -> T:
-        with self._graph.locked(purpose, poll_cypher.POLL_LOCK) as tx:
-            try:
-                return work(tx)
-            except (Neo4jError, DriverError) as exc:
-                # ``locked`` maps what fails beginning and committing; what fails in the
-                # block is the block's to map
-                raise self._graph.error(exc, purpose) from exc
+        return self._graph.run_locked(purpose, poll_cypher.POLL_LOCK, work)
 
     @contextmanager
     def cycle(self) -> Iterator[dict[Key, PollSample]]:

@@ -183,6 +183,12 @@ class Neo4jGraphStore:
         ends, rolled back when it raises (``_locked_transaction``)."""
         return self._locked_transaction(purpose, lock)
 
+    def run_locked(self, purpose: str, lock: str, work: Callable[[Transaction], T]) -> T:
+        """``work`` in one transaction holding the write lock ``lock`` (``locked``), its
+        driver errors mapped to domain errors; returns what ``work`` returns."""
+        with self._locked_transaction(purpose, lock) as tx:
+            return work(tx)
+
     @contextmanager
     def transaction(self, purpose: str, timeout: float | None = None) -> Iterator[Transaction]:
         """An explicit write transaction without a lock, committed when the block ends,

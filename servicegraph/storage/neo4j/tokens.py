@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from neo4j import ManagedTransaction, Transaction
-from neo4j.exceptions import ConstraintError, DriverError, Neo4jError
+from neo4j.exceptions import ConstraintError
 
 from servicegraph.access.model import ApiToken
 from servicegraph.cmdb.errors import ValidationFailed
@@ -64,13 +64,7 @@ class Neo4jTokenStore:
         self._graph = graph
 
     def _locked(self, purpose: str, work: Callable[[Transaction], T]) -> T:
-        with self._graph.locked(purpose, schema.DESK_LOCK) as tx:
-            try:
-                return work(tx)
-            except (Neo4jError, DriverError) as exc:
-                # ``locked`` maps what fails beginning and committing; what fails in the
-                # block is the block's to map
-                raise self._graph.error(exc, purpose) from exc
+        return self._graph.run_locked(purpose, schema.DESK_LOCK, work)
 
     def add_token(self, token: ApiToken) -> None:
         row = _row(token)  # a naive time is refused here, before anything is written
