@@ -3,8 +3,8 @@ people and the service catalogue in the tables of migration 9 (``desk_agent``,
 ``desk_group``, ``desk_group_member``, ``desk_organisation``, ``desk_contact``,
 ``desk_service``, ``desk_category``).
 
-They live in the file that holds tickets (the graph's file, or the embedded file beside a
-Neo4j graph), so every process of a deployment sees one directory. ``version`` is a row of
+They live in the graph's file with tickets (with Neo4j, ``storage/neo4j/directory.py``),
+so every process of a deployment sees one directory. ``version`` is a row of
 ``meta`` (``directory_version``) that each save advances in its own transaction: a reader
 in another process that sees the new version reads the new rows too.
 

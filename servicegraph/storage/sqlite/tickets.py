@@ -1,8 +1,8 @@
 """SQLite adapter of the ticketing repository port (``servicegraph.ticketing.ports``):
 the reads, and units of people's work (``ticket_unit.py``).
 
-Tickets live in the file that holds alerts and incidents (the graph's file, or the
-embedded file beside a Neo4j graph) and share its write lock, so a unit of ticket work is
+Tickets live in the graph's file with alerts and incidents (with Neo4j, in its database:
+``storage/neo4j/tickets.py``) and share its write lock, so a unit of ticket work is
 serialised with correlation batches; ``touched`` advances the correlation state version
 (see ``event_inbox.py``) so that workers reload the incidents people changed.
 """

@@ -1,7 +1,7 @@
 """SQLite adapter of the API token port (``servicegraph.access.ports``).
 
-Tokens live in the file that holds incidents (the graph's file, or the embedded file beside
-a Neo4j graph): every process that serves the API or the webhooks shares it."""
+Tokens live in the graph's file, beside incidents: every process that serves the API or
+the webhooks shares it (with Neo4j, ``storage/neo4j/tokens.py`` keeps them there)."""
 
 from __future__ import annotations
 
