@@ -21,6 +21,14 @@ with the same number of affected CIs across sizes.
 
     python -m benchmarks.bench_impact                       # 30k, 100k, 300k CIs
     python -m benchmarks.bench_impact --sizes 30000 --iterations 500
+    python -m benchmarks.bench_impact --sizes 30000 --store both   # SQLite and Neo4j
+
+With ``--store neo4j`` (or ``both``) the topology is loaded into Neo4j through the
+reconciler in bounded units (what ``servicegraph import`` does there) and the projection is
+built from Neo4j: ``NEO4J_URI``'s server (ITS DATABASE IS EMPTIED; ``NEO4J_USER``,
+``NEO4J_PASSWORD``, ``NEO4J_DATABASE``), else one started from tools/neo4j. The impact
+queries run on the projection in both modes, so their latencies should be the same; the
+projection's build time is what differs.
 
 Exit status: 0 whatever the timings; 1 on errors (a failed load, an inconsistent result).
 """
@@ -34,11 +42,13 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
@@ -48,6 +58,8 @@ from servicegraph.cmdb.impact import AffectedCI
 from servicegraph.cmdb.topology import ImpactGraph
 from servicegraph.config import Settings
 from servicegraph.runtime.heap import collector_paused
+from servicegraph.storage.neo4j.store import Neo4jGraphStore
+from tests.neo4j_server import Neo4jAddress, Neo4jServer, address_from_environment
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_P50_MS = 2.0
@@ -91,6 +103,53 @@ def cached_store(cis: int, seed: int, *, fresh: bool = False, topo: Topology | N
 
 def open_services(path: Path) -> Services:
     return bootstrap(Settings(data_dir=path.parent, sqlite_path=path))
+
+
+@contextmanager
+def neo4j_services(topo: Topology, address: Neo4jAddress) -> Iterator[Services]:
+    """Services on Neo4j holding ``topo``, loaded now into the emptied database."""
+    store = Neo4jGraphStore(address.uri, **address.store_settings())
+    try:
+        store.delete_everything()
+        store.migrate()
+    finally:
+        store.close()
+    settings = Settings(
+        data_dir=OUT / "impact-neo4j",
+        store="neo4j",
+        neo4j_uri=address.uri,
+        neo4j_user=address.user,
+        neo4j_password=SecretStr(address.password),
+        neo4j_database=address.database,
+    )
+    services = bootstrap(settings)
+    try:
+        print(f"loading {topo.ci_count:,} CIs into Neo4j...")
+        start = time.perf_counter()
+        with collector_paused():
+            report = services.reconciler.apply_in_slices(topo.batch, slice_size=20_000)
+        if report.conflicts:
+            raise BenchError(f"loading the topology reported {len(report.conflicts)} conflicts")
+        print(f"  loaded in {time.perf_counter() - start:.1f} s")
+        yield services
+    finally:
+        services.close()
+
+
+@contextmanager
+def neo4j_server() -> Iterator[Neo4jAddress]:
+    given = address_from_environment()
+    if given is not None:
+        yield given
+        return
+    home = OUT / "impact-neo4j-server"
+    shutil.rmtree(home, ignore_errors=True)
+    server = Neo4jServer(home=home, heap="2g")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def check_matches(services: Services, topo: Topology) -> bool:
@@ -242,6 +301,7 @@ def choose_switches(
 
 @dataclass
 class SizeResult:
+    store: str
     cis: int
     relationships: int
     projection_s: float
@@ -256,43 +316,64 @@ class SizeResult:
         return pooled
 
 
-def run_size(cis: int, args: argparse.Namespace) -> SizeResult:
+@contextmanager
+def sqlite_services(topo: Topology, args: argparse.Namespace) -> Iterator[Services]:
+    """Services on the cached SQLite file holding ``topo`` (rebuilt when it does not)."""
+    path = cached_store(topo.ci_count, args.seed, fresh=args.fresh, topo=topo)
+    services = open_services(path)
+    try:
+        if not check_matches(services, topo):
+            print("  the cached store does not match the generator; rebuilding")
+            services.close()
+            path = cached_store(topo.ci_count, args.seed, fresh=True, topo=topo)
+            services = open_services(path)
+            if not check_matches(services, topo):
+                raise BenchError(f"{path} does not hold the generated topology")
+        yield services
+    finally:
+        services.close()
+
+
+def run_size(cis: int, args: argparse.Namespace, neo4j: Neo4jAddress | None) -> list[SizeResult]:
     start = time.perf_counter()
     topo = build(cis, args.seed)
     print(
         f"\n== {topo.ci_count:,} CIs, {topo.relationship_count:,} relationships "
         f"(generated in {time.perf_counter() - start:.1f} s)"
     )
-    path = cached_store(cis, args.seed, fresh=args.fresh, topo=topo)
-    services = open_services(path)
-    try:
-        if not check_matches(services, topo):
-            print("  the cached store does not match the generator; rebuilding")
-            services.close()
-            path = cached_store(cis, args.seed, fresh=True, topo=topo)
-            services = open_services(path)
+    results: list[SizeResult] = []
+    if args.store in ("sqlite", "both"):
+        with sqlite_services(topo, args) as services:
+            results.append(measure_store("sqlite", services, topo, args))
+    if neo4j is not None:
+        with neo4j_services(topo, neo4j) as services:
             if not check_matches(services, topo):
-                raise BenchError(f"{path} does not hold the generated topology")
-        start = time.perf_counter()
-        graph = services.impact.refresh()
-        projection_s = time.perf_counter() - start
-        start = time.perf_counter()
-        csr = impact_csr(graph)
-        csr_s = time.perf_counter() - start
-        switches = choose_switches(services, topo, args.switches, args.seed)
-        # Steady state of a long-running service: the projection's objects are old, not
-        # garbage a collection is about to look at.
-        gc.collect()
-        collections_before = sum(s["collections"] for s in gc.get_stats())
-        results = [
-            measure_switch(services, csr, topo, key, ci_id, args.iterations, args.warmup)
-            for key, ci_id in switches
-        ]
-        collections = sum(s["collections"] for s in gc.get_stats()) - collections_before
-    finally:
-        services.close()
+                raise BenchError("Neo4j does not hold the generated topology after the load")
+            results.append(measure_store("neo4j", services, topo, args))
+    return results
+
+
+def measure_store(
+    store: str, services: Services, topo: Topology, args: argparse.Namespace
+) -> SizeResult:
+    start = time.perf_counter()
+    graph = services.impact.refresh()
+    projection_s = time.perf_counter() - start
+    start = time.perf_counter()
+    csr = impact_csr(graph)
+    csr_s = time.perf_counter() - start
+    switches = choose_switches(services, topo, args.switches, args.seed)
+    # Steady state of a long-running service: the projection's objects are old, not
+    # garbage a collection is about to look at.
+    gc.collect()
+    collections_before = sum(s["collections"] for s in gc.get_stats())
+    results = [
+        measure_switch(services, csr, topo, key, ci_id, args.iterations, args.warmup)
+        for key, ci_id in switches
+    ]
+    collections = sum(s["collections"] for s in gc.get_stats()) - collections_before
     result = SizeResult(
-        topo.ci_count, topo.relationship_count, projection_s, csr_s, results, collections
+        store, topo.ci_count, topo.relationship_count, projection_s, csr_s, results, collections
     )
     print_size(result)
     return result
@@ -303,7 +384,7 @@ def run_size(cis: int, args: argparse.Namespace) -> SizeResult:
 
 def print_size(r: SizeResult) -> None:
     print(
-        f"projection built in {r.projection_s:.2f} s, scipy CSR in {r.csr_s:.2f} s; "
+        f"[{r.store}] projection built in {r.projection_s:.2f} s, scipy CSR in {r.csr_s:.2f} s; "
         f"times in ms; ratio = impact p50 / scipy BFS p50, ids/BFS = affected_ids p50 / BFS p50"
     )
     print(
@@ -323,7 +404,8 @@ def print_size(r: SizeResult) -> None:
 def print_summary(results: list[SizeResult]) -> None:
     print("\n== summary: all chosen switches pooled (ms)")
     print(
-        f"{'CIs':>9}{'rels':>10}{'affected':>13}{'impact p50':>11}{'p99':>7}{'max':>8}"
+        f"{'store':<8}{'CIs':>9}{'rels':>10}{'projection s':>13}{'affected':>13}"
+        f"{'impact p50':>11}{'p99':>7}{'max':>8}"
         f"{'ids p50':>9}{'p99':>7}{'BFS p50':>9}{'p99':>7}{'ratio':>7}{'ids/BFS':>8}"
         f"{'us/affected':>12}"
         f"{'gc':>4}  target"
@@ -337,7 +419,8 @@ def print_summary(results: list[SizeResult]) -> None:
         )
         met = impact.p50 <= TARGET_P50_MS and impact.p99 <= TARGET_P99_MS
         print(
-            f"{r.cis:>9,}{r.relationships:>10,}{min(affected):>6,}-{max(affected):<6,}"
+            f"{r.store:<8}{r.cis:>9,}{r.relationships:>10,}{r.projection_s:>13.2f}"
+            f"{min(affected):>6,}-{max(affected):<6,}"
             f"{impact.p50:>11.3f}{impact.p99:>7.3f}{max(impact.samples_ms):>8.2f}"
             f"{ids.p50:>9.3f}{ids.p99:>7.3f}{bfs.p50:>9.3f}{bfs.p99:>7.3f}"
             f"{impact.p50 / bfs.p50:>7.2f}{ids.p50 / bfs.p50:>8.2f}"
@@ -360,9 +443,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=200, help="timed calls per switch")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--fresh", action="store_true", help="reload instead of the cache")
+    parser.add_argument(
+        "--store", choices=("sqlite", "neo4j", "both"), default="sqlite", help="where the graph is"
+    )
     args = parser.parse_args(argv)
     try:
-        results = [run_size(cis, args) for cis in args.sizes]
+        with ExitStack() as stack:
+            neo4j = stack.enter_context(neo4j_server()) if args.store != "sqlite" else None
+            results = [r for cis in args.sizes for r in run_size(cis, args, neo4j)]
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
