@@ -99,6 +99,7 @@ def open_store(settings: Settings, *, read_only: bool = False) -> GraphStore:
             batch_size=settings.neo4j_batch_size,
             connect_timeout=settings.neo4j_connect_timeout,
             max_retry_time=settings.neo4j_max_retry_time,
+            change_poll_interval=settings.neo4j_change_poll_s,
         )
     raise StoreUnavailable(
         f"store backend '{settings.store}' is not available in this release; "

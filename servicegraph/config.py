@@ -312,6 +312,13 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=100_000, description="Rows per UNWIND statement."
     )
     neo4j_connect_timeout: float = Field(default=10.0, gt=0)
+    neo4j_change_poll_s: float = Field(
+        default=0.1,
+        ge=0,
+        le=60,
+        description="Seconds another host's graph change may take to reach this host's "
+        "impact projection (0: ask Neo4j before every query).",
+    )
     neo4j_max_retry_time: float = Field(
         default=15.0, ge=0, description="Seconds reads retry transient errors and failovers."
     )

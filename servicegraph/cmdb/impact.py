@@ -3,7 +3,8 @@ of failure, honouring redundancy (see ``servicegraph.cmdb.relationships``).
 
 The service keeps an ``ImpactGraph`` projection and refreshes it from the store's change
 sequence before each query, so an analysis sees every committed change without reloading
-the graph; the cost of a query depends on the part of the graph it touches.
+the graph (on Neo4j, another host's change within ``SERVICEGRAPH_NEO4J_CHANGE_POLL_S``);
+the cost of a query depends on the part of the graph it touches.
 """
 
 from __future__ import annotations

@@ -159,3 +159,41 @@ def test_attribute_projection_follows_updates(neo4j_store: Neo4jGraphStore) -> N
         w.update_cis([make_ci("ci-a", attributes={"owner": "ops"}, version=2)])
     assert neo4j_store.find_cis(CIQuery(attributes={"os": "linux"})) == []
     assert [c.id for c in neo4j_store.find_cis(CIQuery(attributes={"os": None}))] == ["ci-a"]
+
+
+def test_change_seq_of_other_hosts_is_at_most_one_poll_interval_old(
+    neo4j_store: Neo4jGraphStore,
+) -> None:
+    """``change_seq`` is read at most once per poll interval (a Bolt round trip before
+    every impact query cost 50x the query), yet this process's own commits are seen at
+    once and another host's within the interval."""
+    other = open_store(change_poll_interval=2.0)  # another host
+    try:
+        before = other.change_seq()
+        with neo4j_store.write() as w:
+            w.insert_cis([make_ci("ci-a")])
+        after = neo4j_store.change_seq()
+        assert after > before  # this process's own commit: at once
+        assert other.change_seq() == before  # the other host's reading is kept...
+        deadline = time.monotonic() + 5
+        while other.change_seq() != after and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert other.change_seq() == after  # ...for the interval only
+        with other.write() as w:
+            w.insert_cis([make_ci("ci-b")])
+        assert other.change_seq() > after  # and its own commits drop it at once
+    finally:
+        other.close()
+
+
+def test_a_zero_poll_interval_reads_the_sequence_every_time(
+    neo4j_store: Neo4jGraphStore,
+) -> None:
+    other = open_store(change_poll_interval=0)
+    try:
+        before = other.change_seq()
+        with neo4j_store.write() as w:
+            w.insert_cis([make_ci("ci-a")])
+        assert other.change_seq() > before
+    finally:
+        other.close()

@@ -31,6 +31,8 @@ returned early (and again next time), never missed.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -97,9 +99,12 @@ class Neo4jGraphStore:
         connect_timeout: float = 10.0,
         max_retry_time: float = 15.0,
         index_wait: int = 300,
+        change_poll_interval: float = 0.1,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if change_poll_interval < 0:
+            raise ValueError("change_poll_interval must be at least 0")
         self.uri = uri
         self.user = user
         self.database = database
@@ -120,6 +125,15 @@ class Neo4jGraphStore:
                 "SERVICEGRAPH_NEO4J_URI takes neo4j://host:7687 or neo4j+s://host"
             ) from exc
         self._bookmarks = GraphDatabase.bookmark_manager()
+        # change_seq() is asked before every impact query and every correlation batch; on
+        # Neo4j that is a Bolt round trip (~2 ms, 50x the query itself). So the sequence
+        # read is kept for ``change_poll_interval`` seconds: this process's own commits
+        # drop it at once (read-your-writes), other hosts' commits are seen within the
+        # interval. The generation keeps a read that raced a commit from being kept.
+        self.change_poll_interval = change_poll_interval
+        self._seq_lock = threading.Lock()
+        self._seq_generation = 0
+        self._seq_cached: tuple[int, float] | None = None  # (seq, monotonic time read)
 
     def __repr__(self) -> str:
         return f"Neo4jGraphStore({self.shown_uri!r}, database={self.database!r})"
@@ -155,6 +169,8 @@ class Neo4jGraphStore:
                 return session.execute_write(work)
         except (Neo4jError, DriverError) as exc:
             raise self._error(exc, action) from exc
+        finally:
+            self._forget_change_seq()  # emptying and migrating reset the sequence
 
     def _verify(self) -> None:
         """Fail fast (no retries) when the server cannot be reached or refuses us."""
@@ -290,6 +306,8 @@ class Neo4jGraphStore:
                 tx.commit()
             except (Neo4jError, DriverError) as exc:
                 raise self._error(exc, f"committing {purpose}") from exc
+            finally:
+                self._forget_change_seq()  # even a failed commit may have landed
         finally:
             session.close()
 
@@ -403,7 +421,23 @@ class Neo4jGraphStore:
         )
 
     def change_seq(self) -> int:
-        return self._read("reading the change sequence", read_change_seq)
+        """The change sequence: at most ``change_poll_interval`` seconds old for other
+        hosts' commits, never older than this process's own."""
+        with self._seq_lock:
+            cached, generation = self._seq_cached, self._seq_generation
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < self.change_poll_interval:
+            return cached[0]
+        seq = self._read("reading the change sequence", read_change_seq)
+        with self._seq_lock:
+            if generation == self._seq_generation:
+                self._seq_cached = (seq, now)
+        return seq
+
+    def _forget_change_seq(self) -> None:
+        with self._seq_lock:
+            self._seq_generation += 1
+            self._seq_cached = None
 
     def graph_delta(self, since_seq: int) -> GraphDelta:
         return self._read("reading graph changes", lambda tx: reads.graph_delta(tx, since_seq))
