@@ -12,13 +12,9 @@ other, and by a GraphQL subscription open on the other.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,24 +27,28 @@ import pytest
 import redis
 from websockets.sync.client import connect
 
-from servicegraph.bootstrap import Services, bootstrap
-from servicegraph.cmdb.ports import CIQuery
+from servicegraph.bootstrap import bootstrap
 from servicegraph.config import Settings
-from servicegraph.events.model import digest
-from servicegraph.ticketing.ports import IncidentFilter
 from tests.contract.neo4j_stores import fresh_graph
+from tests.integration.deployment import (
+    EXAMPLES,
+    ROOT,
+    Host,
+    alert_counts,
+    generic_events,
+    healthy,
+    neo4j_settings,
+    run_cli,
+    serve,
+    small_site_ci_ids,
+)
 from tests.neo4j_server import Neo4jAddress
 from tests.support import free_port, missing_external, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
 BROKER = "redis://127.0.0.1:6379/12"
 INGEST_TOKEN = "multi-host-ingest"
 EVENTS = 20_000
 PER_REQUEST = 50
-KEYS = ["db-1", "db-2", "db-3", "acc-1", "core-1", "orders-app", "orders-db", "dist-1"]
-NAMES = ["NodeDown", "HighLatency", "DiskFull"]
-T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture()
@@ -61,70 +61,6 @@ def broker() -> Iterator[str]:
     client.flushdb()
     yield BROKER
     client.flushdb()
-
-
-class Host:
-    """One process of the deployment, in a process group of its own (SIGKILL reaches its
-    children too), with its own data directory and log."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], root: Path) -> None:
-        self.name = name
-        data = root / name
-        data.mkdir(parents=True)
-        self.log = root / f"{name}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "servicegraph.cli", *args],
-            env={**env, "SERVICEGRAPH_DATA_DIR": str(data)},
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            return
-        self.proc.wait(timeout=60)
-
-
-def generic_events(ci_ids: dict[str, str]) -> list[dict[str, Any]]:
-    rng = random.Random(20)
-    events = []
-    for i in range(EVENTS):
-        key, name = rng.choice(KEYS), rng.choice(NAMES)
-        events.append(
-            {
-                "name": name,
-                "severity": "major",
-                "source": "test",
-                "ci_id": ci_ids[key],
-                "fingerprint": digest(key, name),
-                "event_id": f"mh-{i}",
-                "occurred_at": (T0 + dt.timedelta(seconds=i // 50)).isoformat(),
-            }
-        )
-    return events
-
-
-def alert_counts(services: Services) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for incident in services.tickets.find_incidents(IncidentFilter(limit=100_000)):
-        alerts = services.tickets.incident_alerts([incident.id]).get(incident.id, [])
-        counts.update({a.fingerprint: a.count for a in alerts})
-    return counts
-
-
-def serve(name: str, port: int, env: dict[str, str], root: Path) -> Host:
-    return Host(name, ["serve", "--host", "127.0.0.1", "--port", str(port)], env, root)
-
-
-def healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_two_api_hosts_two_workers_and_beat_share_one_desk(
@@ -147,23 +83,14 @@ def test_two_api_hosts_two_workers_and_beat_share_one_desk(
     setup = root / "setup"
     setup.mkdir(parents=True)
     cli_env = {**env, "SERVICEGRAPH_DATA_DIR": str(setup)}
-    subprocess.run(
-        [sys.executable, "-m", "servicegraph.cli", "import", str(EXAMPLES / "small-site.json")],
-        env=cli_env,
-        check=True,
-        capture_output=True,
+    run_cli(cli_env, "import", str(EXAMPLES / "small-site.json"))
+    created = run_cli(
+        cli_env, "token", "create", "--role", "engineer", "--name", "multi-host", "--json"
     )
-    created = subprocess.run(
-        [sys.executable, "-m", "servicegraph.cli", "token", "create", "--role", "engineer",
-         "--name", "multi-host", "--json"],
-        env=cli_env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
     engineer = json.loads(created.stdout)["token"]
-    services = bootstrap(Settings(data_dir=setup, store="neo4j", **_neo4j(neo4j)))
-    found = services.store.find_cis(CIQuery(limit=10_000))
-    ci_ids = {ci.name: ci.id for ci in found if ci.name in KEYS}
-    assert set(ci_ids) == set(KEYS)
-    events = generic_events(ci_ids)
+    services = bootstrap(Settings(data_dir=setup, **neo4j_settings(neo4j)))
+    ci_ids = small_site_ci_ids(services)
+    events = generic_events(ci_ids, EVENTS)
 
     port_a, port_b = free_port(), free_port()
     hosts = {
@@ -192,15 +119,6 @@ def test_two_api_hosts_two_workers_and_beat_share_one_desk(
         for host in hosts.values():
             host.kill(signal.SIGTERM)
         services.close()
-
-
-def _neo4j(address: Neo4jAddress) -> dict[str, Any]:
-    return {
-        "neo4j_uri": address.uri,
-        "neo4j_user": address.user,
-        "neo4j_password": address.password,
-        "neo4j_database": address.database,
-    }
 
 
 def _post_across(
