@@ -17,7 +17,7 @@ tickets whose instant has come, through an index, and nothing else.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from servicegraph.ticketing.lifecycle import TicketStatus
@@ -93,6 +93,24 @@ class SlaProjector:
             now,
         )
         return self._record(t.id, choice, t.priority, response, resolution, now, fired)
+
+    def project_all(
+        self,
+        tickets: Mapping[str, Incident],
+        worklog: Mapping[str, Sequence[WorklogEntry]],
+        fired: Mapping[str, Fired],
+    ) -> tuple[list[SlaRecord], list[str]]:
+        """``project`` for each ticket (its worklog and fired levels by id, none when
+        absent): the records, and the ids no policy covers (their records are dropped)."""
+        records: list[SlaRecord] = []
+        uncovered: list[str] = []
+        for ticket_id, t in tickets.items():
+            record = self.project(t, worklog.get(ticket_id, ()), fired.get(ticket_id, frozenset()))
+            if record is None:
+                uncovered.append(ticket_id)
+            else:
+                records.append(record)
+        return records, uncovered
 
     def at(self, record: SlaRecord, now: dt.datetime, fired: Fired = frozenset()) -> SlaRecord:
         """``record`` advanced to ``now`` (the ticket unchanged since it was evaluated);

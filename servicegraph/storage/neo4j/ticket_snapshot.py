@@ -28,7 +28,12 @@ from servicegraph.events.model import Alert, AlertCycle
 from servicegraph.storage.neo4j import change_nodes
 from servicegraph.storage.neo4j import ticket_cypher as q
 from servicegraph.storage.neo4j.records import Tx, run
-from servicegraph.storage.neo4j.ticket_unit import record_alert, record_incident, record_problem
+from servicegraph.storage.neo4j.ticket_unit import (
+    record_alert,
+    record_incident,
+    record_problem,
+    record_worklog,
+)
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import opt_dt
 from servicegraph.ticketing.change_model import FreezeWindow
@@ -39,7 +44,6 @@ from servicegraph.ticketing.model import (
     Problem,
     TicketLink,
     WorklogEntry,
-    WorklogKind,
 )
 from servicegraph.ticketing.ports import ProblemLink
 
@@ -70,20 +74,6 @@ def _link(r: Any) -> TicketLink:
         LinkKind(r["kind"]),
         from_us(r["created_at"]),
         r["created_by"],
-    )
-
-
-def _entry(r: Any) -> WorklogEntry:
-    return WorklogEntry(
-        ticket_id=r["ticket_id"],
-        at=from_us(r["at"]),
-        actor=r["actor"],
-        kind=WorklogKind(r["kind"]),
-        text=r["text"],
-        seq=r["seq"],
-        field=r["field"],
-        old=r["old_value"],
-        new=r["new_value"],
     )
 
 
@@ -145,7 +135,7 @@ def _pages(tx: Tx, page: int) -> dict[str, Iterator[list[Any]]]:
 
     def worklog(after: int) -> list[WorklogEntry]:
         rows = run(tx, q.DUMP_WORKLOG, after_number=after, limit=page)
-        return [_entry(r) for r in rows]
+        return [record_worklog(r) for r in rows]
 
     def whole(records: Iterator[Any]) -> Iterator[list[Any]]:
         batch: list[Any] = []

@@ -27,7 +27,7 @@ from servicegraph.storage.neo4j import change_nodes, cypher, outbox, sla_nodes
 from servicegraph.storage.neo4j import ticket_cypher as q
 from servicegraph.storage.neo4j.catalogue import Statement
 from servicegraph.storage.neo4j.records import Tx, batches, run, unique
-from servicegraph.storage.sqlite.file import to_us
+from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.storage.sqlite.incident_rows import (
     alert_row,
     incident_row,
@@ -37,9 +37,15 @@ from servicegraph.storage.sqlite.incident_rows import (
     to_incident,
     to_problem,
 )
-from servicegraph.storage.sqlite.ticket_unit import NONE
 from servicegraph.ticketing.change_model import FreezeWindow
-from servicegraph.ticketing.model import Change, Incident, Problem, TicketLink, WorklogEntry
+from servicegraph.ticketing.model import (
+    Change,
+    Incident,
+    Problem,
+    TicketLink,
+    WorklogEntry,
+    WorklogKind,
+)
 from servicegraph.ticketing.outbox import OutboxMessage
 from servicegraph.ticketing.ports import ProblemLink
 from servicegraph.ticketing.sla_projection import Fired, SlaProjector, SlaRecord
@@ -80,6 +86,21 @@ def worklog_row(entry: WorklogEntry, seq: int) -> dict[str, Any]:
         "old_value": entry.old,
         "new_value": entry.new,
     }
+
+
+def record_worklog(r: neo4j.Record) -> WorklogEntry:
+    """The entry ``worklog_row`` wrote."""
+    return WorklogEntry(
+        ticket_id=r["ticket_id"],
+        at=from_us(r["at"]),
+        actor=r["actor"],
+        kind=WorklogKind(r["kind"]),
+        text=r["text"],
+        seq=r["seq"],
+        field=r["field"],
+        old=r["old_value"],
+        new=r["new_value"],
+    )
 
 
 def record_incident(r: neo4j.Record) -> Incident:
@@ -273,13 +294,7 @@ class Neo4jTicketUnit:
         fired = sla_nodes.select_fired(self._tx, older, batch_size=self._batch) if older else {}
         fresh, self._fresh = self._fresh, set()
         self._appended.clear()
-        records, drop = [], []
-        for ticket_id, t in incidents.items():
-            record = self._sla.project(t, worklog.get(ticket_id, []), fired.get(ticket_id, NONE))
-            if record is None:
-                drop.append(ticket_id)
-            else:
-                records.append(record)
+        records, drop = self._sla.project_all(incidents, worklog, fired)
         sla_nodes.save_sla(
             self._tx, records, drop, fresh, self._sla.config.version, batch_size=self._batch
         )

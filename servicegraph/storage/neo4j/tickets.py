@@ -32,6 +32,7 @@ from servicegraph.storage.neo4j.ticket_unit import (
     read_counter,
     record_alert,
     record_incident,
+    record_worklog,
     select,
     select_incidents,
     with_incidents,
@@ -46,7 +47,6 @@ from servicegraph.ticketing.model import (
     Problem,
     TicketLink,
     WorklogEntry,
-    WorklogKind,
 )
 from servicegraph.ticketing.ports import (
     ChangeFilter,
@@ -129,20 +129,6 @@ def listing(query: IncidentFilter) -> tuple[tuple[str, str], dict[str, Any]] | N
     if query.ci_ids is not None:
         params["ci_ids"] = list(query.ci_ids)
     return (anchor, _ORDER[query.order]), params
-
-
-def _entry(r: Any) -> WorklogEntry:
-    return WorklogEntry(
-        ticket_id=r["ticket_id"],
-        at=from_us(r["at"]),
-        actor=r["actor"],
-        kind=WorklogKind(r["kind"]),
-        text=r["text"],
-        seq=r["seq"],
-        field=r["field"],
-        old=r["old_value"],
-        new=r["new_value"],
-    )
 
 
 class Neo4jTicketStore:
@@ -339,7 +325,7 @@ class Neo4jTicketStore:
             result: dict[str, list[WorklogEntry]] = {}
             # each ticket in one batch: its entries come in seq order
             for r in select(tx, q.WORKLOG, "ids", ids, self._batch):
-                result.setdefault(r["ticket_id"], []).append(_entry(r))
+                result.setdefault(r["ticket_id"], []).append(record_worklog(r))
             return result
 
         return self._read("reading the worklog", work)

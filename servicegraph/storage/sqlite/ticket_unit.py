@@ -45,8 +45,6 @@ from servicegraph.ticketing.outbox import OutboxMessage
 from servicegraph.ticketing.ports import ProblemLink
 from servicegraph.ticketing.sla_projection import Fired, SlaProjector, SlaRecord
 
-NONE: Fired = frozenset()
-
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 IN = "(SELECT value FROM json_each(?))"
 # The lifecycle's active statuses as an SQL list, word for word as migration 9's partial
@@ -210,13 +208,7 @@ class SqliteTicketUnit:
         fired = sla_rows.select_fired(self._conn, older) if older else {}
         fresh, self._fresh = self._fresh, set()
         self._appended.clear()
-        records, drop = [], []
-        for ticket_id, t in incidents.items():
-            record = self._sla.project(t, worklog.get(ticket_id, []), fired.get(ticket_id, NONE))
-            if record is None:
-                drop.append(ticket_id)
-            else:
-                records.append(record)
+        records, drop = self._sla.project_all(incidents, worklog, fired)
         sla_rows.save_sla(self._conn, records, drop, fresh, self._sla.config.version)
 
     def load_sla(self, ids: Iterable[str]) -> dict[str, SlaRecord]:
