@@ -8,6 +8,11 @@ topology grouping windows matter. Events are first written to the inbox (timed
 separately), then the correlator drains it; the figure is events/s of ``drain``.
 
     python -m benchmarks.bench_correlation [--cis 100000] [--events 200000]
+    python -m benchmarks.bench_correlation --cis 30000 --events 50000 --store both
+
+With ``--store neo4j`` (or ``both``) the graph is loaded into Neo4j through the reconciler
+(``benchmarks/neo4j_runs.py``) and the inbox, the alerts and the incidents are written
+there, as in the multi-host mode; the correlator is the same.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import random
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.neo4j_runs import LoadFailed, loaded_services, neo4j_server
 from benchmarks.topology import generate
-from servicegraph.bootstrap import bootstrap
+from servicegraph.bootstrap import Services, bootstrap
+from servicegraph.cmdb.ports import CIQuery
 from servicegraph.config import CorrelationSettings, Settings
 from servicegraph.events.model import Event, EventStatus, Severity, digest
 from servicegraph.runtime.heap import BatchHeap, collector_paused, settle_heap
@@ -112,24 +120,68 @@ def main(argv: list[str] | None = None) -> int:
         help="the garbage collector as in a worker process (survivors of each batch "
         "frozen) or as in an API process correlating in a thread (frozen once at start)",
     )
-    args = parser.parse_args(argv)
-
-    graph = cached_graph(args.cis, args.seed)
-    data = fresh_copy(graph, "correlation-run")
-    services = bootstrap(
-        Settings(data_dir=data, correlation=CorrelationSettings(batch_size=args.batch))
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "neo4j", "both"),
+        default="sqlite",
+        help="where the graph, the inbox and the desk are (neo4j: loaded now, see neo4j_runs)",
     )
+    args = parser.parse_args(argv)
+    correlation = CorrelationSettings(batch_size=args.batch)
+    figures = []
+    try:
+        if args.store in ("sqlite", "both"):
+            data = fresh_copy(cached_graph(args.cis, args.seed), "correlation-run")
+            services = bootstrap(Settings(data_dir=data, correlation=correlation))
+            figures.append(run("sqlite", services, args))
+        if args.store in ("neo4j", "both"):
+            with (
+                neo4j_server("correlation") as address,
+                loaded_services(
+                    generate(args.cis, args.seed),
+                    address,
+                    OUT / "correlation-neo4j",
+                    correlation=correlation,
+                ) as services,
+            ):
+                figures.append(run("neo4j", services, args))
+    except LoadFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if len(figures) > 1:
+        print("\nstore    inbox write ev/s   correlation ev/s   per CPU second")
+        for f in figures:
+            print(f"{f.store:8} {f.ingest_rate:16,.0f} {f.drain_rate:18,.0f} {f.cpu_rate:16,.0f}")
+    return 0
+
+
+@dataclass(frozen=True)
+class Figures:
+    store: str
+    ingest_rate: float  # events/s into the inbox
+    drain_rate: float  # events/s through correlation
+    cpu_rate: float  # events per CPU second of this process
+
+
+def run(store: str, services: Services, args: argparse.Namespace) -> Figures:
+    """Write the events into ``services``' inbox, then drain it; closes ``services``."""
     correlator = services.correlator
     clock_at = [T0]
     correlator.clock = lambda: clock_at[0]
     started = time.perf_counter()
     graph_view = services.impact.refresh()
     projection_s = time.perf_counter() - started
-    ci_ids = [
-        ci_id
-        for ci_id, ci_class in zip(graph_view.ids, graph_view.classes, strict=True)
-        if ci_class in ("server", "virtual_machine", "application", "database", "network_device")
-    ]
+    # by name: each load gives the CIs new ids, and both stores must get the same events
+    names = {ci.id: ci.name for ci in services.store.find_cis(CIQuery(limit=len(graph_view)))}
+    ci_ids = sorted(
+        (
+            ci_id
+            for ci_id, ci_class in zip(graph_view.ids, graph_view.classes, strict=True)
+            if ci_class
+            in ("server", "virtual_machine", "application", "database", "network_device")
+        ),
+        key=names.__getitem__,
+    )
     events = make_events(ci_ids, args.events, args.seed, args.mix)
     heap = BatchHeap()
     if args.heap == "worker":
@@ -163,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     services.close()
 
     assert total is not None
-    print(f"graph: {len(graph_view):,} CIs (projection built in {projection_s:.2f} s)")
+    print(f"[{store}] graph: {len(graph_view):,} CIs (projection built in {projection_s:.2f} s)")
     print(
         f"events: {args.events:,} ({args.mix} mix) in {batches} batches of {args.batch}, "
         f"heap as in a {args.heap}"
@@ -179,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         f"problems {total.problems_opened:,}"
     )
     print(f"store: {counts}")
-    return 0
+    return Figures(store, args.events / ingest_s, args.events / drain_s, args.events / drain_cpu_s)
 
 
 if __name__ == "__main__":

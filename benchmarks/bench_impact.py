@@ -48,18 +48,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import SecretStr
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
+from benchmarks.neo4j_runs import LoadFailed, loaded_services, neo4j_server
 from benchmarks.topology import SOURCE, Topology, build
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.impact import AffectedCI
 from servicegraph.cmdb.topology import ImpactGraph
 from servicegraph.config import Settings
 from servicegraph.runtime.heap import collector_paused
-from servicegraph.storage.neo4j.store import Neo4jGraphStore
-from tests.neo4j_server import Neo4jAddress, Neo4jServer, address_from_environment
+from tests.neo4j_server import Neo4jAddress
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_P50_MS = 2.0
@@ -103,53 +102,6 @@ def cached_store(cis: int, seed: int, *, fresh: bool = False, topo: Topology | N
 
 def open_services(path: Path) -> Services:
     return bootstrap(Settings(data_dir=path.parent, sqlite_path=path))
-
-
-@contextmanager
-def neo4j_services(topo: Topology, address: Neo4jAddress) -> Iterator[Services]:
-    """Services on Neo4j holding ``topo``, loaded now into the emptied database."""
-    store = Neo4jGraphStore(address.uri, **address.store_settings())
-    try:
-        store.delete_everything()
-        store.migrate()
-    finally:
-        store.close()
-    settings = Settings(
-        data_dir=OUT / "impact-neo4j",
-        store="neo4j",
-        neo4j_uri=address.uri,
-        neo4j_user=address.user,
-        neo4j_password=SecretStr(address.password),
-        neo4j_database=address.database,
-    )
-    services = bootstrap(settings)
-    try:
-        print(f"loading {topo.ci_count:,} CIs into Neo4j...")
-        start = time.perf_counter()
-        with collector_paused():
-            report = services.reconciler.apply_in_slices(topo.batch, slice_size=20_000)
-        if report.conflicts:
-            raise BenchError(f"loading the topology reported {len(report.conflicts)} conflicts")
-        print(f"  loaded in {time.perf_counter() - start:.1f} s")
-        yield services
-    finally:
-        services.close()
-
-
-@contextmanager
-def neo4j_server() -> Iterator[Neo4jAddress]:
-    given = address_from_environment()
-    if given is not None:
-        yield given
-        return
-    home = OUT / "impact-neo4j-server"
-    shutil.rmtree(home, ignore_errors=True)
-    server = Neo4jServer(home=home, heap="2g")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def check_matches(services: Services, topo: Topology) -> bool:
@@ -346,7 +298,7 @@ def run_size(cis: int, args: argparse.Namespace, neo4j: Neo4jAddress | None) -> 
         with sqlite_services(topo, args) as services:
             results.append(measure_store("sqlite", services, topo, args))
     if neo4j is not None:
-        with neo4j_services(topo, neo4j) as services:
+        with loaded_services(topo.batch, neo4j, OUT / "impact-neo4j") as services:
             if not check_matches(services, topo):
                 raise BenchError("Neo4j does not hold the generated topology after the load")
             results.append(measure_store("neo4j", services, topo, args))
@@ -449,9 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with ExitStack() as stack:
-            neo4j = stack.enter_context(neo4j_server()) if args.store != "sqlite" else None
+            neo4j = stack.enter_context(neo4j_server("impact")) if args.store != "sqlite" else None
             results = [r for cis in args.sizes for r in run_size(cis, args, neo4j)]
-    except BenchError as exc:
+    except (BenchError, LoadFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print_summary(results)

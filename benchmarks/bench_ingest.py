@@ -13,6 +13,11 @@
    seconds of the same stream, and over the whole run.
 
     python -m benchmarks.bench_ingest [--cis 100000] [--alerts 20000] [--senders 1,4]
+    python -m benchmarks.bench_ingest --multi-host --skip-latency  # ... and on Neo4j + Redis
+
+``--multi-host`` adds the deployment over several hosts to the throughput table: two API
+hosts on Neo4j (posts alternate between them, as behind a balancer) and two Celery workers
+on Redis correlating, all on this machine.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -64,7 +70,13 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
 
 
 def start_service(
-    data: Path, port: int, *, worker: bool, process: bool = False, api_workers: int = 1
+    data: Path,
+    port: int,
+    *,
+    worker: bool,
+    process: bool = False,
+    api_workers: int = 1,
+    extra: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -75,6 +87,7 @@ def start_service(
         "SERVICEGRAPH_EMBEDDED_WORKER_PROCESS": "true" if process else "false",
         "SERVICEGRAPH_API_WORKERS": str(api_workers),
         "SERVICEGRAPH_CORRELATION__POLL_INTERVAL_S": "0.02",
+        **(extra or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "servicegraph.cli", "serve", "--port", str(port)],
@@ -161,21 +174,24 @@ def as_webhook(batch: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def timed_posts(
-    clients: list[httpx.Client], url: str, bodies: list[Any], headers: dict[str, str]
+    clients: list[httpx.Client], urls: list[str], bodies: list[Any], headers: dict[str, str]
 ) -> tuple[float, list[float]]:
     """All bodies posted by as many senders as clients, each waiting for its answer before
-    it sends the next (as Alertmanager's notifiers and Prometheus' senders do)."""
+    it sends the next (as Alertmanager's notifiers and Prometheus' senders do); with
+    several URLs (API hosts behind a balancer) body n goes to URL n modulo their count."""
     latencies: list[float] = []
     failures: list[str] = []
-    queue = iter(bodies)
+    queue = iter(enumerate(bodies))
     lock = threading.Lock()
 
     def sender(client: httpx.Client) -> None:
         while not failures:
             with lock:
-                body = next(queue, None)
-            if body is None:
+                item = next(queue, None)
+            if item is None:
                 return
+            n, body = item
+            url = urls[n % len(urls)]
             t = time.perf_counter()
             r = client.post(url, json=body, headers=headers)
             latencies.append(time.perf_counter() - t)
@@ -244,41 +260,102 @@ def throughput(args: argparse.Namespace, graph: Path, workdir: Path) -> None:
     }
     headers = {"Authorization": f"Bearer {TOKEN}"}
     am_port = free_port()
-    targets = {am_label: f"http://127.0.0.1:{am_port}/api/v2/alerts"}
+    targets = {am_label: [f"http://127.0.0.1:{am_port}/api/v2/alerts"]}
     processes = [start_alertmanager(am_port, workdir)]
-    correlating = []  # data directories whose worker correlates
-    try:
-        for i, (label, (worker, process, api_workers)) in enumerate(modes.items()):
-            data = fresh_copy(graph, f"ingest-run-{i}")
-            port = free_port()
-            processes.append(
-                start_service(data, port, worker=worker, process=process, api_workers=api_workers)
-            )
-            targets[label] = f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"
-            if worker:
-                correlating.append(data)
-        clients = [httpx.Client() for _ in range(max(args.senders))]
-        warm_up = alert_batches(500, 100, first=-1000)
-        for label, url in targets.items():
-            timed_posts(clients[:1], url, _bodies(label, am_label, warm_up), headers)
-        first = 0
-        for senders in args.senders:
-            results: dict[str, list[tuple[float, list[float]]]] = {t: [] for t in targets}
-            for _ in range(args.rounds):
-                batches = alert_batches(args.alerts, 100, first=first)
-                first += args.alerts
-                for label, url in targets.items():
-                    for data in correlating:  # none still busy with the last run
-                        wait_until(partial(inbox_drained, data), "the workers to catch up")
-                    bodies = _bodies(label, am_label, batches)
-                    results[label].append(timed_posts(clients[:senders], url, bodies, headers))
-            _report(args, senders, am_label, results)
-        for client in clients:
-            client.close()
-    finally:
-        for child in processes:
-            child.terminate()
-            child.wait()
+    caught_up: list[Callable[[], bool]] = []  # one per set-up whose workers correlate
+    with ExitStack() as stack:
+        try:
+            for i, (label, (worker, process, api_workers)) in enumerate(modes.items()):
+                data = fresh_copy(graph, f"ingest-run-{i}")
+                port = free_port()
+                processes.append(
+                    start_service(
+                        data, port, worker=worker, process=process, api_workers=api_workers
+                    )
+                )
+                targets[label] = [f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager"]
+                if worker:
+                    caught_up.append(partial(inbox_drained, data))
+            if args.multi_host:
+                label, urls, drained = multi_host(stack, processes, workdir)
+                targets[label] = urls
+                caught_up.append(drained)
+            clients = [httpx.Client() for _ in range(max(args.senders))]
+            warm_up = alert_batches(500, 100, first=-1000)
+            for label, urls in targets.items():
+                timed_posts(clients[:1], urls, _bodies(label, am_label, warm_up), headers)
+            first = 0
+            for senders in args.senders:
+                results: dict[str, list[tuple[float, list[float]]]] = {t: [] for t in targets}
+                for _ in range(args.rounds):
+                    batches = alert_batches(args.alerts, 100, first=first)
+                    first += args.alerts
+                    for label, urls in targets.items():
+                        for drained in caught_up:  # none still busy with the last run
+                            wait_until(drained, "the workers to catch up", timeout=600)
+                        bodies = _bodies(label, am_label, batches)
+                        results[label].append(timed_posts(clients[:senders], urls, bodies, headers))
+                _report(args, senders, am_label, results)
+            for client in clients:
+                client.close()
+        finally:
+            for child in processes:
+                child.terminate()
+                child.wait()
+
+
+MULTI_HOST_BROKER = "redis://127.0.0.1:6379/13"
+
+
+def multi_host(
+    stack: ExitStack, processes: list[subprocess.Popen[bytes]], workdir: Path
+) -> tuple[str, list[str], Callable[[], bool]]:
+    """The multi-host mode on this machine: Neo4j (``benchmarks/neo4j_runs.py``; its graph
+    empty: a webhook only appends), Redis, two API hosts each with a data directory of its
+    own, and two Celery workers correlating. Returns the target's label, its two webhook
+    URLs and whether its workers have caught up."""
+    import redis
+
+    from benchmarks.neo4j_runs import neo4j_server, neo4j_settings
+    from servicegraph.bootstrap import bootstrap
+    from tests.contract.neo4j_stores import fresh_graph
+
+    address = stack.enter_context(neo4j_server("ingest"))
+    fresh_graph(address).close()
+    redis.Redis.from_url(MULTI_HOST_BROKER).flushdb()
+    extra = {
+        **address.environment(),
+        "SERVICEGRAPH_BROKER_URL": MULTI_HOST_BROKER,
+        "SERVICEGRAPH_CORRELATION__HOLD_TIME_S": "0",
+    }
+    urls = []
+    for host in ("a", "b"):
+        port = free_port()
+        data = workdir / f"multi-host-{host}"
+        data.mkdir()
+        processes.append(start_service(data, port, worker=False, extra=extra))
+        urls.append(f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager")
+    worker = [
+        sys.executable,
+        "-m",
+        "servicegraph.cli",
+        "worker",
+        "-c",
+        "1",
+        "--loglevel",
+        "WARNING",
+    ]
+    for n in (1, 2):
+        data = workdir / f"multi-host-worker-{n}"
+        data.mkdir()
+        env = {**os.environ, **extra, "SERVICEGRAPH_DATA_DIR": str(data)}
+        processes.append(
+            subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+    services = bootstrap(neo4j_settings(address, workdir / "multi-host-probe"))
+    stack.callback(services.close)
+    label = "multi-host: Neo4j, 2 API hosts, 2 Celery workers"
+    return label, urls, lambda: services.inbox.pending_count() == 0
 
 
 def _report(
@@ -414,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="seconds of the stream before the measured ones: a cold start meets thousands "
         "of alerts it has never seen (reported apart, as 'whole run')",
+    )
+    parser.add_argument(
+        "--multi-host",
+        action="store_true",
+        help="also the multi-host mode: Neo4j (tools/neo4j, or NEO4J_URI: ITS DATABASE IS "
+        "EMPTIED), Redis on 127.0.0.1:6379, two API hosts and two Celery workers",
     )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
