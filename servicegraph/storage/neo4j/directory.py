@@ -25,7 +25,7 @@ from neo4j import ManagedTransaction, Transaction
 from servicegraph.cmdb.errors import CmdbError, StoreError, StoreUnavailable, ValidationFailed
 from servicegraph.storage.neo4j import cypher, directory_cypher, schema
 from servicegraph.storage.neo4j.records import Tx, batches, run
-from servicegraph.storage.sqlite.directory import _ROWS, _defaults_json, _json
+from servicegraph.storage.sqlite.directory import DIRECTORY_ROWS, defaults_json, json_text
 from servicegraph.storage.sqlite.file import from_us, to_us
 from servicegraph.ticketing.catalogue import Catalogue, Category, Service
 from servicegraph.ticketing.people import Agent, Contact, Directory, Group, Organisation
@@ -38,7 +38,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 _LOAD_TRIES = 20  # loads retried when a save committed meanwhile
 
-# the tables of SQLite's row readers (``storage.sqlite.directory._ROWS``), for the errors
+# the tables of SQLite's row readers (``storage.sqlite.directory.DIRECTORY_ROWS``), for the errors
 _TABLE = {
     "DeskAgent": "desk_agent",
     "DeskGroup": "desk_group",
@@ -53,7 +53,7 @@ _TABLE = {
 
 
 def _agent_row(a: Agent, stamp: int) -> dict[str, Any]:
-    roles = _json([r.value for r in a.roles])
+    roles = json_text([r.value for r in a.roles])
     return {"login": a.login, "name": a.name, "email": a.email, "phone": a.phone,
             "roles": roles, "active": int(a.active), "updated_at": stamp}  # fmt: skip
 
@@ -64,7 +64,7 @@ def _group_row(g: Group, stamp: int) -> dict[str, Any]:
 
 
 def _organisation_row(o: Organisation, stamp: int) -> dict[str, Any]:
-    return {"id": o.id, "name": o.name, "domains": _json(list(o.domains)), "notes": o.notes,
+    return {"id": o.id, "name": o.name, "domains": json_text(list(o.domains)), "notes": o.notes,
             "updated_at": stamp}  # fmt: skip
 
 
@@ -76,14 +76,14 @@ def _contact_row(c: Contact, stamp: int) -> dict[str, Any]:
 
 def _service_row(s: Service, stamp: int) -> dict[str, Any]:
     return {"id": s.id, "name": s.name, "ci_id": s.ci_id, "owner_group": s.owner_group,
-            "request_types": _json([t.value for t in s.request_types]),
-            "defaults": _defaults_json(s.defaults), "description": s.description,
+            "request_types": json_text([t.value for t in s.request_types]),
+            "defaults": defaults_json(s.defaults), "description": s.description,
             "active": int(s.active), "updated_at": stamp}  # fmt: skip
 
 
 def _category_row(c: Category, stamp: int) -> dict[str, Any]:
     return {"path": c.path, "name": c.name, "owner_group": c.owner_group,
-            "defaults": _defaults_json(c.defaults), "types": _json([t.value for t in c.types]),
+            "defaults": defaults_json(c.defaults), "types": json_text([t.value for t in c.types]),
             "updated_at": stamp}  # fmt: skip
 
 
@@ -138,7 +138,7 @@ class _Raw:
         ]
 
     def built(self, label: str, name: str) -> list[Any]:
-        build = _ROWS[name]
+        build = DIRECTORY_ROWS[name]
         if name == "agent":
             return _build(
                 label, [r[:-1] for r in self.rows[label]], lambda r: build(r, self.groups_of)

@@ -10,8 +10,8 @@ committed, and the lock is what makes a claim's read-then-lease safe, so two sen
 two hosts never hold the same message. No transaction is open while a message is on the
 wire, so a slow SMTP server never holds the lock that ticket work needs.
 
-Every statement is in ``outbox_cypher.py``; the rows are SQLite's (``_outbox_row``,
-``_entry``), so both adapters store and read the same values.
+Every statement is in ``outbox_cypher.py``; the rows are SQLite's (``outbox_row``,
+``outbox_entry``), so both adapters store and read the same values.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from servicegraph.cmdb.errors import StoreUnavailable
 from servicegraph.storage.neo4j import cypher, outbox_cypher, schema
 from servicegraph.storage.neo4j.records import Tx, batches, run, unique
 from servicegraph.storage.sqlite.file import to_us
-from servicegraph.storage.sqlite.outbox import MAX_ERROR
-from servicegraph.storage.sqlite.outbox import _entry as entry_of
-from servicegraph.storage.sqlite.ticket_unit import _outbox_row as outbox_row
+from servicegraph.storage.sqlite.outbox import MAX_ERROR, outbox_entry
+from servicegraph.storage.sqlite.ticket_unit import outbox_row
 from servicegraph.ticketing.outbox import OutboxCounts, OutboxEntry, OutboxMessage, RetryPolicy
 
 if TYPE_CHECKING:  # the store imports the schema, which imports the catalogues
@@ -36,7 +35,7 @@ if TYPE_CHECKING:  # the store imports the schema, which imports the catalogues
 
 T = TypeVar("T")
 
-# the columns ``_outbox_row`` fills, in its order (the others: defaults or null)
+# the columns ``outbox_row`` fills, in its order (the others: defaults or null)
 _ROW_COLUMNS = (
     "key",
     "event",
@@ -52,7 +51,7 @@ _BATCH = 500  # messages per statement when the caller gives no batch size
 
 
 def _record_entry(record: Any) -> OutboxEntry:
-    return entry_of(tuple(record[c] for c in outbox_cypher.COLUMNS))
+    return outbox_entry(tuple(record[c] for c in outbox_cypher.COLUMNS))
 
 
 def enqueue(tx: Tx, messages: Sequence[OutboxMessage], *, batch_size: int = _BATCH) -> None:

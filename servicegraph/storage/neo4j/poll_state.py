@@ -31,7 +31,7 @@ from servicegraph.collectors.snmp.state import Key, sample_from_json, sorted_sam
 from servicegraph.storage.neo4j import poll_cypher
 from servicegraph.storage.neo4j.records import batches, run
 from servicegraph.storage.sqlite.file import from_us
-from servicegraph.storage.sqlite.poll_state import _holder
+from servicegraph.storage.sqlite.poll_state import lease_holder
 
 if TYPE_CHECKING:  # the store imports the schema, which imports the catalogues
     from servicegraph.storage.neo4j.store import Neo4jGraphStore
@@ -54,7 +54,7 @@ class Neo4jPollStateStore:
 
     @contextmanager
     def cycle(self) -> Iterator[dict[Key, PollSample]]:
-        holder = _holder()
+        holder = lease_holder()
         self._take(holder)
         try:
             samples = self._load()

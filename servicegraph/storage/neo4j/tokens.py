@@ -25,7 +25,7 @@ from servicegraph.cmdb.errors import ValidationFailed
 from servicegraph.storage.neo4j import schema, token_cypher
 from servicegraph.storage.neo4j.records import run
 from servicegraph.storage.sqlite.file import to_us
-from servicegraph.storage.sqlite.tokens import _token as token_of
+from servicegraph.storage.sqlite.tokens import token_of
 
 if TYPE_CHECKING:  # the store imports the schema, which imports the catalogues
     from servicegraph.storage.neo4j.store import Neo4jGraphStore

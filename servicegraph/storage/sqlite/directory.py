@@ -36,12 +36,12 @@ VERSION_KEY = "directory_version"
 T = TypeVar("T")
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def _defaults_json(d: Defaults) -> str:
-    return _json(
+def defaults_json(d: Defaults) -> str:
+    return json_text(
         {
             "group": d.group,
             "priority": d.priority,
@@ -197,7 +197,7 @@ class SqliteDirectoryStore:
                 "domains = excluded.domains, notes = excluded.notes, "
                 "updated_at = excluded.updated_at",
                 [
-                    (o.id, o.name, _json(list(o.domains)), o.notes, stamp)
+                    (o.id, o.name, json_text(list(o.domains)), o.notes, stamp)
                     for o in batch.organisations
                 ],
             )
@@ -229,8 +229,8 @@ class SqliteDirectoryStore:
                         s.name,
                         s.ci_id,
                         s.owner_group,
-                        _json([t.value for t in s.request_types]),
-                        _defaults_json(s.defaults),
+                        json_text([t.value for t in s.request_types]),
+                        defaults_json(s.defaults),
                         s.description,
                         int(s.active),
                         stamp,
@@ -249,8 +249,8 @@ class SqliteDirectoryStore:
                         c.path,
                         c.name,
                         c.owner_group,
-                        _defaults_json(c.defaults),
-                        _json([t.value for t in c.types]),
+                        defaults_json(c.defaults),
+                        json_text([t.value for t in c.types]),
                         stamp,
                     )
                     for c in categories
@@ -263,7 +263,9 @@ class SqliteDirectoryStore:
     def export_records(self) -> DirectoryRecords:
         with self._snapshot("reading the directory for an export") as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
-            return directory_dump.read_records(conn, 0 if row is None else int(row[0]), _ROWS)
+            return directory_dump.read_records(
+                conn, 0 if row is None else int(row[0]), DIRECTORY_ROWS
+            )
 
     def restore_records(self, records: DirectoryRecords) -> int:
         with self._file.errors("restoring the directory"), self._file._transaction() as conn:
@@ -271,7 +273,7 @@ class SqliteDirectoryStore:
                 raise StoreError(
                     "the directory is not empty; an export is restored into a new, empty store"
                 )
-            directory_dump.write_records(conn, records, _defaults_json)
+            directory_dump.write_records(conn, records, defaults_json)
             version = self._advance(conn)
             if records.version > version:
                 conn.execute(
@@ -293,7 +295,7 @@ def _save_agents(conn: sqlite3.Connection, agents: Sequence[Agent], stamp: int) 
                 a.name,
                 a.email,
                 a.phone,
-                _json([r.value for r in a.roles]),
+                json_text([r.value for r in a.roles]),
                 int(a.active),
                 stamp,
             )
@@ -405,7 +407,8 @@ def _category(r: tuple[Any, ...]) -> Category:
 
 
 # the row readers, for directory_dump's export (which reads the same columns plus the time)
-_ROWS: dict[str, Callable[..., Any]] = {
+# and for the Neo4j adapter's, which reads its nodes into the same rows
+DIRECTORY_ROWS: dict[str, Callable[..., Any]] = {
     "agent": _agent,
     "group": _group,
     "organisation": _organisation,

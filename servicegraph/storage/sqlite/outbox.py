@@ -39,7 +39,8 @@ def _opt(value: int | None) -> dt.datetime | None:
     return None if value is None else from_us(value)
 
 
-def _entry(r: tuple[Any, ...]) -> OutboxEntry:
+def outbox_entry(r: tuple[Any, ...]) -> OutboxEntry:
+    """The entry of a row; the Neo4j adapter reads its nodes through it too."""
     message = OutboxMessage(
         key=r[1],
         event=r[2],
@@ -93,7 +94,7 @@ class SqliteOutboxStore:
                 f"RETURNING {_COLUMNS}",
                 (to_us(now + lease), at, at, max_attempts, limit),
             ).fetchall()
-        return sorted((_entry(r) for r in rows), key=lambda e: (e.next_attempt_at, e.id))
+        return sorted((outbox_entry(r) for r in rows), key=lambda e: (e.next_attempt_at, e.id))
 
     def mark_sent(self, entry_id: int, at: dt.datetime) -> None:
         with self._file._transaction() as conn:
@@ -149,7 +150,7 @@ class SqliteOutboxStore:
                 )
                 .fetchall()
             )
-        return [_entry(r) for r in rows]
+        return [outbox_entry(r) for r in rows]
 
     def retry(self, entry_ids: Sequence[int] | None, now: dt.datetime) -> int:
         which = "" if entry_ids is None else " AND id IN (SELECT value FROM json_each(?))"
@@ -174,7 +175,7 @@ class SqliteOutboxStore:
                 )
                 .fetchall()
             )
-        return {r[0]: _entry(r) for r in rows}
+        return {r[0]: outbox_entry(r) for r in rows}
 
     def counts(self) -> OutboxCounts:
         with self._file.errors("counting the outbox"):

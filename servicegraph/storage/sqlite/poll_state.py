@@ -24,7 +24,8 @@ from servicegraph.collectors.snmp.state import Key, sample_from_json, sorted_sam
 from servicegraph.storage.sqlite.file import SqliteFile, from_us, to_us
 
 
-def _holder() -> str:
+def lease_holder() -> str:
+    """Who holds a poll lease: this host and process, and a nonce (both adapters)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -42,7 +43,7 @@ class SqlitePollState:
 
     @contextmanager
     def cycle(self) -> Iterator[dict[Key, PollSample]]:
-        holder = _holder()
+        holder = lease_holder()
         self._take(holder)
         try:
             samples = self._load()

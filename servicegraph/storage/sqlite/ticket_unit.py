@@ -55,7 +55,8 @@ IN = "(SELECT value FROM json_each(?))"
 ACTIVE = "('new', 'assigned', 'in_progress', 'pending')"
 
 
-def _outbox_row(m: OutboxMessage) -> tuple[Any, ...]:
+def outbox_row(m: OutboxMessage) -> tuple[Any, ...]:
+    """A new message's row; the Neo4j adapter writes its nodes from it too."""
     at = to_us(m.created_at)  # due at once
     return (m.key, m.event, m.ticket_id, m.channel.value, m.target, m.subject, m.body, at, at)
 
@@ -324,7 +325,7 @@ class SqliteTicketUnit:
         self._conn.executemany(
             "INSERT OR IGNORE INTO notification_outbox (key, event, ticket_id, channel, target, "
             "subject, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [_outbox_row(m) for m in messages],
+            [outbox_row(m) for m in messages],
         )
 
     def save_links(self, links: Sequence[TicketLink]) -> None:

@@ -19,7 +19,8 @@ from servicegraph.storage.sqlite.store import SqliteGraphStore
 _COLUMNS = "id, name, role, secret_sha256, created_at, created_by, revoked_at, holder"
 
 
-def _token(r: tuple[Any, ...]) -> ApiToken:
+def token_of(r: tuple[Any, ...]) -> ApiToken:
+    """The token of a row; the Neo4j adapter reads its nodes through it too."""
     return ApiToken(
         id=r[0],
         name=r[1],
@@ -70,7 +71,7 @@ class SqliteTokenStore:
                 .execute(f"SELECT {_COLUMNS} FROM api_token WHERE id = ?", (token_id,))
                 .fetchone()
             )
-        return None if row is None else _token(row)
+        return None if row is None else token_of(row)
 
     def token_named(self, name: str) -> ApiToken | None:
         with self._errors("reading an API token"):
@@ -79,14 +80,14 @@ class SqliteTokenStore:
                 .execute(f"SELECT {_COLUMNS} FROM api_token WHERE name = ?", (name,))
                 .fetchone()
             )
-        return None if row is None else _token(row)
+        return None if row is None else token_of(row)
 
     def list_tokens(self) -> list[ApiToken]:
         with self._errors("listing API tokens"):
             rows = self._file._read().execute(
                 f"SELECT {_COLUMNS} FROM api_token ORDER BY created_at, id"
             )
-            return [_token(r) for r in rows]
+            return [token_of(r) for r in rows]
 
     def revoke_token(self, token_id: str, at: dt.datetime) -> bool:
         with self._errors("revoking an API token"), self._file._transaction() as conn:
