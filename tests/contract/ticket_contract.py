@@ -760,7 +760,7 @@ class TicketContract:
 
     @pytest.mark.xfail(
         strict=True,
-        reason="SQLite adapter: save_incidents stores the root alert's signature looked up "
+        reason="both adapters: save_incidents stores the root alert's signature looked up "
         "when the incident is written, so an incident saved before its root alert (in the "
         "same unit) is never found by incidents_named; the correlator saves alerts first",
     )
