@@ -316,8 +316,10 @@ def multi_host(
     URLs and whether its workers have caught up."""
     import redis
 
-    from benchmarks.neo4j_runs import neo4j_server, neo4j_settings
+    from benchmarks.bench_celery import start_workers
+    from benchmarks.neo4j_runs import neo4j_server
     from servicegraph.bootstrap import bootstrap
+    from servicegraph.config import Settings
     from tests.contract.neo4j_stores import fresh_graph
 
     address = stack.enter_context(neo4j_server("ingest"))
@@ -335,24 +337,13 @@ def multi_host(
         data.mkdir()
         processes.append(start_service(data, port, worker=False, extra=extra))
         urls.append(f"http://127.0.0.1:{port}/api/v1/webhooks/alertmanager")
-    worker = [
-        sys.executable,
-        "-m",
-        "servicegraph.cli",
-        "worker",
-        "-c",
-        "1",
-        "--loglevel",
-        "WARNING",
-    ]
-    for n in (1, 2):
+    for n in (1, 2):  # each with a data directory of its own, as on its own host
         data = workdir / f"multi-host-worker-{n}"
         data.mkdir()
-        env = {**os.environ, **extra, "SERVICEGRAPH_DATA_DIR": str(data)}
-        processes.append(
-            subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.extend(
+            start_workers(1, {**os.environ, **extra, "SERVICEGRAPH_DATA_DIR": str(data)})
         )
-    services = bootstrap(neo4j_settings(address, workdir / "multi-host-probe"))
+    services = bootstrap(Settings(data_dir=workdir / "multi-host-probe", **address.settings()))
     stack.callback(services.close)
     label = "multi-host: Neo4j, 2 API hosts, 2 Celery workers"
     return label, urls, lambda: services.inbox.pending_count() == 0

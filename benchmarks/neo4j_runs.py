@@ -14,13 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.observation import ObservationBatch
 from servicegraph.config import Settings
 from servicegraph.runtime.heap import collector_paused
-from servicegraph.storage.neo4j.store import Neo4jGraphStore
+from tests.contract.neo4j_stores import fresh_graph
 from tests.neo4j_server import Neo4jAddress, Neo4jServer, address_from_environment
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -47,31 +45,14 @@ def neo4j_server(name: str, heap: str = "2g") -> Iterator[Neo4jAddress]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def neo4j_settings(address: Neo4jAddress, data_dir: Path, **more: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        store="neo4j",
-        neo4j_uri=address.uri,
-        neo4j_user=address.user,
-        neo4j_password=SecretStr(address.password),
-        neo4j_database=address.database,
-        **more,
-    )
-
-
 @contextmanager
 def loaded_services(
     batch: ObservationBatch, address: Neo4jAddress, data_dir: Path, **settings: Any
 ) -> Iterator[Services]:
     """Services on Neo4j holding ``batch``, loaded now through the reconciler in bounded
     units into the emptied database."""
-    store = Neo4jGraphStore(address.uri, **address.store_settings())
-    try:
-        store.delete_everything()
-        store.migrate()
-    finally:
-        store.close()
-    services = bootstrap(neo4j_settings(address, data_dir, **settings))
+    fresh_graph(address).close()
+    services = bootstrap(Settings(data_dir=data_dir, **address.settings(), **settings))
     try:
         print(f"loading {len(batch.cis):,} CIs into Neo4j...")
         start = time.perf_counter()

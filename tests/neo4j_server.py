@@ -44,6 +44,16 @@ class Neo4jAddress:
         """Keyword arguments of ``Neo4jGraphStore`` (after the URI)."""
         return {"user": self.user, "password": self.password, "database": self.database}
 
+    def settings(self) -> dict[str, Any]:
+        """Keyword arguments of ``Settings`` for a process that runs on this Neo4j."""
+        return {
+            "store": "neo4j",
+            "neo4j_uri": self.uri,
+            "neo4j_user": self.user,
+            "neo4j_password": self.password,
+            "neo4j_database": self.database,
+        }
+
     def environment(self) -> dict[str, str]:
         """The service's settings for a process that runs on this Neo4j."""
         return {

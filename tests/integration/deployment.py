@@ -20,7 +20,6 @@ from servicegraph.bootstrap import Services
 from servicegraph.cmdb.ports import CIQuery
 from servicegraph.events.model import digest
 from servicegraph.ticketing.ports import IncidentFilter
-from tests.neo4j_server import Neo4jAddress
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -93,17 +92,6 @@ def alert_counts(services: Services) -> Counter[str]:
         alerts = services.tickets.incident_alerts([incident.id]).get(incident.id, [])
         counts.update({a.fingerprint: a.count for a in alerts})
     return counts
-
-
-def neo4j_settings(address: Neo4jAddress) -> dict[str, Any]:
-    """``Settings`` keyword arguments for ``address``."""
-    return {
-        "store": "neo4j",
-        "neo4j_uri": address.uri,
-        "neo4j_user": address.user,
-        "neo4j_password": address.password,
-        "neo4j_database": address.database,
-    }
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -167,15 +167,7 @@ def test_a_seeded_desk_reads_back_identical_and_numbering_continues(
 def neo4j_services(address: Neo4jAddress, data_dir: Path) -> Services:
     """Services over the session's Neo4j, emptied first (the desk there too)."""
     fresh_graph(address).close()
-    settings = Settings(
-        data_dir=data_dir,
-        store="neo4j",
-        neo4j_uri=address.uri,
-        neo4j_user=address.user,
-        neo4j_password=address.password,
-        neo4j_database=address.database,
-    )
-    return bootstrap(settings)
+    return bootstrap(Settings(data_dir=data_dir, **address.settings()))
 
 
 def test_a_desk_moves_sqlite_to_neo4j_to_sqlite_identical(

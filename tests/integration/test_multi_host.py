@@ -37,7 +37,6 @@ from tests.integration.deployment import (
     alert_counts,
     generic_events,
     healthy,
-    neo4j_settings,
     run_cli,
     serve,
     small_site_ci_ids,
@@ -88,7 +87,7 @@ def test_two_api_hosts_two_workers_and_beat_share_one_desk(
         cli_env, "token", "create", "--role", "engineer", "--name", "multi-host", "--json"
     )
     engineer = json.loads(created.stdout)["token"]
-    services = bootstrap(Settings(data_dir=setup, **neo4j_settings(neo4j)))
+    services = bootstrap(Settings(data_dir=setup, **neo4j.settings()))
     ci_ids = small_site_ci_ids(services)
     events = generic_events(ci_ids, EVENTS)
 

@@ -31,7 +31,6 @@ from tests.integration.deployment import (
     alert_counts,
     generic_events,
     healthy,
-    neo4j_settings,
     run_cli,
     serve,
     small_site_ci_ids,
@@ -95,7 +94,7 @@ def test_neo4j_down_mid_run_then_back(own_neo4j: Neo4jServer, tmp_path: Path) ->
     run_cli(cli_env, "import", str(EXAMPLES / "small-site.json"))
     created = run_cli(cli_env, "token", "create", "--role", "engineer", "--name", "f", "--json")
     engineer = json.loads(created.stdout)["token"]
-    services = bootstrap(Settings(data_dir=setup, **neo4j_settings(address)))
+    services = bootstrap(Settings(data_dir=setup, **address.settings()))
     events = generic_events(small_site_ci_ids(services), 3_000, prefix="fault")
     before, refused, after = events[:2_000], events[2_000:2_500], events[2_500:]
 
