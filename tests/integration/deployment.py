@@ -5,21 +5,26 @@ they are sent, and what correlation made of them."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from servicegraph.bootstrap import Services
+from servicegraph.bootstrap import Services, bootstrap
 from servicegraph.cmdb.ports import CIQuery
+from servicegraph.config import Settings
 from servicegraph.events.model import digest
 from servicegraph.ticketing.ports import IncidentFilter
+from tests.contract.neo4j_stores import fresh_graph
+from tests.neo4j_server import Neo4jAddress
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -104,9 +109,35 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return done
 
 
-def small_site_ci_ids(services: Services) -> dict[str, str]:
-    """The ids of the CIs named ``KEYS`` in examples/small-site.json, once imported."""
+@dataclass
+class Site:
+    """examples/small-site.json in an emptied Neo4j, and what the hosts share."""
+
+    env: dict[str, str]  # every host's environment (each adds its own DATA_DIR)
+    root: Path  # where the hosts' data directories and logs go
+    services: Services  # the test's own view of the desk, on the same Neo4j
+    ci_ids: dict[str, str]  # the ids of the CIs named ``KEYS``
+    engineer: str  # an engineer's API token
+
+
+def small_site(
+    address: Neo4jAddress, root: Path, token_name: str, settings: dict[str, str]
+) -> Site:
+    """Import small-site into ``address``'s emptied database and create an engineer's token
+    named ``token_name``; the hosts' environment is this process's without its own
+    ``SERVICEGRAPH_*`` settings, plus ``address``'s and ``settings``."""
+    fresh_graph(address).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEGRAPH_")}
+    env.update(address.environment(), PYTHONPATH=str(ROOT), **settings)
+    setup = root / "setup"
+    setup.mkdir(parents=True)
+    cli_env = {**env, "SERVICEGRAPH_DATA_DIR": str(setup)}
+    run_cli(cli_env, "import", str(EXAMPLES / "small-site.json"))
+    created = run_cli(
+        cli_env, "token", "create", "--role", "engineer", "--name", token_name, "--json"
+    )
+    services = bootstrap(Settings(data_dir=setup, **address.settings()))
     found = services.store.find_cis(CIQuery(limit=10_000))
     ci_ids = {ci.name: ci.id for ci in found if ci.name in KEYS}
     assert set(ci_ids) == set(KEYS)
-    return ci_ids
+    return Site(env, root, services, ci_ids, json.loads(created.stdout)["token"])

@@ -13,7 +13,6 @@ other, and by a GraphQL subscription open on the other.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
@@ -27,19 +26,13 @@ import pytest
 import redis
 from websockets.sync.client import connect
 
-from servicegraph.bootstrap import bootstrap
-from servicegraph.config import Settings
-from tests.contract.neo4j_stores import fresh_graph
 from tests.integration.deployment import (
-    EXAMPLES,
-    ROOT,
     Host,
     alert_counts,
     generic_events,
     healthy,
-    run_cli,
     serve,
-    small_site_ci_ids,
+    small_site,
 )
 from tests.neo4j_server import Neo4jAddress
 from tests.support import free_port, missing_external, wait_for
@@ -65,31 +58,21 @@ def broker() -> Iterator[str]:
 def test_two_api_hosts_two_workers_and_beat_share_one_desk(
     neo4j: Neo4jAddress, broker: str, tmp_path: Path
 ) -> None:
-    fresh_graph(neo4j).close()
-    env = {
-        **os.environ,
-        **neo4j.environment(),
-        "PYTHONPATH": str(ROOT),
-        "SERVICEGRAPH_BROKER_URL": broker,
-        "SERVICEGRAPH_BROKER_VISIBILITY_TIMEOUT_S": "5",
-        "SERVICEGRAPH_INGEST_TOKENS__GENERIC": INGEST_TOKEN,
-        "SERVICEGRAPH_CORRELATION__HOLD_TIME_S": "0",
-        "SERVICEGRAPH_CORRELATION__BATCH_SIZE": "200",
-        "SERVICEGRAPH_GRAPHQL__SUBSCRIPTION_POLL_S": "0.2",
-    }
-    env.pop("SERVICEGRAPH_CONFIG", None)
-    root = tmp_path / "hosts"
-    setup = root / "setup"
-    setup.mkdir(parents=True)
-    cli_env = {**env, "SERVICEGRAPH_DATA_DIR": str(setup)}
-    run_cli(cli_env, "import", str(EXAMPLES / "small-site.json"))
-    created = run_cli(
-        cli_env, "token", "create", "--role", "engineer", "--name", "multi-host", "--json"
+    site = small_site(
+        neo4j,
+        tmp_path / "hosts",
+        "multi-host",
+        {
+            "SERVICEGRAPH_BROKER_URL": broker,
+            "SERVICEGRAPH_BROKER_VISIBILITY_TIMEOUT_S": "5",
+            "SERVICEGRAPH_INGEST_TOKENS__GENERIC": INGEST_TOKEN,
+            "SERVICEGRAPH_CORRELATION__HOLD_TIME_S": "0",
+            "SERVICEGRAPH_CORRELATION__BATCH_SIZE": "200",
+            "SERVICEGRAPH_GRAPHQL__SUBSCRIPTION_POLL_S": "0.2",
+        },
     )
-    engineer = json.loads(created.stdout)["token"]
-    services = bootstrap(Settings(data_dir=setup, **neo4j.settings()))
-    ci_ids = small_site_ci_ids(services)
-    events = generic_events(ci_ids, EVENTS)
+    env, root, services, engineer = site.env, site.root, site.services, site.engineer
+    events = generic_events(site.ci_ids, EVENTS)
 
     port_a, port_b = free_port(), free_port()
     hosts = {

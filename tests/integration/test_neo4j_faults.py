@@ -12,8 +12,6 @@ The test starts a Neo4j of its own (it kills it), not the session's.
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from servicegraph.bootstrap import bootstrap
-from servicegraph.config import Settings
-from tests.contract.neo4j_stores import fresh_graph
 from tests.integration.deployment import (
-    EXAMPLES,
-    ROOT,
     alert_counts,
     generic_events,
     healthy,
-    run_cli,
     serve,
-    small_site_ci_ids,
+    small_site,
 )
 from tests.neo4j_server import Neo4jServer, launcher_unavailable
 from tests.support import free_port, missing_external, wait_for
@@ -72,30 +64,22 @@ def _post_all(port: int, events: list[dict[str, Any]]) -> None:
 
 
 def test_neo4j_down_mid_run_then_back(own_neo4j: Neo4jServer, tmp_path: Path) -> None:
-    address = own_neo4j.address
-    fresh_graph(address).close()
-    env = {
-        **os.environ,
-        **address.environment(),
-        "PYTHONPATH": str(ROOT),
-        "SERVICEGRAPH_INGEST_TOKENS__GENERIC": INGEST_TOKEN,
-        "SERVICEGRAPH_CORRELATION__HOLD_TIME_S": "0",
-        # small batches: the worker is still working through the backlog when Neo4j dies
-        "SERVICEGRAPH_CORRELATION__BATCH_SIZE": "10",
-        "SERVICEGRAPH_NEO4J_CONNECT_TIMEOUT": "2",
-        "SERVICEGRAPH_NEO4J_MAX_RETRY_TIME": "1",
-    }
-    env.pop("SERVICEGRAPH_CONFIG", None)
-    env.pop("SERVICEGRAPH_BROKER_URL", None)  # the embedded worker: correlation in `serve`
-    root = tmp_path / "hosts"
-    setup = root / "setup"
-    setup.mkdir(parents=True)
-    cli_env = {**env, "SERVICEGRAPH_DATA_DIR": str(setup)}
-    run_cli(cli_env, "import", str(EXAMPLES / "small-site.json"))
-    created = run_cli(cli_env, "token", "create", "--role", "engineer", "--name", "f", "--json")
-    engineer = json.loads(created.stdout)["token"]
-    services = bootstrap(Settings(data_dir=setup, **address.settings()))
-    events = generic_events(small_site_ci_ids(services), 3_000, prefix="fault")
+    # no broker: the embedded worker correlates in `serve`
+    site = small_site(
+        own_neo4j.address,
+        tmp_path / "hosts",
+        "faults",
+        {
+            "SERVICEGRAPH_INGEST_TOKENS__GENERIC": INGEST_TOKEN,
+            "SERVICEGRAPH_CORRELATION__HOLD_TIME_S": "0",
+            # small batches: the worker is still on the backlog when Neo4j dies
+            "SERVICEGRAPH_CORRELATION__BATCH_SIZE": "10",
+            "SERVICEGRAPH_NEO4J_CONNECT_TIMEOUT": "2",
+            "SERVICEGRAPH_NEO4J_MAX_RETRY_TIME": "1",
+        },
+    )
+    env, root, services, engineer = site.env, site.root, site.services, site.engineer
+    events = generic_events(site.ci_ids, 3_000, prefix="fault")
     before, refused, after = events[:2_000], events[2_000:2_500], events[2_500:]
 
     port = free_port()
