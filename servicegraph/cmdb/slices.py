@@ -279,7 +279,11 @@ class SlicedRun:
         resolved, errors = check_ends(ends.pending, classes, merged, self.r.rules)
         if ends.errors or errors:
             raise ValidationErrors([*ends.errors, *errors])
-        current = reader.load_relationships(list(resolved))
+        # A relationship with an end the batch creates cannot be stored yet: a first load
+        # asks the store about none of its relationships.
+        current = reader.load_relationships(
+            [k for k in resolved if k[0] not in cis.created and k[2] not in cis.created]
+        )
         observed = {key: r.attributes for key, r in resolved.items()}
         merge = merge_relationships(observed, current, self.provenance)
         return RelationshipPlan(list(resolved), merge, ends.conflicts)

@@ -20,15 +20,34 @@ class LintUnavailable(RuntimeError):
     """Node or the pinned linter is missing: a setup problem, never a reason to skip."""
 
 
+# Neo4j's own signatures of the built-ins whose arguments the front-end checks against
+# the schema (it knows the others itself); a function not listed is declared without any.
+_SIGNATURES: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "datetime": (
+        "datetime(input = DEFAULT_TEMPORAL_ARGUMENT :: ANY) :: ZONED DATETIME",
+        [
+            {
+                "name": "input",
+                "type": "ANY",
+                "description": "",
+                "isDeprecated": False,
+                "default": "DefaultParameterValue{value=DEFAULT_TEMPORAL_ARGUMENT, type=ANY}",
+            }
+        ],
+    ),
+}
+
+
 def _function(name: str) -> dict[str, Any]:
+    signature, arguments = _SIGNATURES.get(name, (f"{name}()", []))
     return {
         "name": name,
         "category": "",
         "description": "",
         "isBuiltIn": True,
-        "argumentDescription": [],
+        "argumentDescription": arguments,
         "returnDescription": "",
-        "signature": f"{name}()",
+        "signature": signature,
         "aggregating": name == "count",
         "isDeprecated": False,
     }

@@ -31,6 +31,7 @@ from servicegraph.storage.neo4j import Neo4jGraphStore, cypher
 from servicegraph.storage.neo4j.records import (
     ci_properties,
     from_neo4j_time,
+    time_text,
     to_neo4j_time,
 )
 from tests.contract.store_contract import make_ci
@@ -134,6 +135,10 @@ def test_ci_properties_hold_every_field_and_a_query_projection() -> None:
     }
     assert '"nested":{"a":1}' in props["attributes"]
     assert str(2**70) in props["attributes"]
+    # times travel as text (packed natively) that INSERT_CIS/UPDATE_CIS make DATETIMEs
+    assert props["created_at"] == time_text(ci.created_at)
+    assert "datetime(row.props.created_at)" in cypher.INSERT_CIS.text
+    assert "datetime(row.props.updated_at)" in cypher.UPDATE_CIS.text
 
 
 def test_times_must_be_zoned_and_come_back_in_utc() -> None:
@@ -147,6 +152,9 @@ def test_times_must_be_zoned_and_come_back_in_utc() -> None:
 
     back = from_neo4j_time(neo4j.time.DateTime.from_native(to_neo4j_time(value)))
     assert back == value and back.tzinfo == dt.UTC and back.microsecond == 123456
+    assert time_text(value) == "2024-01-01T12:00:00.123456+00:00"
+    with pytest.raises(ValueError, match="naive"):
+        time_text(dt.datetime(2024, 1, 1))
     with pytest.raises(StoreError):
         from_neo4j_time(neo4j.time.DateTime(2024, 1, 1))  # a zoneless DATETIME
 

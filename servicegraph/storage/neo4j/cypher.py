@@ -497,12 +497,18 @@ FIND_CIS = _statement(
     "attributes",
     "limit",
 )
-# rows: [{props: <CI_PROPERTIES and attr_* projections>}]
-INSERT_CIS = _statement("INSERT_CIS", "UNWIND $rows AS row CREATE (c:CI) SET c = row.props", "rows")
+# rows: [{props: <CI_PROPERTIES and attr_* projections>}], the times as ISO text
+# (``records.time_text``) that the statement stores as DATETIMEs.
+_CI_TIMES = (
+    "c.created_at = datetime(row.props.created_at), c.updated_at = datetime(row.props.updated_at)"
+)
+INSERT_CIS = _statement(
+    "INSERT_CIS", f"UNWIND $rows AS row CREATE (c:CI) SET c = row.props, {_CI_TIMES}", "rows"
+)
 # Replaces every property, so that projections of removed attributes go too.
 UPDATE_CIS = _statement(
     "UPDATE_CIS",
-    "UNWIND $rows AS row MATCH (c:CI {id: row.props.id}) SET c = row.props",
+    f"UNWIND $rows AS row MATCH (c:CI {{id: row.props.id}}) SET c = row.props, {_CI_TIMES}",
     "rows",
 )
 # rows: [{kind, value}]
@@ -579,7 +585,8 @@ MOVE_SIGHTINGS = _statement(
 
 # -- relationships ---------------------------------------------------------------------
 
-# rows: [{from_id, to_id, key, attributes, created_at, updated_at, removed, stale}].
+# rows: [{from_id, to_id, key, attributes, created_at, updated_at, removed, stale}], the
+# times as ISO text.
 # Insert or update; ``created_at`` is kept from the first save, as in SQLite. Returns how
 # many rows found both ends, so that a missing CI is an error rather than a silent skip.
 SAVE_RELATIONSHIPS = _per_type(
@@ -589,8 +596,8 @@ SAVE_RELATIONSHIPS = _per_type(
     MATCH (a:CI {id: row.from_id})
     MATCH (b:CI {id: row.to_id})
     MERGE (a)-[r:$$TYPE$$]->(b)
-    ON CREATE SET r.created_at = row.created_at
-    SET r.key = row.key, r.attributes = row.attributes, r.updated_at = row.updated_at,
+    ON CREATE SET r.created_at = datetime(row.created_at)
+    SET r.key = row.key, r.attributes = row.attributes, r.updated_at = datetime(row.updated_at),
         r.removed = row.removed, r.stale = row.stale, r.change_seq = $change_seq
     RETURN count(r) AS saved
     """,
@@ -760,12 +767,12 @@ SIGHTINGS = _statement(
 # -- history and conflicts -------------------------------------------------------------
 
 # rows: [{seq, at, ci_id, kind, field, old, new, source, actor, run_id, other_ci_id}];
-# ``old`` and ``new`` are JSON text, absent values are null (not stored).
+# ``at`` is ISO text, ``old`` and ``new`` are JSON text, absent values are null (not stored).
 CREATE_HISTORY = _statement(
     "CREATE_HISTORY",
     """
     UNWIND $rows AS row
-    CREATE (:HistoryEntry {seq: row.seq, at: row.at, ci_id: row.ci_id, kind: row.kind,
+    CREATE (:HistoryEntry {seq: row.seq, at: datetime(row.at), ci_id: row.ci_id, kind: row.kind,
                            field: row.field, old: row.old, new: row.new, source: row.source,
                            actor: row.actor, run_id: row.run_id, other_ci_id: row.other_ci_id})
     """,
@@ -896,13 +903,15 @@ DUMP_CONFLICTS = _statement(
 
 # -- restore (an empty store; ids, seqs and times are kept) ----------------------------
 
-# rows: [{ci_id, source, first_seen, last_seen, last_run, missed_runs, stale}]
+# rows: [{ci_id, source, first_seen, last_seen, last_run, missed_runs, stale}], the times
+# as ISO text
 RESTORE_CI_SIGHTINGS = _statement(
     "RESTORE_CI_SIGHTINGS",
     """
     UNWIND $rows AS row
-    CREATE (:CISighting {ci_id: row.ci_id, source: row.source, first_seen: row.first_seen,
-                         last_seen: row.last_seen, last_run: row.last_run,
+    CREATE (:CISighting {ci_id: row.ci_id, source: row.source,
+                         first_seen: datetime(row.first_seen),
+                         last_seen: datetime(row.last_seen), last_run: row.last_run,
                          missed_runs: row.missed_runs, stale: row.stale})
     """,
     "rows",
@@ -913,8 +922,8 @@ RESTORE_RELATIONSHIP_SIGHTINGS = _statement(
     """
     UNWIND $rows AS row
     CREATE (:RelationshipSighting {from_id: row.from_id, type: row.type, to_id: row.to_id,
-                                   source: row.source, first_seen: row.first_seen,
-                                   last_seen: row.last_seen, last_run: row.last_run,
+                                   source: row.source, first_seen: datetime(row.first_seen),
+                                   last_seen: datetime(row.last_seen), last_run: row.last_run,
                                    missed_runs: row.missed_runs, stale: row.stale})
     """,
     "rows",
