@@ -204,6 +204,16 @@ class GraphWriter(Protocol):
         source that ever reported them. Sweeping the run a source swept last again (a
         replayed run) counts nothing and returns nothing."""
 
+    def sweep_unseen_part(
+        self, source: str, run_id: str, stale_after: int, limit: int | None
+    ) -> tuple[list[str], list[RelationshipKey], bool]:
+        """``sweep_unseen`` in parts, each in its own unit, for a sweep too big for one
+        transaction: counts the missed run of at most ``limit`` items (None: all) that no
+        earlier part of this run's sweep counted, and returns what became stale, as
+        ``sweep_unseen`` does, and whether the sweep is finished. Call it with the same
+        run until it is. Once finished, the same run again counts nothing. A store that
+        holds a sweep of any size in one unit may finish it in the first part."""
+
     def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
         """Mark stale every sighting last seen before ``before`` (a source that stopped
         reporting altogether). Returns the CIs and relationships that became stale for every

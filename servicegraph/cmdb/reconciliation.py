@@ -190,7 +190,9 @@ class Reconciler:
         Between units other writers may run; what the plan read may then be out of date,
         and a unit that meets it (an identifier another writer took meanwhile) fails as a
         unit, as a concurrent ``apply`` would have been refused by the write lock. The
-        sweep's unit holds what the run marks stale, however many that is.
+        sweep runs in units of at most ``slice_size`` unseen items too; one that fails
+        part-way has counted the missed run of the items its committed units hold (the
+        run did not see them) and of no others.
         """
         from servicegraph.cmdb.slices import SlicedRun
 

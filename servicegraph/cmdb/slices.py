@@ -18,9 +18,9 @@ load runs into the server's transaction memory ceiling. Here the same steps run 
 3. **relationships**, at most ``slice_size`` a unit, each with its sighting, stale flag and
    history (both ends exist by now);
 4. **conflicts**, at most ``slice_size`` a unit;
-5. for a complete source, the **stale sweep** in a last unit: it must see every sighting of
-   the run, which all carry the one run id. Its size is what the run marks stale, not the
-   load.
+5. for a complete source, the **stale sweep**, after every sighting of the run (they all
+   carry the one run id), in units of at most ``slice_size`` of the items the run did not
+   see, each with the flags and history of those it marks stale.
 
 The plan reads under the write lock but writes nothing; between units other writers may
 run. What that costs is documented on ``Reconciler.apply_in_slices``.
@@ -167,8 +167,10 @@ class SlicedRun:
             with self._unit(len(part)) as writer:
                 writer.add_conflicts(part)
         if self.batch.complete:
-            with self._unit(0) as writer:
-                self._sweep(writer, cis)
+            finished = False
+            while not finished:
+                with self._unit(0) as writer:
+                    finished = self._sweep(writer, cis)
         merged = relationships.merge
         return ReconcileReport(
             source=self.batch.source,
@@ -328,13 +330,15 @@ class SlicedRun:
         self._append(writer, [*history, *flips.history])
         self.totals.relationships_marked_stale += flips.marked_stale
 
-    def _sweep(self, writer: GraphWriter, plan: CIPlan) -> None:
-        """The stale sweep of a complete source: after every sighting of the run."""
+    def _sweep(self, writer: GraphWriter, plan: CIPlan) -> bool:
+        """A part of the stale sweep of a complete source, after every sighting of the
+        run: at most ``slice_size`` items, with the flags and history of those that became
+        stale. Returns whether the sweep is finished."""
         from servicegraph.cmdb.reconciliation import _flip
 
         batch = self.batch
-        stale_cis, stale_rels = writer.sweep_unseen(
-            batch.source, batch.run_id, self.r.stale_after_runs
+        stale_cis, stale_rels, finished = writer.sweep_unseen_part(
+            batch.source, batch.run_id, self.r.stale_after_runs, self.size
         )
         ci_flips, rel_flips = _flip(
             writer, self.provenance, [], stale_cis, [], stale_rels, plan.changed
@@ -342,6 +346,7 @@ class SlicedRun:
         self._append(writer, [*ci_flips.history, *rel_flips.history])
         self.totals.cis_marked_stale += ci_flips.marked_stale
         self.totals.relationships_marked_stale += rel_flips.marked_stale
+        return finished
 
     def _append(self, writer: GraphWriter, history: list[HistoryEntry]) -> None:
         writer.append_history(history)

@@ -25,6 +25,7 @@ from servicegraph.cmdb.model import (
     Lifecycle,
     OperationalState,
     Relationship,
+    RelationshipKey,
 )
 from servicegraph.cmdb.ports import CIQuery, CISummary, EdgeChange, GraphStore
 
@@ -468,6 +469,48 @@ class StoreContract:
             w.record_sightings("erp", "r3", at(3), ["b"], [])
             assert w.sweep_unseen("erp", "r3", 2) == ([], [])
         assert {s.source: s.missed_runs for s in store.sightings("b")} == {"snmp": 2, "erp": 0}
+
+    def test_a_sweep_in_parts_counts_each_unseen_item_once(self, store: GraphStore) -> None:
+        ids = ["a", "b", "c", "d", "e"]
+        self.insert(store, *(make_ci(i) for i in ids))
+        rels = [make_rel("a", "DEPENDS_ON", "b"), make_rel("b", "DEPENDS_ON", "c")]
+        with store.write() as w:
+            w.save_relationships(rels, [])
+            w.record_sightings("snmp", "r1", at(1), ids, [r.key for r in rels])
+            w.record_sightings("snmp", "r2", at(2), ["e"], [])
+
+        def sweep(run: str) -> tuple[list[str], list[RelationshipKey], int]:
+            cis: list[str] = []
+            keys: list[RelationshipKey] = []
+            for part in range(1, 20):  # bounded: 6 unseen items, 2 a part
+                with store.write() as w:
+                    stale_cis, stale_rels, finished = w.sweep_unseen_part("snmp", run, 1, 2)
+                cis += stale_cis
+                keys += stale_rels
+                if finished:
+                    return cis, keys, part
+            raise AssertionError("the sweep never finished")
+
+        cis, keys, parts = sweep("r2")
+        assert sorted(cis) == ["a", "b", "c", "d"] and sorted(keys) == sorted(r.key for r in rels)
+        assert parts <= 4  # 6 items, 2 a part, and maybe one that finds nothing left
+        assert {i: store.sightings(i)[0].missed_runs for i in ids} == {
+            "a": 1,
+            "b": 1,
+            "c": 1,
+            "d": 1,
+            "e": 0,
+        }
+        # the finished run again counts nothing, in parts or whole
+        assert sweep("r2") == ([], [], 1)
+        with store.write() as w:
+            assert w.sweep_unseen("snmp", "r2", 1) == ([], [])
+        assert store.sightings("a")[0].missed_runs == 1
+        # the next run counts again; what is stale already is not reported again
+        assert sweep("r3")[:2] == (["e"], [])
+        assert store.sightings("a")[0].missed_runs == 2
+        with store.write() as w, pytest.raises(ValueError, match="limit"):
+            w.sweep_unseen_part("snmp", "r4", 1, 0)
 
     def test_sweep_is_scoped_to_the_source(self, store: GraphStore) -> None:
         self.insert(store, make_ci("a"))

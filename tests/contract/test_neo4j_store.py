@@ -161,6 +161,20 @@ def test_attribute_projection_follows_updates(neo4j_store: Neo4jGraphStore) -> N
     assert [c.id for c in neo4j_store.find_cis(CIQuery(attributes={"os": None}))] == ["ci-a"]
 
 
+def test_a_sweep_part_holds_at_most_its_limit(neo4j_store: Neo4jGraphStore) -> None:
+    """Neo4j really splits a sweep (the contract lets a store finish in one part): the
+    first part of six unseen items, two a part, counts two and is not finished."""
+    import datetime as dt
+
+    ids = [f"ci-{n}" for n in range(6)]
+    with neo4j_store.write() as w:
+        w.insert_cis([make_ci(i) for i in ids])
+        w.record_sightings("snmp", "r1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), ids, [])
+    with neo4j_store.write() as w:
+        assert w.sweep_unseen_part("snmp", "r2", 5, 2) == ([], [], False)
+    assert sorted(neo4j_store.sightings(i)[0].missed_runs for i in ids) == [0, 0, 0, 0, 1, 1]
+
+
 def test_change_seq_of_other_hosts_is_at_most_one_poll_interval_old(
     neo4j_store: Neo4jGraphStore,
 ) -> None:

@@ -1,5 +1,6 @@
 """A load larger than Neo4j's per-transaction memory ceiling: refused as one transaction,
-imported whole by ``servicegraph import --commit-every`` in bounded ones.
+imported whole by ``servicegraph import --commit-every`` in bounded ones; and so is the
+stale sweep of a complete source that stopped reporting nearly all of it.
 
 The server of this module is started with ``db.memory.transaction.max`` at
 ``CEILING_MB``; the load (``benchmarks/topology.py``) is sized to exceed it several times
@@ -20,6 +21,7 @@ import pytest
 from benchmarks.topology import generate, to_import_json
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.errors import StoreError
+from servicegraph.cmdb.observation import ObservationBatch
 from servicegraph.cmdb.reconciliation import Reconciler
 from servicegraph.storage.neo4j.store import Neo4jGraphStore
 from tests.neo4j_server import Neo4jAddress, Neo4jServer, launcher_unavailable
@@ -97,6 +99,28 @@ def test_one_transaction_over_the_ceiling_fails_bounded_ones_succeed(
     replay = json.loads(again.stdout)
     assert (replay["cis_created"], replay["cis_updated"], replay["history_entries"]) == (0, 0, 0)
     assert replay["cis_unchanged"] == len(batch.cis)
+
+    # The source's whole view is now one CI: its sweep marks everything else stale, more
+    # than one transaction may hold, so it runs in bounded parts too.
+    only = ObservationBatch(source="import", cis=[batch.cis[0]], complete=True)
+    store = Neo4jGraphStore(ceiling.uri, **ceiling.store_settings())
+    try:
+        r = services.reconciler
+        one_unit = Reconciler(
+            store, r.classes, r.rules, r.identifier_rules, r.precedence, stale_after_runs=1
+        )
+        with pytest.raises(StoreError, match=r"db\.memory\.transaction\.max"):
+            one_unit.apply(only)
+    finally:
+        store.close()
+    view = tmp_path / "one-ci.json"
+    view.write_text(json.dumps(to_import_json(only)), encoding="utf-8")
+    env["SERVICEGRAPH_STALE_AFTER_RUNS"] = "1"
+    swept = cli("import", str(view), "--complete", "--commit-every", str(COMMIT_EVERY), "--json")
+    assert swept.returncode == 0, swept.stderr
+    sweep = json.loads(swept.stdout)
+    assert sweep["cis_marked_stale"] == len(batch.cis) - 1
+    assert sweep["relationships_marked_stale"] == len(batch.relationships)
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

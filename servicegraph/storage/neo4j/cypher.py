@@ -119,8 +119,11 @@ PROPERTY_KEYS: tuple[str, ...] = tuple(
             "last_seen",
             "last_run",
             "missed_runs",
+            "swept",
             # SourceSweep
             "run_id",
+            "done",
+            "sweep",
             # HistoryEntry
             "seq",
             "at",
@@ -189,6 +192,7 @@ PARAMETERS: Mapping[str, Any] = {
     "source": "snmp",
     "stale": None,
     "stale_after": 3,
+    "sweep": 1,
     "timeout": 300,
     "to_ci": "ci-1",
     "types": None,
@@ -673,47 +677,65 @@ RECORD_RELATIONSHIP_SIGHTINGS = _statement(
     "at",
     "run_id",
 )
-# Remembers the run a source swept last; returns the one before.
+# Remembers the run a source sweeps, whether its sweep is finished and its number;
+# returns the run before, whether that one was finished, and the number this sweep marks
+# its items with. The same run again is a replay when its sweep finished, else the next
+# part of it.
 CLAIM_SWEEP = _statement(
     "CLAIM_SWEEP",
     """
     MERGE (w:SourceSweep {source: $source})
-    WITH w, w.run_id AS previous
-    SET w.run_id = $run_id
-    RETURN previous
+    WITH w, w.run_id AS previous, coalesce(w.done, true) AS previous_done,
+         coalesce(w.sweep, 0) AS number
+    WITH w, previous, previous_done, number, coalesce(previous = $run_id, false) AS again
+    SET w.run_id = $run_id,
+        w.done = CASE WHEN again THEN previous_done ELSE false END,
+        w.sweep = CASE WHEN again THEN number ELSE number + 1 END
+    RETURN previous, previous_done, w.sweep AS sweep
     """,
     "source",
     "run_id",
 )
-# One missed run for everything the source saw before but not in this run; returns what
-# crossed the threshold now.
+FINISH_SWEEP = _statement(
+    "FINISH_SWEEP", "MATCH (w:SourceSweep {source: $source}) SET w.done = true", "source"
+)
+# One missed run for at most $limit of the items the source saw before but neither in
+# this run nor in an earlier part of this sweep (``swept``, the sweep's number); returns
+# them, with whether they crossed the threshold now.
 SWEEP_CI_SIGHTINGS = _statement(
     "SWEEP_CI_SIGHTINGS",
     """
     MATCH (s:CISighting {source: $source})
-    WHERE s.last_run IS NULL OR s.last_run <> $run_id
+    WHERE (s.last_run IS NULL OR s.last_run <> $run_id)
+      AND (s.swept IS NULL OR s.swept <> $sweep)
+    WITH s LIMIT $limit
     WITH s, s.missed_runs + 1 AS missed
-    SET s.missed_runs = missed, s.stale = missed >= $stale_after
-    WITH s, missed WHERE missed = $stale_after
-    RETURN s.ci_id AS ci_id
+    SET s.missed_runs = missed, s.stale = missed >= $stale_after, s.swept = $sweep
+    RETURN s.ci_id AS ci_id, missed = $stale_after AS newly_stale
     """,
     "source",
     "run_id",
     "stale_after",
+    "sweep",
+    "limit",
 )
 SWEEP_RELATIONSHIP_SIGHTINGS = _statement(
     "SWEEP_RELATIONSHIP_SIGHTINGS",
     """
     MATCH (s:RelationshipSighting {source: $source})
-    WHERE s.last_run IS NULL OR s.last_run <> $run_id
+    WHERE (s.last_run IS NULL OR s.last_run <> $run_id)
+      AND (s.swept IS NULL OR s.swept <> $sweep)
+    WITH s LIMIT $limit
     WITH s, s.missed_runs + 1 AS missed
-    SET s.missed_runs = missed, s.stale = missed >= $stale_after
-    WITH s, missed WHERE missed = $stale_after
-    RETURN s.from_id AS from_id, s.type AS type, s.to_id AS to_id
+    SET s.missed_runs = missed, s.stale = missed >= $stale_after, s.swept = $sweep
+    RETURN s.from_id AS from_id, s.type AS type, s.to_id AS to_id,
+           missed = $stale_after AS newly_stale
     """,
     "source",
     "run_id",
     "stale_after",
+    "sweep",
+    "limit",
 )
 # Of these CIs, those no source still vouches for.
 # sightings of sources that stopped reporting: stale by age, not by missed runs

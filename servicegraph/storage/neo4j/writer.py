@@ -29,6 +29,7 @@ from servicegraph.cmdb.ports import (
 )
 from servicegraph.storage.neo4j import cypher
 from servicegraph.storage.neo4j.records import (
+    INT64,
     T,
     batches,
     ci_properties,
@@ -288,17 +289,45 @@ class Neo4jWriter:
     def sweep_unseen(
         self, source: str, run_id: str, stale_after: int
     ) -> tuple[list[str], list[RelationshipKey]]:
-        def work() -> tuple[list[str], list[RelationshipKey]]:
+        stale_cis, stale_rels, _ = self.sweep_unseen_part(source, run_id, stale_after, None)
+        return stale_cis, stale_rels
+
+    def sweep_unseen_part(
+        self, source: str, run_id: str, stale_after: int, limit: int | None
+    ) -> tuple[list[str], list[RelationshipKey], bool]:
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        budget = INT64[1] if limit is None else limit  # LIMIT takes an integer, not null
+
+        def work() -> tuple[list[str], list[RelationshipKey], bool]:
             record = run(self._tx, cypher.CLAIM_SWEEP, source=source, run_id=run_id).single()
-            if record is not None and record["previous"] == run_id:
-                return [], []  # a replayed run counts once
-            params = {"source": source, "run_id": run_id, "stale_after": stale_after}
-            newly_stale = [r["ci_id"] for r in run(self._tx, cypher.SWEEP_CI_SIGHTINGS, **params)]
-            newly_stale_rels = [
-                rel_key_row((r["from_id"], r["type"], r["to_id"]))
-                for r in run(self._tx, cypher.SWEEP_RELATIONSHIP_SIGHTINGS, **params)
-            ]
-            return self._stale_everywhere(newly_stale, newly_stale_rels)
+            if record is not None and record["previous"] == run_id and record["previous_done"]:
+                return [], [], True  # a replayed run counts once
+            params = {
+                "source": source,
+                "run_id": run_id,
+                "stale_after": stale_after,
+                "sweep": record["sweep"] if record is not None else 1,
+            }
+            swept = list(run(self._tx, cypher.SWEEP_CI_SIGHTINGS, **params, limit=budget))
+            left = budget - len(swept)
+            swept_rels = (
+                list(run(self._tx, cypher.SWEEP_RELATIONSHIP_SIGHTINGS, **params, limit=left))
+                if left
+                else []
+            )
+            done = left > 0 and len(swept_rels) < left
+            if done:
+                run(self._tx, cypher.FINISH_SWEEP, source=source).consume()
+            stale_cis, stale_rels = self._stale_everywhere(
+                [r["ci_id"] for r in swept if r["newly_stale"]],
+                [
+                    rel_key_row((r["from_id"], r["type"], r["to_id"]))
+                    for r in swept_rels
+                    if r["newly_stale"]
+                ],
+            )
+            return stale_cis, stale_rels, done
 
         return self._do("sweeping unseen items", work)
 

@@ -286,6 +286,15 @@ class SqliteWriter:
         ]
         return self._stale_everywhere(newly_stale, newly_stale_rels)
 
+    def sweep_unseen_part(
+        self, source: str, run_id: str, stale_after: int, limit: int | None
+    ) -> tuple[list[str], list[RelationshipKey], bool]:
+        # SQLite has no transaction memory ceiling: the whole sweep is the first part.
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        stale_cis, stale_rels = self.sweep_unseen(source, run_id, stale_after)
+        return stale_cis, stale_rels, True
+
     def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
         cutoff = to_us(before)
         expired = [
