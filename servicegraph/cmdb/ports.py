@@ -196,6 +196,18 @@ class GraphWriter(Protocol):
 
         Returns the CIs and relationships that were stale for this source before."""
 
+    def record_first_sightings(
+        self,
+        source: str,
+        run_id: str,
+        at: dt.datetime,
+        ci_ids: Iterable[str],
+        relationship_keys: Iterable[RelationshipKey],
+    ) -> None:
+        """``record_sightings`` for items that have no sighting yet (a run's own new CIs
+        and the relationships that end at one): none can have been stale. A store may
+        write them without looking for one first, and refuse one that has a sighting."""
+
     def sweep_unseen(
         self, source: str, run_id: str, stale_after: int
     ) -> tuple[list[str], list[RelationshipKey]]:

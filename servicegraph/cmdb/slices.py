@@ -99,6 +99,8 @@ class RelationshipPlan:
     keys: list[RelationshipKey]  # the relationships the batch reported (resolved)
     merge: RelationshipMerge
     conflicts: list[Conflict]
+    # those with an end the batch creates: the store cannot hold them, nor their sightings
+    first_seen: set[RelationshipKey] = field(default_factory=set)
 
 
 @dataclass
@@ -283,12 +285,11 @@ class SlicedRun:
             raise ValidationErrors([*ends.errors, *errors])
         # A relationship with an end the batch creates cannot be stored yet: a first load
         # asks the store about none of its relationships.
-        current = reader.load_relationships(
-            [k for k in resolved if k[0] not in cis.created and k[2] not in cis.created]
-        )
+        first_seen = {k for k in resolved if k[0] in cis.created or k[2] in cis.created}
+        current = reader.load_relationships([k for k in resolved if k not in first_seen])
         observed = {key: r.attributes for key, r in resolved.items()}
         merge = merge_relationships(observed, current, self.provenance)
-        return RelationshipPlan(list(resolved), merge, ends.conflicts)
+        return RelationshipPlan(list(resolved), merge, ends.conflicts, first_seen)
 
     # -- the units -----------------------------------------------------------------------
 
@@ -307,6 +308,9 @@ class SlicedRun:
             writer.set_keys(self.batch.source, keys)
         batch, provenance = self.batch, self.provenance
         seen = [i for i in plan.seen if i in wanted]
+        first = [i for i in seen if i in plan.created]
+        writer.record_first_sightings(batch.source, batch.run_id, provenance.at, first, [])
+        seen = [i for i in seen if i not in plan.created]
         fresh, _ = writer.record_sightings(batch.source, batch.run_id, provenance.at, seen, [])
         flips, _ = _flip(writer, provenance, fresh, [], [], [], plan.changed)
         history = [e for i in ids for e in plan.history.get(i, ())]
@@ -324,7 +328,10 @@ class SlicedRun:
             [r for r in merge.new if r.key in wanted], [r for r in merge.changed if r.key in wanted]
         )
         batch, provenance = self.batch, self.provenance
-        _, fresh = writer.record_sightings(batch.source, batch.run_id, provenance.at, [], keys)
+        first = [k for k in keys if k in plan.first_seen]
+        writer.record_first_sightings(batch.source, batch.run_id, provenance.at, [], first)
+        seen = [k for k in keys if k not in plan.first_seen]
+        _, fresh = writer.record_sightings(batch.source, batch.run_id, provenance.at, [], seen)
         _, flips = _flip(writer, provenance, [], [], fresh, [], {})
         history = [e for e in merge.history if (e.ci_id, e.field, e.other_ci_id) in wanted]
         self._append(writer, [*history, *flips.history])

@@ -470,6 +470,33 @@ class StoreContract:
             assert w.sweep_unseen("erp", "r3", 2) == ([], [])
         assert {s.source: s.missed_runs for s in store.sightings("b")} == {"snmp": 2, "erp": 0}
 
+    def test_first_sightings_are_sightings(self, store: GraphStore) -> None:
+        self.insert(store, make_ci("a"), make_ci("b"))
+        ab = make_rel("a", "DEPENDS_ON", "b")
+        with store.write() as w:
+            w.save_relationships([ab], [])
+            w.record_first_sightings("snmp", "r1", at(1), ["a"], [ab.key])
+            w.record_sightings("snmp", "r1", at(1), ["b"], [])
+        assert store.sightings("a") == store.sightings("b")
+        (s,) = store.sightings("a")
+        assert (s.source, s.first_seen, s.last_seen, s.last_run, s.missed_runs, s.stale) == (
+            "snmp",
+            at(1),
+            at(1),
+            "r1",
+            0,
+            False,
+        )
+        with store.write() as w:
+            assert w.record_sightings("snmp", "r2", at(2), ["a"], [ab.key]) == ([], [])
+        assert (store.sightings("a")[0].first_seen, store.sightings("a")[0].last_seen) == (
+            at(1),
+            at(2),
+        )
+        with store.write() as w:
+            stale_cis, stale_rels = w.sweep_unseen("snmp", "r3", 1)
+        assert (sorted(stale_cis), stale_rels) == (["a", "b"], [ab.key])
+
     def test_a_sweep_in_parts_counts_each_unseen_item_once(self, store: GraphStore) -> None:
         ids = ["a", "b", "c", "d", "e"]
         self.insert(store, *(make_ci(i) for i in ids))

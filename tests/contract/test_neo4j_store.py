@@ -161,6 +161,24 @@ def test_attribute_projection_follows_updates(neo4j_store: Neo4jGraphStore) -> N
     assert [c.id for c in neo4j_store.find_cis(CIQuery(attributes={"os": None}))] == ["ci-a"]
 
 
+def test_a_first_sighting_of_an_item_seen_before_is_refused(
+    neo4j_store: Neo4jGraphStore,
+) -> None:
+    """Neo4j writes first sightings without looking for one: its constraint is what
+    stops a wrong caller, and the unit fails whole."""
+    import datetime as dt
+
+    from servicegraph.cmdb.errors import StoreError
+
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    with neo4j_store.write() as w:
+        w.insert_cis([make_ci("ci-a")])
+        w.record_sightings("snmp", "r1", when, ["ci-a"], [])
+    with pytest.raises(StoreError, match="first sightings"), neo4j_store.write() as w:
+        w.record_first_sightings("snmp", "r2", when, ["ci-a"], [])
+    assert neo4j_store.sightings("ci-a")[0].last_run == "r1"
+
+
 def test_a_sweep_part_holds_at_most_its_limit(neo4j_store: Neo4jGraphStore) -> None:
     """Neo4j really splits a sweep (the contract lets a store finish in one part): the
     first part of six unseen items, two a part, counts two and is not finished."""

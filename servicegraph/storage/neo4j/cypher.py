@@ -677,6 +677,35 @@ RECORD_RELATIONSHIP_SIGHTINGS = _statement(
     "at",
     "run_id",
 )
+# The first sightings of items that have none (``record_first_sightings``): created
+# without the MERGE's lookup, which costs as much again; the uniqueness constraints refuse
+# an item that does have one.
+FIRST_CI_SIGHTINGS = _statement(
+    "FIRST_CI_SIGHTINGS",
+    """
+    UNWIND $ids AS id
+    CREATE (:CISighting {ci_id: id, source: $source, first_seen: $at, last_seen: $at,
+                         last_run: $run_id, missed_runs: 0, stale: false})
+    """,
+    "ids",
+    "source",
+    "at",
+    "run_id",
+)
+# rows: [{from_id, type, to_id}]
+FIRST_RELATIONSHIP_SIGHTINGS = _statement(
+    "FIRST_RELATIONSHIP_SIGHTINGS",
+    """
+    UNWIND $rows AS row
+    CREATE (:RelationshipSighting {from_id: row.from_id, type: row.type, to_id: row.to_id,
+                                   source: $source, first_seen: $at, last_seen: $at,
+                                   last_run: $run_id, missed_runs: 0, stale: false})
+    """,
+    "rows",
+    "source",
+    "at",
+    "run_id",
+)
 # Remembers the run a source sweeps, whether its sweep is finished and its number;
 # returns the run before, whether that one was finished, and the number this sweep marks
 # its items with. The same run again is a replay when its sweep finished, else the next

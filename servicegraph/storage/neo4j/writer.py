@@ -286,6 +286,27 @@ class Neo4jWriter:
 
         return self._do("recording sightings", work)
 
+    def record_first_sightings(
+        self,
+        source: str,
+        run_id: str,
+        at: dt.datetime,
+        ci_ids: Iterable[str],
+        relationship_keys: Iterable[RelationshipKey],
+    ) -> None:
+        ids = unique(ci_ids)
+        keys = unique(relationship_keys)
+        params = {"source": source, "at": to_neo4j_time(at), "run_id": run_id}
+
+        def work() -> None:
+            for batch in batches(ids, self._size):
+                run(self._tx, cypher.FIRST_CI_SIGHTINGS, ids=list(batch), **params).consume()
+            for key_batch in batches(keys, self._size):
+                rows = [rel_key_row(k) for k in key_batch]
+                run(self._tx, cypher.FIRST_RELATIONSHIP_SIGHTINGS, rows=rows, **params).consume()
+
+        self._do("recording first sightings (has an item one already?)", work)
+
     def sweep_unseen(
         self, source: str, run_id: str, stale_after: int
     ) -> tuple[list[str], list[RelationshipKey]]:

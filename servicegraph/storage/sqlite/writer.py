@@ -286,6 +286,17 @@ class SqliteWriter:
         ]
         return self._stale_everywhere(newly_stale, newly_stale_rels)
 
+    def record_first_sightings(
+        self,
+        source: str,
+        run_id: str,
+        at: dt.datetime,
+        ci_ids: Iterable[str],
+        relationship_keys: Iterable[RelationshipKey],
+    ) -> None:
+        # An upsert costs SQLite no more than an insert.
+        self.record_sightings(source, run_id, at, ci_ids, relationship_keys)
+
     def sweep_unseen_part(
         self, source: str, run_id: str, stale_after: int, limit: int | None
     ) -> tuple[list[str], list[RelationshipKey], bool]:
