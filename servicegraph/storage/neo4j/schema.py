@@ -52,4 +52,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             *((cypher.CREATE_WRITE_LOCK, {"name": name}) for name in dict.fromkeys(_LOCKS)),
         ),
     ),
+    Migration(
+        3,
+        "incidents saved before their root alert are named when it is saved",
+        ticket_cypher.SCHEMA_3,
+        ((ticket_cypher.NAME_UNNAMED_INCIDENTS, {}),),
+    ),
 )

@@ -8,10 +8,10 @@ incident_rows.py``), property for column, so that the SQLite codecs read and wri
 * ``(:Alert)`` an ``alert`` row, unique ``fingerprint``; ``-[:RAISED_ON]->(:CI)`` for its
   ``ci_id`` and ``-[:GROUPED_IN]->(:Incident)`` for its ``incident_id``.
 * ``(:Incident)`` an ``incident`` row, unique ``id`` and ``number``, with
-  ``root_signature`` (the root alert's ``source/name`` when the incident was saved, as
-  SQLite files it), ``sla_due_at`` (part C's ``sla_nodes`` keep it) and ``ci_ids``: the
-  ``ticket_ci`` rows, the CIs people named (``affected_ci_ids``) as a list, absent when
-  there are none. Service requests carry the extra label ``:ServiceRequest``.
+  ``root_signature`` (the root alert's ``source/name``, set by whichever of the two is
+  saved last, as SQLite files it), ``sla_due_at`` (part C's ``sla_nodes`` keep it) and
+  ``ci_ids``: the ``ticket_ci`` rows, the CIs people named (``affected_ci_ids``) as a
+  list, absent when there are none. Service requests carry the extra label ``:ServiceRequest``.
   ``-[:AFFECTS]->(:CI)`` for each affected CI and the root, ``-[:ROOT_CAUSE]->(:CI)`` for
   the root, ``-[:INSTANCE_OF {problem_id, incident_id, linked_at}]->(:Problem)`` for each
   ``problem_incident`` row.
@@ -218,6 +218,10 @@ SAVE_ALERTS = _statement(
         MATCH (i:Incident {id: a.incident_id})
         MERGE (a)-[:GROUPED_IN]->(i)
     }
+    CALL (a) {
+        MATCH (i:Incident {root_fingerprint: a.fingerprint}) WHERE i.root_signature IS NULL
+        SET i.root_signature = a.source + '/' + a.name
+    }
     """,
     "rows",
 )
@@ -285,7 +289,7 @@ _INCIDENT_LINKS = """
 """
 # rows: [{props: {<INCIDENT_PROPERTIES>, ci_ids}}]: every column replaced (a null one
 # removed), ``sla_due_at`` kept (the SLA clocks'), the root alert's name filed as SQLite
-# files it: looked up now, so an incident saved before its root alert has none.
+# files it: looked up now, or by SAVE_ALERTS when the alert is saved after the incident.
 SAVE_INCIDENTS = _statement(
     "SAVE_INCIDENTS",
     f"""
@@ -970,6 +974,20 @@ SCHEMA: tuple[Statement, ...] = (
     _unique("alert_cycle_key", "AlertCycle", "fingerprint", "fired_at"),
     _index("alert_cycle_fingerprint", "AlertCycle", "fingerprint"),
     _index("alert_cycle_incident", "AlertCycle", "incident_id"),
+)
+
+# Migration 3: SAVE_ALERTS names the incidents saved before their root alert through this
+# index, and those saved so before it get their name now.
+SCHEMA_3: tuple[Statement, ...] = (
+    _index("incident_root_fingerprint", "Incident", "root_fingerprint"),
+)
+NAME_UNNAMED_INCIDENTS = _statement(
+    "NAME_UNNAMED_INCIDENTS",
+    """
+    MATCH (i:Incident) WHERE i.root_signature IS NULL AND i.root_fingerprint IS NOT NULL
+    MATCH (a:Alert {fingerprint: i.root_fingerprint})
+    SET i.root_signature = a.source + '/' + a.name
+    """,
 )
 LOCKS: tuple[str, ...] = ()
 SEQUENCES: tuple[str, ...] = (

@@ -137,6 +137,11 @@ UPDATE_INCIDENT = (
     + " WHERE id = ?"
 )
 INCIDENT_PLACEHOLDERS = ", ".join("?" for _ in INCIDENT_COLUMNS.split(","))
+# An incident saved before its root alert (in the same unit) gets the signature when the
+# alert is saved; a fingerprint's source and name never change.
+NAME_INCIDENTS_OF_ALERT = (
+    "UPDATE incident SET root_signature = ? WHERE root_fingerprint = ? AND root_signature IS NULL"
+)
 # the root alert's signature, for problems that recur across CIs
 SAVE_INCIDENT = upsert(
     "incident",

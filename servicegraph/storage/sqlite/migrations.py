@@ -608,4 +608,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE alert ADD COLUMN change_id TEXT;
     CREATE INDEX alert_change ON alert (change_id) WHERE change_id IS NOT NULL;
     """,
+    # 14: an incident saved before its root alert gets the alert's "source/name" when the
+    # alert is saved (save_alerts finds its incidents through this index), and those
+    # saved so before this release get it now
+    """
+    CREATE INDEX incident_root_fingerprint ON incident (root_fingerprint)
+        WHERE root_fingerprint IS NOT NULL;
+    UPDATE incident SET root_signature = (
+        SELECT a.source || '/' || a.name FROM alert AS a
+        WHERE a.fingerprint = incident.root_fingerprint
+    )
+    WHERE root_signature IS NULL AND root_fingerprint IS NOT NULL;
+    """,
 ]

@@ -18,6 +18,7 @@ from servicegraph.storage.sqlite.file import to_us
 from servicegraph.storage.sqlite.incident_rows import (
     ALERT_COLUMNS,
     INCIDENT_FIELDS,
+    NAME_INCIDENTS_OF_ALERT,
     PROBLEM_COLUMNS,
     SAVE_ALERT,
     SAVE_INCIDENT,
@@ -164,6 +165,9 @@ class SqliteTicketUnit:
 
     def save_alerts(self, alerts: Sequence[Alert]) -> None:
         self._conn.executemany(SAVE_ALERT, [alert_row(a) for a in alerts])
+        self._conn.executemany(
+            NAME_INCIDENTS_OF_ALERT, [(f"{a.source}/{a.name}", a.fingerprint) for a in alerts]
+        )
 
     def save_incidents(self, incidents: Sequence[Incident]) -> None:
         if self._sla is not None:  # which are new: their whole history is in this unit
