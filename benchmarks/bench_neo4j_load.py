@@ -46,6 +46,7 @@ from servicegraph.cmdb.reconciliation import Reconciler
 from servicegraph.config import Settings
 from servicegraph.runtime.heap import collector_paused
 from servicegraph.storage.neo4j.store import Neo4jGraphStore
+from tests.contract.neo4j_stores import fresh_graph
 from tests.neo4j_server import Neo4jAddress, Neo4jServer, address_from_environment
 
 TARGET_RATIO = 2.0  # ours <= 2x the raw MERGE
@@ -69,10 +70,9 @@ def neo4j_address(heap: str) -> Iterator[Neo4jAddress]:
 
 
 def emptied(address: Neo4jAddress) -> Neo4jGraphStore:
-    store = Neo4jGraphStore(address.uri, **address.store_settings())
-    store.delete_everything()
-    store.migrate()
-    return store
+    """The contracts' emptied, migrated database, with the deployment's statement size
+    (``SERVICEGRAPH_NEO4J_BATCH_SIZE``; the contracts use 3 rows)."""
+    return fresh_graph(address, batch_size=Settings().neo4j_batch_size)
 
 
 def reconcile(address: Neo4jAddress, batch: ObservationBatch, size: int) -> tuple[float, Any]:
