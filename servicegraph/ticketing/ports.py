@@ -134,14 +134,14 @@ class TicketUnit(Protocol):
 
     # -- write ----------------------------------------------------------------------------------
 
-    def save_alerts(self, alerts: Sequence[Alert]) -> None: ...
+    def save_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Insert or replace whole alerts; the incidents whose root alert one is, saved
+        before it, are filed under its ``source/name`` now."""
 
     def save_incidents(self, incidents: Sequence[Incident]) -> None:
-        """Insert or replace whole incidents (correlation's write). Save an incident's root
-        alert first (in this unit or an earlier one): the SQLite adapter files the incident
-        under its root alert's ``source/name`` when it is saved, which ``incidents_named``
-        and ``count_roots_named`` search (the contract suite's strict xfail shows the
-        gap)."""
+        """Insert or replace whole incidents (correlation's write), each filed under its
+        root alert's ``source/name`` (which ``incidents_named`` and ``count_roots_named``
+        search) if that alert is saved, else when it is."""
 
     def update_incidents(self, incidents: Sequence[Incident]) -> None:
         """Write what people change on incidents: status, resolved_at, updated_at,
