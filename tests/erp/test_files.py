@@ -303,7 +303,8 @@ def test_every_bad_row_of_a_messy_export_is_reported(tmp_path: Path) -> None:
     assert [line for line, serial in serials.items() if serial == ""] == bad["missing_serial"]
 
 
-def test_a_hundred_thousand_rows_read_well_under_two_seconds(tmp_path: Path) -> None:
+def test_a_hundred_thousand_cp1251_rows_are_read_whole(tmp_path: Path) -> None:
+    # how fast is benchmarks/bench_erp.py's "read 100k-row CSV" line, not an assertion here
     path = tmp_path / "big.csv"
     header = ";".join(f"Col{i}" for i in range(12))
     row = "БП-{0:06d};FOC{0:08d};Коммутатор Cisco Catalyst 2960;Коммутатор;ЦФО-01;Иванов И.И.;"
@@ -312,12 +313,10 @@ def test_a_hundred_thousand_rows_read_well_under_two_seconds(tmp_path: Path) -> 
     path.write_bytes(text.encode("cp1251"))
     spec = {"kind": "csv", "path": str(path), "key": "Col0", "class": "server"}
     feed = FileFeed(build_source("x", spec, path="erp.sources.x"))
-    started = time.perf_counter()
     got = feed.read()
-    elapsed = time.perf_counter() - started
     assert len(got.records) == 100_000 and got.errors == []
+    assert got.records[-1].fields["Col0"] == "БП-099999"
     assert got.records[-1].fields["Col8"] == "x"
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
 
 
 # --- XLSX -------------------------------------------------------------------------------
