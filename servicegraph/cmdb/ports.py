@@ -226,10 +226,15 @@ class GraphWriter(Protocol):
         run until it is. Once finished, the same run again counts nothing. A store that
         holds a sweep of any size in one unit may finish it in the first part."""
 
-    def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
-        """Mark stale every sighting last seen before ``before`` (a source that stopped
-        reporting altogether). Returns the CIs and relationships that became stale for every
-        source that ever reported them."""
+    def expire_sightings(
+        self, before: dt.datetime, limit: int | None = None
+    ) -> tuple[list[str], list[RelationshipKey], bool]:
+        """Mark stale the sightings last seen before ``before`` (a source that stopped
+        reporting altogether), at most ``limit`` of them (None: all), so that an expiry of
+        any size runs in units of bounded size. Returns the CIs and relationships that
+        became stale for every source that ever reported them, and whether no such
+        sighting is left. Call it in new units until it is. A store that holds an expiry of
+        any size in one unit may finish it in the first call."""
 
     def append_history(self, entries: Sequence[HistoryEntry]) -> None: ...
 

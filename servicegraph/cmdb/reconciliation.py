@@ -69,6 +69,8 @@ ConflictPolicy = Literal["record", "fail"]
 Validated = tuple[list[PreparedCI], list[PreparedRelationship]]  # Reconciler.validate's
 # the source named in the history of items marked stale by age
 EXPIRY_SOURCE = "stale-cleanup"
+# sightings an expiry unit marks at most: as many as an import's unit holds records
+EXPIRY_PART_SIZE = 20_000
 
 
 @dataclass
@@ -244,25 +246,42 @@ class Reconciler:
         return len(live)
 
     def expire(
-        self, older_than: dt.timedelta, *, now: dt.datetime | None = None
+        self,
+        older_than: dt.timedelta,
+        *,
+        now: dt.datetime | None = None,
+        part_size: int = EXPIRY_PART_SIZE,
     ) -> ReconcileReport:
         """Mark stale what no source has reported for ``older_than`` (a source that stopped
         running never completes the runs that would mark its items stale). Nothing is
-        deleted; a later sighting makes the item fresh again."""
+        deleted; a later sighting makes the item fresh again.
+
+        Runs in units of at most ``part_size`` sightings, each with the flags and history
+        of what it made stale, so that a source of 300,000 items that went silent expires
+        without one transaction holding it all. A failure part-way leaves the earlier units
+        committed; the next expiry finishes the rest."""
         at = now or dt.datetime.now(dt.UTC)
         run_id = uuid.uuid4().hex
         provenance = Provenance(at, EXPIRY_SOURCE, current_change_context().actor, run_id)
-        with self.store.write() as writer:
-            stale_cis, stale_rels = writer.expire_sightings(at - older_than)
-            ci_flips, rel_flips = _flip(writer, provenance, [], stale_cis, [], stale_rels, {})
-            history = [*ci_flips.history, *rel_flips.history]
-            writer.append_history(history)
+        history_entries = cis_marked_stale = relationships_marked_stale = 0
+        finished = False
+        while not finished:
+            with self.store.write() as writer:
+                stale_cis, stale_rels, finished = writer.expire_sightings(
+                    at - older_than, part_size
+                )
+                ci_flips, rel_flips = _flip(writer, provenance, [], stale_cis, [], stale_rels, {})
+                history = [*ci_flips.history, *rel_flips.history]
+                writer.append_history(history)
+            history_entries += len(history)
+            cis_marked_stale += ci_flips.marked_stale
+            relationships_marked_stale += rel_flips.marked_stale
         return ReconcileReport(
             source=EXPIRY_SOURCE,
             run_id=run_id,
-            history_entries=len(history),
-            cis_marked_stale=ci_flips.marked_stale,
-            relationships_marked_stale=rel_flips.marked_stale,
+            history_entries=history_entries,
+            cis_marked_stale=cis_marked_stale,
+            relationships_marked_stale=relationships_marked_stale,
         )
 
     def merge(self, survivor_id: str, duplicate_id: str, *, source: str = "manual") -> None:

@@ -539,6 +539,42 @@ class StoreContract:
         with store.write() as w, pytest.raises(ValueError, match="limit"):
             w.sweep_unseen_part("snmp", "r4", 1, 0)
 
+    def test_expiring_in_parts_reports_each_item_once_when_no_source_is_left(
+        self, store: GraphStore
+    ) -> None:
+        self.insert(store, make_ci("a"), make_ci("b"), make_ci("c"))
+        ab = make_rel("a", "DEPENDS_ON", "b")
+        with store.write() as w:
+            w.save_relationships([ab], [])
+            w.record_sightings("snmp", "s1", at(1), ["a", "b", "c"], [ab.key])
+            w.record_sightings("erp", "e1", at(1), ["a"], [])
+            w.record_sightings("erp", "e2", at(5), ["c"], [])  # erp still reports c
+
+        def expire() -> tuple[list[str], list[RelationshipKey], int]:
+            cis: list[str] = []
+            keys: list[RelationshipKey] = []
+            for part in range(1, 20):  # bounded: 5 old sightings, 2 a part
+                with store.write() as w:
+                    stale_cis, stale_rels, finished = w.expire_sightings(at(3), 2)
+                cis += stale_cis
+                keys += stale_rels
+                if finished:
+                    return cis, keys, part
+            raise AssertionError("the expiry never finished")
+
+        cis, keys, parts = expire()
+        assert (sorted(cis), keys) == (["a", "b"], [ab.key])
+        assert parts <= 3  # 5 sightings, 2 a part
+        assert {(s.source, s.stale) for s in store.sightings("c")} == {
+            ("snmp", True),
+            ("erp", False),
+        }
+        assert expire() == ([], [], 1), "what expired once is not expired again"
+        with store.write() as w:
+            assert w.expire_sightings(at(6)) == (["c"], [], True)
+        with store.write() as w, pytest.raises(ValueError, match="limit"):
+            w.expire_sightings(at(6), 0)
+
     def test_sweep_is_scoped_to_the_source(self, store: GraphStore) -> None:
         self.insert(store, make_ci("a"))
         with store.write() as w:

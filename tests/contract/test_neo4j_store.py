@@ -193,6 +193,23 @@ def test_a_sweep_part_holds_at_most_its_limit(neo4j_store: Neo4jGraphStore) -> N
     assert sorted(neo4j_store.sightings(i)[0].missed_runs for i in ids) == [0, 0, 0, 0, 1, 1]
 
 
+def test_an_expiry_part_holds_at_most_its_limit(neo4j_store: Neo4jGraphStore) -> None:
+    """Neo4j really splits an expiry (the contract lets a store finish in one part): the
+    first part of six old sightings, two a part, marks two and is not finished."""
+    import datetime as dt
+
+    ids = [f"ci-{n}" for n in range(6)]
+    with neo4j_store.write() as w:
+        w.insert_cis([make_ci(i) for i in ids])
+        w.record_sightings("snmp", "r1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), ids, [])
+    with neo4j_store.write() as w:
+        stale_cis, stale_rels, finished = w.expire_sightings(
+            dt.datetime(2026, 2, 1, tzinfo=dt.UTC), 2
+        )
+    assert (len(stale_cis), stale_rels, finished) == (2, [], False)
+    assert sorted(neo4j_store.sightings(i)[0].stale for i in ids) == [False] * 4 + [True] * 2
+
+
 def test_change_seq_of_other_hosts_is_at_most_one_poll_interval_old(
     neo4j_store: Neo4jGraphStore,
 ) -> None:

@@ -1,6 +1,7 @@
 """A load larger than Neo4j's per-transaction memory ceiling: refused as one transaction,
-imported whole by ``servicegraph import --commit-every`` in bounded ones; and so is the
-stale sweep of a complete source that stopped reporting nearly all of it.
+imported whole by ``servicegraph import --commit-every`` in bounded ones; and so are the
+expiry of a source gone silent and the stale sweep of a complete source that stopped
+reporting nearly all of it.
 
 The server of this module is started with ``db.memory.transaction.max`` at
 ``CEILING_MB``; the load (``benchmarks/topology.py``) is sized to exceed it several times
@@ -9,6 +10,7 @@ over in one transaction, and its slices to stay well below it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -100,9 +102,9 @@ def test_one_transaction_over_the_ceiling_fails_bounded_ones_succeed(
     assert (replay["cis_created"], replay["cis_updated"], replay["history_entries"]) == (0, 0, 0)
     assert replay["cis_unchanged"] == len(batch.cis)
 
-    # The source's whole view is now one CI: its sweep marks everything else stale, more
-    # than one transaction may hold, so it runs in bounded parts too.
-    only = ObservationBatch(source="import", cis=[batch.cis[0]], complete=True)
+    # The source goes silent: expiring all it reported is more than one transaction may
+    # hold, so it runs in bounded parts; reporting it again makes it all fresh.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     store = Neo4jGraphStore(ceiling.uri, **ceiling.store_settings())
     try:
         r = services.reconciler
@@ -110,7 +112,24 @@ def test_one_transaction_over_the_ceiling_fails_bounded_ones_succeed(
             store, r.classes, r.rules, r.identifier_rules, r.precedence, stale_after_runs=1
         )
         with pytest.raises(StoreError, match=r"db\.memory\.transaction\.max"):
-            one_unit.apply(only)
+            one_unit.expire(dt.timedelta(days=1), now=later, part_size=10**9)
+        expired = one_unit.expire(dt.timedelta(days=1), now=later, part_size=COMMIT_EVERY)
+        assert expired.cis_marked_stale == len(batch.cis)
+        assert expired.relationships_marked_stale == len(batch.relationships)
+    finally:
+        store.close()
+    fresh = cli("import", str(file), "--commit-every", str(COMMIT_EVERY), "--json")
+    assert fresh.returncode == 0, fresh.stderr
+
+    # The source's whole view is now one CI: its sweep marks everything else stale, more
+    # than one transaction may hold, so it runs in bounded parts too.
+    only = ObservationBatch(source="import", cis=[batch.cis[0]], complete=True)
+    store = Neo4jGraphStore(ceiling.uri, **ceiling.store_settings())
+    try:
+        with pytest.raises(StoreError, match=r"db\.memory\.transaction\.max"):
+            Reconciler(
+                store, r.classes, r.rules, r.identifier_rules, r.precedence, stale_after_runs=1
+            ).apply(only)
     finally:
         store.close()
     view = tmp_path / "one-ci.json"

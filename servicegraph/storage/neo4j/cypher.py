@@ -766,28 +766,33 @@ SWEEP_RELATIONSHIP_SIGHTINGS = _statement(
     "sweep",
     "limit",
 )
-# Of these CIs, those no source still vouches for.
-# sightings of sources that stopped reporting: stale by age, not by missed runs
+# Sightings of sources that stopped reporting: stale by age, not by missed runs, at most
+# $limit of them a statement (an expiry of 300,000 sightings in parts of bounded size).
 EXPIRE_CI_SIGHTINGS = _statement(
     "EXPIRE_CI_SIGHTINGS",
     """
     MATCH (s:CISighting)
     WHERE NOT s.stale AND s.last_seen < $before
+    WITH s LIMIT $limit
     SET s.stale = true
-    RETURN DISTINCT s.ci_id AS ci_id
+    RETURN s.ci_id AS ci_id
     """,
     "before",
+    "limit",
 )
 EXPIRE_RELATIONSHIP_SIGHTINGS = _statement(
     "EXPIRE_RELATIONSHIP_SIGHTINGS",
     """
     MATCH (s:RelationshipSighting)
     WHERE NOT s.stale AND s.last_seen < $before
+    WITH s LIMIT $limit
     SET s.stale = true
-    RETURN DISTINCT s.from_id AS from_id, s.type AS type, s.to_id AS to_id
+    RETURN s.from_id AS from_id, s.type AS type, s.to_id AS to_id
     """,
     "before",
+    "limit",
 )
+# Of these CIs, those no source still vouches for.
 STALE_EVERYWHERE_CIS = _statement(
     "STALE_EVERYWHERE_CIS",
     """

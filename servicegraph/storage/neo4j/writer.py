@@ -352,16 +352,36 @@ class Neo4jWriter:
 
         return self._do("sweeping unseen items", work)
 
-    def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
+    def expire_sightings(
+        self, before: dt.datetime, limit: int | None = None
+    ) -> tuple[list[str], list[RelationshipKey], bool]:
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
+        budget = INT64[1] if limit is None else limit  # LIMIT takes an integer, not null
         cutoff = to_neo4j_time(before)
 
-        def work() -> tuple[list[str], list[RelationshipKey]]:
-            expired = [r["ci_id"] for r in run(self._tx, cypher.EXPIRE_CI_SIGHTINGS, before=cutoff)]
-            expired_rels = [
-                rel_key_row((r["from_id"], r["type"], r["to_id"]))
-                for r in run(self._tx, cypher.EXPIRE_RELATIONSHIP_SIGHTINGS, before=cutoff)
+        def work() -> tuple[list[str], list[RelationshipKey], bool]:
+            expired = [
+                r["ci_id"]
+                for r in run(self._tx, cypher.EXPIRE_CI_SIGHTINGS, before=cutoff, limit=budget)
             ]
-            return self._stale_everywhere(expired, expired_rels)
+            left = budget - len(expired)
+            expired_rels = (
+                [
+                    (r["from_id"], r["type"], r["to_id"])
+                    for r in run(
+                        self._tx, cypher.EXPIRE_RELATIONSHIP_SIGHTINGS, before=cutoff, limit=left
+                    )
+                ]
+                if left
+                else []
+            )
+            finished = left > 0 and len(expired_rels) < left
+            # a CI two sources stopped reporting has two sightings: check it once
+            stale_cis, stale_rels = self._stale_everywhere(
+                unique(expired), [rel_key_row(k) for k in unique(expired_rels)]
+            )
+            return stale_cis, stale_rels, finished
 
         return self._do("expiring old sightings", work)
 

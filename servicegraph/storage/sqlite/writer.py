@@ -306,7 +306,12 @@ class SqliteWriter:
         stale_cis, stale_rels = self.sweep_unseen(source, run_id, stale_after)
         return stale_cis, stale_rels, True
 
-    def expire_sightings(self, before: dt.datetime) -> tuple[list[str], list[RelationshipKey]]:
+    def expire_sightings(
+        self, before: dt.datetime, limit: int | None = None
+    ) -> tuple[list[str], list[RelationshipKey], bool]:
+        # SQLite has no transaction memory ceiling: the whole expiry is the first part.
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1")
         cutoff = to_us(before)
         expired = [
             r[0]
@@ -324,7 +329,8 @@ class SqliteWriter:
                 (cutoff,),
             ).fetchall()
         ]
-        return self._stale_everywhere(expired, expired_rels)
+        stale_cis, stale_rels = self._stale_everywhere(expired, expired_rels)
+        return stale_cis, stale_rels, True
 
     def _stale_everywhere(
         self, ci_ids: list[str], relationship_keys: list[list[str]]
