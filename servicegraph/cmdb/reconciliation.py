@@ -260,6 +260,8 @@ class Reconciler:
         of what it made stale, so that a source of 300,000 items that went silent expires
         without one transaction holding it all. A failure part-way leaves the earlier units
         committed; the next expiry finishes the rest."""
+        if part_size < 1:
+            raise ValueError("part_size must be at least 1")
         at = now or dt.datetime.now(dt.UTC)
         run_id = uuid.uuid4().hex
         provenance = Provenance(at, EXPIRY_SOURCE, current_change_context().actor, run_id)

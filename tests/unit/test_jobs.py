@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+import pytest
+
 from servicegraph.bootstrap import Services
 from servicegraph.cmdb.model import HistoryKind
 from servicegraph.cmdb.observation import CIObservation, ObservationBatch
@@ -46,6 +48,8 @@ def test_stale_cleanup_marks_what_no_source_reported_for_long_and_deletes_nothin
         ObservationBatch("erp", [CIObservation("server", "gone", {"serial_number": "OLD"})])
     )
     assert not services.store.get_cis([gone])[gone].stale  # type: ignore[index, list-item]
+    with pytest.raises(ValueError, match="part_size"):
+        services.reconciler.expire(dt.timedelta(days=1), part_size=0)
 
 
 def test_correlate_and_housekeeping_jobs(make_services: Callable[..., Services]) -> None:
