@@ -308,8 +308,10 @@ class Settings(BaseSettings):
     neo4j_user: str = Field(default="neo4j", description="Empty when auth is disabled.")
     neo4j_password: SecretStr = SecretStr("")
     neo4j_database: str = "neo4j"
+    # 5,000: a 100k-CI import in 20,000-record units took 104.7 s at 1,000 rows a
+    # statement, 89 s at 5,000 and 83-87 s at 20,000 (benchmarks/README.md)
     neo4j_batch_size: int = Field(
-        default=1000, ge=1, le=100_000, description="Rows per UNWIND statement."
+        default=5000, ge=1, le=100_000, description="Rows per UNWIND statement."
     )
     neo4j_connect_timeout: float = Field(default=10.0, gt=0)
     neo4j_change_poll_s: float = Field(

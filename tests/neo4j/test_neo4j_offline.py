@@ -84,12 +84,12 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SERVICEGRAPH_STORE", "neo4j")
     monkeypatch.setenv("SERVICEGRAPH_NEO4J_URI", "neo4j://graph:7687")
     monkeypatch.setenv("SERVICEGRAPH_NEO4J_PASSWORD", "pw")
-    monkeypatch.setenv("SERVICEGRAPH_NEO4J_BATCH_SIZE", "5000")
+    monkeypatch.setenv("SERVICEGRAPH_NEO4J_BATCH_SIZE", "2500")
     settings = Settings()
     assert settings.store == "neo4j"
     assert settings.neo4j_uri == "neo4j://graph:7687"
     assert settings.neo4j_password.get_secret_value() == "pw"
-    assert settings.neo4j_batch_size == 5000
+    assert settings.neo4j_batch_size == 2500
 
 
 @pytest.mark.parametrize("uri", ["http://graph:7474", "graph:7687", "neo4j://", "bolt+x://h"])

@@ -95,7 +95,7 @@ class Neo4jGraphStore:
         user: str = "neo4j",
         password: str = "",
         database: str = "neo4j",
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         connect_timeout: float = 10.0,
         max_retry_time: float = 15.0,
         index_wait: int = 300,
