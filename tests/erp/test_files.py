@@ -304,7 +304,7 @@ def test_every_bad_row_of_a_messy_export_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_hundred_thousand_cp1251_rows_are_read_whole(tmp_path: Path) -> None:
-    # how fast is benchmarks/bench_erp.py's "read 100k-row CSV" line, not an assertion here
+    # their speed is benchmarks/bench_erp.py's "read 100k-row CSV" line, not a timed assertion
     path = tmp_path / "big.csv"
     header = ";".join(f"Col{i}" for i in range(12))
     row = "БП-{0:06d};FOC{0:08d};Коммутатор Cisco Catalyst 2960;Коммутатор;ЦФО-01;Иванов И.И.;"
