@@ -179,15 +179,21 @@ def test_a_first_sighting_of_an_item_seen_before_is_refused(
     assert neo4j_store.sightings("ci-a")[0].last_run == "r1"
 
 
-def test_a_sweep_part_holds_at_most_its_limit(neo4j_store: Neo4jGraphStore) -> None:
-    """Neo4j really splits a sweep (the contract lets a store finish in one part): the
-    first part of six unseen items, two a part, counts two and is not finished."""
+def six_seen_once(store: Neo4jGraphStore) -> list[str]:
+    """Six CIs, each seen by one snmp run on 2026-01-01: the items of a bounded part."""
     import datetime as dt
 
     ids = [f"ci-{n}" for n in range(6)]
-    with neo4j_store.write() as w:
+    with store.write() as w:
         w.insert_cis([make_ci(i) for i in ids])
         w.record_sightings("snmp", "r1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), ids, [])
+    return ids
+
+
+def test_a_sweep_part_holds_at_most_its_limit(neo4j_store: Neo4jGraphStore) -> None:
+    """Neo4j really splits a sweep (the contract lets a store finish in one part): the
+    first part of six unseen items, two a part, counts two and is not finished."""
+    ids = six_seen_once(neo4j_store)
     with neo4j_store.write() as w:
         assert w.sweep_unseen_part("snmp", "r2", 5, 2) == ([], [], False)
     assert sorted(neo4j_store.sightings(i)[0].missed_runs for i in ids) == [0, 0, 0, 0, 1, 1]
@@ -198,10 +204,7 @@ def test_an_expiry_part_holds_at_most_its_limit(neo4j_store: Neo4jGraphStore) ->
     first part of six old sightings, two a part, marks two and is not finished."""
     import datetime as dt
 
-    ids = [f"ci-{n}" for n in range(6)]
-    with neo4j_store.write() as w:
-        w.insert_cis([make_ci(i) for i in ids])
-        w.record_sightings("snmp", "r1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), ids, [])
+    ids = six_seen_once(neo4j_store)
     with neo4j_store.write() as w:
         stale_cis, stale_rels, finished = w.expire_sightings(
             dt.datetime(2026, 2, 1, tzinfo=dt.UTC), 2

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+import neo4j
 from neo4j import Transaction
 from neo4j.exceptions import (
     DriverError,
@@ -28,6 +30,7 @@ from servicegraph.cmdb.ports import (
     SourceSweep,
 )
 from servicegraph.storage.neo4j import cypher
+from servicegraph.storage.neo4j.catalogue import Statement
 from servicegraph.storage.neo4j.records import (
     INT64,
     T,
@@ -48,6 +51,14 @@ from servicegraph.storage.neo4j.records import (
 )
 
 ErrorOf = Callable[[Exception, str], CmdbError]  # the store's translation of driver errors
+
+
+def _part_budget(limit: int | None) -> int:
+    """The ``LIMIT`` of a bounded part: ``limit``, or no bound (LIMIT takes an integer,
+    not null)."""
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1")
+    return INT64[1] if limit is None else limit
 
 
 # -- the unit of work ------------------------------------------------------------------
@@ -316,9 +327,7 @@ class Neo4jWriter:
     def sweep_unseen_part(
         self, source: str, run_id: str, stale_after: int, limit: int | None
     ) -> tuple[list[str], list[RelationshipKey], bool]:
-        if limit is not None and limit < 1:
-            raise ValueError("limit must be at least 1")
-        budget = INT64[1] if limit is None else limit  # LIMIT takes an integer, not null
+        budget = _part_budget(limit)
 
         def work() -> tuple[list[str], list[RelationshipKey], bool]:
             record = run(self._tx, cypher.CLAIM_SWEEP, source=source, run_id=run_id).single()
@@ -330,14 +339,9 @@ class Neo4jWriter:
                 "stale_after": stale_after,
                 "sweep": record["sweep"] if record is not None else 1,
             }
-            swept = list(run(self._tx, cypher.SWEEP_CI_SIGHTINGS, **params, limit=budget))
-            left = budget - len(swept)
-            swept_rels = (
-                list(run(self._tx, cypher.SWEEP_RELATIONSHIP_SIGHTINGS, **params, limit=left))
-                if left
-                else []
+            swept, swept_rels, done = self._part(
+                cypher.SWEEP_CI_SIGHTINGS, cypher.SWEEP_RELATIONSHIP_SIGHTINGS, budget, params
             )
-            done = left > 0 and len(swept_rels) < left
             if done:
                 run(self._tx, cypher.FINISH_SWEEP, source=source).consume()
             stale_cis, stale_rels = self._stale_everywhere(
@@ -355,35 +359,39 @@ class Neo4jWriter:
     def expire_sightings(
         self, before: dt.datetime, limit: int | None = None
     ) -> tuple[list[str], list[RelationshipKey], bool]:
-        if limit is not None and limit < 1:
-            raise ValueError("limit must be at least 1")
-        budget = INT64[1] if limit is None else limit  # LIMIT takes an integer, not null
-        cutoff = to_neo4j_time(before)
+        budget = _part_budget(limit)
+        params = {"before": to_neo4j_time(before)}
 
         def work() -> tuple[list[str], list[RelationshipKey], bool]:
-            expired = [
-                r["ci_id"]
-                for r in run(self._tx, cypher.EXPIRE_CI_SIGHTINGS, before=cutoff, limit=budget)
-            ]
-            left = budget - len(expired)
-            expired_rels = (
-                [
-                    (r["from_id"], r["type"], r["to_id"])
-                    for r in run(
-                        self._tx, cypher.EXPIRE_RELATIONSHIP_SIGHTINGS, before=cutoff, limit=left
-                    )
-                ]
-                if left
-                else []
+            expired, expired_rels, finished = self._part(
+                cypher.EXPIRE_CI_SIGHTINGS, cypher.EXPIRE_RELATIONSHIP_SIGHTINGS, budget, params
             )
-            finished = left > 0 and len(expired_rels) < left
             # a CI two sources stopped reporting has two sightings: check it once
             stale_cis, stale_rels = self._stale_everywhere(
-                unique(expired), [rel_key_row(k) for k in unique(expired_rels)]
+                unique(r["ci_id"] for r in expired),
+                [
+                    rel_key_row(k)
+                    for k in unique((r["from_id"], r["type"], r["to_id"]) for r in expired_rels)
+                ],
             )
             return stale_cis, stale_rels, finished
 
         return self._do("expiring old sightings", work)
+
+    def _part(
+        self,
+        ci_statement: Statement,
+        relationship_statement: Statement,
+        budget: int,
+        params: dict[str, Any],
+    ) -> tuple[list[neo4j.Record], list[neo4j.Record], bool]:
+        """One part of a bounded sweep or expiry (inside the caller's transaction): up to
+        ``budget`` CI sightings, then relationship sightings with what is left of it, and
+        whether the work is finished (both came back short)."""
+        cis = list(run(self._tx, ci_statement, **params, limit=budget))
+        left = budget - len(cis)
+        rels = list(run(self._tx, relationship_statement, **params, limit=left)) if left else []
+        return cis, rels, left > 0 and len(rels) < left
 
     def _stale_everywhere(
         self, ci_ids: list[str], relationship_rows: list[dict[str, str]]
